@@ -1,0 +1,290 @@
+//! Users and their login sessions: authentication (with throttling, password upgrades and a
+//! dummy verification for unknown users), sessions, and the account commands of the CLI.
+
+use std::sync::Arc;
+
+use crate::clock::Clock;
+use crate::config::Settings;
+use subtle::ConstantTimeEq;
+
+use crate::passwords::{Hasher, PasswordError};
+use crate::random::{self, RandomError};
+use crate::store::{SecretKey, Session, Store, StoreError, Timestamp, User};
+use crate::throttle::Throttle;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    #[error("too many failed login attempts; try again in {retry_after} seconds")]
+    Throttled { retry_after: u64 },
+    #[error("wrong username or password")]
+    InvalidCredentials,
+    #[error("{0}")]
+    Invalid(String),
+    #[error("no user named {0:?}")]
+    UnknownUser(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Password(#[from] PasswordError),
+    #[error(transparent)]
+    Random(#[from] RandomError),
+}
+
+/// A session that has just been created: the cookie value goes to the browser, once.
+pub struct NewSession {
+    pub cookie_value: String,
+    pub session: Session,
+    pub user: User,
+}
+
+pub struct Accounts {
+    store: Store,
+    hasher: Hasher,
+    throttle: Throttle,
+    clock: Clock,
+    session_lifetime: u64,
+}
+
+impl Accounts {
+    pub fn new(store: Store, hasher: Hasher, settings: &Settings, clock: Clock) -> Arc<Self> {
+        Arc::new(Self {
+            throttle: Throttle::new(settings.login_throttle.clone(), clock.clone()),
+            store,
+            hasher,
+            clock,
+            session_lifetime: settings.sessions.expire_seconds,
+        })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// Checks a username and password and opens a session. Inactive users, unknown users and
+    /// wrong passwords all answer `InvalidCredentials` and cost the same hash work.
+    pub async fn login(
+        &self,
+        username: &str,
+        password: &str,
+        client_ip: Option<&str>,
+    ) -> Result<NewSession, AccountError> {
+        if let Some(retry_after) = self.throttle.retry_after(username, client_ip) {
+            return Err(AccountError::Throttled { retry_after });
+        }
+        let user = self.store.user_by_username(username)?;
+        let stored_hash = user.as_ref().map(|user| user.password.clone());
+        let verification = self.hasher.verify(password.to_owned(), stored_hash).await?;
+        let user = match user {
+            Some(user) if verification.matches && user.is_active => user,
+            Some(user) if verification.matches => {
+                // The right password for a deactivated account is not a guessing attempt.
+                tracing::info!(user = user.id, "login refused: account inactive");
+                return Err(AccountError::InvalidCredentials);
+            }
+            _ => {
+                self.throttle.record_failure(username, client_ip);
+                tracing::info!("login failed: wrong username or password");
+                return Err(AccountError::InvalidCredentials);
+            }
+        };
+        self.throttle.record_success(username);
+        let upgraded = if verification.needs_upgrade {
+            Some(self.hasher.hash(password.to_owned()).await?)
+        } else {
+            None
+        };
+        let now = Timestamp::from_datetime(self.clock.now());
+        let cookie_value = random::token(32)?;
+        let session = Session {
+            user_id: user.id,
+            auth_time: now,
+            created: now,
+            expires_at: now.plus_seconds(self.session_lifetime),
+            sid: random::token(16)?,
+        };
+        let key = SecretKey::of(&cookie_value);
+        let stored = session.clone();
+        let user_id = user.id;
+        let user = self
+            .store
+            .write(move |tx| {
+                let mut user = tx
+                    .user(user_id)?
+                    .ok_or_else(|| StoreError::Conflict("the user was deleted".to_owned()))?;
+                user.last_login = Some(now);
+                if let Some(hash) = &upgraded {
+                    user.password.clone_from(hash);
+                }
+                tx.put_user(&user)?;
+                tx.put_session(&key, &stored)?;
+                Ok(user)
+            })
+            .await?;
+        tracing::info!(user = user.id, "login succeeded");
+        Ok(NewSession {
+            cookie_value,
+            session,
+            user,
+        })
+    }
+
+    /// The live session behind a cookie value and its (active) user.
+    pub fn session_user(&self, cookie_value: &str) -> Result<Option<(Session, User)>, StoreError> {
+        let key = SecretKey::of(cookie_value);
+        let now = Timestamp::from_datetime(self.clock.now());
+        self.store.read(|tx| {
+            let Some(session) = tx.session(&key)? else {
+                return Ok(None);
+            };
+            if session.expires_at <= now {
+                return Ok(None);
+            }
+            Ok(tx
+                .user(session.user_id)?
+                .filter(|user| user.is_active)
+                .map(|user| (session, user)))
+        })
+    }
+
+    pub async fn logout(&self, cookie_value: &str) -> Result<(), StoreError> {
+        let key = SecretKey::of(cookie_value);
+        self.store.write(move |tx| tx.delete_session(&key)).await?;
+        Ok(())
+    }
+}
+
+/// Django's username rule: 1–150 of letters, digits and `@ . + - _`.
+pub fn validate_username(username: &str) -> Result<(), AccountError> {
+    let valid = !username.is_empty()
+        && username.chars().count() <= 150
+        && username
+            .chars()
+            .all(|c| c.is_alphanumeric() || "@.+-_".contains(c));
+    if valid {
+        Ok(())
+    } else {
+        Err(AccountError::Invalid(
+            "a username is 1 to 150 letters, digits and @ . + - _".to_owned(),
+        ))
+    }
+}
+
+/// A subset of Django's default password validators.
+pub fn validate_password(username: &str, password: &str) -> Result<(), AccountError> {
+    let problem = if password.chars().count() < 8 {
+        Some("This password is too short. It must contain at least 8 characters.")
+    } else if password.chars().all(|c| c.is_ascii_digit()) {
+        Some("This password is entirely numeric.")
+    } else if password.eq_ignore_ascii_case(username) {
+        Some("The password is too similar to the username.")
+    } else {
+        None
+    };
+    match problem {
+        Some(message) => Err(AccountError::Invalid(message.to_owned())),
+        None => Ok(()),
+    }
+}
+
+pub async fn create_superuser(
+    store: &Store,
+    hasher: &Hasher,
+    username: String,
+    email: String,
+    password: String,
+) -> Result<User, AccountError> {
+    validate_username(&username)?;
+    validate_password(&username, &password)?;
+    if !email.is_empty() && !email.contains('@') {
+        return Err(AccountError::Invalid(format!(
+            "{email:?} is not an email address"
+        )));
+    }
+    let password = hasher.hash(password).await?;
+    let now = Timestamp::from_datetime(time::OffsetDateTime::now_utc());
+    let user = store
+        .write(move |tx| {
+            if tx.user_by_username(&username)?.is_some() {
+                return Err(StoreError::Conflict(format!(
+                    "a user named {username:?} already exists"
+                )));
+            }
+            let user = User {
+                id: tx.next_user_id()?,
+                username: username.clone(),
+                password: password.clone(),
+                first_name: String::new(),
+                last_name: String::new(),
+                email: email.clone(),
+                is_active: true,
+                is_staff: true,
+                is_superuser: true,
+                last_login: None,
+                date_joined: now,
+                groups: Vec::new(),
+                user_permissions: Vec::new(),
+            };
+            tx.put_user(&user)?;
+            Ok(user)
+        })
+        .await?;
+    Ok(user)
+}
+
+pub async fn change_password(
+    store: &Store,
+    hasher: &Hasher,
+    username: String,
+    password: String,
+) -> Result<(), AccountError> {
+    validate_password(&username, &password)?;
+    if store.user_by_username(&username)?.is_none() {
+        return Err(AccountError::UnknownUser(username));
+    }
+    let hash = hasher.hash(password).await?;
+    store
+        .write(move |tx| {
+            let mut user = tx
+                .user_by_username(&username)?
+                .ok_or_else(|| StoreError::Conflict(format!("no user named {username:?}")))?;
+            user.password.clone_from(&hash);
+            tx.put_user(&user)
+        })
+        .await?;
+    Ok(())
+}
+
+/// Whether the demo's published credentials work here (a public server must not have them).
+pub async fn demo_credentials_present(
+    store: &Store,
+    hasher: &Hasher,
+) -> Result<bool, AccountError> {
+    let (admin, client) = store.read(|tx| {
+        Ok((
+            tx.user_by_username("admin")?,
+            tx.application_by_client_id("hash1")?,
+        ))
+    })?;
+    if let Some(admin) = admin {
+        let check = hasher
+            .verify("admin123".to_owned(), Some(admin.password))
+            .await?;
+        if check.matches {
+            return Ok(true);
+        }
+    }
+    if let Some(client) = client {
+        if !client.hash_client_secret {
+            return Ok(bool::from(client.client_secret.as_bytes().ct_eq(b"hashed")));
+        }
+        let check = hasher
+            .verify("hashed".to_owned(), Some(client.client_secret))
+            .await?;
+        return Ok(check.matches);
+    }
+    Ok(false)
+}

@@ -1,0 +1,651 @@
+//! Settings and where they come from.
+//!
+//! Precedence, lowest first: built-in defaults (plus the built-in `demo` profile) <
+//! `Rocket.toml` (the `[default]` table, then the selected profile, then `[global]`) <
+//! `OXIDOT_*` environment variables (nested keys joined with `__`) < the environment names the
+//! DOT tutorial used (`DOT_PKCE`, `OIDC_RSA_PRIVATE_KEY`, `OIDC_RSA_PRIVATE_KEY_FILE`, `PORT`).
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::value::{Dict, Map, Value};
+use figment::{Figment, Metadata, Profile, Provider};
+use serde::{Deserialize, Serialize};
+
+pub const DEFAULT_CONFIG_FILE: &str = "Rocket.toml";
+pub const DEFAULT_PROFILE: &str = "default";
+pub const DEMO_PROFILE: &str = "demo";
+pub const ENV_PREFIX: &str = "OXIDOT_";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {0} does not exist")]
+    MissingFile(PathBuf),
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+    #[error("invalid value for `{key}` (from {source_name}): {message}")]
+    BadValue {
+        key: String,
+        source_name: String,
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ApprovalPrompt {
+    Force,
+    Auto,
+}
+
+/// DOT's `OAUTH2_PROVIDER` settings, lowercased, with DOT's defaults except where noted.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OAuth2Provider {
+    pub access_token_expire_seconds: u64,
+    pub authorization_code_expire_seconds: u64,
+    pub id_token_expire_seconds: u64,
+    /// Idle lifetime of refresh tokens; none means they never expire (DOT's default).
+    pub refresh_token_expire_seconds: Option<u64>,
+    pub refresh_token_grace_period_seconds: u64,
+    pub rotate_refresh_token: bool,
+    /// DOT defaults to false and announces true; we start with the safer value.
+    pub refresh_token_reuse_protection: bool,
+    pub pkce_required: bool,
+    /// Scope name → description shown on the consent page.
+    pub scopes: BTreeMap<String, String>,
+    /// `["__all__"]` means every scope in `scopes`, as in DOT.
+    pub default_scopes: Vec<String>,
+    pub request_approval_prompt: ApprovalPrompt,
+    pub allowed_redirect_uri_schemes: Vec<String>,
+    pub clear_expired_tokens_batch_size: u64,
+    pub clear_expired_tokens_batch_interval: f64,
+    pub oidc_enabled: bool,
+    pub oidc_rsa_private_key: Option<String>,
+    pub oidc_rsa_private_key_file: Option<PathBuf>,
+}
+
+impl Default for OAuth2Provider {
+    fn default() -> Self {
+        let scopes = [
+            ("read", "Reading scope"),
+            ("write", "Writing scope"),
+            ("openid", "OpenID Connect scope"),
+            ("profile", "Your name and profile"),
+            ("email", "Your email address"),
+            ("address", "Your postal address"),
+            ("phone", "Your phone number"),
+            ("introspection", "Introspect tokens"),
+            ("permissions", "Your permissions"),
+        ];
+        Self {
+            access_token_expire_seconds: 36_000,
+            authorization_code_expire_seconds: 60,
+            id_token_expire_seconds: 36_000,
+            refresh_token_expire_seconds: None,
+            refresh_token_grace_period_seconds: 0,
+            rotate_refresh_token: true,
+            refresh_token_reuse_protection: true,
+            pkce_required: true,
+            scopes: scopes
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            default_scopes: vec!["__all__".to_owned()],
+            request_approval_prompt: ApprovalPrompt::Force,
+            allowed_redirect_uri_schemes: vec!["http".to_owned(), "https".to_owned()],
+            clear_expired_tokens_batch_size: 10_000,
+            clear_expired_tokens_batch_interval: 0.0,
+            oidc_enabled: true,
+            oidc_rsa_private_key: None,
+            oidc_rsa_private_key_file: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Sessions {
+    /// Absolute lifetime of a login session (Django's SESSION_COOKIE_AGE: two weeks).
+    pub expire_seconds: u64,
+    pub cookie_name: String,
+}
+
+impl Default for Sessions {
+    fn default() -> Self {
+        Self {
+            expire_seconds: 1_209_600,
+            cookie_name: "sessionid".to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoginThrottle {
+    /// Failed logins for one username within `window_seconds` before it is locked out.
+    pub max_failures_per_username: u32,
+    /// Failed logins from one client IP within `window_seconds` before it is locked out.
+    pub max_failures_per_ip: u32,
+    pub window_seconds: u64,
+}
+
+impl Default for LoginThrottle {
+    fn default() -> Self {
+        Self {
+            max_failures_per_username: 5,
+            max_failures_per_ip: 30,
+            window_seconds: 300,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest accepted form body, in bytes.
+    pub form: u64,
+    /// Largest accepted JSON body, in bytes.
+    pub json: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            form: 64 * 1024,
+            json: 64 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    pub address: IpAddr,
+    pub port: u16,
+    /// Worker threads of the async runtime; 0 means one per CPU.
+    pub workers: usize,
+    /// Path of the redb database file.
+    pub database: PathBuf,
+    /// redb page cache in MiB (redb's own default is 1 GiB, too much for an appliance).
+    pub database_cache_mb: u64,
+    /// Issuer URL; derived from the request when unset.
+    pub issuer: Option<String>,
+    /// Concurrent password/secret hash computations; 0 means one per CPU.
+    pub max_concurrent_hashes: usize,
+    /// A tracing filter: `info`, `debug`, `oxidot=debug,info`, ...
+    pub log_level: String,
+    pub limits: Limits,
+    pub sessions: Sessions,
+    pub login_throttle: LoginThrottle,
+    pub oauth2_provider: OAuth2Provider,
+}
+
+impl Settings {
+    /// Whether the server is reached over https, so cookies must be `Secure`.
+    pub fn public_https(&self) -> bool {
+        self.issuer
+            .as_deref()
+            .is_some_and(|issuer| issuer.starts_with("https://"))
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            address: IpAddr::from([127, 0, 0, 1]),
+            port: 8000,
+            workers: 0,
+            database: PathBuf::from("oxidot.redb"),
+            database_cache_mb: 32,
+            issuer: None,
+            max_concurrent_hashes: 0,
+            log_level: "info".to_owned(),
+            limits: Limits::default(),
+            sessions: Sessions::default(),
+            login_throttle: LoginThrottle::default(),
+            oauth2_provider: OAuth2Provider::default(),
+        }
+    }
+}
+
+/// Where to read configuration from.
+#[derive(Debug, Clone)]
+pub struct ConfigSource {
+    /// An explicit file must exist; without one, `Rocket.toml` in the working directory is
+    /// read when present.
+    pub file: Option<PathBuf>,
+    pub profile: String,
+}
+
+impl Default for ConfigSource {
+    fn default() -> Self {
+        Self {
+            file: None,
+            profile: DEFAULT_PROFILE.to_owned(),
+        }
+    }
+}
+
+/// Settings together with the record of where each value came from.
+#[derive(Debug, Clone)]
+pub struct LoadedConfig {
+    pub settings: Settings,
+    pub profile: String,
+    pub file: Option<PathBuf>,
+    figment: Figment,
+}
+
+/// The environment names of the DOT tutorial, mapped onto our keys.
+const SEED_ENV: &[(&str, &str)] = &[
+    ("DOT_PKCE", "oauth2_provider.pkce_required"),
+    (
+        "OIDC_RSA_PRIVATE_KEY",
+        "oauth2_provider.oidc_rsa_private_key",
+    ),
+    (
+        "OIDC_RSA_PRIVATE_KEY_FILE",
+        "oauth2_provider.oidc_rsa_private_key_file",
+    ),
+    ("PORT", "port"),
+];
+
+/// One environment variable, as its own provider so that errors and `oxidot check` name it.
+struct SeedEnvVar {
+    var: &'static str,
+    key: &'static str,
+    value: Value,
+}
+
+impl Provider for SeedEnvVar {
+    fn metadata(&self) -> Metadata {
+        Metadata::named(format!("environment variable {}", self.var))
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        let nested = figment::util::nest(self.key, self.value.clone());
+        let dict = nested
+            .into_dict()
+            .ok_or_else(|| figment::Error::from(format!("{} is not a key path", self.key)))?;
+        Ok(Profile::Global.collect(dict))
+    }
+}
+
+fn seed_env_var(var: &'static str, key: &'static str, raw: &str) -> Result<Value, ConfigError> {
+    let bad = |message: &str| ConfigError::BadValue {
+        key: key.to_owned(),
+        source_name: format!("environment variable {var}"),
+        message: message.to_owned(),
+    };
+    match var {
+        // The tutorial sets DOT_PKCE the Python way ("True"/"False").
+        "DOT_PKCE" => match raw.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => Ok(Value::from(true)),
+            "false" | "0" | "no" | "off" => Ok(Value::from(false)),
+            _ => Err(bad(&format!("expected true or false, found {raw:?}"))),
+        },
+        "PORT" => raw
+            .trim()
+            .parse::<u16>()
+            .map(|port| Value::from(u64::from(port)))
+            .map_err(|_| bad(&format!("expected a TCP port number, found {raw:?}"))),
+        _ => Ok(Value::from(raw.to_owned())),
+    }
+}
+
+fn builtin_demo_profile() -> Dict {
+    let mut dict = Dict::new();
+    dict.insert("database".to_owned(), Value::from("oxidot-demo.redb"));
+    dict
+}
+
+impl LoadedConfig {
+    pub fn load(source: &ConfigSource) -> Result<Self, ConfigError> {
+        let file = match &source.file {
+            Some(path) if !path.exists() => return Err(ConfigError::MissingFile(path.clone())),
+            Some(path) => Some(path.clone()),
+            None => {
+                let path = PathBuf::from(DEFAULT_CONFIG_FILE);
+                path.exists().then_some(path)
+            }
+        };
+        let mut figment = Figment::new()
+            .merge(Serialized::defaults(Settings::default()))
+            .merge(Serialized::from(builtin_demo_profile(), DEMO_PROFILE));
+        if let Some(path) = &file {
+            figment = figment.merge(Toml::file_exact(path).nested());
+        }
+        figment = figment.merge(
+            Env::prefixed(ENV_PREFIX)
+                .ignore(&["PROFILE", "CONFIG", "SUPERUSER_PASSWORD", "REQUIRE_BROWSER"])
+                .split("__")
+                .global(),
+        );
+        for (var, key) in SEED_ENV {
+            if let Ok(raw) = std::env::var(var) {
+                let value = seed_env_var(var, key, &raw)?;
+                figment = figment.merge(SeedEnvVar { var, key, value });
+            }
+        }
+        let figment = figment.select(source.profile.as_str());
+        let settings: Settings = figment
+            .extract()
+            .map_err(|error| describe_figment_error(&figment, error))?;
+        let loaded = Self {
+            settings,
+            profile: source.profile.clone(),
+            file,
+            figment,
+        };
+        loaded.validate()?;
+        Ok(loaded)
+    }
+
+    /// Where a key's effective value came from, for messages and `oxidot check`.
+    pub fn source_of(&self, key: &str) -> String {
+        source_name(&self.figment, key)
+    }
+
+    fn bad_value(&self, key: &str, message: impl Into<String>) -> ConfigError {
+        ConfigError::BadValue {
+            key: key.to_owned(),
+            source_name: self.source_of(key),
+            message: message.into(),
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let s = &self.settings;
+        let p = &s.oauth2_provider;
+        if s.port == 0 {
+            return Err(self.bad_value("port", "must be between 1 and 65535"));
+        }
+        if s.database.as_os_str().is_empty() {
+            return Err(self.bad_value("database", "must be a file path"));
+        }
+        if s.database_cache_mb == 0 {
+            return Err(self.bad_value("database_cache_mb", "must be at least 1"));
+        }
+        if s.log_level
+            .parse::<tracing_subscriber::EnvFilter>()
+            .is_err()
+        {
+            return Err(self.bad_value("log_level", "expected e.g. info, debug or oxidot=debug"));
+        }
+        if let Some(issuer) = &s.issuer
+            && !(issuer.starts_with("https://") || issuer.starts_with("http://"))
+        {
+            return Err(self.bad_value("issuer", "must be an http(s) URL"));
+        }
+        if s.limits.form < 1024 {
+            return Err(self.bad_value("limits.form", "must be at least 1024 bytes"));
+        }
+        if s.sessions.expire_seconds == 0 {
+            return Err(self.bad_value("sessions.expire_seconds", "must be positive"));
+        }
+        if s.sessions.cookie_name.is_empty()
+            || !s
+                .sessions
+                .cookie_name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(self.bad_value(
+                "sessions.cookie_name",
+                "must be letters, digits, '_' or '-'",
+            ));
+        }
+        if s.login_throttle.window_seconds == 0 {
+            return Err(self.bad_value("login_throttle.window_seconds", "must be positive"));
+        }
+        for (key, value) in [
+            (
+                "oauth2_provider.access_token_expire_seconds",
+                p.access_token_expire_seconds,
+            ),
+            (
+                "oauth2_provider.authorization_code_expire_seconds",
+                p.authorization_code_expire_seconds,
+            ),
+            (
+                "oauth2_provider.id_token_expire_seconds",
+                p.id_token_expire_seconds,
+            ),
+            (
+                "oauth2_provider.clear_expired_tokens_batch_size",
+                p.clear_expired_tokens_batch_size,
+            ),
+        ] {
+            if value == 0 {
+                return Err(self.bad_value(key, "must be positive"));
+            }
+        }
+        if p.refresh_token_expire_seconds == Some(0) {
+            return Err(self.bad_value(
+                "oauth2_provider.refresh_token_expire_seconds",
+                "must be positive (leave it out for refresh tokens that never expire)",
+            ));
+        }
+        if !p.clear_expired_tokens_batch_interval.is_finite()
+            || p.clear_expired_tokens_batch_interval < 0.0
+        {
+            return Err(self.bad_value(
+                "oauth2_provider.clear_expired_tokens_batch_interval",
+                "must be a non-negative number of seconds",
+            ));
+        }
+        if p.scopes.is_empty() {
+            return Err(self.bad_value("oauth2_provider.scopes", "must name at least one scope"));
+        }
+        if let Some(bad) = p.scopes.keys().find(|scope| !is_scope_token(scope)) {
+            return Err(self.bad_value(
+                "oauth2_provider.scopes",
+                format!("{bad:?} is not a valid scope name (RFC 6749 §3.3)"),
+            ));
+        }
+        for scope in &p.default_scopes {
+            if scope != "__all__" && !p.scopes.contains_key(scope) {
+                return Err(self.bad_value(
+                    "oauth2_provider.default_scopes",
+                    format!("{scope:?} is not one of the configured scopes"),
+                ));
+            }
+        }
+        if let Some(bad) = p
+            .allowed_redirect_uri_schemes
+            .iter()
+            .find(|scheme| !is_uri_scheme(scheme))
+        {
+            return Err(self.bad_value(
+                "oauth2_provider.allowed_redirect_uri_schemes",
+                format!("{bad:?} is not a URI scheme"),
+            ));
+        }
+        if p.oidc_rsa_private_key.is_some() && p.oidc_rsa_private_key_file.is_some() {
+            return Err(self.bad_value(
+                "oauth2_provider.oidc_rsa_private_key_file",
+                "give either the key or the key file, not both",
+            ));
+        }
+        if let Some(pem) = self.oidc_rsa_private_key_pem()? {
+            josekit::jws::RS256
+                .signer_from_pem(pem.as_bytes())
+                .map_err(|_| {
+                    let key = if p.oidc_rsa_private_key_file.is_some() {
+                        "oauth2_provider.oidc_rsa_private_key_file"
+                    } else {
+                        "oauth2_provider.oidc_rsa_private_key"
+                    };
+                    self.bad_value(key, "not an RSA private key in PEM format")
+                })?;
+        }
+        Ok(())
+    }
+
+    /// The configured RSA signing key, read from its file when given as one.
+    pub fn oidc_rsa_private_key_pem(&self) -> Result<Option<String>, ConfigError> {
+        let p = &self.settings.oauth2_provider;
+        if let Some(pem) = &p.oidc_rsa_private_key {
+            return Ok(Some(pem.clone()));
+        }
+        match &p.oidc_rsa_private_key_file {
+            Some(path) => std::fs::read_to_string(path).map(Some).map_err(|error| {
+                self.bad_value(
+                    "oauth2_provider.oidc_rsa_private_key_file",
+                    format!("cannot read {}: {error}", path.display()),
+                )
+            }),
+            None => Ok(None),
+        }
+    }
+
+    /// Every effective value as `key = value  # source`, secrets redacted.
+    pub fn describe(&self) -> Vec<(String, String, String)> {
+        let mut rows = Vec::new();
+        let value = serde_json::to_value(&self.settings).unwrap_or_default();
+        flatten("", &value, &mut rows);
+        rows.into_iter()
+            .map(|(key, value)| {
+                let shown = if is_secret_key(&key) && value != "null" {
+                    "\"<redacted>\"".to_owned()
+                } else {
+                    value
+                };
+                let source = self.source_of(&key);
+                (key, shown, source)
+            })
+            .collect()
+    }
+}
+
+fn flatten(prefix: &str, value: &serde_json::Value, out: &mut Vec<(String, String)>) {
+    match value {
+        serde_json::Value::Object(map) if !prefix.ends_with("scopes") || prefix.is_empty() => {
+            for (key, inner) in map {
+                let path = if prefix.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{prefix}.{key}")
+                };
+                flatten(&path, inner, out);
+            }
+        }
+        other => out.push((prefix.to_owned(), other.to_string())),
+    }
+}
+
+fn is_secret_key(key: &str) -> bool {
+    let key = key.rsplit('.').next().unwrap_or(key);
+    (key.contains("secret") || key.contains("private_key") || key.contains("password"))
+        && !key.ends_with("_file")
+}
+
+fn source_name(figment: &Figment, key: &str) -> String {
+    // A key's own metadata, or that of the nearest table that holds it.
+    let mut path = key;
+    loop {
+        if let Some(metadata) = figment.find_metadata(path) {
+            return describe_metadata(metadata);
+        }
+        match path.rfind('.') {
+            Some(dot) => path = &path[..dot],
+            None => return "built-in default".to_owned(),
+        }
+    }
+}
+
+fn describe_metadata(metadata: &Metadata) -> String {
+    match &metadata.source {
+        Some(figment::Source::File(path)) => format!("{} {}", metadata.name, path.display()),
+        _ if metadata.name.starts_with("environment variable") => {
+            metadata.name.clone().into_owned()
+        }
+        _ if metadata.name.contains("Serialized") => "built-in default".to_owned(),
+        _ => metadata.name.clone().into_owned(),
+    }
+}
+
+fn describe_figment_error(figment: &Figment, error: figment::Error) -> ConfigError {
+    let Some(error) = error.into_iter().next() else {
+        return ConfigError::Invalid("unknown error".to_owned());
+    };
+    let mut key = error.path.join(".");
+    let message = match &error.kind {
+        figment::error::Kind::UnknownField(field, expected) => {
+            key = if key.is_empty() {
+                field.clone()
+            } else {
+                format!("{key}.{field}")
+            };
+            format!(
+                "unknown key; expected one of: {}",
+                expected
+                    .iter()
+                    .map(|name| format!("`{name}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }
+        kind => kind.to_string(),
+    };
+    let source_name = match &error.metadata {
+        Some(metadata) if !matches!(error.kind, figment::error::Kind::UnknownField(..)) => {
+            describe_metadata(metadata)
+        }
+        _ => source_name(figment, &key),
+    };
+    ConfigError::BadValue {
+        key: if key.is_empty() {
+            "(top level)".to_owned()
+        } else {
+            key
+        },
+        source_name,
+        message,
+    }
+}
+
+/// RFC 6749 §3.3 scope-token: printable ASCII except space, `"` and `\`.
+pub fn is_scope_token(token: &str) -> bool {
+    !token.is_empty()
+        && token
+            .bytes()
+            .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
+}
+
+fn is_uri_scheme(scheme: &str) -> bool {
+    let mut chars = scheme.chars();
+    chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+-.".contains(c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scope_tokens_follow_rfc_6749() {
+        assert!(is_scope_token("read"));
+        assert!(is_scope_token("https://api.example/x:write"));
+        assert!(!is_scope_token(""));
+        assert!(!is_scope_token("a b"));
+        assert!(!is_scope_token("quote\""));
+    }
+
+    #[test]
+    fn secrets_are_recognised_by_key_name() {
+        assert!(is_secret_key("oauth2_provider.oidc_rsa_private_key"));
+        assert!(!is_secret_key("oauth2_provider.oidc_rsa_private_key_file"));
+        assert!(!is_secret_key("port"));
+    }
+
+    #[test]
+    fn dot_pkce_accepts_python_booleans() {
+        let parse = |raw| seed_env_var("DOT_PKCE", "oauth2_provider.pkce_required", raw);
+        assert_eq!(parse("False").ok(), Some(Value::from(false)));
+        assert_eq!(parse("true").ok(), Some(Value::from(true)));
+        assert!(parse("maybe").is_err());
+    }
+}

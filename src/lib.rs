@@ -1,0 +1,19 @@
+//! oxidot: an OAuth 2.0 authorization server and OpenID Connect provider in one binary.
+#![forbid(unsafe_code)]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+pub mod accounts;
+pub mod clock;
+pub mod commands;
+pub mod config;
+pub mod control;
+pub mod fixtures;
+pub mod passwords;
+pub mod random;
+pub mod server;
+pub mod store;
+pub mod throttle;
+pub mod web;

@@ -1,0 +1,357 @@
+#![forbid(unsafe_code)]
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{IsTerminal, Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use oxidot::clock::Clock;
+use oxidot::commands::{self, Command, CommandError};
+use oxidot::config::{ConfigSource, DEFAULT_PROFILE, DEMO_PROFILE, LoadedConfig};
+use oxidot::control;
+use oxidot::fixtures::{FixtureFile, Format};
+use oxidot::passwords::Hasher;
+use oxidot::server::{self, ServeOptions};
+use oxidot::store::{Store, StoreError};
+
+/// An OAuth 2.0 authorization server and OpenID Connect provider in one binary,
+/// compatible with the Django OAuth Toolkit (same URLs, settings and data).
+#[derive(Parser)]
+#[command(name = "oxidot", version, about, long_about = None)]
+struct Cli {
+    /// Config file (default: ./Rocket.toml when it exists)
+    #[arg(long, global = true, env = "OXIDOT_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Config profile to use (default: "default"; "demo" for `oxidot demo`)
+    #[arg(long, global = true, env = "OXIDOT_PROFILE", value_name = "NAME")]
+    profile: Option<String>,
+    /// Database file, overriding the `database` setting
+    #[arg(long, global = true, value_name = "FILE")]
+    database: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the demo: oxidot-demo.redb in this directory, the DOT tutorial's users and clients
+    /// loaded when the database is new, served on http://127.0.0.1:8000
+    Demo,
+    /// Run the server for real use; loads no data (create a user with `createsuperuser`)
+    Serve {
+        /// Listen beyond loopback even though the demo credentials work on this database
+        #[arg(long)]
+        allow_demo_credentials: bool,
+    },
+    /// Load Django fixtures (YAML or JSON dumpdata output) in one transaction
+    Loaddata {
+        /// Fixture files; .json is read as JSON, anything else as YAML
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    /// Write users, groups and applications as a Django fixture
+    Dumpdata {
+        /// Models (auth.user, auth.group, oauth2_provider.application) or apps (auth,
+        /// oauth2_provider); all when none is named
+        #[arg(value_name = "MODEL")]
+        models: Vec<String>,
+        #[arg(long, value_enum, default_value = "yaml")]
+        format: Format,
+        /// Write to this file instead of standard output
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Create a superuser (asks for what is missing; see --no-input)
+    Createsuperuser {
+        #[arg(long)]
+        username: Option<String>,
+        #[arg(long)]
+        email: Option<String>,
+        /// Ask nothing: the password comes from OXIDOT_SUPERUSER_PASSWORD or --password-stdin
+        #[arg(long, alias = "noinput")]
+        no_input: bool,
+        /// Read the password from the first line of standard input
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Set a user's password
+    Changepassword {
+        username: String,
+        /// Read the new password from the first line of standard input
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Validate the configuration and the database; print every setting and its source
+    Check,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let profile = cli.profile.clone().unwrap_or_else(|| {
+        if matches!(cli.command, Cmd::Demo) {
+            DEMO_PROFILE.to_owned()
+        } else {
+            DEFAULT_PROFILE.to_owned()
+        }
+    });
+    let source = ConfigSource {
+        file: cli.config.clone(),
+        profile,
+    };
+    let mut loaded = match LoadedConfig::load(&source) {
+        Ok(loaded) => loaded,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(database) = &cli.database {
+        loaded.settings.database = database.clone();
+    }
+    let serving = matches!(cli.command, Cmd::Demo | Cmd::Serve { .. });
+    init_logging(if serving {
+        &loaded.settings.log_level
+    } else {
+        "warn"
+    });
+    let workers = match loaded.settings.workers {
+        0 => std::thread::available_parallelism().map_or(2, usize::from),
+        n => n,
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli.command, loaded)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+async fn dispatch(command: Cmd, loaded: LoadedConfig) -> Result<(), String> {
+    match command {
+        Cmd::Demo => run_server(loaded, true, false).await,
+        Cmd::Serve {
+            allow_demo_credentials,
+        } => run_server(loaded, false, allow_demo_credentials).await,
+        Cmd::Loaddata { files } => {
+            let mut fixtures = Vec::new();
+            for path in files {
+                let contents = std::fs::read_to_string(&path)
+                    .map_err(|error| format!("cannot read {}: {error}", path.display()))?;
+                fixtures.push(FixtureFile {
+                    name: path.display().to_string(),
+                    contents,
+                });
+            }
+            let output = run_command(&loaded, Command::LoadData { files: fixtures }).await?;
+            println!("{output}");
+            Ok(())
+        }
+        Cmd::Dumpdata {
+            models,
+            format,
+            output,
+        } => {
+            let text = run_command(&loaded, Command::DumpData { models, format }).await?;
+            match output {
+                Some(path) => std::fs::write(&path, text)
+                    .map_err(|error| format!("cannot write {}: {error}", path.display())),
+                None => {
+                    print!("{text}");
+                    Ok(())
+                }
+            }
+        }
+        Cmd::Createsuperuser {
+            username,
+            email,
+            no_input,
+            password_stdin,
+        } => {
+            let interactive = !no_input && !password_stdin && std::io::stdin().is_terminal();
+            let username = match username {
+                Some(username) => username,
+                None if interactive => prompt("Username: ")?,
+                None => return Err("--username is required with --no-input".to_owned()),
+            };
+            let email = match email {
+                Some(email) => email,
+                None if interactive => prompt("Email address: ")?,
+                None => String::new(),
+            };
+            let password = if password_stdin {
+                read_stdin_line()?
+            } else if no_input || !interactive {
+                std::env::var("OXIDOT_SUPERUSER_PASSWORD").map_err(|_| {
+                    "give the password in OXIDOT_SUPERUSER_PASSWORD or with --password-stdin"
+                        .to_owned()
+                })?
+            } else {
+                ask_new_password()?
+            };
+            let output = run_command(
+                &loaded,
+                Command::CreateSuperuser {
+                    username,
+                    email,
+                    password,
+                },
+            )
+            .await?;
+            println!("{output}");
+            Ok(())
+        }
+        Cmd::Changepassword {
+            username,
+            password_stdin,
+        } => {
+            let password = if password_stdin || !std::io::stdin().is_terminal() {
+                read_stdin_line()?
+            } else {
+                println!("Changing password for user {username:?}");
+                ask_new_password()?
+            };
+            let output =
+                run_command(&loaded, Command::ChangePassword { username, password }).await?;
+            println!("{output}");
+            Ok(())
+        }
+        Cmd::Check => check(&loaded).await,
+    }
+}
+
+async fn run_server(loaded: LoadedConfig, demo: bool, allow: bool) -> Result<(), String> {
+    let options = ServeOptions {
+        demo,
+        allow_demo_credentials: allow,
+    };
+    server::run(loaded, options, Clock::system())
+        .await
+        .map_err(|error| error.to_string())
+}
+
+fn cache_bytes(loaded: &LoadedConfig) -> usize {
+    usize::try_from(
+        loaded
+            .settings
+            .database_cache_mb
+            .saturating_mul(1024 * 1024),
+    )
+    .unwrap_or(usize::MAX)
+}
+
+/// Runs a command on the database directly, or through the server that holds it.
+async fn run_command(loaded: &LoadedConfig, command: Command) -> Result<String, String> {
+    let database = loaded.settings.database.clone();
+    match Store::open(&database, cache_bytes(loaded)) {
+        Ok((store, _)) => {
+            let hasher = Hasher::new(loaded.settings.max_concurrent_hashes);
+            let result = commands::execute(&store, &hasher, command).await;
+            tokio::task::block_in_place(|| store.close()).map_err(|error| error.to_string())?;
+            result.map_err(|error| error.to_string())
+        }
+        Err(StoreError::AlreadyOpen(_)) => control::send(&database, &command)
+            .await
+            .map_err(|error: CommandError| error.to_string()),
+        Err(error) => Err(error.to_string()),
+    }
+}
+
+async fn check(loaded: &LoadedConfig) -> Result<(), String> {
+    println!("# profile: {}", loaded.profile);
+    match &loaded.file {
+        Some(file) => println!("# config file: {}", file.display()),
+        None => println!("# config file: none (built-in defaults and environment)"),
+    }
+    for (key, value, source) in loaded.describe() {
+        println!("{key} = {value}  # {source}");
+    }
+    let database = &loaded.settings.database;
+    if !database.exists() {
+        println!(
+            "# database {} does not exist yet; it is created on first start",
+            database.display()
+        );
+        println!("configuration OK");
+        return Ok(());
+    }
+    match Store::open(database, cache_bytes(loaded)) {
+        Ok((store, report)) => {
+            let hasher = Hasher::new(1);
+            let status = commands::execute(&store, &hasher, Command::Status).await;
+            tokio::task::block_in_place(|| store.close()).map_err(|error| error.to_string())?;
+            println!("# {}", status.map_err(|error| error.to_string())?);
+            if report.repaired {
+                println!("# the database was not closed cleanly and has been repaired");
+            } else {
+                println!("# the database was closed cleanly");
+            }
+        }
+        Err(StoreError::AlreadyOpen(_)) => {
+            let status = control::send(database, &Command::Status)
+                .await
+                .map_err(|error| error.to_string())?;
+            println!("# {status} (held by the running server)");
+        }
+        Err(error) => return Err(error.to_string()),
+    }
+    println!("configuration OK");
+    Ok(())
+}
+
+fn prompt(label: &str) -> Result<String, String> {
+    print!("{label}");
+    std::io::stdout()
+        .flush()
+        .map_err(|error| error.to_string())?;
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|error| error.to_string())?;
+    Ok(line.trim().to_owned())
+}
+
+fn ask_new_password() -> Result<String, String> {
+    let first = rpassword::prompt_password("Password: ").map_err(|error| error.to_string())?;
+    let second =
+        rpassword::prompt_password("Password (again): ").map_err(|error| error.to_string())?;
+    if first != second {
+        return Err("the two passwords differ".to_owned());
+    }
+    Ok(first)
+}
+
+fn read_stdin_line() -> Result<String, String> {
+    let mut text = String::new();
+    std::io::stdin()
+        .take(64 * 1024)
+        .read_to_string(&mut text)
+        .map_err(|error| format!("cannot read the password from standard input: {error}"))?;
+    let line = text.lines().next().unwrap_or_default().to_owned();
+    if line.is_empty() {
+        return Err("standard input holds no password".to_owned());
+    }
+    Ok(line)
+}

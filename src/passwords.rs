@@ -1,0 +1,335 @@
+//! Password and client-secret hashes.
+//!
+//! New hashes are argon2id, written in Django's encoding (`argon2$argon2id$v=19$...`, the PHC
+//! string behind Django's algorithm name) so that `dumpdata` output loads back into Django.
+//! Django's `pbkdf2_sha256`, `pbkdf2_sha1` and `argon2` hashes verify as they are and are
+//! reported as needing an upgrade, which the caller does after a successful login.
+
+use std::sync::{Arc, OnceLock};
+
+use argon2::password_hash::phc::PasswordHash;
+use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
+use argon2::{Algorithm, Argon2, Params};
+use base64::Engine as _;
+use subtle::ConstantTimeEq;
+use tokio::sync::Semaphore;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PasswordError {
+    #[error("unsupported password hash format {0:?}")]
+    UnsupportedFormat(String),
+    #[error("malformed {0} password hash")]
+    Malformed(&'static str),
+    #[error("hashing failed: {0}")]
+    Hashing(String),
+}
+
+/// The prefix Django writes before an argon2 PHC string.
+const DJANGO_ARGON2: &str = "argon2";
+
+/// The outcome of checking a password against a stored hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verification {
+    pub matches: bool,
+    /// The hash is not argon2id with the current parameters; re-hash after a match.
+    pub needs_upgrade: bool,
+}
+
+impl Verification {
+    const NO_MATCH: Self = Self {
+        matches: false,
+        needs_upgrade: false,
+    };
+}
+
+fn current_params() -> Params {
+    Params::default()
+}
+
+/// Hashes with argon2id and the current parameters, in Django's encoding.
+pub fn hash(password: &str) -> Result<String, PasswordError> {
+    let hasher = Argon2::new(
+        Algorithm::Argon2id,
+        argon2::Version::V0x13,
+        current_params(),
+    );
+    let phc = hasher
+        .hash_password(password.as_bytes())
+        .map_err(|error| PasswordError::Hashing(error.to_string()))?;
+    Ok(format!("{DJANGO_ARGON2}{phc}"))
+}
+
+/// A password that can never match, as Django's `make_password(None)`.
+pub fn unusable() -> String {
+    // Without randomness the marker alone still makes the password unusable.
+    format!("!{}", crate::random::token(30).unwrap_or_default())
+}
+
+pub fn is_usable(encoded: &str) -> bool {
+    !encoded.is_empty() && !encoded.starts_with('!')
+}
+
+/// Whether `encoded` is a hash this build can verify (for `loaddata` warnings).
+pub fn check_format(encoded: &str) -> Result<(), PasswordError> {
+    if !is_usable(encoded) {
+        return Ok(());
+    }
+    parse(encoded).map(|_| ())
+}
+
+enum Parsed<'a> {
+    Argon2(Box<PasswordHash>),
+    Pbkdf2 {
+        digest: Pbkdf2Digest,
+        iterations: u32,
+        salt: &'a str,
+        expected: Vec<u8>,
+    },
+}
+
+#[derive(Clone, Copy)]
+enum Pbkdf2Digest {
+    Sha256,
+    Sha1,
+}
+
+fn parse(encoded: &str) -> Result<Parsed<'_>, PasswordError> {
+    let algorithm = encoded.split('$').next().unwrap_or_default();
+    match algorithm {
+        "argon2" => {
+            let phc = &encoded[DJANGO_ARGON2.len()..];
+            PasswordHash::new(phc)
+                .map(|phc| Parsed::Argon2(Box::new(phc)))
+                .map_err(|_| PasswordError::Malformed("argon2"))
+        }
+        "pbkdf2_sha256" | "pbkdf2_sha1" => {
+            let (digest, label) = if algorithm == "pbkdf2_sha256" {
+                (Pbkdf2Digest::Sha256, "pbkdf2_sha256")
+            } else {
+                (Pbkdf2Digest::Sha1, "pbkdf2_sha1")
+            };
+            let mut parts = encoded.split('$').skip(1);
+            let (Some(iterations), Some(salt), Some(hash), None) =
+                (parts.next(), parts.next(), parts.next(), parts.next())
+            else {
+                return Err(PasswordError::Malformed(label));
+            };
+            let iterations: u32 = iterations
+                .parse()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or(PasswordError::Malformed(label))?;
+            let expected = base64::engine::general_purpose::STANDARD
+                .decode(hash)
+                .map_err(|_| PasswordError::Malformed(label))?;
+            if salt.is_empty() || expected.is_empty() {
+                return Err(PasswordError::Malformed(label));
+            }
+            Ok(Parsed::Pbkdf2 {
+                digest,
+                iterations,
+                salt,
+                expected,
+            })
+        }
+        // A bare PHC string, as other argon2 tools write it.
+        "" if encoded.starts_with("$argon2") => PasswordHash::new(encoded)
+            .map(|phc| Parsed::Argon2(Box::new(phc)))
+            .map_err(|_| PasswordError::Malformed("argon2")),
+        other => Err(PasswordError::UnsupportedFormat(other.to_owned())),
+    }
+}
+
+/// Checks `password` against a stored hash in any supported format. Malformed, unsupported and
+/// unusable hashes never match.
+pub fn verify(password: &str, encoded: &str) -> Verification {
+    if !is_usable(encoded) {
+        return Verification::NO_MATCH;
+    }
+    match parse(encoded) {
+        Err(_) => Verification::NO_MATCH,
+        Ok(Parsed::Argon2(phc)) => {
+            let matches = Argon2::default()
+                .verify_password(password.as_bytes(), phc.as_ref())
+                .is_ok();
+            let current = Params::try_from(phc.as_ref()).ok();
+            let needs_upgrade = phc.algorithm.as_str() != "argon2id"
+                || !encoded.starts_with(DJANGO_ARGON2)
+                || current.is_none_or(|params| {
+                    let wanted = current_params();
+                    params.m_cost() != wanted.m_cost()
+                        || params.t_cost() != wanted.t_cost()
+                        || params.p_cost() != wanted.p_cost()
+                });
+            Verification {
+                matches,
+                needs_upgrade,
+            }
+        }
+        Ok(Parsed::Pbkdf2 {
+            digest,
+            iterations,
+            salt,
+            expected,
+        }) => {
+            let mut derived = vec![0u8; expected.len()];
+            match digest {
+                Pbkdf2Digest::Sha256 => pbkdf2::pbkdf2_hmac::<sha2::Sha256>(
+                    password.as_bytes(),
+                    salt.as_bytes(),
+                    iterations,
+                    &mut derived,
+                ),
+                Pbkdf2Digest::Sha1 => pbkdf2::pbkdf2_hmac::<sha1::Sha1>(
+                    password.as_bytes(),
+                    salt.as_bytes(),
+                    iterations,
+                    &mut derived,
+                ),
+            }
+            Verification {
+                matches: bool::from(derived.ct_eq(&expected)),
+                needs_upgrade: true,
+            }
+        }
+    }
+}
+
+/// Burns the time of a real verification, so that an unknown user or client costs what a
+/// known one does.
+pub fn dummy_verify(password: &str) {
+    static DUMMY: OnceLock<String> = OnceLock::new();
+    let dummy = DUMMY.get_or_init(|| hash("oxidot dummy password").unwrap_or_default());
+    let _ = verify(password, dummy);
+}
+
+/// Runs hash work off the async executor, at most `permits` at a time, so a flood of logins or
+/// bad client secrets cannot take every worker thread.
+#[derive(Clone)]
+pub struct Hasher {
+    permits: Arc<Semaphore>,
+}
+
+impl Hasher {
+    pub fn new(max_concurrent: usize) -> Self {
+        let max = if max_concurrent == 0 {
+            std::thread::available_parallelism().map_or(2, usize::from)
+        } else {
+            max_concurrent
+        };
+        Self {
+            permits: Arc::new(Semaphore::new(max)),
+        }
+    }
+
+    /// Hash computations waiting for a permit (for metrics and tests).
+    pub fn available_permits(&self) -> usize {
+        self.permits.available_permits()
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, PasswordError> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|error| PasswordError::Hashing(error.to_string()))?;
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|error| PasswordError::Hashing(error.to_string()))
+    }
+
+    /// Verifies against `encoded`, or burns a dummy verification when there is no hash to check
+    /// (unknown user), so both cost the same.
+    pub async fn verify(
+        &self,
+        password: String,
+        encoded: Option<String>,
+    ) -> Result<Verification, PasswordError> {
+        self.run(move || match encoded {
+            Some(encoded) => verify(&password, &encoded),
+            None => {
+                dummy_verify(&password);
+                Verification::NO_MATCH
+            }
+        })
+        .await
+    }
+
+    pub async fn hash(&self, password: String) -> Result<String, PasswordError> {
+        self.run(move || hash(&password)).await?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_hashes_are_django_argon2id_and_verify() {
+        let encoded = hash("admin123").unwrap();
+        assert!(encoded.starts_with("argon2$argon2id$v=19$m=19456,t=2,p=1$"));
+        assert_eq!(
+            verify("admin123", &encoded),
+            Verification {
+                matches: true,
+                needs_upgrade: false
+            }
+        );
+        assert!(!verify("admin124", &encoded).matches);
+    }
+
+    #[test]
+    fn django_pbkdf2_sha256_from_a_real_dump_verifies() {
+        // From the DOT 3.4.1 sample dump: admin / admin123.
+        let encoded = "pbkdf2_sha256$320000$jShaPNnaLGJZp7QnpZ3Tzu$fZo5a5iCbnPlmiITHowRByYRBabqshQD41lRY8CFnF4=";
+        let result = verify("admin123", encoded);
+        assert!(result.matches);
+        assert!(result.needs_upgrade);
+        assert!(!verify("wrong", encoded).matches);
+    }
+
+    #[test]
+    fn django_pbkdf2_sha1_verifies() {
+        // Same layout as pbkdf2_sha256 with SHA-1 and a 20-byte key.
+        let mut key = [0u8; 20];
+        pbkdf2::pbkdf2_hmac::<sha1::Sha1>(b"secret", b"salty", 1000, &mut key);
+        let encoded = format!(
+            "pbkdf2_sha1$1000$salty${}",
+            base64::engine::general_purpose::STANDARD.encode(key)
+        );
+        assert!(verify("secret", &encoded).matches);
+        assert!(!verify("Secret", &encoded).matches);
+    }
+
+    #[test]
+    fn argon2i_and_other_parameters_need_upgrade() {
+        let phc = Argon2::new(
+            Algorithm::Argon2i,
+            argon2::Version::V0x13,
+            Params::new(512, 2, 2, None).unwrap(),
+        )
+        .hash_password(b"pw")
+        .unwrap();
+        let encoded = format!("argon2{phc}");
+        let result = verify("pw", &encoded);
+        assert!(result.matches);
+        assert!(result.needs_upgrade);
+    }
+
+    #[test]
+    fn unusable_malformed_and_unknown_hashes_never_match() {
+        assert!(!verify("x", &unusable()).matches);
+        assert!(!verify("x", "").matches);
+        assert!(!verify("x", "pbkdf2_sha256$notanumber$salt$aGFzaA==").matches);
+        assert!(!verify("x", "md5$salt$hash").matches);
+        assert!(matches!(
+            check_format("md5$salt$hash"),
+            Err(PasswordError::UnsupportedFormat(_))
+        ));
+        assert!(check_format("pbkdf2_sha256$1$s$").is_err());
+        assert!(check_format(&unusable()).is_ok());
+    }
+}

@@ -1,0 +1,185 @@
+//! Starting and stopping the server: open the store, load the demo data when asked, refuse
+//! unsafe set-ups, serve until SIGINT/SIGTERM, then close everything cleanly so the next open
+//! needs no repair.
+
+use rocket::fairing::AdHoc;
+use rust_embed::RustEmbed;
+
+use crate::accounts::{self, AccountError};
+use crate::clock::Clock;
+use crate::config::LoadedConfig;
+use crate::control::ControlSocket;
+use crate::fixtures::{self, FixtureError, FixtureFile};
+use crate::passwords::Hasher;
+use crate::store::{Store, StoreError};
+use crate::web::{self, AppState};
+
+/// The demo data, compiled into the binary.
+#[derive(RustEmbed)]
+#[folder = "fixtures/"]
+struct DemoFixtures;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot load the demo data: {0}")]
+    Fixtures(#[from] FixtureError),
+    #[error(transparent)]
+    Account(#[from] AccountError),
+    #[error(
+        "refusing to listen on {0}: the demo credentials (admin/admin123 or hash1/hashed) work \
+         on this database. Change them (`oxidot changepassword admin`, a new secret for hash1), \
+         listen on 127.0.0.1, or pass --allow-demo-credentials if you really mean it"
+    )]
+    DemoCredentialsInPublic(std::net::IpAddr),
+    #[error("{0}")]
+    Startup(String),
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ServeOptions {
+    /// Load the embedded demo fixtures into a new database and print the demo's accounts.
+    pub demo: bool,
+    pub allow_demo_credentials: bool,
+}
+
+/// The demo fixtures, in load order (groups before the users in them, users before the
+/// applications they own).
+pub fn demo_fixture_files() -> Vec<FixtureFile> {
+    let mut names: Vec<String> = DemoFixtures::iter().map(|name| name.into_owned()).collect();
+    names.sort_by_key(|name| {
+        fixtures::MODELS
+            .iter()
+            .position(|model| name.starts_with(model))
+            .unwrap_or(usize::MAX)
+    });
+    names
+        .into_iter()
+        .filter_map(|name| {
+            let file = DemoFixtures::get(&name)?;
+            let contents = String::from_utf8(file.data.into_owned()).ok()?;
+            Some(FixtureFile { name, contents })
+        })
+        .collect()
+}
+
+pub async fn run(
+    loaded: LoadedConfig,
+    options: ServeOptions,
+    clock: Clock,
+) -> Result<(), ServerError> {
+    let settings = loaded.settings.clone();
+    let cache_bytes = usize::try_from(settings.database_cache_mb.saturating_mul(1024 * 1024))
+        .unwrap_or(usize::MAX);
+    let database = settings.database.clone();
+    let (store, report) = tokio::task::block_in_place(|| Store::open(&database, cache_bytes))?;
+    if report.repaired {
+        tracing::warn!(
+            "{} was not closed cleanly last time and has been repaired",
+            database.display()
+        );
+    }
+    let result = serve(loaded, options, clock, store.clone(), report.created).await;
+    tokio::task::block_in_place(|| store.close())?;
+    result
+}
+
+async fn serve(
+    loaded: LoadedConfig,
+    options: ServeOptions,
+    clock: Clock,
+    store: Store,
+    created: bool,
+) -> Result<(), ServerError> {
+    let settings = loaded.settings;
+    let hasher = Hasher::new(settings.max_concurrent_hashes);
+    let users = store.read(|tx| tx.user_count())?;
+    if options.demo && (created || users == 0) {
+        let files = demo_fixture_files();
+        let prepared = tokio::task::spawn_blocking(move || fixtures::prepare(&files))
+            .await
+            .map_err(|error| ServerError::Startup(error.to_string()))??;
+        let report = fixtures::install(&store, prepared).await?;
+        tracing::info!(
+            "demo data loaded: {}",
+            report.to_string().replace('\n', "; ")
+        );
+    }
+    if !settings.address.is_loopback()
+        && !options.allow_demo_credentials
+        && accounts::demo_credentials_present(&store, &hasher).await?
+    {
+        return Err(ServerError::DemoCredentialsInPublic(settings.address));
+    }
+    let users = store.read(|tx| tx.user_count())?;
+    let base = format!(
+        "http://{}:{}",
+        display_host(settings.address),
+        settings.port
+    );
+    if options.demo {
+        print_demo_banner(&base);
+    } else if users == 0 {
+        println!(
+            "No user exists yet. Create an administrator with:\n  oxidot createsuperuser \
+             --database {}",
+            settings.database.display()
+        );
+    }
+    let control = ControlSocket::bind(&settings.database).map_err(|error| {
+        ServerError::Startup(format!("cannot open the control socket: {error}"))
+    })?;
+    let control_task = tokio::spawn(control.serve(store.clone(), hasher.clone()));
+    let state = AppState::new(settings, store, clock)
+        .map_err(|error| ServerError::Startup(error.to_string()))?;
+    let launched = web::build(state)
+        .attach(AdHoc::on_liftoff("announce", move |_| {
+            Box::pin(async move {
+                tracing::info!("oxidot listening on {base}");
+            })
+        }))
+        .launch()
+        .await;
+    control_task.abort();
+    // Dropping the socket task removes the socket file.
+    let _ = control_task.await;
+    match launched {
+        Ok(rocket) => {
+            drop(rocket);
+            tracing::info!("oxidot stopped");
+            Ok(())
+        }
+        Err(error) => Err(ServerError::Startup(format!("the server failed: {error}"))),
+    }
+}
+
+fn display_host(address: std::net::IpAddr) -> String {
+    match address {
+        std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+        v4 => v4.to_string(),
+    }
+}
+
+fn print_demo_banner(base: &str) {
+    println!(
+        "oxidot demo — an OAuth 2.0 / OpenID Connect provider with the DOT tutorial's data
+
+  Home            {base}/
+  Log in          {base}/accounts/login/
+  Admin           {base}/admin/
+  Discovery       {base}/o/.well-known/openid-configuration
+  Authorize URL   {base}/o/authorize/
+  Token URL       {base}/o/token/
+
+  Users           admin / admin123        (superuser)
+                  oauthuser / oauth123     (staff)
+  Clients         hash1 / hashed   \"hashed secret 1\"   (confidential, authorization code, RS256)
+                  hash2 / hashed   \"hashed secret 2\"   (confidential, authorization code, RS256)
+                  clear1 / secret  \"cleartext secret 1\" (confidential, authorization code, HS256)
+                  clear2 / secret  \"cleartext secret 2\" (confidential, authorization code, HS256)
+  Redirect URIs   https://oauth.pstmn.io/v1/callback, https://www.getpostman.com/oauth2/callback
+
+These credentials are public: the demo listens on 127.0.0.1 only. Stop with Ctrl-C."
+    );
+}

@@ -1,0 +1,535 @@
+//! All state lives in one redb file. No redb type leaves this module: callers speak in domain
+//! terms (`tx.put_user(..)`, `store.session(..)`), so another backend could sit behind the same
+//! API.
+//!
+//! Reads open a short read transaction and never wait for the writer. Writes go to the one
+//! writer thread (see `writer`), which commits many callers' changes in one durable
+//! transaction.
+
+mod records;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use redb::{
+    Database, MultimapTableDefinition, ReadableDatabase, ReadableTable, ReadableTableMetadata,
+    TableDefinition,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+pub use records::{
+    Algorithm, Application, ClientType, ExpiringKind, GrantType, Group, Permission, SecretKey,
+    Session, Timestamp, User,
+};
+use writer::{TypedJob, Writer};
+
+/// Bumped when a change needs a real migration (a new optional field does not).
+pub const SCHEMA_VERSION: u64 = 1;
+
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+const USERS: TableDefinition<u64, &[u8]> = TableDefinition::new("users");
+const USERNAMES: TableDefinition<&str, u64> = TableDefinition::new("users_by_username");
+const GROUPS: TableDefinition<u64, &[u8]> = TableDefinition::new("groups");
+const GROUP_NAMES: TableDefinition<&str, u64> = TableDefinition::new("groups_by_name");
+const APPLICATIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("applications");
+const CLIENT_IDS: TableDefinition<&str, u64> = TableDefinition::new("applications_by_client_id");
+const SESSIONS: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("sessions");
+/// `(expires_at micros, kind, key)`: cleanup walks this from the start up to "now".
+const EXPIRY: TableDefinition<(i64, u8, [u8; 32]), ()> = TableDefinition::new("expiry");
+
+// Tables of the OAuth/OIDC layers, created with the schema so the file layout is fixed from
+// version 1 on. Token-like rows are keyed by the SHA-256 of their value (DOT's
+// `token_checksum`); the `*_BY_*` multimaps let revocation and logout touch only what they must.
+const ACCESS_TOKENS: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("access_tokens");
+const REFRESH_TOKENS: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("refresh_tokens");
+const GRANTS: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("grants");
+const ID_TOKENS: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("id_tokens");
+const DEVICE_GRANTS: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("device_grants");
+const CONSENTS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("consents");
+const TOKENS_BY_USER: MultimapTableDefinition<u64, (u8, [u8; 32])> =
+    MultimapTableDefinition::new("tokens_by_user");
+const TOKENS_BY_CLIENT: MultimapTableDefinition<u64, (u8, [u8; 32])> =
+    MultimapTableDefinition::new("tokens_by_client");
+const TOKENS_BY_FAMILY: MultimapTableDefinition<[u8; 16], (u8, [u8; 32])> =
+    MultimapTableDefinition::new("tokens_by_family");
+const PERIODIC_TASKS: TableDefinition<&str, &[u8]> = TableDefinition::new("periodic_tasks");
+const SIGNING_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("signing_keys");
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "the database {} is already in use by another oxidot process; stop that process, or run \
+         this command while it serves so that it goes through the running server",
+        .0.display()
+    )]
+    AlreadyOpen(PathBuf),
+    #[error("the database {} was written by a newer oxidot (schema {found}, this build knows {SCHEMA_VERSION})", .path.display())]
+    NewerSchema { path: PathBuf, found: u64 },
+    #[error("storage error: {0}")]
+    Storage(String),
+    #[error("a stored record cannot be read: {0}")]
+    Corrupt(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("the database writer has stopped")]
+    WriterGone,
+}
+
+macro_rules! storage_error {
+    ($($error:ty),*) => {$(
+        impl From<$error> for StoreError {
+            fn from(error: $error) -> Self {
+                StoreError::Storage(error.to_string())
+            }
+        }
+    )*};
+}
+storage_error!(
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+impl From<redb::DatabaseError> for StoreError {
+    fn from(error: redb::DatabaseError) -> Self {
+        StoreError::Storage(error.to_string())
+    }
+}
+
+fn encode<T: Serialize>(record: &T) -> Result<Vec<u8>, StoreError> {
+    rmp_serde::to_vec_named(record).map_err(|error| StoreError::Corrupt(error.to_string()))
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
+    rmp_serde::from_slice(bytes).map_err(|error| StoreError::Corrupt(error.to_string()))
+}
+
+/// What happened when the file was opened.
+#[derive(Debug, Clone, Copy)]
+pub struct OpenReport {
+    pub created: bool,
+    /// The previous process did not close the file cleanly and redb had to repair it.
+    pub repaired: bool,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Arc<Database>,
+    writer: Writer,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating if absent) the database, exclusively for this process.
+    pub fn open(path: &Path, cache_bytes: usize) -> Result<(Self, OpenReport), StoreError> {
+        let created = !path.exists();
+        let repaired = Arc::new(AtomicBool::new(false));
+        let repair_flag = repaired.clone();
+        let mut builder = Database::builder();
+        builder
+            .set_cache_size(cache_bytes)
+            .set_repair_callback(move |_| repair_flag.store(true, Ordering::Relaxed));
+        let db = builder.create(path).map_err(|error| match error {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::AlreadyOpen(path.to_owned()),
+            other => StoreError::Storage(format!("cannot open {}: {other}", path.display())),
+        })?;
+        migrate(&db, path)?;
+        let db = Arc::new(db);
+        let writer = Writer::start(db.clone())?;
+        let store = Self {
+            inner: Arc::new(Inner {
+                db,
+                writer,
+                path: path.to_owned(),
+            }),
+        };
+        Ok((
+            store,
+            OpenReport {
+                created,
+                repaired: repaired.load(Ordering::Relaxed),
+            },
+        ))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Finishes queued writes and closes the file cleanly, so the next open needs no repair.
+    pub fn close(self) -> Result<(), StoreError> {
+        self.inner.writer.stop();
+        match Arc::try_unwrap(self.inner) {
+            Ok(inner) => {
+                drop(inner.writer);
+                match Arc::try_unwrap(inner.db) {
+                    Ok(db) => db.close().map_err(StoreError::from),
+                    Err(_) => Ok(()),
+                }
+            }
+            // Other handles still exist; the file closes when the last one is dropped.
+            Err(_) => Ok(()),
+        }
+    }
+
+    /// Runs `work` in the writer's next transaction and waits until it is durable.
+    pub async fn write<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        F: FnMut(&mut WriteTx<'_>) -> Result<T, StoreError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let (job, receiver) = TypedJob::boxed(work);
+        self.inner.writer.submit(job)?;
+        receiver.await.map_err(|_| StoreError::WriterGone)?
+    }
+
+    /// `write` for code that is not async (CLI commands).
+    pub fn write_blocking<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        F: FnMut(&mut WriteTx<'_>) -> Result<T, StoreError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let (job, receiver) = TypedJob::boxed(work);
+        self.inner.writer.submit(job)?;
+        receiver
+            .blocking_recv()
+            .map_err(|_| StoreError::WriterGone)?
+    }
+
+    /// Runs `work` on a consistent snapshot. Keep it short: a read transaction pins pages.
+    pub fn read<T>(
+        &self,
+        work: impl FnOnce(&ReadTx) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let txn = self.inner.db.begin_read()?;
+        work(&ReadTx { txn })
+    }
+
+    pub fn file_size(&self) -> u64 {
+        std::fs::metadata(&self.inner.path)
+            .map(|meta| meta.len())
+            .unwrap_or(0)
+    }
+
+    pub fn user_by_username(&self, username: &str) -> Result<Option<User>, StoreError> {
+        self.read(|tx| tx.user_by_username(username))
+    }
+
+    pub fn user(&self, id: u64) -> Result<Option<User>, StoreError> {
+        self.read(|tx| tx.user(id))
+    }
+
+    pub fn session(&self, key: &SecretKey) -> Result<Option<Session>, StoreError> {
+        self.read(|tx| tx.session(key))
+    }
+}
+
+fn migrate(db: &Database, path: &Path) -> Result<(), StoreError> {
+    let txn = db.begin_write()?;
+    {
+        let mut meta = txn.open_table(META)?;
+        let found = meta
+            .get("schema_version")?
+            .map(|value| decode::<u64>(value.value()))
+            .transpose()?;
+        match found {
+            Some(version) if version > SCHEMA_VERSION => {
+                return Err(StoreError::NewerSchema {
+                    path: path.to_owned(),
+                    found: version,
+                });
+            }
+            Some(_) => {}
+            None => {
+                meta.insert("schema_version", encode(&SCHEMA_VERSION)?.as_slice())?;
+            }
+        }
+        txn.open_table(USERS)?;
+        txn.open_table(USERNAMES)?;
+        txn.open_table(GROUPS)?;
+        txn.open_table(GROUP_NAMES)?;
+        txn.open_table(APPLICATIONS)?;
+        txn.open_table(CLIENT_IDS)?;
+        txn.open_table(SESSIONS)?;
+        txn.open_table(EXPIRY)?;
+        txn.open_table(ACCESS_TOKENS)?;
+        txn.open_table(REFRESH_TOKENS)?;
+        txn.open_table(GRANTS)?;
+        txn.open_table(ID_TOKENS)?;
+        txn.open_table(DEVICE_GRANTS)?;
+        txn.open_table(CONSENTS)?;
+        txn.open_multimap_table(TOKENS_BY_USER)?;
+        txn.open_multimap_table(TOKENS_BY_CLIENT)?;
+        txn.open_multimap_table(TOKENS_BY_FAMILY)?;
+        txn.open_table(PERIODIC_TASKS)?;
+        txn.open_table(SIGNING_KEYS)?;
+    }
+    txn.commit()?;
+    Ok(())
+}
+
+/// A consistent snapshot for reading.
+pub struct ReadTx {
+    txn: redb::ReadTransaction,
+}
+
+impl ReadTx {
+    fn record<'k, K: redb::Key + 'static, T: DeserializeOwned>(
+        &self,
+        table: TableDefinition<K, &'static [u8]>,
+        key: impl std::borrow::Borrow<K::SelfType<'k>>,
+    ) -> Result<Option<T>, StoreError> {
+        let table = self.txn.open_table(table)?;
+        let value = table.get(key)?;
+        value.map(|value| decode(value.value())).transpose()
+    }
+
+    fn all<T: DeserializeOwned>(
+        &self,
+        table: TableDefinition<u64, &'static [u8]>,
+    ) -> Result<Vec<T>, StoreError> {
+        let table = self.txn.open_table(table)?;
+        let mut out = Vec::new();
+        for row in table.iter()? {
+            let (_, value) = row?;
+            out.push(decode(value.value())?);
+        }
+        Ok(out)
+    }
+
+    pub fn user(&self, id: u64) -> Result<Option<User>, StoreError> {
+        self.record(USERS, id)
+    }
+
+    pub fn user_by_username(&self, username: &str) -> Result<Option<User>, StoreError> {
+        let names = self.txn.open_table(USERNAMES)?;
+        let id = names.get(username)?.map(|id| id.value());
+        match id {
+            Some(id) => self.user(id),
+            None => Ok(None),
+        }
+    }
+
+    pub fn users(&self) -> Result<Vec<User>, StoreError> {
+        self.all(USERS)
+    }
+
+    pub fn user_count(&self) -> Result<u64, StoreError> {
+        Ok(self.txn.open_table(USERS)?.len()?)
+    }
+
+    pub fn groups(&self) -> Result<Vec<Group>, StoreError> {
+        self.all(GROUPS)
+    }
+
+    pub fn applications(&self) -> Result<Vec<Application>, StoreError> {
+        self.all(APPLICATIONS)
+    }
+
+    pub fn application_by_client_id(
+        &self,
+        client_id: &str,
+    ) -> Result<Option<Application>, StoreError> {
+        let ids = self.txn.open_table(CLIENT_IDS)?;
+        let id = ids.get(client_id)?.map(|id| id.value());
+        match id {
+            Some(id) => self.record(APPLICATIONS, id),
+            None => Ok(None),
+        }
+    }
+
+    pub fn session(&self, key: &SecretKey) -> Result<Option<Session>, StoreError> {
+        self.record(SESSIONS, key.0)
+    }
+
+    pub fn session_count(&self) -> Result<u64, StoreError> {
+        Ok(self.txn.open_table(SESSIONS)?.len()?)
+    }
+
+    pub fn schema_version(&self) -> Result<u64, StoreError> {
+        let meta = self.txn.open_table(META)?;
+        let value = meta.get("schema_version")?;
+        value
+            .map(|value| decode(value.value()))
+            .transpose()
+            .map(|version| version.unwrap_or(0))
+    }
+}
+
+/// The writer's transaction, seen in domain terms. Changes become durable together when the
+/// writer commits; a job that returns an error has none of its changes kept.
+pub struct WriteTx<'a> {
+    txn: &'a redb::WriteTransaction,
+}
+
+impl<'a> WriteTx<'a> {
+    fn new(txn: &'a redb::WriteTransaction) -> Self {
+        Self { txn }
+    }
+
+    fn record<'k, K: redb::Key + 'static, T: DeserializeOwned>(
+        &self,
+        table: TableDefinition<K, &'static [u8]>,
+        key: impl std::borrow::Borrow<K::SelfType<'k>>,
+    ) -> Result<Option<T>, StoreError> {
+        let table = self.txn.open_table(table)?;
+        let value = table.get(key)?;
+        value.map(|value| decode(value.value())).transpose()
+    }
+
+    fn next_id(&self, table: TableDefinition<u64, &'static [u8]>) -> Result<u64, StoreError> {
+        let table = self.txn.open_table(table)?;
+        let last = table.last()?.map(|(key, _)| key.value());
+        Ok(last.map_or(1, |id| id + 1))
+    }
+
+    /// Keeps a unique name index pointing at `id`; fails when another record holds the name.
+    fn claim_name(
+        &self,
+        index: TableDefinition<&'static str, u64>,
+        old_name: Option<&str>,
+        new_name: &str,
+        id: u64,
+        what: &str,
+    ) -> Result<(), StoreError> {
+        let mut names = self.txn.open_table(index)?;
+        let holder = names.get(new_name)?.map(|holder| holder.value());
+        if let Some(holder) = holder
+            && holder != id
+        {
+            return Err(StoreError::Conflict(format!(
+                "{what} {new_name:?} already exists (pk {holder})"
+            )));
+        }
+        if let Some(old) = old_name
+            && old != new_name
+        {
+            names.remove(old)?;
+        }
+        names.insert(new_name, id)?;
+        Ok(())
+    }
+
+    pub fn user(&self, id: u64) -> Result<Option<User>, StoreError> {
+        self.record(USERS, id)
+    }
+
+    pub fn user_by_username(&self, username: &str) -> Result<Option<User>, StoreError> {
+        let id = {
+            let names = self.txn.open_table(USERNAMES)?;
+            names.get(username)?.map(|id| id.value())
+        };
+        match id {
+            Some(id) => self.user(id),
+            None => Ok(None),
+        }
+    }
+
+    pub fn next_user_id(&self) -> Result<u64, StoreError> {
+        self.next_id(USERS)
+    }
+
+    /// Inserts or replaces the user with `user.id`; usernames stay unique.
+    pub fn put_user(&mut self, user: &User) -> Result<(), StoreError> {
+        let old = self.user(user.id)?;
+        self.claim_name(
+            USERNAMES,
+            old.as_ref().map(|old| old.username.as_str()),
+            &user.username,
+            user.id,
+            "a user named",
+        )?;
+        let mut users = self.txn.open_table(USERS)?;
+        users.insert(user.id, encode(user)?.as_slice())?;
+        Ok(())
+    }
+
+    pub fn group(&self, id: u64) -> Result<Option<Group>, StoreError> {
+        self.record(GROUPS, id)
+    }
+
+    pub fn next_group_id(&self) -> Result<u64, StoreError> {
+        self.next_id(GROUPS)
+    }
+
+    pub fn put_group(&mut self, group: &Group) -> Result<(), StoreError> {
+        let old = self.group(group.id)?;
+        self.claim_name(
+            GROUP_NAMES,
+            old.as_ref().map(|old| old.name.as_str()),
+            &group.name,
+            group.id,
+            "a group named",
+        )?;
+        let mut groups = self.txn.open_table(GROUPS)?;
+        groups.insert(group.id, encode(group)?.as_slice())?;
+        Ok(())
+    }
+
+    pub fn group_id_by_name(&self, name: &str) -> Result<Option<u64>, StoreError> {
+        let names = self.txn.open_table(GROUP_NAMES)?;
+        Ok(names.get(name)?.map(|id| id.value()))
+    }
+
+    pub fn application(&self, id: u64) -> Result<Option<Application>, StoreError> {
+        self.record(APPLICATIONS, id)
+    }
+
+    pub fn next_application_id(&self) -> Result<u64, StoreError> {
+        self.next_id(APPLICATIONS)
+    }
+
+    /// Inserts or replaces the application with `application.id`; client ids stay unique.
+    pub fn put_application(&mut self, application: &Application) -> Result<(), StoreError> {
+        let old = self.application(application.id)?;
+        self.claim_name(
+            CLIENT_IDS,
+            old.as_ref().map(|old| old.client_id.as_str()),
+            &application.client_id,
+            application.id,
+            "an application with client_id",
+        )?;
+        let mut applications = self.txn.open_table(APPLICATIONS)?;
+        applications.insert(application.id, encode(application)?.as_slice())?;
+        Ok(())
+    }
+
+    pub fn put_session(&mut self, key: &SecretKey, session: &Session) -> Result<(), StoreError> {
+        self.txn
+            .open_table(SESSIONS)?
+            .insert(key.0, encode(session)?.as_slice())?;
+        self.txn.open_table(EXPIRY)?.insert(
+            (session.expires_at.0, ExpiringKind::Session as u8, key.0),
+            (),
+        )?;
+        Ok(())
+    }
+
+    pub fn delete_session(&mut self, key: &SecretKey) -> Result<bool, StoreError> {
+        let mut sessions = self.txn.open_table(SESSIONS)?;
+        let session: Option<Session> = sessions
+            .remove(key.0)?
+            .map(|removed| decode(removed.value()))
+            .transpose()?;
+        drop(sessions);
+        let Some(session) = session else {
+            return Ok(false);
+        };
+        self.txn.open_table(EXPIRY)?.remove((
+            session.expires_at.0,
+            ExpiringKind::Session as u8,
+            key.0,
+        ))?;
+        Ok(true)
+    }
+}

@@ -1,0 +1,231 @@
+//! Typed records as they are kept in the store. They are encoded as MessagePack maps, so a new
+//! field with `#[serde(default)]` needs no migration.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+
+use crate::clock::{from_unix_micros, unix_micros};
+
+/// A point in time, kept as microseconds since the Unix epoch (Django keeps microseconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Timestamp(pub i64);
+
+impl Timestamp {
+    pub fn from_datetime(at: OffsetDateTime) -> Self {
+        Self(unix_micros(at))
+    }
+
+    pub fn to_datetime(self) -> OffsetDateTime {
+        from_unix_micros(self.0)
+    }
+
+    pub fn plus_seconds(self, seconds: u64) -> Self {
+        let micros = i64::try_from(seconds)
+            .unwrap_or(i64::MAX)
+            .saturating_mul(1_000_000);
+        Self(self.0.saturating_add(micros))
+    }
+}
+
+/// A Django permission reference: a primary key, or the natural key
+/// `[codename, app_label, model]` that `dumpdata --natural-foreign` writes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Permission {
+    Pk(u64),
+    Natural(Vec<String>),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct User {
+    pub id: u64,
+    pub username: String,
+    /// A hash in Django's encoding (`algorithm$...`); a leading `!` marks an unusable password.
+    pub password: String,
+    #[serde(default)]
+    pub first_name: String,
+    #[serde(default)]
+    pub last_name: String,
+    #[serde(default)]
+    pub email: String,
+    pub is_active: bool,
+    #[serde(default)]
+    pub is_staff: bool,
+    #[serde(default)]
+    pub is_superuser: bool,
+    #[serde(default)]
+    pub last_login: Option<Timestamp>,
+    pub date_joined: Timestamp,
+    #[serde(default)]
+    pub groups: Vec<u64>,
+    #[serde(default)]
+    pub user_permissions: Vec<Permission>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Group {
+    pub id: u64,
+    pub name: String,
+    #[serde(default)]
+    pub permissions: Vec<Permission>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientType {
+    Confidential,
+    Public,
+}
+
+/// DOT's grant type names; an application may allow several (DOT allows one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum GrantType {
+    #[serde(rename = "authorization-code")]
+    AuthorizationCode,
+    #[serde(rename = "implicit")]
+    Implicit,
+    #[serde(rename = "password")]
+    Password,
+    #[serde(rename = "client-credentials")]
+    ClientCredentials,
+    #[serde(rename = "openid-hybrid")]
+    OpenidHybrid,
+    #[serde(rename = "urn:ietf:params:oauth:grant-type:device_code")]
+    DeviceCode,
+}
+
+impl GrantType {
+    pub const ALL: [GrantType; 6] = [
+        GrantType::AuthorizationCode,
+        GrantType::Implicit,
+        GrantType::Password,
+        GrantType::ClientCredentials,
+        GrantType::OpenidHybrid,
+        GrantType::DeviceCode,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GrantType::AuthorizationCode => "authorization-code",
+            GrantType::Implicit => "implicit",
+            GrantType::Password => "password",
+            GrantType::ClientCredentials => "client-credentials",
+            GrantType::OpenidHybrid => "openid-hybrid",
+            GrantType::DeviceCode => "urn:ietf:params:oauth:grant-type:device_code",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|grant| grant.as_str() == value)
+    }
+}
+
+/// ID token signing algorithm; empty means the application issues no ID tokens (DOT's "No OIDC
+/// support").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Algorithm {
+    #[default]
+    #[serde(rename = "")]
+    None,
+    RS256,
+    HS256,
+    ES256,
+    EdDSA,
+}
+
+impl Algorithm {
+    pub const ALL: [Algorithm; 5] = [
+        Algorithm::None,
+        Algorithm::RS256,
+        Algorithm::HS256,
+        Algorithm::ES256,
+        Algorithm::EdDSA,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Algorithm::None => "",
+            Algorithm::RS256 => "RS256",
+            Algorithm::HS256 => "HS256",
+            Algorithm::ES256 => "ES256",
+            Algorithm::EdDSA => "EdDSA",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|alg| alg.as_str() == value)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Application {
+    pub id: u64,
+    pub client_id: String,
+    /// The owner (a user pk), as DOT's `user` field.
+    #[serde(default)]
+    pub user: Option<u64>,
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
+    #[serde(default)]
+    pub post_logout_redirect_uris: Vec<String>,
+    pub client_type: ClientType,
+    pub grant_types: Vec<GrantType>,
+    /// A Django-encoded hash when `hash_client_secret`, else the secret itself (HS256 needs it).
+    #[serde(default)]
+    pub client_secret: String,
+    #[serde(default = "default_true")]
+    pub hash_client_secret: bool,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub skip_authorization: bool,
+    pub created: Timestamp,
+    pub updated: Timestamp,
+    #[serde(default)]
+    pub algorithm: Algorithm,
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+    #[serde(default = "default_registration_source")]
+    pub registration_source: String,
+    #[serde(default)]
+    pub cimd_expires_at: Option<Timestamp>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_registration_source() -> String {
+    "manual".to_owned()
+}
+
+/// The store key of a secret value (session id, token, code): its SHA-256, never the value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SecretKey(pub [u8; 32]);
+
+impl SecretKey {
+    pub fn of(value: &str) -> Self {
+        Self(Sha256::digest(value.as_bytes()).into())
+    }
+}
+
+/// A login session. The cookie holds a random id; the store holds only its SHA-256.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Session {
+    pub user_id: u64,
+    /// When the user last proved who they are (OIDC `auth_time`).
+    pub auth_time: Timestamp,
+    pub created: Timestamp,
+    pub expires_at: Timestamp,
+    /// OIDC session id (`sid`), public, unlike the cookie value.
+    pub sid: String,
+}
+
+/// Kinds of rows in the expiry index, so cleanup walks only what has expired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ExpiringKind {
+    Session = 1,
+}

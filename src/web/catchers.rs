@@ -1,0 +1,94 @@
+//! Answers for requests no route took: 404, 405 (with `Allow`), 413, 422 and the rest, as JSON
+//! on API paths and as a page elsewhere.
+
+use rocket::http::{Header, Method, Status};
+use rocket::{Catcher, Request, catcher};
+
+use crate::web::error::error_response;
+
+pub fn all() -> Vec<Catcher> {
+    vec![Catcher::new(None, handle)]
+}
+
+fn handle<'r>(status: Status, req: &'r Request<'_>) -> catcher::BoxFuture<'r> {
+    Box::pin(async move {
+        if status == Status::NotFound {
+            let allowed = allowed_methods(req);
+            if !allowed.is_empty() {
+                let mut response =
+                    error_response(req, Status::MethodNotAllowed, "method not allowed here");
+                response.set_header(Header::new("Allow", allowed.join(", ")));
+                return Ok(response);
+            }
+        }
+        let message = match status.code {
+            400 => "the request is malformed",
+            404 => "there is nothing at this address",
+            413 => "the request is too large",
+            415 => "the request body has the wrong content type",
+            422 => "the request could not be understood",
+            code if code >= 500 => "something went wrong on our side",
+            _ => status.reason_lossy(),
+        };
+        let status = if status.code == 422 {
+            Status::BadRequest
+        } else {
+            status
+        };
+        Ok(error_response(req, status, message))
+    })
+}
+
+/// Methods of the routes whose path matches this request's path.
+fn allowed_methods(req: &Request<'_>) -> Vec<&'static str> {
+    let path = req.uri().path();
+    let mut methods: Vec<&'static str> = req
+        .rocket()
+        .routes()
+        .filter(|route| route.method != req.method())
+        .filter(|route| path_matches(route.uri.path(), path.as_str()))
+        .map(|route| route.method.as_str())
+        .collect();
+    if methods.contains(&Method::Get.as_str()) && !methods.contains(&Method::Head.as_str()) {
+        methods.push(Method::Head.as_str());
+    }
+    methods.sort_unstable();
+    methods.dedup();
+    methods
+}
+
+/// Rocket 0.5 ignores empty segments (so `/a/` and `/a` are one path); so does this.
+fn path_matches(template: &str, path: &str) -> bool {
+    let mut wanted = template.split('/').filter(|segment| !segment.is_empty());
+    let mut given = path.split('/').filter(|segment| !segment.is_empty());
+    loop {
+        match (wanted.next(), given.next()) {
+            (None, None) => return true,
+            (Some(segment), _) if segment.starts_with('<') && segment.ends_with("..>") => {
+                return true;
+            }
+            (Some(segment), Some(actual)) if segment.starts_with('<') => {
+                if actual.is_empty() {
+                    return false;
+                }
+            }
+            (Some(segment), Some(actual)) if segment == actual => {}
+            _ => return false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::path_matches;
+
+    #[test]
+    fn route_templates_match_paths() {
+        assert!(path_matches("/accounts/login", "/accounts/login/"));
+        assert!(path_matches("/accounts/login", "/accounts/login"));
+        assert!(!path_matches("/accounts/login", "/accounts/login/x"));
+        assert!(path_matches("/static/<path..>", "/static/a/b.css"));
+        assert!(path_matches("/admin/users/<id>", "/admin/users/7/"));
+        assert!(!path_matches("/admin/users/<id>", "/admin/users/"));
+    }
+}

@@ -1,0 +1,207 @@
+//! The one mapping from errors to HTTP responses for pages. Errors on API paths answer JSON.
+
+use std::io::Cursor;
+
+use rocket::http::{ContentType, Header, Status};
+use rocket::request::Request;
+use rocket::response::{self, Responder, Response};
+use serde::Serialize;
+
+use crate::accounts::AccountError;
+use crate::random::RandomError;
+use crate::store::StoreError;
+use crate::web::AppState;
+use crate::web::form::FormError;
+use crate::web::templates::TemplateError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WebError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("CSRF verification failed: {0}")]
+    Csrf(&'static str),
+    #[error(transparent)]
+    Form(#[from] FormError),
+    #[error("{message}")]
+    TooManyRequests { message: String, retry_after: u64 },
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl From<StoreError> for WebError {
+    fn from(error: StoreError) -> Self {
+        WebError::Internal(error.to_string())
+    }
+}
+
+impl From<RandomError> for WebError {
+    fn from(error: RandomError) -> Self {
+        WebError::Internal(error.to_string())
+    }
+}
+
+impl From<TemplateError> for WebError {
+    fn from(error: TemplateError) -> Self {
+        WebError::Internal(error.to_string())
+    }
+}
+
+impl From<AccountError> for WebError {
+    fn from(error: AccountError) -> Self {
+        match error {
+            AccountError::Throttled { retry_after } => WebError::TooManyRequests {
+                message: error.to_string(),
+                retry_after,
+            },
+            AccountError::InvalidCredentials
+            | AccountError::Invalid(_)
+            | AccountError::UnknownUser(_) => WebError::BadRequest(error.to_string()),
+            other => WebError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl WebError {
+    pub fn status(&self) -> Status {
+        match self {
+            WebError::BadRequest(_) => Status::BadRequest,
+            WebError::Csrf(_) => Status::Forbidden,
+            WebError::Form(error) => error.status(),
+            WebError::TooManyRequests { .. } => Status::TooManyRequests,
+            WebError::Internal(_) => Status::InternalServerError,
+        }
+    }
+
+    fn public_message(&self) -> String {
+        match self {
+            // Details of internal errors go to the log, not to the browser.
+            WebError::Internal(_) => "Something went wrong on our side.".to_owned(),
+            other => other.to_string(),
+        }
+    }
+}
+
+impl<'r> Responder<'r, 'static> for WebError {
+    fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
+        if let WebError::Internal(detail) = &self {
+            tracing::error!(path = req.uri().path().as_str(), "{detail}");
+        }
+        let mut response = error_response(req, self.status(), &self.public_message());
+        if let WebError::TooManyRequests { retry_after, .. } = &self {
+            response.set_header(Header::new("Retry-After", retry_after.to_string()));
+        }
+        Ok(response)
+    }
+}
+
+/// Paths whose clients are programs: errors answer JSON there, pages elsewhere.
+pub fn is_api_path(path: &str) -> bool {
+    path == "/healthz"
+        || path.starts_with("/api/")
+        || path.starts_with("/.well-known/")
+        || (path.starts_with("/o/")
+            && !path.starts_with("/o/authorize")
+            && !path.starts_with("/o/applications")
+            && !path.starts_with("/o/authorized_tokens")
+            && !path.starts_with("/o/device")
+            && !path.starts_with("/o/logout"))
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    error_description: &'a str,
+}
+
+/// An error in the shape the path's clients expect: JSON (`error`, `error_description`) on API
+/// paths, an HTML page elsewhere.
+pub fn error_response(req: &Request<'_>, status: Status, message: &str) -> Response<'static> {
+    let path = req.uri().path();
+    if is_api_path(path.as_str()) {
+        let code = match status.code {
+            400 | 413 | 415 => "invalid_request",
+            404 => "not_found",
+            405 => "method_not_allowed",
+            429 => "too_many_requests",
+            _ => "server_error",
+        };
+        let body = serde_json::to_string(&ErrorBody {
+            error: code,
+            error_description: message,
+        })
+        .unwrap_or_default();
+        return Response::build()
+            .status(status)
+            .header(ContentType::JSON)
+            .sized_body(body.len(), Cursor::new(body))
+            .finalize();
+    }
+    let html = req
+        .rocket()
+        .state::<AppState>()
+        .and_then(|state| {
+            state
+                .templates
+                .render(
+                    "error.html.tera",
+                    &serde_json::json!({
+                        "status": status.code,
+                        "reason": status.reason_lossy(),
+                        "message": message,
+                        "user": null,
+                        "csrf_token": "",
+                    }),
+                )
+                .ok()
+        })
+        .unwrap_or_else(|| format!("{} {}: {message}", status.code, status.reason_lossy()));
+    Response::build()
+        .status(status)
+        .header(ContentType::HTML)
+        .sized_body(html.len(), Cursor::new(html))
+        .finalize()
+}
+
+/// An HTML page with a status of its own (a form shown again with an error, say).
+pub struct Page {
+    pub status: Status,
+    pub html: String,
+    pub headers: Vec<Header<'static>>,
+}
+
+impl Page {
+    pub fn ok(html: String) -> Self {
+        Self {
+            status: Status::Ok,
+            html,
+            headers: Vec::new(),
+        }
+    }
+}
+
+impl<'r> Responder<'r, 'static> for Page {
+    fn respond_to(self, _: &'r Request<'_>) -> response::Result<'static> {
+        let mut response = Response::build();
+        response
+            .status(self.status)
+            .header(ContentType::HTML)
+            .sized_body(self.html.len(), Cursor::new(self.html));
+        for header in self.headers {
+            response.header(header);
+        }
+        response.ok()
+    }
+}
+
+/// `303 See Other` to a location we built ourselves (validated local paths, never user URLs
+/// taken as they are).
+pub struct SeeOther(pub String);
+
+impl<'r> Responder<'r, 'static> for SeeOther {
+    fn respond_to(self, _: &'r Request<'_>) -> response::Result<'static> {
+        Response::build()
+            .status(Status::SeeOther)
+            .header(Header::new("Location", self.0))
+            .ok()
+    }
+}

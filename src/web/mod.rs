@@ -1,0 +1,127 @@
+//! Rocket only: routes, request guards, fairings, the error → response mapping and templates.
+//! Everything below it (accounts, store, passwords) knows nothing of HTTP.
+
+mod catchers;
+pub mod csrf;
+pub mod error;
+mod fairings;
+pub mod form;
+pub mod routes;
+pub mod session;
+pub mod templates;
+
+use std::sync::Arc;
+
+use rocket::config::{LogLevel, Shutdown, Sig};
+use rocket::data::{Limits, ToByteUnit};
+use rocket::request::{self, FromRequest, Request};
+use rocket::{Build, Rocket};
+
+use crate::accounts::Accounts;
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::passwords::Hasher;
+use crate::store::Store;
+use templates::{TemplateError, Templates};
+
+/// Everything handlers need, built once at start and shared.
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub store: Store,
+    pub accounts: Arc<Accounts>,
+    pub hasher: Hasher,
+    pub templates: Templates,
+    pub clock: Clock,
+}
+
+impl AppState {
+    pub fn new(settings: Settings, store: Store, clock: Clock) -> Result<Self, TemplateError> {
+        let hasher = Hasher::new(settings.max_concurrent_hashes);
+        let accounts = Accounts::new(store.clone(), hasher.clone(), &settings, clock.clone());
+        Ok(Self {
+            settings: Arc::new(settings),
+            store,
+            accounts,
+            hasher,
+            templates: Templates::load()?,
+            clock,
+        })
+    }
+
+    /// The issuer: the configured one, else `<scheme>://<host>/o` as the request shows it.
+    pub fn issuer(&self, origin: &RequestOrigin) -> String {
+        match &self.settings.issuer {
+            Some(issuer) => issuer.trim_end_matches('/').to_owned(),
+            None => format!("{}/o", origin.0),
+        }
+    }
+}
+
+/// `scheme://host[:port]` of the request, from its `Host` header (proxies are not trusted).
+pub struct RequestOrigin(pub String);
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for RequestOrigin {
+    type Error = std::convert::Infallible;
+
+    async fn from_request(req: &'r Request<'_>) -> request::Outcome<Self, Self::Error> {
+        let host = req
+            .headers()
+            .get_one("Host")
+            .filter(|host| {
+                !host.is_empty()
+                    && host
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+            })
+            .unwrap_or("localhost")
+            .to_owned();
+        request::Outcome::Success(RequestOrigin(format!("http://{host}")))
+    }
+}
+
+/// Rocket's configuration, from our settings only (Rocket does not read Rocket.toml itself:
+/// our loader does, and refuses unknown keys).
+pub fn rocket_config(settings: &Settings) -> rocket::Config {
+    let workers = if settings.workers == 0 {
+        std::thread::available_parallelism().map_or(2, usize::from)
+    } else {
+        settings.workers
+    };
+    let mut shutdown = Shutdown {
+        ctrlc: true,
+        grace: 5,
+        mercy: 5,
+        ..Shutdown::default()
+    };
+    shutdown.signals.insert(Sig::Term);
+    rocket::Config {
+        address: settings.address,
+        port: settings.port,
+        workers,
+        // Rocket's own log lines carry full URIs (query strings hold codes and tokens).
+        log_level: LogLevel::Off,
+        cli_colors: false,
+        // Trust no client-supplied address header until proxies are configured.
+        ip_header: None,
+        limits: Limits::default()
+            .limit("form", settings.limits.form.bytes())
+            .limit("json", settings.limits.json.bytes()),
+        shutdown,
+        ident: rocket::config::Ident::try_new("oxidot").unwrap_or_default(),
+        ..rocket::Config::default()
+    }
+}
+
+pub fn build(state: AppState) -> Rocket<Build> {
+    let config = rocket_config(&state.settings);
+    rocket::custom(config)
+        .manage(state)
+        .attach(fairings::SecurityHeaders)
+        .attach(fairings::RequestLog)
+        .mount("/", routes::home::routes())
+        .mount("/", routes::accounts::routes())
+        .mount("/", routes::health::routes())
+        .mount("/", routes::assets::routes())
+        .register("/", catchers::all())
+}

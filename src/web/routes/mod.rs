@@ -1,0 +1,4 @@
+pub mod accounts;
+pub mod assets;
+pub mod health;
+pub mod home;

@@ -1,0 +1,92 @@
+//! Who is signed in: the session cookie resolved to a live session and an active user.
+
+use rocket::http::{Cookie, CookieJar, SameSite, Status};
+use rocket::request::{self, FromRequest, Request};
+use serde::Serialize;
+
+use crate::store::{Session, User};
+use crate::web::AppState;
+use crate::web::error::WebError;
+
+pub struct SignedIn {
+    pub user: User,
+    pub session: Session,
+    pub cookie_value: String,
+}
+
+/// The signed-in user, if any.
+pub struct CurrentUser(pub Option<SignedIn>);
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for CurrentUser {
+    type Error = WebError;
+
+    async fn from_request(req: &'r Request<'_>) -> request::Outcome<Self, Self::Error> {
+        let Some(state) = req.rocket().state::<AppState>() else {
+            return request::Outcome::Error((
+                Status::InternalServerError,
+                WebError::Internal("no application state".to_owned()),
+            ));
+        };
+        let cookie_name = &state.settings.sessions.cookie_name;
+        let Some(value) = req.cookies().get(cookie_name).map(|c| c.value().to_owned()) else {
+            return request::Outcome::Success(CurrentUser(None));
+        };
+        match state.accounts.session_user(&value) {
+            Ok(found) => {
+                request::Outcome::Success(CurrentUser(found.map(|(session, user)| SignedIn {
+                    user,
+                    session,
+                    cookie_value: value,
+                })))
+            }
+            Err(error) => request::Outcome::Error((Status::InternalServerError, error.into())),
+        }
+    }
+}
+
+/// What templates may know of the user.
+#[derive(Serialize)]
+pub struct UserView<'a> {
+    pub username: &'a str,
+    pub is_staff: bool,
+    pub is_superuser: bool,
+}
+
+impl CurrentUser {
+    pub fn view(&self) -> Option<UserView<'_>> {
+        self.0.as_ref().map(|signed_in| UserView {
+            username: &signed_in.user.username,
+            is_staff: signed_in.user.is_staff,
+            is_superuser: signed_in.user.is_superuser,
+        })
+    }
+}
+
+pub fn set_session_cookie(cookies: &CookieJar<'_>, state: &AppState, value: String) {
+    let lifetime = i64::try_from(state.settings.sessions.expire_seconds).unwrap_or(i64::MAX);
+    cookies.add(
+        Cookie::build((state.settings.sessions.cookie_name.clone(), value))
+            .path("/")
+            .http_only(true)
+            .secure(state.settings.public_https())
+            .same_site(SameSite::Lax)
+            .max_age(rocket::time::Duration::seconds(lifetime)),
+    );
+}
+
+pub fn clear_session_cookie(cookies: &CookieJar<'_>, state: &AppState) {
+    cookies.remove(Cookie::build(state.settings.sessions.cookie_name.clone()).path("/"));
+}
+
+/// The client's address as seen on the socket (proxies are not trusted until configured).
+pub struct ClientIp(pub Option<String>);
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for ClientIp {
+    type Error = std::convert::Infallible;
+
+    async fn from_request(req: &'r Request<'_>) -> request::Outcome<Self, Self::Error> {
+        request::Outcome::Success(ClientIp(req.remote().map(|addr| addr.ip().to_string())))
+    }
+}
