@@ -562,7 +562,9 @@ fn describe_metadata(metadata: &Metadata) -> String {
         _ if metadata.name.starts_with("environment variable") => {
             metadata.name.clone().into_owned()
         }
-        _ if metadata.name.contains("Serialized") => "built-in default".to_owned(),
+        // Serialized providers are named after the type they serialize.
+        _ if metadata.name == std::any::type_name::<Settings>() => "built-in default".to_owned(),
+        _ if metadata.name == std::any::type_name::<Dict>() => "built-in demo profile".to_owned(),
         _ => metadata.name.clone().into_owned(),
     }
 }

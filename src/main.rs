@@ -6,6 +6,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+/// `println!` that does not panic when stdout is closed (`oxidot dumpdata | head`).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
 use oxidot::clock::Clock;
 use oxidot::commands::{self, Command, CommandError};
 use oxidot::config::{ConfigSource, DEFAULT_PROFILE, DEMO_PROFILE, LoadedConfig};
@@ -166,7 +173,7 @@ async fn dispatch(command: Cmd, loaded: LoadedConfig) -> Result<(), String> {
                 });
             }
             let output = run_command(&loaded, Command::LoadData { files: fixtures }).await?;
-            println!("{output}");
+            say!("{output}");
             Ok(())
         }
         Cmd::Dumpdata {
@@ -179,7 +186,7 @@ async fn dispatch(command: Cmd, loaded: LoadedConfig) -> Result<(), String> {
                 Some(path) => std::fs::write(&path, text)
                     .map_err(|error| format!("cannot write {}: {error}", path.display())),
                 None => {
-                    print!("{text}");
+                    let _ = write!(std::io::stdout(), "{text}");
                     Ok(())
                 }
             }
@@ -220,7 +227,7 @@ async fn dispatch(command: Cmd, loaded: LoadedConfig) -> Result<(), String> {
                 },
             )
             .await?;
-            println!("{output}");
+            say!("{output}");
             Ok(())
         }
         Cmd::Changepassword {
@@ -230,12 +237,12 @@ async fn dispatch(command: Cmd, loaded: LoadedConfig) -> Result<(), String> {
             let password = if password_stdin || !std::io::stdin().is_terminal() {
                 read_stdin_line()?
             } else {
-                println!("Changing password for user {username:?}");
+                say!("Changing password for user {username:?}");
                 ask_new_password()?
             };
             let output =
                 run_command(&loaded, Command::ChangePassword { username, password }).await?;
-            println!("{output}");
+            say!("{output}");
             Ok(())
         }
         Cmd::Check => check(&loaded).await,
@@ -280,21 +287,21 @@ async fn run_command(loaded: &LoadedConfig, command: Command) -> Result<String, 
 }
 
 async fn check(loaded: &LoadedConfig) -> Result<(), String> {
-    println!("# profile: {}", loaded.profile);
+    say!("# profile: {}", loaded.profile);
     match &loaded.file {
-        Some(file) => println!("# config file: {}", file.display()),
-        None => println!("# config file: none (built-in defaults and environment)"),
+        Some(file) => say!("# config file: {}", file.display()),
+        None => say!("# config file: none (built-in defaults and environment)"),
     }
     for (key, value, source) in loaded.describe() {
-        println!("{key} = {value}  # {source}");
+        say!("{key} = {value}  # {source}");
     }
     let database = &loaded.settings.database;
     if !database.exists() {
-        println!(
+        say!(
             "# database {} does not exist yet; it is created on first start",
             database.display()
         );
-        println!("configuration OK");
+        say!("configuration OK");
         return Ok(());
     }
     match Store::open(database, cache_bytes(loaded)) {
@@ -302,22 +309,22 @@ async fn check(loaded: &LoadedConfig) -> Result<(), String> {
             let hasher = Hasher::new(1);
             let status = commands::execute(&store, &hasher, Command::Status).await;
             tokio::task::block_in_place(|| store.close()).map_err(|error| error.to_string())?;
-            println!("# {}", status.map_err(|error| error.to_string())?);
+            say!("# {}", status.map_err(|error| error.to_string())?);
             if report.repaired {
-                println!("# the database was not closed cleanly and has been repaired");
+                say!("# the database was not closed cleanly and has been repaired");
             } else {
-                println!("# the database was closed cleanly");
+                say!("# the database was closed cleanly");
             }
         }
         Err(StoreError::AlreadyOpen(_)) => {
             let status = control::send(database, &Command::Status)
                 .await
                 .map_err(|error| error.to_string())?;
-            println!("# {status} (held by the running server)");
+            say!("# {status} (held by the running server)");
         }
         Err(error) => return Err(error.to_string()),
     }
-    println!("configuration OK");
+    say!("configuration OK");
     Ok(())
 }
 

@@ -1,0 +1,8 @@
+//! Integration and end-to-end tests, in one binary (each file in tests/ would be linked
+//! separately, which is slow on two cores).
+
+mod cli;
+mod fixtures;
+mod login;
+mod pages;
+mod support;

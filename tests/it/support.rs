@@ -1,0 +1,231 @@
+//! Test fixtures: an app on a temporary database driven through Rocket's local client, and the
+//! real binary on a free port.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use oxidot::clock::Clock;
+use oxidot::config::Settings;
+use oxidot::fixtures::{self, FixtureFile};
+use oxidot::server::demo_fixture_files;
+use oxidot::store::Store;
+use oxidot::web::{self, AppState};
+use rocket::http::{ContentType, Header};
+use rocket::local::blocking::{Client, LocalResponse};
+use tempfile::TempDir;
+
+pub struct App {
+    pub client: Client,
+    pub store: Store,
+    pub clock: Clock,
+    /// Keeps the database's directory alive as long as the app.
+    _dir: TempDir,
+}
+
+impl App {
+    /// The demo data on a fresh database.
+    pub fn demo() -> Self {
+        Self::with(|_| {}, demo_fixture_files())
+    }
+
+    pub fn with(adjust: impl FnOnce(&mut Settings), files: Vec<FixtureFile>) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut settings = Settings {
+            database: dir.path().join("test.redb"),
+            ..Settings::default()
+        };
+        adjust(&mut settings);
+        let (store, _) = Store::open(&settings.database, 8 << 20).unwrap();
+        if !files.is_empty() {
+            let prepared = fixtures::prepare(&files).unwrap();
+            fixtures::install_blocking(&store, prepared).unwrap();
+        }
+        let clock = Clock::manual(time::OffsetDateTime::now_utc());
+        let state = AppState::new(settings, store.clone(), clock.clone()).unwrap();
+        let client = Client::tracked(web::build(state)).unwrap();
+        Self {
+            client,
+            store,
+            clock,
+            _dir: dir,
+        }
+    }
+
+    /// The CSRF token this client's cookie holds, fetching the login page to get one.
+    pub fn csrf(&self) -> String {
+        if let Some(cookie) = self.client.cookies().get("csrftoken") {
+            return cookie.value().to_owned();
+        }
+        let response = self.client.get("/accounts/login/").dispatch();
+        assert_eq!(response.status().code, 200);
+        self.client
+            .cookies()
+            .get("csrftoken")
+            .expect("the login page sets a CSRF cookie")
+            .value()
+            .to_owned()
+    }
+
+    pub fn post_form(&self, path: &str, body: &str) -> LocalResponse<'_> {
+        self.client
+            .post(path.to_owned())
+            .header(ContentType::Form)
+            .body(body)
+            .dispatch()
+    }
+
+    pub fn login(&self, username: &str, password: &str) -> LocalResponse<'_> {
+        let body = format!(
+            "csrfmiddlewaretoken={}&username={}&password={}",
+            self.csrf(),
+            enc(username),
+            enc(password)
+        );
+        self.post_form("/accounts/login/", &body)
+    }
+
+    pub fn session_count(&self) -> u64 {
+        self.store.read(|tx| tx.session_count()).unwrap()
+    }
+
+    pub fn signed_in_as(&self) -> Option<String> {
+        let page = self.client.get("/").dispatch().into_string().unwrap();
+        let marker = "Signed in as <strong>";
+        let start = page.find(marker)? + marker.len();
+        let end = page[start..].find("</strong>")? + start;
+        Some(page[start..end].to_owned())
+    }
+}
+
+pub fn enc(text: &str) -> String {
+    url_encode(text)
+}
+
+fn url_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+pub fn header<'a>(response: &'a LocalResponse<'_>, name: &str) -> Option<&'a str> {
+    response.headers().get_one(name)
+}
+
+pub fn origin(value: &'static str) -> Header<'static> {
+    Header::new("Origin", value)
+}
+
+// ----- the real binary -----
+
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_oxidot")
+}
+
+/// `oxidot` with a clean environment (no OXIDOT_* or DOT variables from the caller) in `dir`.
+pub fn oxidot(dir: &Path) -> Command {
+    let mut command = Command::new(binary());
+    command.current_dir(dir);
+    for (name, _) in std::env::vars() {
+        if name.starts_with("OXIDOT_")
+            || [
+                "DOT_PKCE",
+                "OIDC_RSA_PRIVATE_KEY",
+                "OIDC_RSA_PRIVATE_KEY_FILE",
+                "PORT",
+            ]
+            .contains(&name.as_str())
+        {
+            command.env_remove(name);
+        }
+    }
+    command
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A server process, killed (SIGKILL) if a test forgets to stop it.
+pub struct Server {
+    pub child: Child,
+    pub base: String,
+}
+
+impl Server {
+    /// Starts `oxidot <args>` in `dir` on a free loopback port and waits until it answers.
+    pub fn start(dir: &Path, args: &[&str]) -> Self {
+        let port = free_port();
+        let child = oxidot(dir)
+            .args(args)
+            .env("OXIDOT_PORT", port.to_string())
+            .env("OXIDOT_ADDRESS", "127.0.0.1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let server = Self {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        };
+        server.wait_ready();
+        server
+    }
+
+    fn wait_ready(&self) {
+        let client = reqwest::blocking::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(response) = client.get(format!("{}/healthz", self.base)).send()
+                && response.status().is_success()
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("the server did not start");
+    }
+
+    /// Sends SIGTERM and waits for the process to exit; returns whether it exited cleanly.
+    pub fn terminate(mut self) -> bool {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.success();
+            }
+            assert!(Instant::now() < deadline, "the server did not stop");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A browser-like HTTP client for a real server: keeps cookies, follows no redirects.
+pub fn http_client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
