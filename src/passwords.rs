@@ -5,11 +5,10 @@
 //! Django's `pbkdf2_sha256`, `pbkdf2_sha1` and `argon2` hashes verify as they are and are
 //! reported as needing an upgrade, which the caller does after a successful login.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use argon2::password_hash::phc::PasswordHash;
-use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
-use argon2::{Algorithm, Argon2, Params};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use base64::Engine as _;
 use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
@@ -46,17 +45,68 @@ fn current_params() -> Params {
     Params::default()
 }
 
+/// Argon2's working memory, kept between computations. Allocating 19 MiB per hash from
+/// whichever blocking thread runs it makes glibc keep that much per thread arena (RSS grew past
+/// 200 MiB under a login flood); a few reused buffers keep it to `permits × 19 MiB`.
+pub type Argon2Memory = Vec<Block>;
+
 /// Hashes with argon2id and the current parameters, in Django's encoding.
 pub fn hash(password: &str) -> Result<String, PasswordError> {
-    let hasher = Argon2::new(
+    hash_with(password, &mut Argon2Memory::new())
+}
+
+pub fn hash_with(password: &str, memory: &mut Argon2Memory) -> Result<String, PasswordError> {
+    let params = current_params();
+    let mut salt = [0u8; 16];
+    getrandom::fill(&mut salt).map_err(|error| PasswordError::Hashing(error.to_string()))?;
+    let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    compute(
         Algorithm::Argon2id,
-        argon2::Version::V0x13,
-        current_params(),
+        Version::V0x13,
+        params.clone(),
+        password,
+        &salt,
+        &mut out,
+        memory,
+    )?;
+    let b64 = base64::engine::general_purpose::STANDARD_NO_PAD;
+    Ok(format!(
+        "{DJANGO_ARGON2}$argon2id$v=19$m={},t={},p={}${}${}",
+        params.m_cost(),
+        params.t_cost(),
+        params.p_cost(),
+        b64.encode(salt),
+        b64.encode(out)
+    ))
+}
+
+/// One argon2 computation in `memory`, which grows as the parameters need and is given back
+/// to the default size afterwards (an imported hash may ask for far more).
+fn compute(
+    algorithm: Algorithm,
+    version: Version,
+    params: Params,
+    password: &str,
+    salt: &[u8],
+    out: &mut [u8],
+    memory: &mut Argon2Memory,
+) -> Result<(), PasswordError> {
+    let blocks = params.block_count();
+    if memory.len() < blocks {
+        memory.resize(blocks, Block::new());
+    }
+    let result = Argon2::new(algorithm, version, params).hash_password_into_with_memory(
+        password.as_bytes(),
+        salt,
+        out,
+        &mut memory[..blocks],
     );
-    let phc = hasher
-        .hash_password(password.as_bytes())
-        .map_err(|error| PasswordError::Hashing(error.to_string()))?;
-    Ok(format!("{DJANGO_ARGON2}{phc}"))
+    let usual = current_params().block_count();
+    if memory.len() > usual {
+        memory.truncate(usual);
+        memory.shrink_to_fit();
+    }
+    result.map_err(|error| PasswordError::Hashing(error.to_string()))
 }
 
 /// A password that can never match, as Django's `make_password(None)`.
@@ -143,20 +193,21 @@ fn parse(encoded: &str) -> Result<Parsed<'_>, PasswordError> {
 /// Checks `password` against a stored hash in any supported format. Malformed, unsupported and
 /// unusable hashes never match.
 pub fn verify(password: &str, encoded: &str) -> Verification {
+    verify_with(password, encoded, &mut Argon2Memory::new())
+}
+
+pub fn verify_with(password: &str, encoded: &str, memory: &mut Argon2Memory) -> Verification {
     if !is_usable(encoded) {
         return Verification::NO_MATCH;
     }
     match parse(encoded) {
         Err(_) => Verification::NO_MATCH,
         Ok(Parsed::Argon2(phc)) => {
-            let matches = Argon2::default()
-                .verify_password(password.as_bytes(), phc.as_ref())
-                .is_ok();
-            let current = Params::try_from(phc.as_ref()).ok();
+            let matches = verify_argon2(password, &phc, memory).unwrap_or(false);
+            let wanted = current_params();
             let needs_upgrade = phc.algorithm.as_str() != "argon2id"
                 || !encoded.starts_with(DJANGO_ARGON2)
-                || current.is_none_or(|params| {
-                    let wanted = current_params();
+                || Params::try_from(phc.as_ref()).map_or(true, |params| {
                     params.m_cost() != wanted.m_cost()
                         || params.t_cost() != wanted.t_cost()
                         || params.p_cost() != wanted.p_cost()
@@ -195,19 +246,35 @@ pub fn verify(password: &str, encoded: &str) -> Verification {
     }
 }
 
+fn verify_argon2(password: &str, phc: &PasswordHash, memory: &mut Argon2Memory) -> Option<bool> {
+    let algorithm = Algorithm::try_from(phc.algorithm.as_str()).ok()?;
+    let version = match phc.version {
+        Some(version) => Version::try_from(version).ok()?,
+        None => Version::V0x10,
+    };
+    let params = Params::try_from(phc).ok()?;
+    let salt = phc.salt.as_ref()?;
+    let expected = phc.hash.as_ref()?;
+    let mut out = vec![0u8; expected.len()];
+    compute(algorithm, version, params, password, salt, &mut out, memory).ok()?;
+    Some(bool::from(out.as_slice().ct_eq(expected.as_bytes())))
+}
+
 /// Burns the time of a real verification, so that an unknown user or client costs what a
 /// known one does.
-pub fn dummy_verify(password: &str) {
+pub fn dummy_verify(password: &str, memory: &mut Argon2Memory) {
     static DUMMY: OnceLock<String> = OnceLock::new();
     let dummy = DUMMY.get_or_init(|| hash("oxidot dummy password").unwrap_or_default());
-    let _ = verify(password, dummy);
+    let _ = verify_with(password, dummy, memory);
 }
 
 /// Runs hash work off the async executor, at most `permits` at a time, so a flood of logins or
-/// bad client secrets cannot take every worker thread.
+/// bad client secrets cannot take every worker thread; each computation borrows one of the
+/// reused argon2 memory buffers.
 #[derive(Clone)]
 pub struct Hasher {
     permits: Arc<Semaphore>,
+    buffers: Arc<Mutex<Vec<Argon2Memory>>>,
 }
 
 impl Hasher {
@@ -219,26 +286,35 @@ impl Hasher {
         };
         Self {
             permits: Arc::new(Semaphore::new(max)),
+            buffers: Arc::new(Mutex::new(Vec::new())),
         }
-    }
-
-    /// Hash computations waiting for a permit (for metrics and tests).
-    pub fn available_permits(&self) -> usize {
-        self.permits.available_permits()
     }
 
     async fn run<T: Send + 'static>(
         &self,
-        work: impl FnOnce() -> T + Send + 'static,
+        work: impl FnOnce(&mut Argon2Memory) -> T + Send + 'static,
     ) -> Result<T, PasswordError> {
         let _permit = self
             .permits
             .acquire()
             .await
             .map_err(|error| PasswordError::Hashing(error.to_string()))?;
-        tokio::task::spawn_blocking(work)
-            .await
-            .map_err(|error| PasswordError::Hashing(error.to_string()))
+        let mut memory = self
+            .buffers
+            .lock()
+            .ok()
+            .and_then(|mut buffers| buffers.pop())
+            .unwrap_or_default();
+        let buffers = self.buffers.clone();
+        tokio::task::spawn_blocking(move || {
+            let result = work(&mut memory);
+            if let Ok(mut buffers) = buffers.lock() {
+                buffers.push(memory);
+            }
+            result
+        })
+        .await
+        .map_err(|error| PasswordError::Hashing(error.to_string()))
     }
 
     /// Verifies against `encoded`, or burns a dummy verification when there is no hash to check
@@ -248,10 +324,10 @@ impl Hasher {
         password: String,
         encoded: Option<String>,
     ) -> Result<Verification, PasswordError> {
-        self.run(move || match encoded {
-            Some(encoded) => verify(&password, &encoded),
+        self.run(move |memory| match encoded {
+            Some(encoded) => verify_with(&password, &encoded, memory),
             None => {
-                dummy_verify(&password);
+                dummy_verify(&password, memory);
                 Verification::NO_MATCH
             }
         })
@@ -259,7 +335,7 @@ impl Hasher {
     }
 
     pub async fn hash(&self, password: String) -> Result<String, PasswordError> {
-        self.run(move || hash(&password)).await?
+        self.run(move |memory| hash_with(&password, memory)).await?
     }
 }
 
@@ -279,6 +355,25 @@ mod tests {
             }
         );
         assert!(!verify("admin124", &encoded).matches);
+        // The PHC part is what any argon2 implementation verifies.
+        use argon2::password_hash::PasswordVerifier as _;
+        let phc = PasswordHash::new(&encoded["argon2".len()..]).unwrap();
+        assert!(Argon2::default().verify_password(b"admin123", &phc).is_ok());
+    }
+
+    #[test]
+    fn memory_for_large_imported_parameters_is_given_back() {
+        use argon2::password_hash::PasswordHasher as _;
+        let big = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(65_536, 1, 1, None).unwrap(),
+        )
+        .hash_password(b"pw")
+        .unwrap();
+        let mut memory = Argon2Memory::new();
+        assert!(verify_with("pw", &format!("argon2{big}"), &mut memory).matches);
+        assert_eq!(memory.len(), current_params().block_count());
     }
 
     #[test]
@@ -306,9 +401,10 @@ mod tests {
 
     #[test]
     fn argon2i_and_other_parameters_need_upgrade() {
+        use argon2::password_hash::PasswordHasher as _;
         let phc = Argon2::new(
             Algorithm::Argon2i,
-            argon2::Version::V0x13,
+            Version::V0x13,
             Params::new(512, 2, 2, None).unwrap(),
         )
         .hash_password(b"pw")

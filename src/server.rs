@@ -130,8 +130,9 @@ async fn serve(
     let control = ControlSocket::bind(&settings.database).map_err(|error| {
         ServerError::Startup(format!("cannot open the control socket: {error}"))
     })?;
+    // One hasher (one bound on argon2 work) for web requests and control commands alike.
     let control_task = tokio::spawn(control.serve(store.clone(), hasher.clone()));
-    let state = AppState::new(settings, store, clock)
+    let state = AppState::new(settings, store, hasher, clock)
         .map_err(|error| ServerError::Startup(error.to_string()))?;
     let launched = web::build(state)
         .attach(AdHoc::on_liftoff("announce", move |_| {

@@ -35,8 +35,12 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(settings: Settings, store: Store, clock: Clock) -> Result<Self, TemplateError> {
-        let hasher = Hasher::new(settings.max_concurrent_hashes);
+    pub fn new(
+        settings: Settings,
+        store: Store,
+        hasher: Hasher,
+        clock: Clock,
+    ) -> Result<Self, TemplateError> {
         let accounts = Accounts::new(store.clone(), hasher.clone(), &settings, clock.clone());
         Ok(Self {
             settings: Arc::new(settings),

@@ -43,7 +43,8 @@ impl App {
             fixtures::install_blocking(&store, prepared).unwrap();
         }
         let clock = Clock::manual(time::OffsetDateTime::now_utc());
-        let state = AppState::new(settings, store.clone(), clock.clone()).unwrap();
+        let hasher = oxidot::passwords::Hasher::new(settings.max_concurrent_hashes);
+        let state = AppState::new(settings, store.clone(), hasher, clock.clone()).unwrap();
         let client = Client::tracked(web::build(state)).unwrap();
         Self {
             client,
