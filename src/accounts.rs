@@ -64,14 +64,16 @@ impl Accounts {
         &self.clock
     }
 
-    /// Checks a username and password and opens a session. Inactive users, unknown users and
-    /// wrong passwords all answer `InvalidCredentials` and cost the same hash work.
-    pub async fn login(
+    /// Checks a username and password, throttled per username and client IP. Inactive users,
+    /// unknown users and wrong passwords all answer `InvalidCredentials` and cost the same hash
+    /// work. A Django hash that matched is upgraded to argon2id. Used by the login page and the
+    /// OAuth password grant alike.
+    pub async fn check_credentials(
         &self,
         username: &str,
         password: &str,
         client_ip: Option<&str>,
-    ) -> Result<NewSession, AccountError> {
+    ) -> Result<User, AccountError> {
         if let Some(retry_after) = self.throttle.retry_after(username, client_ip) {
             return Err(AccountError::Throttled { retry_after });
         }
@@ -92,11 +94,38 @@ impl Accounts {
             }
         };
         self.throttle.record_success(username);
-        let upgraded = if verification.needs_upgrade {
-            Some(self.hasher.hash(password.to_owned()).await?)
-        } else {
-            None
-        };
+        if !verification.needs_upgrade {
+            return Ok(user);
+        }
+        let upgraded = self.hasher.hash(password.to_owned()).await?;
+        let (user_id, old_hash) = (user.id, user.password.clone());
+        let user = self
+            .store
+            .write(move |tx| {
+                let mut user = tx
+                    .user(user_id)?
+                    .ok_or_else(|| StoreError::Conflict("the user was deleted".to_owned()))?;
+                // Unless the password changed meanwhile.
+                if user.password == old_hash {
+                    user.password.clone_from(&upgraded);
+                    tx.put_user(&user)?;
+                }
+                Ok(user)
+            })
+            .await?;
+        Ok(user)
+    }
+
+    /// Checks a username and password and opens a session.
+    pub async fn login(
+        &self,
+        username: &str,
+        password: &str,
+        client_ip: Option<&str>,
+    ) -> Result<NewSession, AccountError> {
+        let user = self
+            .check_credentials(username, password, client_ip)
+            .await?;
         let now = Timestamp::from_datetime(self.clock.now());
         let cookie_value = random::token(32)?;
         let session = Session {
@@ -116,9 +145,6 @@ impl Accounts {
                     .user(user_id)?
                     .ok_or_else(|| StoreError::Conflict("the user was deleted".to_owned()))?;
                 user.last_login = Some(now);
-                if let Some(hash) = &upgraded {
-                    user.password.clone_from(hash);
-                }
                 tx.put_user(&user)?;
                 tx.put_session(&key, &stored)?;
                 Ok(user)

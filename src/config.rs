@@ -177,6 +177,8 @@ pub struct Settings {
     pub max_concurrent_hashes: usize,
     /// A tracing filter: `info`, `debug`, `oxidot=debug,info`, ...
     pub log_level: String,
+    /// The scope `/api/hello` (the tutorial's protected API) requires.
+    pub protected_resource_scope: String,
     pub limits: Limits,
     pub sessions: Sessions,
     pub login_throttle: LoginThrottle,
@@ -203,6 +205,7 @@ impl Default for Settings {
             issuer: None,
             max_concurrent_hashes: 0,
             log_level: "info".to_owned(),
+            protected_resource_scope: "read".to_owned(),
             limits: Limits::default(),
             sessions: Sessions::default(),
             login_throttle: LoginThrottle::default(),
@@ -378,6 +381,9 @@ impl LoadedConfig {
             && !(issuer.starts_with("https://") || issuer.starts_with("http://"))
         {
             return Err(self.bad_value("issuer", "must be an http(s) URL"));
+        }
+        if !is_scope_token(&s.protected_resource_scope) {
+            return Err(self.bad_value("protected_resource_scope", "must be a scope name"));
         }
         if s.limits.form < 1024 {
             return Err(self.bad_value("limits.form", "must be at least 1024 bytes"));

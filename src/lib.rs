@@ -11,6 +11,8 @@ pub mod commands;
 pub mod config;
 pub mod control;
 pub mod fixtures;
+pub mod oauth;
+pub mod params;
 pub mod passwords;
 pub mod random;
 pub mod server;

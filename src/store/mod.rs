@@ -14,15 +14,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use redb::{
-    Database, MultimapTableDefinition, ReadableDatabase, ReadableTable, ReadableTableMetadata,
-    TableDefinition,
+    Database, MultimapTableDefinition, ReadableDatabase, ReadableMultimapTable, ReadableTable,
+    ReadableTableMetadata, TableDefinition,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use records::{
-    Algorithm, Application, ClientType, ExpiringKind, GrantType, Group, Permission, SecretKey,
-    Session, Timestamp, User,
+    AccessToken, Algorithm, Application, ClientType, ExpiringKind, FamilyId, GrantType, Group,
+    Permission, RefreshToken, SecretKey, Session, Timestamp, User,
 };
 use writer::{TypedJob, Writer};
 
@@ -356,6 +356,26 @@ impl ReadTx {
         Ok(self.txn.open_table(SESSIONS)?.len()?)
     }
 
+    pub fn application(&self, id: u64) -> Result<Option<Application>, StoreError> {
+        self.record(APPLICATIONS, id)
+    }
+
+    pub fn access_token(&self, key: &SecretKey) -> Result<Option<AccessToken>, StoreError> {
+        self.record(ACCESS_TOKENS, key.0)
+    }
+
+    pub fn refresh_token(&self, key: &SecretKey) -> Result<Option<RefreshToken>, StoreError> {
+        self.record(REFRESH_TOKENS, key.0)
+    }
+
+    pub fn access_token_count(&self) -> Result<u64, StoreError> {
+        Ok(self.txn.open_table(ACCESS_TOKENS)?.len()?)
+    }
+
+    pub fn refresh_token_count(&self) -> Result<u64, StoreError> {
+        Ok(self.txn.open_table(REFRESH_TOKENS)?.len()?)
+    }
+
     pub fn schema_version(&self) -> Result<u64, StoreError> {
         let meta = self.txn.open_table(META)?;
         let value = meta.get("schema_version")?;
@@ -531,5 +551,175 @@ impl<'a> WriteTx<'a> {
             key.0,
         ))?;
         Ok(true)
+    }
+
+    pub fn access_token(&self, key: &SecretKey) -> Result<Option<AccessToken>, StoreError> {
+        self.record(ACCESS_TOKENS, key.0)
+    }
+
+    pub fn refresh_token(&self, key: &SecretKey) -> Result<Option<RefreshToken>, StoreError> {
+        self.record(REFRESH_TOKENS, key.0)
+    }
+
+    fn index_token(
+        &self,
+        kind: ExpiringKind,
+        key: &SecretKey,
+        user: Option<u64>,
+        application: u64,
+        family: Option<FamilyId>,
+    ) -> Result<(), StoreError> {
+        let entry = (kind as u8, key.0);
+        self.txn
+            .open_multimap_table(TOKENS_BY_CLIENT)?
+            .insert(application, entry)?;
+        if let Some(user) = user {
+            self.txn
+                .open_multimap_table(TOKENS_BY_USER)?
+                .insert(user, entry)?;
+        }
+        if let Some(family) = family {
+            self.txn
+                .open_multimap_table(TOKENS_BY_FAMILY)?
+                .insert(family.0, entry)?;
+        }
+        Ok(())
+    }
+
+    fn unindex_token(
+        &self,
+        kind: ExpiringKind,
+        key: &SecretKey,
+        user: Option<u64>,
+        application: u64,
+        family: Option<FamilyId>,
+    ) -> Result<(), StoreError> {
+        let entry = (kind as u8, key.0);
+        self.txn
+            .open_multimap_table(TOKENS_BY_CLIENT)?
+            .remove(application, entry)?;
+        if let Some(user) = user {
+            self.txn
+                .open_multimap_table(TOKENS_BY_USER)?
+                .remove(user, entry)?;
+        }
+        if let Some(family) = family {
+            self.txn
+                .open_multimap_table(TOKENS_BY_FAMILY)?
+                .remove(family.0, entry)?;
+        }
+        Ok(())
+    }
+
+    /// Stores a new access token with its index and expiry entries.
+    pub fn put_access_token(
+        &mut self,
+        key: &SecretKey,
+        token: &AccessToken,
+    ) -> Result<(), StoreError> {
+        self.txn
+            .open_table(ACCESS_TOKENS)?
+            .insert(key.0, encode(token)?.as_slice())?;
+        self.txn.open_table(EXPIRY)?.insert(
+            (token.expires.0, ExpiringKind::AccessToken as u8, key.0),
+            (),
+        )?;
+        self.index_token(
+            ExpiringKind::AccessToken,
+            key,
+            token.user,
+            token.application,
+            token.family,
+        )
+    }
+
+    /// Deletes an access token and its index entries; false when there was none.
+    pub fn delete_access_token(&mut self, key: &SecretKey) -> Result<bool, StoreError> {
+        let removed: Option<AccessToken> = {
+            let mut tokens = self.txn.open_table(ACCESS_TOKENS)?;
+            let removed = tokens.remove(key.0)?;
+            removed.map(|value| decode(value.value())).transpose()?
+        };
+        let Some(token) = removed else {
+            return Ok(false);
+        };
+        self.txn.open_table(EXPIRY)?.remove((
+            token.expires.0,
+            ExpiringKind::AccessToken as u8,
+            key.0,
+        ))?;
+        self.unindex_token(
+            ExpiringKind::AccessToken,
+            key,
+            token.user,
+            token.application,
+            token.family,
+        )?;
+        Ok(true)
+    }
+
+    /// Stores a refresh token (new, or updated: revoked, re-paired) with its indexes.
+    pub fn put_refresh_token(
+        &mut self,
+        key: &SecretKey,
+        token: &RefreshToken,
+    ) -> Result<(), StoreError> {
+        let previous = self.refresh_token(key)?;
+        if let Some(expires) = previous.as_ref().and_then(|old| old.expires) {
+            self.txn.open_table(EXPIRY)?.remove((
+                expires.0,
+                ExpiringKind::RefreshToken as u8,
+                key.0,
+            ))?;
+        }
+        self.txn
+            .open_table(REFRESH_TOKENS)?
+            .insert(key.0, encode(token)?.as_slice())?;
+        if let Some(expires) = token.expires {
+            self.txn
+                .open_table(EXPIRY)?
+                .insert((expires.0, ExpiringKind::RefreshToken as u8, key.0), ())?;
+        }
+        if previous.is_none() {
+            self.index_token(
+                ExpiringKind::RefreshToken,
+                key,
+                token.user,
+                token.application,
+                Some(token.family),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Revokes every token of a family: access tokens are deleted, refresh tokens marked
+    /// revoked (kept so a later reuse is still recognised). Returns how many were live.
+    pub fn revoke_family(&mut self, family: FamilyId, now: Timestamp) -> Result<u64, StoreError> {
+        let members: Vec<(u8, [u8; 32])> = {
+            let index = self.txn.open_multimap_table(TOKENS_BY_FAMILY)?;
+            let mut members = Vec::new();
+            for entry in index.get(family.0)? {
+                members.push(entry?.value());
+            }
+            members
+        };
+        let mut revoked = 0;
+        for (kind, raw) in members {
+            let key = SecretKey(raw);
+            if kind == ExpiringKind::AccessToken as u8 {
+                if self.delete_access_token(&key)? {
+                    revoked += 1;
+                }
+            } else if kind == ExpiringKind::RefreshToken as u8
+                && let Some(mut token) = self.refresh_token(&key)?
+                && token.revoked.is_none()
+            {
+                token.revoked = Some(now);
+                token.access_token = None;
+                self.put_refresh_token(&key, &token)?;
+                revoked += 1;
+            }
+        }
+        Ok(revoked)
     }
 }

@@ -223,9 +223,56 @@ pub struct Session {
     pub sid: String,
 }
 
-/// Kinds of rows in the expiry index, so cleanup walks only what has expired.
+/// Kinds of rows in the expiry index and the token indexes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub enum ExpiringKind {
     Session = 1,
+    AccessToken = 2,
+    RefreshToken = 3,
+}
+
+/// Tokens issued from one grant (an authorization code, a password or refresh chain) share a
+/// family, so a replay or reuse revokes them all at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct FamilyId(pub [u8; 16]);
+
+/// An access token, stored under the SHA-256 of its value (DOT's `token_checksum`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccessToken {
+    /// None for client-credentials tokens.
+    pub user: Option<u64>,
+    pub application: u64,
+    /// Space-separated, as in the token response.
+    pub scope: String,
+    pub expires: Timestamp,
+    pub created: Timestamp,
+    /// The refresh token issued with it, if any.
+    #[serde(default)]
+    pub refresh_token: Option<[u8; 32]>,
+    #[serde(default)]
+    pub family: Option<FamilyId>,
+    /// The last characters of the value, for admin lists (the value itself is never stored).
+    #[serde(default)]
+    pub tail: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RefreshToken {
+    pub user: Option<u64>,
+    pub application: u64,
+    pub scope: String,
+    pub created: Timestamp,
+    /// When it was revoked or rotated; kept for reuse detection and the grace period.
+    #[serde(default)]
+    pub revoked: Option<Timestamp>,
+    /// The access token issued with it (deleted when either is revoked).
+    #[serde(default)]
+    pub access_token: Option<[u8; 32]>,
+    pub family: FamilyId,
+    /// When it stops working; none when refresh tokens do not expire.
+    #[serde(default)]
+    pub expires: Option<Timestamp>,
+    #[serde(default)]
+    pub tail: String,
 }

@@ -66,7 +66,7 @@ impl WebError {
         match self {
             WebError::BadRequest(_) => Status::BadRequest,
             WebError::Csrf(_) => Status::Forbidden,
-            WebError::Form(error) => error.status(),
+            WebError::Form(error) => crate::web::form::status_of(error),
             WebError::TooManyRequests { .. } => Status::TooManyRequests,
             WebError::Internal(_) => Status::InternalServerError,
         }

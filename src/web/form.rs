@@ -5,74 +5,18 @@
 //! 400, so both bodies and queries go through this one parser.
 
 use rocket::data::{self, Data, FromData, ToByteUnit};
-use rocket::http::{ContentType, RawStr, Status};
+use rocket::http::{ContentType, Status};
 use rocket::request::{self, FromRequest, Request};
 
+pub use crate::params::{FormError, Params};
 use crate::web::AppState;
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum FormError {
-    #[error("expected a body of type application/x-www-form-urlencoded")]
-    WrongContentType,
-    #[error("the request body is larger than {0} bytes")]
-    TooLarge(u64),
-    #[error("the request is not valid percent-encoded UTF-8")]
-    BadEncoding,
-    #[error("the parameter {0:?} was given more than once")]
-    Repeated(String),
-    #[error("the request body could not be read")]
-    Unreadable,
-}
-
-impl FormError {
-    pub fn status(&self) -> Status {
-        match self {
-            FormError::WrongContentType => Status::UnsupportedMediaType,
-            FormError::TooLarge(_) => Status::PayloadTooLarge,
-            _ => Status::BadRequest,
-        }
-    }
-}
-
-/// Decoded name/value pairs, in order, repeats kept so they can be refused.
-#[derive(Debug, Clone, Default)]
-pub struct Params {
-    pairs: Vec<(String, String)>,
-}
-
-impl Params {
-    pub fn parse(raw: &str) -> Result<Self, FormError> {
-        let mut pairs = Vec::new();
-        for piece in raw.split('&').filter(|piece| !piece.is_empty()) {
-            let (name, value) = piece.split_once('=').unwrap_or((piece, ""));
-            let decode = |text: &str| {
-                RawStr::new(text)
-                    .url_decode()
-                    .map(|decoded| decoded.into_owned())
-                    .map_err(|_| FormError::BadEncoding)
-            };
-            let value = decode(value)?;
-            if value.contains('\0') {
-                return Err(FormError::BadEncoding);
-            }
-            pairs.push((decode(name)?, value));
-        }
-        Ok(Self { pairs })
-    }
-
-    /// The one value of `name`; a repeated parameter is an error.
-    pub fn single(&self, name: &str) -> Result<Option<&str>, FormError> {
-        let mut found = self.pairs.iter().filter(|(key, _)| key == name);
-        let first = found.next().map(|(_, value)| value.as_str());
-        if found.next().is_some() {
-            return Err(FormError::Repeated(name.to_owned()));
-        }
-        Ok(first)
-    }
-
-    /// Like `single`, with an empty value treated as absent.
-    pub fn non_empty(&self, name: &str) -> Result<Option<&str>, FormError> {
-        Ok(self.single(name)?.filter(|value| !value.is_empty()))
+/// The HTTP status for a malformed body or query.
+pub fn status_of(error: &FormError) -> Status {
+    match error {
+        FormError::WrongContentType => Status::UnsupportedMediaType,
+        FormError::TooLarge(_) => Status::PayloadTooLarge,
+        _ => Status::BadRequest,
     }
 }
 
@@ -85,7 +29,7 @@ impl<'r> FromData<'r> for FormBody {
     type Error = FormError;
 
     async fn from_data(req: &'r Request<'_>, data: Data<'r>) -> data::Outcome<'r, Self> {
-        let fail = |error: FormError| data::Outcome::Error((error.status(), error));
+        let fail = |error: FormError| data::Outcome::Error((status_of(&error), error));
         let is_form = req.content_type().is_some_and(|content_type| {
             content_type.media_type() == ContentType::Form.media_type()
         });
@@ -123,31 +67,7 @@ impl<'r> FromRequest<'r> for Query {
         let raw = req.uri().query().map(|query| query.as_str()).unwrap_or("");
         match Params::parse(raw) {
             Ok(params) => request::Outcome::Success(Query(params)),
-            Err(error) => request::Outcome::Error((error.status(), error)),
+            Err(error) => request::Outcome::Error((status_of(&error), error)),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn decodes_plus_and_percent_and_keeps_order() {
-        let params = Params::parse("a=1+2&b=%C3%A9&c=&d").unwrap();
-        assert_eq!(params.single("a").unwrap(), Some("1 2"));
-        assert_eq!(params.single("b").unwrap(), Some("é"));
-        assert_eq!(params.single("c").unwrap(), Some(""));
-        assert_eq!(params.non_empty("c").unwrap(), None);
-        assert_eq!(params.single("d").unwrap(), Some(""));
-        assert_eq!(params.single("missing").unwrap(), None);
-    }
-
-    #[test]
-    fn refuses_repeats_invalid_utf8_and_nul() {
-        let params = Params::parse("a=1&a=2").unwrap();
-        assert_eq!(params.single("a"), Err(FormError::Repeated("a".to_owned())));
-        assert_eq!(Params::parse("a=%FF").unwrap_err(), FormError::BadEncoding);
-        assert_eq!(Params::parse("a=%00").unwrap_err(), FormError::BadEncoding);
     }
 }

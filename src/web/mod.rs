@@ -6,6 +6,7 @@ pub mod csrf;
 pub mod error;
 mod fairings;
 pub mod form;
+mod oauth_response;
 pub mod routes;
 pub mod session;
 pub mod templates;
@@ -20,9 +21,14 @@ use rocket::{Build, Rocket};
 use crate::accounts::Accounts;
 use crate::clock::Clock;
 use crate::config::Settings;
+use crate::oauth::{ClientAuthenticator, OAuth};
 use crate::passwords::Hasher;
 use crate::store::Store;
-use templates::{TemplateError, Templates};
+use templates::Templates;
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot start the web layer: {0}")]
+pub struct StartupError(String);
 
 /// Everything handlers need, built once at start and shared.
 pub struct AppState {
@@ -31,6 +37,7 @@ pub struct AppState {
     pub accounts: Arc<Accounts>,
     pub hasher: Hasher,
     pub templates: Templates,
+    pub oauth: OAuth,
     pub clock: Clock,
 }
 
@@ -40,14 +47,25 @@ impl AppState {
         store: Store,
         hasher: Hasher,
         clock: Clock,
-    ) -> Result<Self, TemplateError> {
+    ) -> Result<Self, StartupError> {
         let accounts = Accounts::new(store.clone(), hasher.clone(), &settings, clock.clone());
+        let settings = Arc::new(settings);
+        let clients = ClientAuthenticator::new(hasher.clone())
+            .map_err(|error| StartupError(error.description()))?;
+        let oauth = OAuth::new(
+            settings.clone(),
+            store.clone(),
+            clients,
+            accounts.clone(),
+            clock.clone(),
+        );
         Ok(Self {
-            settings: Arc::new(settings),
+            settings,
             store,
             accounts,
             hasher,
-            templates: Templates::load()?,
+            templates: Templates::load().map_err(|error| StartupError(error.to_string()))?,
+            oauth,
             clock,
         })
     }
@@ -127,5 +145,6 @@ pub fn build(state: AppState) -> Rocket<Build> {
         .mount("/", routes::accounts::routes())
         .mount("/", routes::health::routes())
         .mount("/", routes::assets::routes())
+        .mount("/", routes::oauth::routes())
         .register("/", catchers::all())
 }

@@ -4,5 +4,6 @@
 mod cli;
 mod fixtures;
 mod login;
+mod oauth;
 mod pages;
 mod support;

@@ -2,3 +2,4 @@ pub mod accounts;
 pub mod assets;
 pub mod health;
 pub mod home;
+pub mod oauth;

@@ -1,0 +1,105 @@
+//! RFC 6749 §5.2 errors: `Display` is the error code.
+
+use crate::params::FormError;
+use crate::passwords::PasswordError;
+use crate::random::RandomError;
+use crate::store::StoreError;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum OAuthError {
+    #[error("invalid_request")]
+    InvalidRequest(String),
+    #[error("invalid_client")]
+    InvalidClient {
+        description: String,
+        /// The client tried HTTP Basic, so the answer carries `WWW-Authenticate: Basic`.
+        used_basic: bool,
+    },
+    #[error("invalid_grant")]
+    InvalidGrant(String),
+    #[error("unauthorized_client")]
+    UnauthorizedClient(String),
+    #[error("unsupported_grant_type")]
+    UnsupportedGrantType(String),
+    #[error("invalid_scope")]
+    InvalidScope(String),
+    /// Throttled password guessing (HTTP 429 with `Retry-After`).
+    #[error("temporarily_unavailable")]
+    TooManyAttempts { retry_after: u64 },
+    #[error("server_error")]
+    Server(String),
+}
+
+impl OAuthError {
+    pub fn code(&self) -> String {
+        self.to_string()
+    }
+
+    /// The `error_description`; internal details stay in the log.
+    pub fn description(&self) -> String {
+        match self {
+            OAuthError::InvalidRequest(text)
+            | OAuthError::InvalidGrant(text)
+            | OAuthError::UnauthorizedClient(text)
+            | OAuthError::UnsupportedGrantType(text)
+            | OAuthError::InvalidScope(text) => text.clone(),
+            OAuthError::InvalidClient { description, .. } => description.clone(),
+            OAuthError::TooManyAttempts { retry_after } => {
+                format!("too many failed attempts; try again in {retry_after} seconds")
+            }
+            OAuthError::Server(_) => "the server could not complete the request".to_owned(),
+        }
+    }
+
+    pub fn status(&self) -> u16 {
+        match self {
+            OAuthError::InvalidClient { .. } => 401,
+            OAuthError::TooManyAttempts { .. } => 429,
+            OAuthError::Server(_) => 500,
+            _ => 400,
+        }
+    }
+}
+
+impl From<StoreError> for OAuthError {
+    fn from(error: StoreError) -> Self {
+        OAuthError::Server(error.to_string())
+    }
+}
+
+impl From<PasswordError> for OAuthError {
+    fn from(error: PasswordError) -> Self {
+        OAuthError::Server(error.to_string())
+    }
+}
+
+impl From<RandomError> for OAuthError {
+    fn from(error: RandomError) -> Self {
+        OAuthError::Server(error.to_string())
+    }
+}
+
+impl From<FormError> for OAuthError {
+    fn from(error: FormError) -> Self {
+        OAuthError::InvalidRequest(error.to_string())
+    }
+}
+
+/// Why a bearer token was refused at a protected resource (RFC 6750 §3.1).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum BearerError {
+    #[error("no bearer token was given")]
+    Missing,
+    #[error("the access token is invalid, expired or revoked")]
+    InvalidToken,
+    #[error("the access token lacks the scope {0:?}")]
+    InsufficientScope(String),
+    #[error("server_error")]
+    Server(String),
+}
+
+impl From<StoreError> for BearerError {
+    fn from(error: StoreError) -> Self {
+        BearerError::Server(error.to_string())
+    }
+}

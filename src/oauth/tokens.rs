@@ -1,0 +1,525 @@
+//! The token endpoint's grants, introspection (RFC 7662), revocation (RFC 7009) and bearer-token
+//! checks for protected resources (RFC 6750).
+//!
+//! Every change that hands out or takes back a token is one write job, so it is durable before
+//! the answer and concurrent requests on one token are serialised by the writer: of two
+//! refreshes of one token, exactly one rotates it.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::accounts::{AccountError, Accounts};
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::oauth::scope::{has_scope, is_subset, resolve_scope};
+use crate::oauth::{BearerError, ClientAuthenticator, OAuthError, PresentedClient};
+use crate::params::Params;
+use crate::random;
+use crate::store::{
+    AccessToken, Application, ClientType, FamilyId, GrantType, RefreshToken, SecretKey, Store,
+    Timestamp,
+};
+
+/// The token response, fields in DOT's order.
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub expires_in: u64,
+    pub token_type: &'static str,
+    pub scope: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+}
+
+/// An RFC 7662 answer: `{"active": false}` or the token's details.
+#[derive(Debug, Clone, Serialize)]
+pub struct Introspection {
+    pub active: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exp: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iat: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
+}
+
+impl Introspection {
+    fn inactive() -> Self {
+        Self {
+            active: false,
+            scope: None,
+            client_id: None,
+            username: None,
+            exp: None,
+            iat: None,
+            sub: None,
+            token_type: None,
+            iss: None,
+            aud: None,
+        }
+    }
+}
+
+/// What a fresh token looks like before it is stored.
+struct Minted {
+    value: String,
+    key: SecretKey,
+    tail: String,
+}
+
+fn mint() -> Result<Minted, OAuthError> {
+    let value = random::token(32)?;
+    let key = SecretKey::of(&value);
+    let tail = value[value.len() - 4..].to_owned();
+    Ok(Minted { value, key, tail })
+}
+
+fn new_family() -> Result<FamilyId, OAuthError> {
+    let mut id = [0u8; 16];
+    getrandom::fill(&mut id).map_err(|error| OAuthError::Server(error.to_string()))?;
+    Ok(FamilyId(id))
+}
+
+fn unix_seconds(at: Timestamp) -> i64 {
+    at.0.div_euclid(1_000_000)
+}
+
+pub struct OAuth {
+    settings: Arc<Settings>,
+    store: Store,
+    clients: ClientAuthenticator,
+    accounts: Arc<Accounts>,
+    clock: Clock,
+}
+
+impl OAuth {
+    pub fn new(
+        settings: Arc<Settings>,
+        store: Store,
+        clients: ClientAuthenticator,
+        accounts: Arc<Accounts>,
+        clock: Clock,
+    ) -> Self {
+        Self {
+            settings,
+            store,
+            clients,
+            accounts,
+            clock,
+        }
+    }
+
+    fn now(&self) -> Timestamp {
+        Timestamp::from_datetime(self.clock.now())
+    }
+
+    /// Authenticates the client a request presents; a request naming none is refused.
+    pub async fn authenticate_client(
+        &self,
+        presented: Option<PresentedClient>,
+    ) -> Result<Application, OAuthError> {
+        let presented = presented.ok_or_else(|| OAuthError::InvalidClient {
+            description: "client authentication is required".to_owned(),
+            used_basic: false,
+        })?;
+        self.clients.authenticate(&self.store, &presented).await
+    }
+
+    /// `POST /o/token/`.
+    pub async fn token(
+        &self,
+        presented: Option<PresentedClient>,
+        params: &Params,
+        client_ip: Option<&str>,
+    ) -> Result<TokenResponse, OAuthError> {
+        let grant_type = params
+            .non_empty("grant_type")?
+            .ok_or_else(|| OAuthError::InvalidRequest("grant_type is required".to_owned()))?;
+        let grant = match grant_type {
+            "client_credentials" => GrantType::ClientCredentials,
+            "password" => GrantType::Password,
+            "refresh_token" => {
+                let application = self.authenticate_client(presented).await?;
+                return self.refresh(&application, params).await;
+            }
+            other => {
+                return Err(OAuthError::UnsupportedGrantType(format!(
+                    "grant_type {other:?} is not supported"
+                )));
+            }
+        };
+        let application = self.authenticate_client(presented).await?;
+        if !application.grant_types.contains(&grant) {
+            return Err(OAuthError::UnauthorizedClient(format!(
+                "this client may not use the {grant_type} grant"
+            )));
+        }
+        let scope = resolve_scope(params.single("scope")?, &self.settings.oauth2_provider)?;
+        match grant {
+            GrantType::ClientCredentials => {
+                if application.client_type != ClientType::Confidential {
+                    return Err(OAuthError::UnauthorizedClient(
+                        "client_credentials needs a confidential client".to_owned(),
+                    ));
+                }
+                self.issue(&application, None, scope, false).await
+            }
+            _ => {
+                let username = params.non_empty("username")?;
+                let password = params.non_empty("password")?;
+                let (Some(username), Some(password)) = (username, password) else {
+                    return Err(OAuthError::InvalidRequest(
+                        "username and password are required".to_owned(),
+                    ));
+                };
+                let user = match self
+                    .accounts
+                    .check_credentials(username, password, client_ip)
+                    .await
+                {
+                    Ok(user) => user,
+                    Err(AccountError::InvalidCredentials) => {
+                        return Err(OAuthError::InvalidGrant(
+                            "invalid username or password".to_owned(),
+                        ));
+                    }
+                    Err(AccountError::Throttled { retry_after }) => {
+                        return Err(OAuthError::TooManyAttempts { retry_after });
+                    }
+                    Err(other) => return Err(OAuthError::Server(other.to_string())),
+                };
+                self.issue(&application, Some(user.id), scope, true).await
+            }
+        }
+    }
+
+    /// Issues an access token (and a refresh token when asked) in a new family.
+    async fn issue(
+        &self,
+        application: &Application,
+        user: Option<u64>,
+        scope: String,
+        with_refresh: bool,
+    ) -> Result<TokenResponse, OAuthError> {
+        let provider = &self.settings.oauth2_provider;
+        let now = self.now();
+        let family = new_family()?;
+        let access = mint()?;
+        let refresh = if with_refresh { Some(mint()?) } else { None };
+        let access_record = AccessToken {
+            user,
+            application: application.id,
+            scope: scope.clone(),
+            expires: now.plus_seconds(provider.access_token_expire_seconds),
+            created: now,
+            refresh_token: refresh.as_ref().map(|minted| minted.key.0),
+            family: Some(family),
+            tail: access.tail.clone(),
+        };
+        let refresh_record = refresh.as_ref().map(|minted| RefreshToken {
+            user,
+            application: application.id,
+            scope: scope.clone(),
+            created: now,
+            revoked: None,
+            access_token: Some(access.key.0),
+            family,
+            expires: provider
+                .refresh_token_expire_seconds
+                .map(|seconds| now.plus_seconds(seconds)),
+            tail: minted.tail.clone(),
+        });
+        let access_key = access.key;
+        let refresh_key = refresh.as_ref().map(|minted| minted.key);
+        self.store
+            .write(move |tx| {
+                tx.put_access_token(&access_key, &access_record)?;
+                if let (Some(key), Some(record)) = (&refresh_key, &refresh_record) {
+                    tx.put_refresh_token(key, record)?;
+                }
+                Ok(())
+            })
+            .await?;
+        Ok(TokenResponse {
+            access_token: access.value,
+            expires_in: provider.access_token_expire_seconds,
+            token_type: "Bearer",
+            scope,
+            refresh_token: refresh.map(|minted| minted.value),
+        })
+    }
+
+    /// The `refresh_token` grant: rotation, grace period, reuse detection, scope narrowing,
+    /// all in one transaction. A reuse that revokes the family commits that revocation even
+    /// though the request answers `invalid_grant`.
+    async fn refresh(
+        &self,
+        application: &Application,
+        params: &Params,
+    ) -> Result<TokenResponse, OAuthError> {
+        let presented = params
+            .non_empty("refresh_token")?
+            .ok_or_else(|| OAuthError::InvalidRequest("refresh_token is required".to_owned()))?;
+        let requested_scope = params.non_empty("scope")?.map(str::to_owned);
+        let provider = self.settings.oauth2_provider.clone();
+        let now = self.now();
+        let old_key = SecretKey::of(presented);
+        let access = mint()?;
+        let refresh = mint()?;
+        let application_id = application.id;
+        let response_access = access.value.clone();
+        let response_refresh = refresh.value.clone();
+        let outcome = self
+            .store
+            .write(move |tx| {
+                let Some(mut old) = tx.refresh_token(&old_key)? else {
+                    return Ok(Err(OAuthError::InvalidGrant(
+                        "the refresh token is invalid".to_owned(),
+                    )));
+                };
+                if old.application != application_id {
+                    return Ok(Err(OAuthError::InvalidGrant(
+                        "the refresh token was issued to another client".to_owned(),
+                    )));
+                }
+                if old.expires.is_some_and(|expires| expires <= now) {
+                    return Ok(Err(OAuthError::InvalidGrant(
+                        "the refresh token has expired".to_owned(),
+                    )));
+                }
+                if let Some(revoked) = old.revoked {
+                    let grace_ends =
+                        revoked.plus_seconds(provider.refresh_token_grace_period_seconds);
+                    if now >= grace_ends {
+                        if provider.refresh_token_reuse_protection {
+                            let revoked = tx.revoke_family(old.family, now)?;
+                            tracing::warn!(
+                                client = application_id,
+                                revoked,
+                                "refresh token reused: its token family is revoked"
+                            );
+                        }
+                        return Ok(Err(OAuthError::InvalidGrant(
+                            "the refresh token has been used or revoked".to_owned(),
+                        )));
+                    }
+                }
+                let scope = match &requested_scope {
+                    Some(requested) if !is_subset(requested, &old.scope) => {
+                        return Ok(Err(OAuthError::InvalidScope(
+                            "a refresh may only narrow the scope".to_owned(),
+                        )));
+                    }
+                    Some(requested) => requested.clone(),
+                    None => old.scope.clone(),
+                };
+                if let Some(previous) = old.access_token.take() {
+                    tx.delete_access_token(&SecretKey(previous))?;
+                }
+                let rotate = provider.rotate_refresh_token;
+                let access_record = AccessToken {
+                    user: old.user,
+                    application: application_id,
+                    scope: scope.clone(),
+                    expires: now.plus_seconds(provider.access_token_expire_seconds),
+                    created: now,
+                    refresh_token: Some(if rotate { refresh.key.0 } else { old_key.0 }),
+                    family: Some(old.family),
+                    tail: access.tail.clone(),
+                };
+                tx.put_access_token(&access.key, &access_record)?;
+                if rotate {
+                    if old.revoked.is_none() {
+                        old.revoked = Some(now);
+                    }
+                    tx.put_refresh_token(&old_key, &old)?;
+                    let new_refresh = RefreshToken {
+                        user: old.user,
+                        application: application_id,
+                        scope: old.scope.clone(),
+                        created: now,
+                        revoked: None,
+                        access_token: Some(access.key.0),
+                        family: old.family,
+                        expires: provider
+                            .refresh_token_expire_seconds
+                            .map(|seconds| now.plus_seconds(seconds)),
+                        tail: refresh.tail.clone(),
+                    };
+                    tx.put_refresh_token(&refresh.key, &new_refresh)?;
+                } else {
+                    old.access_token = Some(access.key.0);
+                    tx.put_refresh_token(&old_key, &old)?;
+                }
+                Ok(Ok(scope))
+            })
+            .await?;
+        let scope = outcome?;
+        Ok(TokenResponse {
+            access_token: response_access,
+            expires_in: self.settings.oauth2_provider.access_token_expire_seconds,
+            token_type: "Bearer",
+            scope,
+            refresh_token: Some(if self.settings.oauth2_provider.rotate_refresh_token {
+                response_refresh
+            } else {
+                presented.to_owned()
+            }),
+        })
+    }
+
+    /// A live access token and its application, for protected resources.
+    pub fn bearer(&self, token: Option<&str>) -> Result<(AccessToken, Application), BearerError> {
+        let token = token.ok_or(BearerError::Missing)?;
+        let key = SecretKey::of(token);
+        let now = self.now();
+        self.store
+            .read(|tx| {
+                let Some(access) = tx.access_token(&key)? else {
+                    return Ok(None);
+                };
+                if access.expires <= now {
+                    return Ok(None);
+                }
+                Ok(tx
+                    .application(access.application)?
+                    .map(|application| (access, application)))
+            })?
+            .ok_or(BearerError::InvalidToken)
+    }
+
+    /// A live access token holding `scope`.
+    pub fn bearer_with_scope(
+        &self,
+        token: Option<&str>,
+        scope: &str,
+    ) -> Result<(AccessToken, Application), BearerError> {
+        let (access, application) = self.bearer(token)?;
+        if !has_scope(&access.scope, scope) {
+            return Err(BearerError::InsufficientScope(scope.to_owned()));
+        }
+        Ok((access, application))
+    }
+
+    /// `/o/introspect/`: the caller has already been authorised.
+    pub fn introspect(&self, token: &str, issuer: &str) -> Result<Introspection, OAuthError> {
+        let key = SecretKey::of(token);
+        let now = self.now();
+        let answer = self.store.read(|tx| {
+            if let Some(access) = tx.access_token(&key)? {
+                if access.expires <= now {
+                    return Ok(Introspection::inactive());
+                }
+                return describe(tx, access.application, access.user, |info| Introspection {
+                    scope: Some(access.scope.clone()),
+                    exp: Some(unix_seconds(access.expires)),
+                    iat: Some(unix_seconds(access.created)),
+                    token_type: Some("Bearer"),
+                    ..info
+                });
+            }
+            if let Some(refresh) = tx.refresh_token(&key)? {
+                let expired = refresh.expires.is_some_and(|expires| expires <= now);
+                if refresh.revoked.is_some() || expired {
+                    return Ok(Introspection::inactive());
+                }
+                return describe(tx, refresh.application, refresh.user, |info| {
+                    Introspection {
+                        scope: Some(refresh.scope.clone()),
+                        exp: refresh.expires.map(unix_seconds),
+                        iat: Some(unix_seconds(refresh.created)),
+                        token_type: Some("refresh_token"),
+                        ..info
+                    }
+                });
+            }
+            Ok(Introspection::inactive())
+        })?;
+        Ok(Introspection {
+            iss: answer.active.then(|| issuer.to_owned()),
+            ..answer
+        })
+    }
+
+    /// `/o/revoke_token/` (RFC 7009): revoking either token of a pair revokes both; revoking a
+    /// refresh token revokes every token issued from the same grant. Unknown tokens are fine.
+    pub async fn revoke(
+        &self,
+        application: &Application,
+        params: &Params,
+    ) -> Result<(), OAuthError> {
+        let token = params
+            .non_empty("token")?
+            .ok_or_else(|| OAuthError::InvalidRequest("token is required".to_owned()))?;
+        // The hint only orders the search (RFC 7009 §2.1); any value is accepted.
+        let _hint = params.single("token_type_hint")?;
+        let key = SecretKey::of(token);
+        let application_id = application.id;
+        let now = self.now();
+        self.store
+            .write(move |tx| {
+                if let Some(access) = tx.access_token(&key)? {
+                    if access.application != application_id {
+                        return Ok(Err(OAuthError::UnauthorizedClient(
+                            "the token was issued to another client".to_owned(),
+                        )));
+                    }
+                    tx.delete_access_token(&key)?;
+                    if let Some(paired) = access.refresh_token.map(SecretKey)
+                        && let Some(mut refresh) = tx.refresh_token(&paired)?
+                        && refresh.revoked.is_none()
+                    {
+                        refresh.revoked = Some(now);
+                        refresh.access_token = None;
+                        tx.put_refresh_token(&paired, &refresh)?;
+                    }
+                    return Ok(Ok(()));
+                }
+                if let Some(refresh) = tx.refresh_token(&key)? {
+                    if refresh.application != application_id {
+                        return Ok(Err(OAuthError::UnauthorizedClient(
+                            "the token was issued to another client".to_owned(),
+                        )));
+                    }
+                    tx.revoke_family(refresh.family, now)?;
+                }
+                Ok(Ok(()))
+            })
+            .await?
+    }
+}
+
+/// The parts of an introspection answer that come from the client and the user.
+fn describe(
+    tx: &crate::store::ReadTx,
+    application: u64,
+    user: Option<u64>,
+    fill: impl FnOnce(Introspection) -> Introspection,
+) -> Result<Introspection, crate::store::StoreError> {
+    let client_id = tx.application(application)?.map(|app| app.client_id);
+    let username = match user {
+        Some(id) => tx.user(id)?.map(|user| user.username),
+        None => None,
+    };
+    Ok(fill(Introspection {
+        active: true,
+        aud: client_id.clone(),
+        client_id,
+        username,
+        sub: user.map(|id| id.to_string()),
+        ..Introspection::inactive()
+    }))
+}
