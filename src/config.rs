@@ -54,6 +54,8 @@ pub struct OAuth2Provider {
     /// DOT defaults to false and announces true; we start with the safer value.
     pub refresh_token_reuse_protection: bool,
     pub pkce_required: bool,
+    /// Whether `code_challenge_method=plain` is accepted (DOT accepts it; S256 is always).
+    pub pkce_plain_allowed: bool,
     /// Scope name → description shown on the consent page.
     pub scopes: BTreeMap<String, String>,
     /// `["__all__"]` means every scope in `scopes`, as in DOT.
@@ -89,6 +91,7 @@ impl Default for OAuth2Provider {
             rotate_refresh_token: true,
             refresh_token_reuse_protection: true,
             pkce_required: true,
+            pkce_plain_allowed: true,
             scopes: scopes
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))

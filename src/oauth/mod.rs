@@ -2,11 +2,16 @@
 //! grants, introspection, revocation and bearer-token checks. `web` turns HTTP into calls here
 //! and `OAuthError`s into RFC 6749 responses.
 
+mod authorize;
 mod client_auth;
+mod code_flow;
 mod error;
+mod pkce;
+mod redirect;
 mod scope;
 mod tokens;
 
+pub use authorize::{AuthorizationRequest, AuthorizeFailure, validate as validate_authorization};
 pub use client_auth::{AuthMethod, ClientAuthenticator, PresentedClient, presented_client};
 pub use error::{BearerError, OAuthError};
 pub use scope::{has_scope, resolve_scope};

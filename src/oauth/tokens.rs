@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::accounts::{AccountError, Accounts};
 use crate::clock::Clock;
-use crate::config::Settings;
+use crate::config::{OAuth2Provider, Settings};
 use crate::oauth::scope::{has_scope, is_subset, resolve_scope};
 use crate::oauth::{BearerError, ClientAuthenticator, OAuthError, PresentedClient};
 use crate::params::Params;
@@ -74,20 +74,58 @@ impl Introspection {
 }
 
 /// What a fresh token looks like before it is stored.
-struct Minted {
-    value: String,
-    key: SecretKey,
-    tail: String,
+pub(super) struct Minted {
+    pub(super) value: String,
+    pub(super) key: SecretKey,
+    pub(super) tail: String,
 }
 
-fn mint() -> Result<Minted, OAuthError> {
+pub(super) fn mint() -> Result<Minted, OAuthError> {
     let value = random::token(32)?;
     let key = SecretKey::of(&value);
     let tail = value[value.len() - 4..].to_owned();
     Ok(Minted { value, key, tail })
 }
 
-fn new_family() -> Result<FamilyId, OAuthError> {
+/// The records of a new access token (and refresh token) in `family`, issued at `now`.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn token_records(
+    provider: &OAuth2Provider,
+    now: Timestamp,
+    application: u64,
+    user: Option<u64>,
+    scope: &str,
+    family: FamilyId,
+    access: (&SecretKey, &str),
+    refresh: Option<(&SecretKey, &str)>,
+) -> (AccessToken, Option<RefreshToken>) {
+    let access_record = AccessToken {
+        user,
+        application,
+        scope: scope.to_owned(),
+        expires: now.plus_seconds(provider.access_token_expire_seconds),
+        created: now,
+        refresh_token: refresh.map(|(key, _)| key.0),
+        family: Some(family),
+        tail: access.1.to_owned(),
+    };
+    let refresh_record = refresh.map(|(_, tail)| RefreshToken {
+        user,
+        application,
+        scope: scope.to_owned(),
+        created: now,
+        revoked: None,
+        access_token: Some(access.0.0),
+        family,
+        expires: provider
+            .refresh_token_expire_seconds
+            .map(|seconds| now.plus_seconds(seconds)),
+        tail: tail.to_owned(),
+    });
+    (access_record, refresh_record)
+}
+
+pub(super) fn new_family() -> Result<FamilyId, OAuthError> {
     let mut id = [0u8; 16];
     getrandom::fill(&mut id).map_err(|error| OAuthError::Server(error.to_string()))?;
     Ok(FamilyId(id))
@@ -98,11 +136,11 @@ fn unix_seconds(at: Timestamp) -> i64 {
 }
 
 pub struct OAuth {
-    settings: Arc<Settings>,
-    store: Store,
+    pub(super) settings: Arc<Settings>,
+    pub(super) store: Store,
     clients: ClientAuthenticator,
     accounts: Arc<Accounts>,
-    clock: Clock,
+    pub(super) clock: Clock,
 }
 
 impl OAuth {
@@ -122,7 +160,7 @@ impl OAuth {
         }
     }
 
-    fn now(&self) -> Timestamp {
+    pub(super) fn now(&self) -> Timestamp {
         Timestamp::from_datetime(self.clock.now())
     }
 
@@ -149,6 +187,18 @@ impl OAuth {
             .non_empty("grant_type")?
             .ok_or_else(|| OAuthError::InvalidRequest("grant_type is required".to_owned()))?;
         let grant = match grant_type {
+            "authorization_code" => {
+                let application = self.authenticate_client(presented).await?;
+                if !application
+                    .grant_types
+                    .contains(&GrantType::AuthorizationCode)
+                {
+                    return Err(OAuthError::UnauthorizedClient(
+                        "this client may not use the authorization_code grant".to_owned(),
+                    ));
+                }
+                return self.exchange_code(&application, params).await;
+            }
             "client_credentials" => GrantType::ClientCredentials,
             "password" => GrantType::Password,
             "refresh_token" => {
@@ -206,6 +256,21 @@ impl OAuth {
         }
     }
 
+    pub(super) fn response(
+        &self,
+        access: Minted,
+        refresh: Option<String>,
+        scope: String,
+    ) -> TokenResponse {
+        TokenResponse {
+            access_token: access.value,
+            expires_in: self.settings.oauth2_provider.access_token_expire_seconds,
+            token_type: "Bearer",
+            scope,
+            refresh_token: refresh,
+        }
+    }
+
     /// Issues an access token (and a refresh token when asked) in a new family.
     async fn issue(
         &self,
@@ -214,34 +279,21 @@ impl OAuth {
         scope: String,
         with_refresh: bool,
     ) -> Result<TokenResponse, OAuthError> {
-        let provider = &self.settings.oauth2_provider;
-        let now = self.now();
         let family = new_family()?;
         let access = mint()?;
         let refresh = if with_refresh { Some(mint()?) } else { None };
-        let access_record = AccessToken {
+        let (access_record, refresh_record) = token_records(
+            &self.settings.oauth2_provider,
+            self.now(),
+            application.id,
             user,
-            application: application.id,
-            scope: scope.clone(),
-            expires: now.plus_seconds(provider.access_token_expire_seconds),
-            created: now,
-            refresh_token: refresh.as_ref().map(|minted| minted.key.0),
-            family: Some(family),
-            tail: access.tail.clone(),
-        };
-        let refresh_record = refresh.as_ref().map(|minted| RefreshToken {
-            user,
-            application: application.id,
-            scope: scope.clone(),
-            created: now,
-            revoked: None,
-            access_token: Some(access.key.0),
+            &scope,
             family,
-            expires: provider
-                .refresh_token_expire_seconds
-                .map(|seconds| now.plus_seconds(seconds)),
-            tail: minted.tail.clone(),
-        });
+            (&access.key, &access.tail),
+            refresh
+                .as_ref()
+                .map(|minted| (&minted.key, minted.tail.as_str())),
+        );
         let access_key = access.key;
         let refresh_key = refresh.as_ref().map(|minted| minted.key);
         self.store
@@ -253,13 +305,7 @@ impl OAuth {
                 Ok(())
             })
             .await?;
-        Ok(TokenResponse {
-            access_token: access.value,
-            expires_in: provider.access_token_expire_seconds,
-            token_type: "Bearer",
-            scope,
-            refresh_token: refresh.map(|minted| minted.value),
-        })
+        Ok(self.response(access, refresh.map(|minted| minted.value), scope))
     }
 
     /// The `refresh_token` grant: rotation, grace period, reuse detection, scope narrowing,

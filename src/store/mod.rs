@@ -21,8 +21,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use records::{
-    AccessToken, Algorithm, Application, ClientType, ExpiringKind, FamilyId, GrantType, Group,
-    Permission, RefreshToken, SecretKey, Session, Timestamp, User,
+    AccessToken, Algorithm, Application, ClientType, Consent, ExpiringKind, FamilyId, Grant,
+    GrantType, Group, Permission, RefreshToken, SecretKey, Session, Timestamp, User,
 };
 use writer::{TypedJob, Writer};
 
@@ -366,6 +366,14 @@ impl ReadTx {
 
     pub fn refresh_token(&self, key: &SecretKey) -> Result<Option<RefreshToken>, StoreError> {
         self.record(REFRESH_TOKENS, key.0)
+    }
+
+    pub fn consent(&self, user: u64, application: u64) -> Result<Option<Consent>, StoreError> {
+        self.record(CONSENTS, (user, application))
+    }
+
+    pub fn grant(&self, key: &SecretKey) -> Result<Option<Grant>, StoreError> {
+        self.record(GRANTS, key.0)
     }
 
     pub fn access_token_count(&self) -> Result<u64, StoreError> {
@@ -721,5 +729,39 @@ impl<'a> WriteTx<'a> {
             }
         }
         Ok(revoked)
+    }
+
+    pub fn grant(&self, key: &SecretKey) -> Result<Option<Grant>, StoreError> {
+        self.record(GRANTS, key.0)
+    }
+
+    pub fn consent(&self, user: u64, application: u64) -> Result<Option<Consent>, StoreError> {
+        self.record(CONSENTS, (user, application))
+    }
+
+    /// Stores an authorization code (new, or marked used).
+    pub fn put_grant(&mut self, key: &SecretKey, grant: &Grant) -> Result<(), StoreError> {
+        let is_new = self.grant(key)?.is_none();
+        self.txn
+            .open_table(GRANTS)?
+            .insert(key.0, encode(grant)?.as_slice())?;
+        if is_new {
+            self.txn
+                .open_table(EXPIRY)?
+                .insert((grant.expires.0, ExpiringKind::Grant as u8, key.0), ())?;
+        }
+        Ok(())
+    }
+
+    pub fn put_consent(
+        &mut self,
+        user: u64,
+        application: u64,
+        consent: &Consent,
+    ) -> Result<(), StoreError> {
+        self.txn
+            .open_table(CONSENTS)?
+            .insert((user, application), encode(consent)?.as_slice())?;
+        Ok(())
     }
 }

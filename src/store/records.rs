@@ -230,6 +230,7 @@ pub enum ExpiringKind {
     Session = 1,
     AccessToken = 2,
     RefreshToken = 3,
+    Grant = 4,
 }
 
 /// Tokens issued from one grant (an authorization code, a password or refresh chain) share a
@@ -275,4 +276,36 @@ pub struct RefreshToken {
     pub expires: Option<Timestamp>,
     #[serde(default)]
     pub tail: String,
+}
+
+/// An authorization code (DOT's `Grant`), stored under the SHA-256 of the code. Kept after use
+/// until it expires, so a replay is recognised and revokes what the code produced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Grant {
+    pub user: u64,
+    pub application: u64,
+    /// The redirect URI the authorization request named; the token request must repeat it.
+    #[serde(default)]
+    pub redirect_uri: Option<String>,
+    pub scope: String,
+    #[serde(default)]
+    pub code_challenge: Option<String>,
+    #[serde(default)]
+    pub code_challenge_method: Option<String>,
+    #[serde(default)]
+    pub nonce: Option<String>,
+    /// When the user authenticated (OIDC `auth_time`).
+    pub auth_time: Timestamp,
+    pub created: Timestamp,
+    pub expires: Timestamp,
+    #[serde(default)]
+    pub used: Option<Timestamp>,
+    pub family: FamilyId,
+}
+
+/// What a user approved for an application, for `approval_prompt=auto`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Consent {
+    pub scope: String,
+    pub granted: Timestamp,
 }

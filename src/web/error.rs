@@ -205,3 +205,16 @@ impl<'r> Responder<'r, 'static> for SeeOther {
             .ok()
     }
 }
+
+/// `302 Found`, the redirect of the authorization endpoint (RFC 6749 §4.1.2).
+pub struct Found(pub String);
+
+impl<'r> Responder<'r, 'static> for Found {
+    fn respond_to(self, _: &'r Request<'_>) -> response::Result<'static> {
+        Response::build()
+            .status(Status::Found)
+            .header(Header::new("Location", self.0))
+            .header(Header::new("Cache-Control", "no-store"))
+            .ok()
+    }
+}

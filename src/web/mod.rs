@@ -146,5 +146,6 @@ pub fn build(state: AppState) -> Rocket<Build> {
         .mount("/", routes::health::routes())
         .mount("/", routes::assets::routes())
         .mount("/", routes::oauth::routes())
+        .mount("/", routes::authorize::routes())
         .register("/", catchers::all())
 }

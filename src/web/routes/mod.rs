@@ -1,5 +1,6 @@
 pub mod accounts;
 pub mod assets;
+pub mod authorize;
 pub mod health;
 pub mod home;
 pub mod oauth;

@@ -1,0 +1,322 @@
+//! The authorization endpoint's request (RFC 6749 §4.1.1 with PKCE), validated in the order
+//! that keeps it safe: the client and the redirect URI first — until both are known good no
+//! error may redirect anywhere — then everything else, whose errors go back to the client.
+
+use serde::Serialize;
+
+use crate::config::OAuth2Provider;
+use crate::oauth::redirect::{is_registered, with_query};
+use crate::oauth::{pkce, resolve_scope};
+use crate::params::{FormError, Params};
+use crate::store::{Application, ClientType, GrantType, Store, StoreError};
+
+/// Prompt values this server understands (OIDC Core §3.1.2.1).
+const PROMPTS: [&str; 4] = ["none", "login", "consent", "select_account"];
+
+/// Why an authorization request failed, and where the answer goes.
+#[derive(Debug, Clone)]
+pub enum AuthorizeFailure {
+    /// The client or redirect URI is missing, unknown or unregistered: show a page, never
+    /// redirect (that would be an open redirector).
+    Page(String),
+    /// Any later error: a redirect to the client's URI carrying `error`.
+    Redirect(String),
+    Store(StoreError),
+}
+
+impl From<StoreError> for AuthorizeFailure {
+    fn from(error: StoreError) -> Self {
+        AuthorizeFailure::Store(error)
+    }
+}
+
+/// A validated authorization request.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuthorizationRequest {
+    #[serde(skip)]
+    pub application: Application,
+    pub client_id: String,
+    /// Where the answer goes (the one registered URI when the request named none).
+    pub redirect_uri: String,
+    /// Whether the request named it (then the token request must repeat it).
+    pub redirect_uri_given: bool,
+    pub response_type: String,
+    pub scope: String,
+    pub state: Option<String>,
+    pub code_challenge: Option<String>,
+    pub code_challenge_method: Option<String>,
+    pub nonce: Option<String>,
+    pub prompt: Vec<String>,
+    pub approval_prompt: Option<String>,
+    pub login_hint: Option<String>,
+}
+
+impl AuthorizationRequest {
+    pub fn has_prompt(&self, value: &str) -> bool {
+        self.prompt.iter().any(|prompt| prompt == value)
+    }
+
+    /// The redirect that carries an error back to the client.
+    pub fn error_location(&self, error: &str, description: &str) -> String {
+        error_location(
+            &self.redirect_uri,
+            error,
+            description,
+            self.state.as_deref(),
+        )
+    }
+
+    /// The redirect that carries the code back to the client.
+    pub fn code_location(&self, code: &str) -> String {
+        let mut params = vec![("code", code)];
+        if let Some(state) = &self.state {
+            params.push(("state", state));
+        }
+        with_query(&self.redirect_uri, &params).unwrap_or_else(|| self.redirect_uri.clone())
+    }
+
+    /// The request's parameters, as hidden fields of the consent form (the POST validates them
+    /// again; nothing in them is trusted). `prompt=login` is left out: it has been honoured.
+    pub fn form_fields(&self) -> Vec<(&'static str, String)> {
+        let mut fields = vec![
+            ("client_id", self.client_id.clone()),
+            ("response_type", self.response_type.clone()),
+            ("scope", self.scope.clone()),
+        ];
+        if self.redirect_uri_given {
+            fields.push(("redirect_uri", self.redirect_uri.clone()));
+        }
+        let optional = [
+            ("state", &self.state),
+            ("code_challenge", &self.code_challenge),
+            ("code_challenge_method", &self.code_challenge_method),
+            ("nonce", &self.nonce),
+            ("approval_prompt", &self.approval_prompt),
+        ];
+        for (name, value) in optional {
+            if let Some(value) = value {
+                fields.push((name, value.clone()));
+            }
+        }
+        let prompt: Vec<&str> = self
+            .prompt
+            .iter()
+            .map(String::as_str)
+            .filter(|prompt| *prompt != "login")
+            .collect();
+        if !prompt.is_empty() {
+            fields.push(("prompt", prompt.join(" ")));
+        }
+        fields
+    }
+
+    /// The query string that repeats this request without `prompt=login` (the login page
+    /// sends the user back here, and must not be asked to log in again).
+    pub fn query_without_login_prompt(&self) -> String {
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        for (name, value) in self.form_fields() {
+            query.append_pair(name, &value);
+        }
+        if let Some(hint) = &self.login_hint {
+            query.append_pair("login_hint", hint);
+        }
+        query.finish()
+    }
+}
+
+fn error_location(
+    redirect_uri: &str,
+    error: &str,
+    description: &str,
+    state: Option<&str>,
+) -> String {
+    let mut params = vec![("error", error), ("error_description", description)];
+    if let Some(state) = state {
+        params.push(("state", state));
+    }
+    with_query(redirect_uri, &params).unwrap_or_else(|| redirect_uri.to_owned())
+}
+
+fn page(error: FormError) -> AuthorizeFailure {
+    AuthorizeFailure::Page(error.to_string())
+}
+
+/// Validates an authorization request (from the query of a GET or the form of the consent
+/// POST).
+pub fn validate(
+    store: &Store,
+    provider: &OAuth2Provider,
+    params: &Params,
+) -> Result<AuthorizationRequest, AuthorizeFailure> {
+    let client_id = params
+        .non_empty("client_id")
+        .map_err(page)?
+        .ok_or_else(|| {
+            AuthorizeFailure::Page("The request names no client (client_id).".to_owned())
+        })?
+        .to_owned();
+    let application = store
+        .read(|tx| tx.application_by_client_id(&client_id))?
+        .ok_or_else(|| AuthorizeFailure::Page(format!("There is no client {client_id:?}.")))?;
+    let requested_uri = params.non_empty("redirect_uri").map_err(page)?;
+    let redirect_uri = match requested_uri {
+        Some(uri) => {
+            if !is_registered(
+                uri,
+                &application.redirect_uris,
+                &provider.allowed_redirect_uri_schemes,
+            ) {
+                return Err(AuthorizeFailure::Page(
+                    "The redirect_uri is not registered for this client.".to_owned(),
+                ));
+            }
+            uri.to_owned()
+        }
+        None => match application.redirect_uris.as_slice() {
+            [only]
+                if is_registered(
+                    only,
+                    &application.redirect_uris,
+                    &provider.allowed_redirect_uri_schemes,
+                ) =>
+            {
+                only.clone()
+            }
+            [] | [_] => {
+                return Err(AuthorizeFailure::Page(
+                    "This client has no usable redirect URI registered.".to_owned(),
+                ));
+            }
+            _ => {
+                return Err(AuthorizeFailure::Page(
+                    "This client has several redirect URIs: the request must name one \
+                     (redirect_uri)."
+                        .to_owned(),
+                ));
+            }
+        },
+    };
+
+    // From here on, errors go back to the client.
+    let state = params.single("state").ok().flatten().map(str::to_owned);
+    let fail = |error: &str, description: String| {
+        AuthorizeFailure::Redirect(error_location(
+            &redirect_uri,
+            error,
+            &description,
+            state.as_deref(),
+        ))
+    };
+    let single = |name: &str| -> Result<Option<String>, AuthorizeFailure> {
+        params
+            .non_empty(name)
+            .map(|value| value.map(str::to_owned))
+            .map_err(|error| fail("invalid_request", error.to_string()))
+    };
+    if params.single("state").is_err() {
+        return Err(fail(
+            "invalid_request",
+            "state was given more than once".to_owned(),
+        ));
+    }
+    let response_type = single("response_type")?
+        .ok_or_else(|| fail("invalid_request", "response_type is required".to_owned()))?;
+    if response_type != "code" {
+        return Err(fail(
+            "unsupported_response_type",
+            format!("response_type {response_type:?} is not supported"),
+        ));
+    }
+    if !application
+        .grant_types
+        .contains(&GrantType::AuthorizationCode)
+    {
+        return Err(fail(
+            "unauthorized_client",
+            "this client may not use the authorization code grant".to_owned(),
+        ));
+    }
+    let scope = resolve_scope(single("scope")?.as_deref(), provider)
+        .map_err(|error| fail("invalid_scope", error.description()))?;
+
+    let code_challenge = single("code_challenge")?;
+    let code_challenge_method = single("code_challenge_method")?;
+    match (&code_challenge, &code_challenge_method) {
+        (None, Some(_)) => {
+            return Err(fail(
+                "invalid_request",
+                "code_challenge_method without code_challenge".to_owned(),
+            ));
+        }
+        (None, None) if provider.pkce_required || application.client_type == ClientType::Public => {
+            return Err(fail(
+                "invalid_request",
+                "PKCE is required: send code_challenge and code_challenge_method=S256".to_owned(),
+            ));
+        }
+        (Some(challenge), method) => {
+            if !pkce::is_well_formed(challenge) {
+                return Err(fail(
+                    "invalid_request",
+                    "code_challenge must be 43 to 128 characters of [A-Za-z0-9-._~]".to_owned(),
+                ));
+            }
+            match method.as_deref().unwrap_or("plain") {
+                "S256" => {}
+                "plain" if provider.pkce_plain_allowed => {}
+                "plain" => {
+                    return Err(fail(
+                        "invalid_request",
+                        "code_challenge_method plain is not allowed here; use S256".to_owned(),
+                    ));
+                }
+                other => {
+                    return Err(fail(
+                        "invalid_request",
+                        format!("code_challenge_method {other:?} is not supported"),
+                    ));
+                }
+            }
+        }
+        (None, None) => {}
+    }
+    let code_challenge_method = code_challenge
+        .as_ref()
+        .map(|_| code_challenge_method.unwrap_or_else(|| "plain".to_owned()));
+
+    let prompt: Vec<String> = single("prompt")?
+        .map(|text| {
+            text.split(' ')
+                .filter(|p| !p.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Some(unknown) = prompt.iter().find(|p| !PROMPTS.contains(&p.as_str())) {
+        return Err(fail(
+            "invalid_request",
+            format!("prompt {unknown:?} is not supported"),
+        ));
+    }
+    if prompt.len() > 1 && prompt.iter().any(|p| p == "none") {
+        return Err(fail(
+            "invalid_request",
+            "prompt=none cannot be combined with other prompts".to_owned(),
+        ));
+    }
+    Ok(AuthorizationRequest {
+        client_id,
+        redirect_uri_given: requested_uri.is_some(),
+        redirect_uri: redirect_uri.clone(),
+        response_type,
+        scope,
+        code_challenge,
+        code_challenge_method,
+        nonce: single("nonce")?,
+        prompt,
+        approval_prompt: single("approval_prompt")?,
+        login_hint: single("login_hint")?,
+        state: state.clone(),
+        application,
+    })
+}

@@ -1,0 +1,217 @@
+//! The authorization code: consent, issuing the code, and exchanging it at the token endpoint
+//! (single use, bound to client, redirect URI and PKCE verifier; a replay revokes what the code
+//! produced).
+
+use crate::oauth::authorize::AuthorizationRequest;
+use crate::oauth::scope::is_subset;
+use crate::oauth::tokens::{OAuth, mint, new_family, token_records};
+use crate::oauth::{OAuthError, TokenResponse, pkce};
+use crate::params::Params;
+use crate::store::{Application, Consent, Grant, SecretKey, Timestamp};
+
+impl OAuth {
+    /// Whether the user must be asked: never for `skip_authorization` apps; not under
+    /// `approval_prompt=auto` (request or setting) when they approved these scopes before;
+    /// always under `prompt=consent`.
+    pub fn needs_consent(
+        &self,
+        request: &AuthorizationRequest,
+        user: u64,
+    ) -> Result<bool, OAuthError> {
+        if request.has_prompt("consent") {
+            return Ok(true);
+        }
+        if request.application.skip_authorization {
+            return Ok(false);
+        }
+        let auto = match request.approval_prompt.as_deref() {
+            Some("auto") => true,
+            Some("force") => false,
+            _ => {
+                self.settings.oauth2_provider.request_approval_prompt
+                    == crate::config::ApprovalPrompt::Auto
+            }
+        };
+        if !auto {
+            return Ok(true);
+        }
+        let consent = self
+            .store
+            .read(|tx| tx.consent(user, request.application.id))?;
+        Ok(!consent.is_some_and(|consent| is_subset(&request.scope, &consent.scope)))
+    }
+
+    /// Issues a code for an approved request; when the user was asked, their approval is
+    /// remembered in the same transaction. Returns the redirect location.
+    pub async fn approve(
+        &self,
+        request: &AuthorizationRequest,
+        user: u64,
+        auth_time: Timestamp,
+        consented: bool,
+    ) -> Result<String, OAuthError> {
+        let now = self.now();
+        let code = mint()?;
+        let grant = Grant {
+            user,
+            application: request.application.id,
+            redirect_uri: request
+                .redirect_uri_given
+                .then(|| request.redirect_uri.clone()),
+            scope: request.scope.clone(),
+            code_challenge: request.code_challenge.clone(),
+            code_challenge_method: request.code_challenge_method.clone(),
+            nonce: request.nonce.clone(),
+            auth_time,
+            created: now,
+            expires: now.plus_seconds(
+                self.settings
+                    .oauth2_provider
+                    .authorization_code_expire_seconds,
+            ),
+            used: None,
+            family: new_family()?,
+        };
+        let key = code.key;
+        let application = request.application.id;
+        let scope = request.scope.clone();
+        self.store
+            .write(move |tx| {
+                tx.put_grant(&key, &grant)?;
+                if consented {
+                    // Approvals accumulate: what was approved before stays approved.
+                    let mut approved = tx
+                        .consent(user, application)?
+                        .map(|consent| consent.scope)
+                        .unwrap_or_default();
+                    for wanted in scope.split(' ') {
+                        if !approved.split(' ').any(|have| have == wanted) {
+                            if !approved.is_empty() {
+                                approved.push(' ');
+                            }
+                            approved.push_str(wanted);
+                        }
+                    }
+                    tx.put_consent(
+                        user,
+                        application,
+                        &Consent {
+                            scope: approved,
+                            granted: now,
+                        },
+                    )?;
+                }
+                Ok(())
+            })
+            .await?;
+        Ok(request.code_location(&code.value))
+    }
+
+    /// The `authorization_code` grant.
+    pub(super) async fn exchange_code(
+        &self,
+        application: &Application,
+        params: &Params,
+    ) -> Result<TokenResponse, OAuthError> {
+        let code = params
+            .non_empty("code")?
+            .ok_or_else(|| OAuthError::InvalidRequest("code is required".to_owned()))?;
+        let redirect_uri = params.non_empty("redirect_uri")?.map(str::to_owned);
+        let verifier = params.non_empty("code_verifier")?.map(str::to_owned);
+        let key = SecretKey::of(code);
+        let now = self.now();
+        let access = mint()?;
+        let refresh = mint()?;
+        let application_id = application.id;
+        let provider = self.settings.oauth2_provider.clone();
+        let outcome = self
+            .store
+            .write({
+                let (access_key, access_tail) = (access.key, access.tail.clone());
+                let (refresh_key, refresh_tail) = (refresh.key, refresh.tail.clone());
+                let records = move |grant: &Grant| {
+                    token_records(
+                        &provider,
+                        now,
+                        application_id,
+                        Some(grant.user),
+                        &grant.scope,
+                        grant.family,
+                        (&access_key, &access_tail),
+                        Some((&refresh_key, &refresh_tail)),
+                    )
+                };
+                move |tx| {
+                    let Some(mut grant) = tx.grant(&key)? else {
+                        return Ok(Err(OAuthError::InvalidGrant(
+                            "the code is invalid".to_owned(),
+                        )));
+                    };
+                    if grant.used.is_some() {
+                        let revoked = tx.revoke_family(grant.family, now)?;
+                        tracing::warn!(
+                            client = application_id,
+                            revoked,
+                            "authorization code replayed: tokens issued from it are revoked"
+                        );
+                        return Ok(Err(OAuthError::InvalidGrant(
+                            "the code has already been used".to_owned(),
+                        )));
+                    }
+                    if grant.application != application_id {
+                        return Ok(Err(OAuthError::InvalidGrant(
+                            "the code was issued to another client".to_owned(),
+                        )));
+                    }
+                    if grant.expires <= now {
+                        return Ok(Err(OAuthError::InvalidGrant(
+                            "the code has expired".to_owned(),
+                        )));
+                    }
+                    if let Some(expected) = &grant.redirect_uri
+                        && redirect_uri.as_ref() != Some(expected)
+                    {
+                        return Ok(Err(OAuthError::InvalidGrant(
+                            "redirect_uri must repeat the one sent to the authorization endpoint"
+                                .to_owned(),
+                        )));
+                    }
+                    match (&grant.code_challenge, &verifier) {
+                        (Some(challenge), Some(verifier)) => {
+                            let method = grant.code_challenge_method.as_deref().unwrap_or("plain");
+                            if !pkce::is_well_formed(verifier)
+                                || !pkce::verifies(method, challenge, verifier)
+                            {
+                                return Ok(Err(OAuthError::InvalidGrant(
+                                    "the code_verifier does not match the code_challenge"
+                                        .to_owned(),
+                                )));
+                            }
+                        }
+                        (Some(_), None) => {
+                            return Ok(Err(OAuthError::InvalidGrant(
+                                "code_verifier is required (PKCE)".to_owned(),
+                            )));
+                        }
+                        (None, Some(_)) => {
+                            return Ok(Err(OAuthError::InvalidGrant(
+                                "no code_challenge was sent for this code".to_owned(),
+                            )));
+                        }
+                        (None, None) => {}
+                    }
+                    grant.used = Some(now);
+                    tx.put_grant(&key, &grant)?;
+                    let (access_record, refresh_record) = records(&grant);
+                    tx.put_access_token(&access_key, &access_record)?;
+                    if let Some(refresh_record) = &refresh_record {
+                        tx.put_refresh_token(&refresh_key, refresh_record)?;
+                    }
+                    Ok(Ok(grant.scope.clone()))
+                }
+            })
+            .await?;
+        let scope = outcome?;
+        Ok(self.response(access, Some(refresh.value), scope))
+    }
+}

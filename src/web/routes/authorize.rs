@@ -1,0 +1,194 @@
+//! `/o/authorize/`: GET validates the request and shows the consent page (or answers at once
+//! when no consent is needed); POST takes the user's decision.
+
+use rocket::http::CookieJar;
+use rocket::{Route, State, get, post, routes};
+use serde_json::json;
+
+use crate::oauth::{AuthorizationRequest, AuthorizeFailure, OAuthError, validate_authorization};
+use crate::params::Params;
+use crate::store::Timestamp;
+use crate::web::error::{Found, Page, WebError};
+use crate::web::form::{FormBody, FormError, Query};
+use crate::web::session::{CurrentUser, SignedIn};
+use crate::web::{AppState, csrf};
+
+/// The answer of the authorization endpoint.
+#[derive(rocket::Responder)]
+enum Answer {
+    Redirect(Found),
+    Page(Page),
+}
+
+fn failure(
+    state: &AppState,
+    user: &CurrentUser,
+    failure: AuthorizeFailure,
+) -> Result<Answer, WebError> {
+    match failure {
+        AuthorizeFailure::Redirect(location) => Ok(Answer::Redirect(Found(location))),
+        AuthorizeFailure::Page(message) => {
+            let html = state.templates.render(
+                "error.html.tera",
+                &json!({
+                    "status": 400, "reason": "Invalid authorization request",
+                    "message": message, "user": user.view(), "csrf_token": "",
+                }),
+            )?;
+            Ok(Answer::Page(Page {
+                status: rocket::http::Status::BadRequest,
+                html,
+                headers: Vec::new(),
+            }))
+        }
+        AuthorizeFailure::Store(error) => Err(error.into()),
+    }
+}
+
+fn oauth_failure(request: &AuthorizationRequest, error: OAuthError) -> Result<Answer, WebError> {
+    match error {
+        OAuthError::Server(detail) => Err(WebError::Internal(detail)),
+        other => Ok(Answer::Redirect(Found(
+            request.error_location(&other.code(), &other.description()),
+        ))),
+    }
+}
+
+fn login_location(request: &AuthorizationRequest) -> String {
+    let next = format!("/o/authorize/?{}", request.query_without_login_prompt());
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    query.append_pair("next", &next);
+    if let Some(hint) = &request.login_hint {
+        query.append_pair("login_hint", hint);
+    }
+    format!("/accounts/login/?{}", query.finish())
+}
+
+#[get("/o/authorize")]
+async fn authorize(
+    query: Result<Query, FormError>,
+    user: CurrentUser,
+    cookies: &CookieJar<'_>,
+    state: &State<AppState>,
+) -> Result<Answer, WebError> {
+    let params = match query {
+        Ok(query) => query.0,
+        Err(error) => return failure(state, &user, AuthorizeFailure::Page(error.to_string())),
+    };
+    let request =
+        match validate_authorization(&state.store, &state.settings.oauth2_provider, &params) {
+            Ok(request) => request,
+            Err(error) => return failure(state, &user, error),
+        };
+    let Some(signed_in) = user.0.as_ref().filter(|_| !request.has_prompt("login")) else {
+        if request.has_prompt("none") {
+            return Ok(Answer::Redirect(Found(
+                request.error_location("login_required", "the user is not logged in"),
+            )));
+        }
+        return Ok(Answer::Redirect(Found(login_location(&request))));
+    };
+    let needs_consent = match state.oauth.needs_consent(&request, signed_in.user.id) {
+        Ok(needs) => needs,
+        Err(error) => return oauth_failure(&request, error),
+    };
+    if !needs_consent {
+        return approve(state, &request, signed_in, false).await;
+    }
+    if request.has_prompt("none") {
+        return Ok(Answer::Redirect(Found(request.error_location(
+            "consent_required",
+            "the user has not approved this client",
+        ))));
+    }
+    consent_page(state, &request, &user, cookies).map(Answer::Page)
+}
+
+async fn approve(
+    state: &AppState,
+    request: &AuthorizationRequest,
+    signed_in: &SignedIn,
+    consented: bool,
+) -> Result<Answer, WebError> {
+    let auth_time: Timestamp = signed_in.session.auth_time;
+    match state
+        .oauth
+        .approve(request, signed_in.user.id, auth_time, consented)
+        .await
+    {
+        Ok(location) => Ok(Answer::Redirect(Found(location))),
+        Err(error) => oauth_failure(request, error),
+    }
+}
+
+fn consent_page(
+    state: &AppState,
+    request: &AuthorizationRequest,
+    user: &CurrentUser,
+    cookies: &CookieJar<'_>,
+) -> Result<Page, WebError> {
+    let csrf_token = csrf::token(cookies, state.settings.public_https())?;
+    let scopes: Vec<_> = request
+        .scope
+        .split(' ')
+        .map(|name| {
+            let description = state
+                .settings
+                .oauth2_provider
+                .scopes
+                .get(name)
+                .cloned()
+                .unwrap_or_else(|| name.to_owned());
+            json!({ "name": name, "description": description })
+        })
+        .collect();
+    let redirect_host = url::Url::parse(&request.redirect_uri)
+        .ok()
+        .and_then(|url| url.host_str().map(str::to_owned))
+        .unwrap_or_else(|| request.redirect_uri.clone());
+    let html = state.templates.render(
+        "consent.html.tera",
+        &json!({
+            "user": user.view(),
+            "csrf_token": csrf_token,
+            "application_name": if request.application.name.is_empty() {
+                request.client_id.clone()
+            } else {
+                request.application.name.clone()
+            },
+            "scopes": scopes,
+            "fields": request.form_fields(),
+            "redirect_host": redirect_host,
+        }),
+    )?;
+    Ok(Page::ok(html))
+}
+
+#[post("/o/authorize", data = "<form>")]
+async fn decide(
+    form: Result<FormBody, FormError>,
+    check: csrf::CsrfCheck,
+    user: CurrentUser,
+    state: &State<AppState>,
+) -> Result<Answer, WebError> {
+    let params: Params = form?.0;
+    check.verify(params.single(csrf::FIELD)?)?;
+    let request =
+        match validate_authorization(&state.store, &state.settings.oauth2_provider, &params) {
+            Ok(request) => request,
+            Err(error) => return failure(state, &user, error),
+        };
+    let Some(signed_in) = user.0.as_ref() else {
+        return Ok(Answer::Redirect(Found(login_location(&request))));
+    };
+    if params.single("allow")? != Some("Authorize") {
+        return Ok(Answer::Redirect(Found(
+            request.error_location("access_denied", "the user refused the request"),
+        )));
+    }
+    approve(state, &request, signed_in, true).await
+}
+
+pub fn routes() -> Vec<Route> {
+    routes![authorize, decide]
+}
