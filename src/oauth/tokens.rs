@@ -341,7 +341,12 @@ impl OAuth {
                         "the refresh token was issued to another client".to_owned(),
                     )));
                 }
-                if old.expires.is_some_and(|expires| expires <= now) {
+                // Counted from creation, as DOT does, so tokens imported from DOT (which carry
+                // no expiry of their own) and a changed setting both apply.
+                let expired_by_setting = provider
+                    .refresh_token_expire_seconds
+                    .is_some_and(|seconds| old.created.plus_seconds(seconds) <= now);
+                if expired_by_setting || old.expires.is_some_and(|expires| expires <= now) {
                     return Ok(Err(OAuthError::InvalidGrant(
                         "the refresh token has expired".to_owned(),
                     )));

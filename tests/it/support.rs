@@ -31,6 +31,15 @@ impl App {
     }
 
     pub fn with(adjust: impl FnOnce(&mut Settings), files: Vec<FixtureFile>) -> Self {
+        Self::at(time::OffsetDateTime::now_utc(), adjust, files)
+    }
+
+    /// An app whose clock starts at `start`.
+    pub fn at(
+        start: time::OffsetDateTime,
+        adjust: impl FnOnce(&mut Settings),
+        files: Vec<FixtureFile>,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut settings = Settings {
             database: dir.path().join("test.redb"),
@@ -42,7 +51,7 @@ impl App {
             let prepared = fixtures::prepare(&files).unwrap();
             fixtures::install_blocking(&store, prepared).unwrap();
         }
-        let clock = Clock::manual(time::OffsetDateTime::now_utc());
+        let clock = Clock::manual(start);
         let hasher = oxidot::passwords::Hasher::new(settings.max_concurrent_hashes);
         let state = AppState::new(settings, store.clone(), hasher, clock.clone()).unwrap();
         let client = Client::tracked(web::build(state)).unwrap();
