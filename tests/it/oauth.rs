@@ -398,7 +398,10 @@ fn password_grant_issues_access_and_refresh_tokens() {
     let refresh = body["refresh_token"].as_str().unwrap();
     assert_eq!(refresh.len(), 43);
     assert_eq!(hello(&app, body["access_token"].as_str().unwrap()), 200);
-    assert_eq!(token_counts(&app), (SAMPLE_TOKENS.0 + 1, SAMPLE_TOKENS.1 + 1));
+    assert_eq!(
+        token_counts(&app),
+        (SAMPLE_TOKENS.0 + 1, SAMPLE_TOKENS.1 + 1)
+    );
 
     let (status, error) = json(post(
         &app,
@@ -420,7 +423,10 @@ fn password_grant_issues_access_and_refresh_tokens() {
         (status, error["error"].as_str()),
         (400, Some("invalid_request"))
     );
-    assert_eq!(token_counts(&app), (SAMPLE_TOKENS.0 + 1, SAMPLE_TOKENS.1 + 1));
+    assert_eq!(
+        token_counts(&app),
+        (SAMPLE_TOKENS.0 + 1, SAMPLE_TOKENS.1 + 1)
+    );
 }
 
 #[test]
@@ -525,7 +531,10 @@ fn without_rotation_the_refresh_token_stays_and_the_access_token_changes() {
     assert_eq!(hello(&app, first["access_token"].as_str().unwrap()), 401);
     let (status, _) = refresh(&app, token, "");
     assert_eq!(status, 200, "still usable");
-    assert_eq!(token_counts(&app), (SAMPLE_TOKENS.0 + 1, SAMPLE_TOKENS.1 + 1));
+    assert_eq!(
+        token_counts(&app),
+        (SAMPLE_TOKENS.0 + 1, SAMPLE_TOKENS.1 + 1)
+    );
 }
 
 #[test]
