@@ -20,6 +20,7 @@ use crate::store::{
     AccessToken, Application, ClientType, FamilyId, GrantType, RefreshToken, SecretKey, Store,
     Timestamp,
 };
+use crate::throttle::Throttle;
 
 /// The token response, fields in DOT's order.
 #[derive(Debug, Clone, Serialize)]
@@ -139,6 +140,8 @@ pub struct OAuth {
     pub(super) settings: Arc<Settings>,
     pub(super) store: Store,
     clients: ClientAuthenticator,
+    /// Failed client authentications, per client id and per IP, like failed logins.
+    client_failures: Throttle,
     accounts: Arc<Accounts>,
     pub(super) clock: Clock,
 }
@@ -152,6 +155,7 @@ impl OAuth {
         clock: Clock,
     ) -> Self {
         Self {
+            client_failures: Throttle::new(settings.login_throttle.clone(), clock.clone()),
             settings,
             store,
             clients,
@@ -168,12 +172,27 @@ impl OAuth {
     pub async fn authenticate_client(
         &self,
         presented: Option<PresentedClient>,
+        client_ip: Option<&str>,
     ) -> Result<Application, OAuthError> {
         let presented = presented.ok_or_else(|| OAuthError::InvalidClient {
             description: "client authentication is required".to_owned(),
             used_basic: false,
         })?;
-        self.clients.authenticate(&self.store, &presented).await
+        if let Some(retry_after) = self
+            .client_failures
+            .retry_after(&presented.client_id, client_ip)
+        {
+            return Err(OAuthError::TooManyAttempts { retry_after });
+        }
+        let result = self.clients.authenticate(&self.store, &presented).await;
+        match &result {
+            Err(OAuthError::InvalidClient { .. }) => self
+                .client_failures
+                .record_failure(&presented.client_id, client_ip),
+            Ok(_) => self.client_failures.record_success(&presented.client_id),
+            Err(_) => {}
+        }
+        result
     }
 
     /// `POST /o/token/`.
@@ -188,7 +207,7 @@ impl OAuth {
             .ok_or_else(|| OAuthError::InvalidRequest("grant_type is required".to_owned()))?;
         let grant = match grant_type {
             "authorization_code" => {
-                let application = self.authenticate_client(presented).await?;
+                let application = self.authenticate_client(presented, client_ip).await?;
                 if !application
                     .grant_types
                     .contains(&GrantType::AuthorizationCode)
@@ -202,7 +221,7 @@ impl OAuth {
             "client_credentials" => GrantType::ClientCredentials,
             "password" => GrantType::Password,
             "refresh_token" => {
-                let application = self.authenticate_client(presented).await?;
+                let application = self.authenticate_client(presented, client_ip).await?;
                 return self.refresh(&application, params).await;
             }
             other => {
@@ -211,7 +230,7 @@ impl OAuth {
                 )));
             }
         };
-        let application = self.authenticate_client(presented).await?;
+        let application = self.authenticate_client(presented, client_ip).await?;
         if !application.grant_types.contains(&grant) {
             return Err(OAuthError::UnauthorizedClient(format!(
                 "this client may not use the {grant_type} grant"

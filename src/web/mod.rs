@@ -2,6 +2,7 @@
 //! Everything below it (accounts, store, passwords) knows nothing of HTTP.
 
 mod catchers;
+pub mod cors;
 pub mod csrf;
 pub mod error;
 mod fairings;
@@ -147,5 +148,6 @@ pub fn build(state: AppState) -> Rocket<Build> {
         .mount("/", routes::assets::routes())
         .mount("/", routes::oauth::routes())
         .mount("/", routes::authorize::routes())
+        .mount("/", cors::routes())
         .register("/", catchers::all())
 }

@@ -316,7 +316,7 @@ fn malformed_token_requests_get_invalid_request_and_change_nothing() {
     // Wrong method: 405 in JSON.
     let response = app.client.get("/o/token/").dispatch();
     assert_eq!(response.status().code, 405);
-    assert_eq!(header(&response, "Allow"), Some("POST"));
+    assert_eq!(header(&response, "Allow"), Some("OPTIONS, POST"));
     assert_eq!(token_counts(&app), SAMPLE_TOKENS);
 }
 
@@ -820,4 +820,100 @@ fn concurrent_refreshes_of_one_token_have_one_winner_and_no_5xx() {
         "{statuses:?}"
     );
     assert!(server.terminate());
+}
+
+#[test]
+fn cors_headers_only_for_origins_the_named_client_allows() {
+    let app = app();
+    let allowed = "http://localhost:8765";
+    let preflight = |origin: &str, path: &str| {
+        let response = app
+            .client
+            .options(path.to_owned())
+            .header(Header::new("Origin", origin.to_owned()))
+            .header(Header::new("Access-Control-Request-Method", "POST"))
+            .dispatch();
+        assert_eq!(response.status().code, 204);
+        (
+            header(&response, "Access-Control-Allow-Origin").map(str::to_owned),
+            header(&response, "Access-Control-Allow-Headers").map(str::to_owned),
+        )
+    };
+    for path in ["/o/token/", "/o/revoke_token/", "/o/introspect/"] {
+        let (origin, headers) = preflight(allowed, path);
+        assert_eq!(origin.as_deref(), Some(allowed), "{path}");
+        assert!(headers.unwrap().contains("Authorization"));
+        assert_eq!(
+            preflight("https://evil.example", path),
+            (None, None),
+            "{path}"
+        );
+    }
+
+    let token_request = |client: &str, origin: &str| {
+        let response = app
+            .client
+            .post("/o/token/")
+            .header(ContentType::Form)
+            .header(Header::new("Origin", origin.to_owned()))
+            .body(format!(
+                "grant_type=refresh_token&refresh_token=nope&client_id={client}"
+            ))
+            .dispatch();
+        assert_eq!(response.status().code, 400);
+        header(&response, "Access-Control-Allow-Origin").map(str::to_owned)
+    };
+    // public-pkce allows the origin: even its errors are readable by the browser app.
+    assert_eq!(
+        token_request("public-pkce", allowed).as_deref(),
+        Some(allowed)
+    );
+    assert_eq!(token_request("public-pkce", "https://evil.example"), None);
+    // Another client does not allow that origin.
+    let response = app
+        .client
+        .post("/o/token/")
+        .header(ContentType::Form)
+        .header(Header::new("Origin", allowed))
+        .header(basic("cc-client", "cc-client-secret"))
+        .body("grant_type=client_credentials")
+        .dispatch();
+    assert_eq!(response.status().code, 200);
+    assert!(header(&response, "Access-Control-Allow-Origin").is_none());
+}
+
+#[test]
+fn repeated_client_authentication_failures_are_throttled() {
+    let app = app_with(|settings| settings.login_throttle.max_failures_per_username = 3);
+    for _ in 0..3 {
+        let (status, _) = json(post(
+            &app,
+            "/o/token/",
+            Some(basic("cc-client", "guess")),
+            "grant_type=client_credentials",
+        ));
+        assert_eq!(status, 401);
+    }
+    let response = post(
+        &app,
+        "/o/token/",
+        Some(basic("cc-client", "cc-client-secret")),
+        "grant_type=client_credentials",
+    );
+    assert!(header(&response, "Retry-After").is_some());
+    let (status, body) = json(response);
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (429, Some("temporarily_unavailable"))
+    );
+    // Another client is not locked out by it.
+    let (status, _) = json(post(
+        &app,
+        "/o/token/",
+        Some(basic("password-client", "password-client-secret")),
+        "grant_type=password&username=alice&password=alice-pass-123",
+    ));
+    assert_eq!(status, 200);
+    app.clock.advance(time::Duration::seconds(300));
+    client_credentials(&app, "read");
 }

@@ -5,46 +5,136 @@ use rocket::{Route, State, get, post, routes};
 
 use crate::oauth::{BearerError, Introspection, OAuthError, TokenResponse, presented_client};
 use crate::params::Params;
+use crate::web::cors::{Cors, Origin};
 use crate::web::form::{FormBody, FormError, Query};
 use crate::web::oauth_response::{Authorization, OAuthJson};
 use crate::web::session::ClientIp;
 use crate::web::{AppState, RequestOrigin};
 
+type Answer<T> = Cors<Result<OAuthJson<T>, OAuthError>>;
+
+/// The client a form names (Basic or `client_id`), for CORS, before it is authenticated: a
+/// browser app must be able to read its own error responses.
+fn named_client(authorization: &Authorization, params: &Params) -> Option<String> {
+    presented_client(authorization.0.as_deref(), params)
+        .ok()
+        .flatten()
+        .map(|client| client.client_id)
+}
+
 #[post("/o/token", data = "<form>")]
 async fn token(
     form: Result<FormBody, FormError>,
     authorization: Authorization,
+    origin: Origin,
     ip: ClientIp,
     state: &State<AppState>,
-) -> Result<OAuthJson<TokenResponse>, OAuthError> {
-    let params = form?.0;
-    let presented = presented_client(authorization.0.as_deref(), &params)?;
-    let response = state
-        .oauth
-        .token(presented, &params, ip.0.as_deref())
-        .await?;
-    Ok(OAuthJson(response))
+) -> Answer<TokenResponse> {
+    let params = match form {
+        Ok(form) => form.0,
+        Err(error) => {
+            return Cors {
+                inner: Err(error.into()),
+                origin: None,
+            };
+        }
+    };
+    let cors = origin.allowed_for(
+        &state.store,
+        named_client(&authorization, &params).as_deref(),
+    );
+    let answer = async {
+        let presented = presented_client(authorization.0.as_deref(), &params)?;
+        let response = state
+            .oauth
+            .token(presented, &params, ip.0.as_deref())
+            .await?;
+        Ok(OAuthJson(response))
+    }
+    .await;
+    Cors {
+        inner: answer,
+        origin: cors,
+    }
 }
 
 #[post("/o/revoke_token", data = "<form>")]
 async fn revoke(
     form: Result<FormBody, FormError>,
     authorization: Authorization,
+    origin: Origin,
+    ip: ClientIp,
     state: &State<AppState>,
-) -> Result<OAuthJson<serde_json::Value>, OAuthError> {
-    let params = form?.0;
-    let presented = presented_client(authorization.0.as_deref(), &params)?;
-    let application = state.oauth.authenticate_client(presented).await?;
-    state.oauth.revoke(&application, &params).await?;
-    Ok(OAuthJson(serde_json::json!({})))
+) -> Answer<serde_json::Value> {
+    let params = match form {
+        Ok(form) => form.0,
+        Err(error) => {
+            return Cors {
+                inner: Err(error.into()),
+                origin: None,
+            };
+        }
+    };
+    let cors = origin.allowed_for(
+        &state.store,
+        named_client(&authorization, &params).as_deref(),
+    );
+    let answer = async {
+        let presented = presented_client(authorization.0.as_deref(), &params)?;
+        let application = state
+            .oauth
+            .authenticate_client(presented, ip.0.as_deref())
+            .await?;
+        state.oauth.revoke(&application, &params).await?;
+        Ok(OAuthJson(serde_json::json!({})))
+    }
+    .await;
+    Cors {
+        inner: answer,
+        origin: cors,
+    }
 }
 
 /// The caller of introspection is a client, or a resource server holding a bearer token with
 /// scope `introspection` (DOT's rule).
 async fn introspect_with(
+    params: Result<Params, FormError>,
+    authorization: Authorization,
+    origin: Origin,
+    request_origin: RequestOrigin,
+    ip: ClientIp,
+    state: &AppState,
+) -> Answer<Introspection> {
+    let params = match params {
+        Ok(params) => params,
+        Err(error) => {
+            return Cors {
+                inner: Err(error.into()),
+                origin: None,
+            };
+        }
+    };
+    let caller = match authorization.bearer() {
+        Some(bearer) => state
+            .oauth
+            .bearer(Some(bearer))
+            .ok()
+            .map(|(_, application)| application.client_id),
+        None => named_client(&authorization, &params),
+    };
+    let cors = origin.allowed_for(&state.store, caller.as_deref());
+    let answer = introspect_checked(params, authorization, request_origin, ip, state).await;
+    Cors {
+        inner: answer,
+        origin: cors,
+    }
+}
+
+async fn introspect_checked(
     params: Params,
     authorization: Authorization,
     origin: RequestOrigin,
+    ip: ClientIp,
     state: &AppState,
 ) -> Result<OAuthJson<Introspection>, OAuthError> {
     if let Some(bearer) = authorization.bearer() {
@@ -60,7 +150,10 @@ async fn introspect_with(
             })?;
     } else {
         let presented = presented_client(authorization.0.as_deref(), &params)?;
-        state.oauth.authenticate_client(presented).await?;
+        state
+            .oauth
+            .authenticate_client(presented, ip.0.as_deref())
+            .await?;
     }
     let token = params
         .non_empty("token")?
@@ -73,20 +166,26 @@ async fn introspect_with(
 async fn introspect_post(
     form: Result<FormBody, FormError>,
     authorization: Authorization,
-    origin: RequestOrigin,
+    origin: Origin,
+    request_origin: RequestOrigin,
+    ip: ClientIp,
     state: &State<AppState>,
-) -> Result<OAuthJson<Introspection>, OAuthError> {
-    introspect_with(form?.0, authorization, origin, state).await
+) -> Answer<Introspection> {
+    let params = form.map(|form| form.0);
+    introspect_with(params, authorization, origin, request_origin, ip, state).await
 }
 
 #[get("/o/introspect")]
 async fn introspect_get(
     query: Result<Query, FormError>,
     authorization: Authorization,
-    origin: RequestOrigin,
+    origin: Origin,
+    request_origin: RequestOrigin,
+    ip: ClientIp,
     state: &State<AppState>,
-) -> Result<OAuthJson<Introspection>, OAuthError> {
-    introspect_with(query?.0, authorization, origin, state).await
+) -> Answer<Introspection> {
+    let params = query.map(|query| query.0);
+    introspect_with(params, authorization, origin, request_origin, ip, state).await
 }
 
 /// The DOT tutorial's protected API, answering as the tutorial's view does.
