@@ -210,7 +210,7 @@ fn main() {
     }
     latencies.sort();
     println!(
-        "login flow (GET form + POST; argon2id m=19456 KiB, t=2, p=1; session durable before the answer), \
+        "login flow (GET form + POST; argon2id m=9216 KiB, t=4, p=1; session durable before the answer), \
          concurrency {concurrency}, {:.0} s: {} logins, {:.0} logins/s, p50 {:.1} ms, p99 {:.1} ms, {errors} errors, peak RSS {:.1} MiB",
         elapsed.as_secs_f64(),
         latencies.len(),

@@ -137,7 +137,13 @@ fn commit_batch(db: &Database, mut batch: Vec<Box<dyn Job>>) {
         batch.iter_mut().all(|job| job.run(&mut tx))
     };
     if all_ran {
+        let started = std::time::Instant::now();
         let committed = txn.commit().map_err(StoreError::from);
+        tracing::trace!(
+            jobs = batch.len(),
+            micros = started.elapsed().as_micros() as u64,
+            "group commit"
+        );
         for job in batch {
             job.finish(committed.clone());
         }

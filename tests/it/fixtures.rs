@@ -190,7 +190,7 @@ fn django_pbkdf2_sha1_and_argon2_hashes_log_in_and_plain_secrets_get_hashed() {
     assert!(
         upgraded
             .password
-            .starts_with("argon2$argon2id$v=19$m=19456,t=2,p=1$")
+            .starts_with("argon2$argon2id$v=19$m=9216,t=4,p=1$")
     );
 
     let plain = app

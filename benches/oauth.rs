@@ -1,0 +1,484 @@
+//! Load benchmark of the OAuth endpoints for BENCHMARKS.md.
+//!
+//! Run: `cargo bench --bench oauth` (builds the release binary; prints figures, asserts
+//! nothing). It starts `oxidot serve` on a temporary database on a free loopback port, loads a
+//! few clients, and drives it from 64 keep-alive connections on one thread of its own, with a
+//! minimal HTTP/1.1 client so the generator costs as little of the two cores as possible.
+//! Every token is durable before its response (the server's group commit).
+
+use std::collections::HashMap;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use sha2::Digest as _;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const CONCURRENCY: usize = 64;
+const DURATION: Duration = Duration::from_secs(8);
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+const CALLBACK: &str = "http://127.0.0.1:9/callback";
+
+const FIXTURE: &str = r#"
+- model: auth.user
+  pk: 1
+  fields: {username: bench, password: '', is_active: true}
+- model: oauth2_provider.application
+  pk: 1
+  fields: {client_id: cc, client_type: confidential, authorization_grant_type: client-credentials,
+           client_secret: cc-secret, hash_client_secret: true, name: CC}
+- model: oauth2_provider.application
+  pk: 2
+  fields: {client_id: pw, client_type: confidential, authorization_grant_type: password,
+           client_secret: pw-secret, hash_client_secret: true, name: PW}
+- model: oauth2_provider.application
+  pk: 3
+  fields: {client_id: web, client_type: confidential, authorization_grant_type: authorization-code,
+           client_secret: web-secret, hash_client_secret: true, name: Web app,
+           redirect_uris: "http://127.0.0.1:9/callback"}
+"#;
+
+struct Response {
+    status: u16,
+    headers: HashMap<String, String>,
+    body: Vec<u8>,
+}
+
+impl Response {
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// One keep-alive connection speaking just enough HTTP/1.1 for this server.
+struct Conn {
+    stream: TcpStream,
+    buffer: Vec<u8>,
+    port: u16,
+}
+
+impl Conn {
+    async fn open(port: u16) -> Self {
+        let stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        stream.set_nodelay(true).unwrap();
+        Self {
+            stream,
+            buffer: Vec::with_capacity(8192),
+            port,
+        }
+    }
+
+    async fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Response {
+        let mut request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: {}\r\n",
+            self.port,
+            body.len()
+        );
+        if !body.is_empty() {
+            request.push_str("Content-Type: application/x-www-form-urlencoded\r\n");
+        }
+        for (name, value) in headers {
+            request.push_str(&format!("{name}: {value}\r\n"));
+        }
+        request.push_str("\r\n");
+        request.push_str(body);
+        if self.stream.write_all(request.as_bytes()).await.is_err() {
+            *self = Conn::open(self.port).await;
+            self.stream.write_all(request.as_bytes()).await.unwrap();
+        }
+        self.read().await
+    }
+
+    async fn read(&mut self) -> Response {
+        loop {
+            if let Some(end) = find(&self.buffer, b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&self.buffer[..end]).into_owned();
+                let mut lines = head.split("\r\n");
+                let status = lines
+                    .next()
+                    .and_then(|line| line.split(' ').nth(1))
+                    .and_then(|code| code.parse().ok())
+                    .unwrap_or(0);
+                let mut headers = HashMap::new();
+                for line in lines {
+                    if let Some((name, value)) = line.split_once(':') {
+                        let name = name.trim().to_ascii_lowercase();
+                        let value = value.trim().to_owned();
+                        headers
+                            .entry(name)
+                            .and_modify(|existing: &mut String| {
+                                existing.push('\n');
+                                existing.push_str(&value);
+                            })
+                            .or_insert(value);
+                    }
+                }
+                let length: usize = headers
+                    .get("content-length")
+                    .and_then(|value| value.parse().ok())
+                    .unwrap_or(0);
+                while self.buffer.len() < end + 4 + length {
+                    self.fill().await;
+                }
+                let body = self.buffer[end + 4..end + 4 + length].to_vec();
+                self.buffer.drain(..end + 4 + length);
+                return Response {
+                    status,
+                    headers,
+                    body,
+                };
+            }
+            self.fill().await;
+        }
+    }
+
+    async fn fill(&mut self) {
+        let mut chunk = [0u8; 16384];
+        let read = self.stream.read(&mut chunk).await.unwrap_or(0);
+        assert!(read > 0, "the server closed the connection");
+        self.buffer.extend_from_slice(&chunk[..read]);
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack
+        .windows(needle.len())
+        .position(|window| window == needle)
+}
+
+fn basic(id: &str, secret: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"))
+    )
+}
+
+fn enc(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|line| line.starts_with("VmRSS:"))
+        .and_then(|line| line.split_whitespace().nth(1))
+        .and_then(|kib| kib.parse().ok())
+        .unwrap_or(0)
+}
+
+struct Outcome {
+    latencies: Vec<Duration>,
+    errors: u64,
+}
+
+/// Runs `CONCURRENCY` workers for `DURATION`; each `iteration` returns whether it succeeded.
+async fn run<S, F>(name: &str, port: u16, pid: u32, setup: S, iteration: F)
+where
+    S: AsyncFn(Conn) -> (Conn, String),
+    F: AsyncFn(&mut Conn, &mut String) -> bool + Clone + 'static,
+{
+    let stop = Arc::new(AtomicBool::new(false));
+    let local = tokio::task::LocalSet::new();
+    let mut handles = Vec::new();
+    let mut prepared = Vec::new();
+    for _ in 0..CONCURRENCY {
+        prepared.push(setup(Conn::open(port).await).await);
+    }
+    for (mut conn, mut state) in prepared {
+        let stop = stop.clone();
+        let iteration = iteration.clone();
+        handles.push(local.spawn_local(async move {
+            let mut outcome = Outcome {
+                latencies: Vec::new(),
+                errors: 0,
+            };
+            while !stop.load(Ordering::Relaxed) {
+                let begun = Instant::now();
+                if iteration(&mut conn, &mut state).await {
+                    outcome.latencies.push(begun.elapsed());
+                } else {
+                    outcome.errors += 1;
+                }
+            }
+            outcome
+        }));
+    }
+    let begun = Instant::now();
+    let peak = local
+        .run_until(async {
+            let mut peak = 0;
+            while begun.elapsed() < DURATION {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                peak = peak.max(rss_kib(pid));
+            }
+            stop.store(true, Ordering::Relaxed);
+            peak
+        })
+        .await;
+    let elapsed = begun.elapsed();
+    let mut latencies = Vec::new();
+    let mut errors = 0;
+    for handle in handles {
+        let outcome = local.run_until(handle).await.unwrap();
+        latencies.extend(outcome.latencies);
+        errors += outcome.errors;
+    }
+    latencies.sort();
+    let pct = |p: f64| {
+        latencies
+            .get(((latencies.len().max(1) - 1) as f64 * p) as usize)
+            .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+    };
+    println!(
+        "{name:<44} {:>8.0}/s  p50 {:>6.2} ms  p99 {:>6.2} ms  errors {errors}  peak RSS {:.1} MiB",
+        latencies.len() as f64 / elapsed.as_secs_f64(),
+        pct(0.5),
+        pct(0.99),
+        peak as f64 / 1024.0
+    );
+}
+
+fn start_server(dir: &std::path::Path, port: u16) -> Child {
+    let child = Command::new(env!("CARGO_BIN_EXE_oxidot"))
+        .arg("serve")
+        .current_dir(dir)
+        .env("OXIDOT_PORT", port.to_string())
+        .env("OXIDOT_LOG_LEVEL", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "the server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}
+
+fn main() {
+    let dir = tempfile::tempdir().unwrap();
+    let binary = env!("CARGO_BIN_EXE_oxidot");
+    std::fs::write(dir.path().join("bench.yaml"), FIXTURE).unwrap();
+    let status = Command::new(binary)
+        .args(["loaddata", "bench.yaml"])
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut password = Command::new(binary)
+        .args(["changepassword", "bench", "--password-stdin"])
+        .current_dir(dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(password.stdin.as_mut().unwrap(), b"bench-password-1\n").unwrap();
+    assert!(password.wait().unwrap().success());
+
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let mut child = start_server(dir.path(), port);
+    let pid = child.id();
+    println!(
+        "oxidot serve, release build, {CONCURRENCY} connections, {} s per run, generator on one thread of the same 2-core machine",
+        DURATION.as_secs()
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async move {
+        let cc = basic("cc", "cc-secret");
+        let pw = basic("pw", "pw-secret");
+        let web = basic("web", "web-secret");
+
+        // A token for the read benchmarks (and the first, full-price argon2 check of cc).
+        let mut conn = Conn::open(port).await;
+        let token = conn
+            .send("POST", "/o/token/", &[("Authorization", &cc)], "grant_type=client_credentials&scope=read+introspection")
+            .await
+            .json()["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+
+        let auth = cc.clone();
+        run(
+            "client_credentials (hashed secret, durable)",
+            port,
+            pid,
+            async |conn: Conn| (conn, String::new()),
+            async move |conn: &mut Conn, _: &mut String| {
+                conn.send(
+                    "POST",
+                    "/o/token/",
+                    &[("Authorization", &auth)],
+                    "grant_type=client_credentials&scope=read",
+                )
+                .await
+                .status
+                    == 200
+            },
+        )
+        .await;
+
+        let auth = pw.clone();
+        run(
+            "refresh_token (rotating, durable)",
+            port,
+            pid,
+            async |mut conn: Conn| {
+                let response = conn
+                    .send(
+                        "POST",
+                        "/o/token/",
+                        &[("Authorization", &pw)],
+                        "grant_type=password&username=bench&password=bench-password-1&scope=read",
+                    )
+                    .await;
+                let refresh = response.json()["refresh_token"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                (conn, refresh)
+            },
+            async move |conn: &mut Conn, refresh: &mut String| {
+                let body = format!("grant_type=refresh_token&refresh_token={refresh}");
+                let response = conn
+                    .send("POST", "/o/token/", &[("Authorization", &auth)], &body)
+                    .await;
+                match response.json()["refresh_token"].as_str() {
+                    Some(next) if response.status == 200 => {
+                        *refresh = next.to_owned();
+                        true
+                    }
+                    _ => false,
+                }
+            },
+        )
+        .await;
+
+        let (auth, body) = (cc.clone(), format!("token={token}"));
+        run(
+            "introspection (client auth, remembered)",
+            port,
+            pid,
+            async |conn: Conn| (conn, String::new()),
+            async move |conn: &mut Conn, _: &mut String| {
+                let response = conn
+                    .send("POST", "/o/introspect/", &[("Authorization", &auth)], &body)
+                    .await;
+                response.status == 200 && response.body.starts_with(b"{\"active\":true")
+            },
+        )
+        .await;
+
+        let bearer = format!("Bearer {token}");
+        run(
+            "/api/hello (bearer)",
+            port,
+            pid,
+            async |conn: Conn| (conn, String::new()),
+            async move |conn: &mut Conn, _: &mut String| {
+                conn.send("GET", "/api/hello", &[("Authorization", &bearer)], "")
+                    .await
+                    .status
+                    == 200
+            },
+        )
+        .await;
+
+        // The full authorization code flow: consent page, consent POST, code exchange, with a
+        // logged-in browser session per connection.
+        let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(VERIFIER));
+        let authorize = format!(
+            "/o/authorize/?response_type=code&client_id=web&redirect_uri={}&scope=read&state=s&code_challenge={challenge}&code_challenge_method=S256",
+            enc(CALLBACK)
+        );
+        let consent_body = format!(
+            "client_id=web&response_type=code&scope=read&redirect_uri={}&state=s&code_challenge={challenge}&code_challenge_method=S256&allow=Authorize",
+            enc(CALLBACK)
+        );
+        let exchange_prefix = format!("grant_type=authorization_code&redirect_uri={}&code_verifier={VERIFIER}&code=", enc(CALLBACK));
+        run(
+            "authorization code flow (page + consent + token)",
+            port,
+            pid,
+            async |mut conn: Conn| {
+                {
+                    let page = conn.send("GET", "/accounts/login/", &[], "").await;
+                    let csrf = page.headers["set-cookie"]
+                        .lines()
+                        .find_map(|line| line.strip_prefix("csrftoken="))
+                        .and_then(|rest| rest.split(';').next())
+                        .unwrap()
+                        .to_owned();
+                    let cookie = format!("csrftoken={csrf}");
+                    let login = conn
+                        .send(
+                            "POST",
+                            "/accounts/login/",
+                            &[("Cookie", &cookie)],
+                            &format!("csrfmiddlewaretoken={csrf}&username=bench&password=bench-password-1"),
+                        )
+                        .await;
+                    let mut cookies = HashMap::new();
+                    for line in login.headers["set-cookie"].lines() {
+                        if let Some((name, rest)) = line.split_once('=') {
+                            cookies.insert(name.to_owned(), rest.split(';').next().unwrap_or_default().to_owned());
+                        }
+                    }
+                    let state = format!(
+                        "sessionid={}; csrftoken={}\n{}",
+                        cookies["sessionid"], cookies["csrftoken"], cookies["csrftoken"]
+                    );
+                    (conn, state)
+                }
+            },
+            async move |conn: &mut Conn, state: &mut String| {
+                let (cookie, csrf) = state
+                    .split_once('\n')
+                    .map(|(a, b)| (a.to_owned(), b.to_owned()))
+                    .unwrap();
+                {
+                    let page = conn.send("GET", &authorize, &[("Cookie", &cookie)], "").await;
+                    if page.status != 200 {
+                        return false;
+                    }
+                    let consent = conn
+                        .send("POST", "/o/authorize/", &[("Cookie", &cookie)], &format!("csrfmiddlewaretoken={csrf}&{consent_body}"))
+                        .await;
+                    let Some(location) = consent.headers.get("location") else {
+                        return false;
+                    };
+                    let Some(code) = location.split("code=").nth(1).and_then(|rest| rest.split('&').next()) else {
+                        return false;
+                    };
+                    let token = conn
+                        .send("POST", "/o/token/", &[("Authorization", &web)], &format!("{exchange_prefix}{code}"))
+                        .await;
+                    token.status == 200
+                }
+            },
+        )
+        .await;
+    });
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    let _ = child.wait();
+}
