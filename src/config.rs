@@ -64,6 +64,9 @@ pub struct OAuth2Provider {
     pub allowed_redirect_uri_schemes: Vec<String>,
     pub clear_expired_tokens_batch_size: u64,
     pub clear_expired_tokens_batch_interval: f64,
+    /// Lifetime of a device code (RFC 8628), and the polling interval given to devices.
+    pub device_code_expire_seconds: u64,
+    pub device_flow_interval: u64,
     pub oidc_enabled: bool,
     pub oidc_rsa_private_key: Option<String>,
     pub oidc_rsa_private_key_file: Option<PathBuf>,
@@ -101,6 +104,8 @@ impl Default for OAuth2Provider {
             allowed_redirect_uri_schemes: vec!["http".to_owned(), "https".to_owned()],
             clear_expired_tokens_batch_size: 10_000,
             clear_expired_tokens_batch_interval: 0.0,
+            device_code_expire_seconds: 600,
+            device_flow_interval: 5,
             oidc_enabled: true,
             oidc_rsa_private_key: None,
             oidc_rsa_private_key_file: None,
@@ -425,6 +430,14 @@ impl LoadedConfig {
             (
                 "oauth2_provider.clear_expired_tokens_batch_size",
                 p.clear_expired_tokens_batch_size,
+            ),
+            (
+                "oauth2_provider.device_code_expire_seconds",
+                p.device_code_expire_seconds,
+            ),
+            (
+                "oauth2_provider.device_flow_interval",
+                p.device_flow_interval,
             ),
         ] {
             if value == 0 {

@@ -23,6 +23,16 @@ pub enum OAuthError {
     UnsupportedGrantType(String),
     #[error("invalid_scope")]
     InvalidScope(String),
+    /// RFC 8628 §3.5: the user has not decided yet.
+    #[error("authorization_pending")]
+    AuthorizationPending,
+    /// RFC 8628 §3.5: polling faster than `interval`; the interval grows by 5 s.
+    #[error("slow_down")]
+    SlowDown,
+    #[error("access_denied")]
+    AccessDenied(String),
+    #[error("expired_token")]
+    ExpiredToken,
     /// Throttled password guessing (HTTP 429 with `Retry-After`).
     #[error("temporarily_unavailable")]
     TooManyAttempts { retry_after: u64 },
@@ -42,7 +52,15 @@ impl OAuthError {
             | OAuthError::InvalidGrant(text)
             | OAuthError::UnauthorizedClient(text)
             | OAuthError::UnsupportedGrantType(text)
-            | OAuthError::InvalidScope(text) => text.clone(),
+            | OAuthError::InvalidScope(text)
+            | OAuthError::AccessDenied(text) => text.clone(),
+            OAuthError::AuthorizationPending => {
+                "the user has not approved the device yet".to_owned()
+            }
+            OAuthError::SlowDown => {
+                "poll less often: the interval is now 5 seconds longer".to_owned()
+            }
+            OAuthError::ExpiredToken => "the device code has expired; start again".to_owned(),
             OAuthError::InvalidClient { description, .. } => description.clone(),
             OAuthError::TooManyAttempts { retry_after } => {
                 format!("too many failed attempts; try again in {retry_after} seconds")

@@ -5,6 +5,7 @@
 mod authorize;
 mod client_auth;
 mod code_flow;
+mod device;
 mod error;
 mod pkce;
 mod redirect;
@@ -13,6 +14,7 @@ mod tokens;
 
 pub use authorize::{AuthorizationRequest, AuthorizeFailure, validate as validate_authorization};
 pub use client_auth::{AuthMethod, ClientAuthenticator, PresentedClient, presented_client};
+pub use device::{DeviceAuthorization, DeviceRequest, display_user_code, normalize_user_code};
 pub use error::{BearerError, OAuthError};
 pub use scope::{has_scope, resolve_scope};
 pub use tokens::{Introspection, OAuth, TokenResponse};

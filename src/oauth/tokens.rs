@@ -142,6 +142,8 @@ pub struct OAuth {
     clients: ClientAuthenticator,
     /// Failed client authentications, per client id and per IP, like failed logins.
     client_failures: Throttle,
+    /// Wrong user codes typed on the device page, per user and IP.
+    pub(super) device_code_failures: Throttle,
     accounts: Arc<Accounts>,
     pub(super) clock: Clock,
 }
@@ -156,6 +158,7 @@ impl OAuth {
     ) -> Self {
         Self {
             client_failures: Throttle::new(settings.login_throttle.clone(), clock.clone()),
+            device_code_failures: Throttle::new(settings.login_throttle.clone(), clock.clone()),
             settings,
             store,
             clients,
@@ -217,6 +220,10 @@ impl OAuth {
                     ));
                 }
                 return self.exchange_code(&application, params).await;
+            }
+            "urn:ietf:params:oauth:grant-type:device_code" => {
+                let application = self.authenticate_client(presented, client_ip).await?;
+                return self.poll_device(&application, params).await;
             }
             "client_credentials" => GrantType::ClientCredentials,
             "password" => GrantType::Password,

@@ -21,8 +21,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use records::{
-    AccessToken, Algorithm, Application, ClientType, Consent, ExpiringKind, FamilyId, Grant,
-    GrantType, Group, Permission, RefreshToken, SecretKey, Session, Timestamp, User,
+    AccessToken, Algorithm, Application, ClientType, Consent, DeviceDecision, DeviceGrant,
+    ExpiringKind, FamilyId, Grant, GrantType, Group, Permission, RefreshToken, SecretKey, Session,
+    Timestamp, User,
 };
 use writer::{TypedJob, Writer};
 
@@ -48,6 +49,8 @@ const REFRESH_TOKENS: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("r
 const GRANTS: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("grants");
 const ID_TOKENS: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("id_tokens");
 const DEVICE_GRANTS: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("device_grants");
+const DEVICE_USER_CODES: TableDefinition<&str, [u8; 32]> =
+    TableDefinition::new("device_grants_by_user_code");
 const CONSENTS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("consents");
 const TOKENS_BY_USER: MultimapTableDefinition<u64, (u8, [u8; 32])> =
     MultimapTableDefinition::new("tokens_by_user");
@@ -267,6 +270,7 @@ fn migrate(db: &Database, path: &Path) -> Result<(), StoreError> {
         txn.open_table(GRANTS)?;
         txn.open_table(ID_TOKENS)?;
         txn.open_table(DEVICE_GRANTS)?;
+        txn.open_table(DEVICE_USER_CODES)?;
         txn.open_table(CONSENTS)?;
         txn.open_multimap_table(TOKENS_BY_USER)?;
         txn.open_multimap_table(TOKENS_BY_CLIENT)?;
@@ -374,6 +378,19 @@ impl ReadTx {
 
     pub fn grant(&self, key: &SecretKey) -> Result<Option<Grant>, StoreError> {
         self.record(GRANTS, key.0)
+    }
+
+    pub fn device_grant_by_user_code(
+        &self,
+        user_code: &str,
+    ) -> Result<Option<(SecretKey, DeviceGrant)>, StoreError> {
+        let codes = self.txn.open_table(DEVICE_USER_CODES)?;
+        let Some(key) = codes.get(user_code)?.map(|key| SecretKey(key.value())) else {
+            return Ok(None);
+        };
+        Ok(self
+            .record::<[u8; 32], DeviceGrant>(DEVICE_GRANTS, key.0)?
+            .map(|grant| (key, grant)))
     }
 
     pub fn access_token_count(&self) -> Result<u64, StoreError> {
@@ -762,6 +779,53 @@ impl<'a> WriteTx<'a> {
         self.txn
             .open_table(CONSENTS)?
             .insert((user, application), encode(consent)?.as_slice())?;
+        Ok(())
+    }
+
+    pub fn device_grant(&self, key: &SecretKey) -> Result<Option<DeviceGrant>, StoreError> {
+        self.record(DEVICE_GRANTS, key.0)
+    }
+
+    /// Stores a device authorization (new or updated); a new one must have a user code no
+    /// other live authorization holds.
+    pub fn put_device_grant(
+        &mut self,
+        key: &SecretKey,
+        grant: &DeviceGrant,
+    ) -> Result<(), StoreError> {
+        let is_new = self.device_grant(key)?.is_none();
+        if is_new {
+            let mut codes = self.txn.open_table(DEVICE_USER_CODES)?;
+            if codes.get(grant.user_code.as_str())?.is_some() {
+                return Err(StoreError::Conflict("the user code is taken".to_owned()));
+            }
+            codes.insert(grant.user_code.as_str(), key.0)?;
+            drop(codes);
+            self.txn.open_table(EXPIRY)?.insert(
+                (grant.expires.0, ExpiringKind::DeviceGrant as u8, key.0),
+                (),
+            )?;
+        }
+        self.txn
+            .open_table(DEVICE_GRANTS)?
+            .insert(key.0, encode(grant)?.as_slice())?;
+        Ok(())
+    }
+
+    /// Removes a device authorization once its tokens are issued (its code is single-use).
+    pub fn delete_device_grant(&mut self, key: &SecretKey) -> Result<(), StoreError> {
+        let Some(grant) = self.device_grant(key)? else {
+            return Ok(());
+        };
+        self.txn.open_table(DEVICE_GRANTS)?.remove(key.0)?;
+        self.txn
+            .open_table(DEVICE_USER_CODES)?
+            .remove(grant.user_code.as_str())?;
+        self.txn.open_table(EXPIRY)?.remove((
+            grant.expires.0,
+            ExpiringKind::DeviceGrant as u8,
+            key.0,
+        ))?;
         Ok(())
     }
 }

@@ -231,6 +231,7 @@ pub enum ExpiringKind {
     AccessToken = 2,
     RefreshToken = 3,
     Grant = 4,
+    DeviceGrant = 5,
 }
 
 /// Tokens issued from one grant (an authorization code, a password or refresh chain) share a
@@ -308,4 +309,28 @@ pub struct Grant {
 pub struct Consent {
     pub scope: String,
     pub granted: Timestamp,
+}
+
+/// Where a device authorization (RFC 8628) stands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum DeviceDecision {
+    Pending,
+    Approved { user: u64, auth_time: Timestamp },
+    Denied,
+}
+
+/// A device authorization, stored under the SHA-256 of its device code; its user code is
+/// indexed separately (normalised: upper case, no separators).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeviceGrant {
+    pub application: u64,
+    pub scope: String,
+    pub user_code: String,
+    pub decision: DeviceDecision,
+    pub created: Timestamp,
+    pub expires: Timestamp,
+    /// Seconds a client must wait between polls; raised by `slow_down`.
+    pub interval: u64,
+    #[serde(default)]
+    pub last_poll: Option<Timestamp>,
 }

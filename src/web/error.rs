@@ -96,15 +96,21 @@ impl<'r> Responder<'r, 'static> for WebError {
 
 /// Paths whose clients are programs: errors answer JSON there, pages elsewhere.
 pub fn is_api_path(path: &str) -> bool {
+    const PAGES_UNDER_O: [&str; 5] = [
+        "/o/authorize",
+        "/o/applications",
+        "/o/authorized_tokens",
+        "/o/device",
+        "/o/logout",
+    ];
+    let page_under_o = PAGES_UNDER_O.iter().any(|page| {
+        path.strip_prefix(page)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    });
     path == "/healthz"
         || path.starts_with("/api/")
         || path.starts_with("/.well-known/")
-        || (path.starts_with("/o/")
-            && !path.starts_with("/o/authorize")
-            && !path.starts_with("/o/applications")
-            && !path.starts_with("/o/authorized_tokens")
-            && !path.starts_with("/o/device")
-            && !path.starts_with("/o/logout"))
+        || (path.starts_with("/o/") && !page_under_o)
 }
 
 #[derive(Serialize)]

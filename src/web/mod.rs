@@ -149,5 +149,6 @@ pub fn build(state: AppState) -> Rocket<Build> {
         .mount("/", routes::oauth::routes())
         .mount("/", routes::authorize::routes())
         .mount("/", cors::routes())
+        .mount("/", routes::device::routes())
         .register("/", catchers::all())
 }

@@ -3,6 +3,7 @@
 
 mod authorize;
 mod cli;
+mod device;
 mod e2e;
 mod fixtures;
 mod login;

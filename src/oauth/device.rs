@@ -1,0 +1,293 @@
+//! The device authorization grant (RFC 8628): a device gets a device code and a short user
+//! code, the user enters the user code on `/o/device/` and approves, and the device polls the
+//! token endpoint meanwhile (`authorization_pending`, `slow_down`, `access_denied`,
+//! `expired_token`).
+
+use serde::Serialize;
+
+use crate::oauth::tokens::{OAuth, mint, new_family, token_records};
+use crate::oauth::{OAuthError, TokenResponse, resolve_scope};
+use crate::params::Params;
+use crate::store::{
+    Application, DeviceDecision, DeviceGrant, GrantType, SecretKey, StoreError, Timestamp,
+};
+
+/// RFC 8628 §6.1: consonants only (no vowels, so no words; no look-alike characters),
+/// 8 of them: 20^8 ≈ 2^34.6 codes, with failed entries throttled.
+const USER_CODE_ALPHABET: &[u8] = b"BCDFGHJKLMNPQRSTVWXZ";
+const USER_CODE_LENGTH: usize = 8;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DeviceAuthorization {
+    pub device_code: String,
+    pub user_code: String,
+    pub verification_uri: String,
+    pub verification_uri_complete: String,
+    pub expires_in: u64,
+    pub interval: u64,
+}
+
+/// A pending request as the approval page shows it.
+#[derive(Debug, Clone)]
+pub struct DeviceRequest {
+    pub key: SecretKey,
+    pub grant: DeviceGrant,
+    pub application: Application,
+}
+
+fn new_user_code() -> Result<String, OAuthError> {
+    let mut code = String::with_capacity(USER_CODE_LENGTH);
+    while code.len() < USER_CODE_LENGTH {
+        let mut bytes = [0u8; 16];
+        getrandom::fill(&mut bytes).map_err(|error| OAuthError::Server(error.to_string()))?;
+        // 240 = 12 × 20: rejecting larger bytes keeps every letter equally likely.
+        for byte in bytes.into_iter().filter(|byte| *byte < 240) {
+            if code.len() < USER_CODE_LENGTH {
+                code.push(char::from(USER_CODE_ALPHABET[usize::from(byte) % 20]));
+            }
+        }
+    }
+    Ok(code)
+}
+
+/// The user code as people type it (any case, dashes, spaces) in its stored form.
+pub fn normalize_user_code(input: &str) -> String {
+    input
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .map(|c| c.to_ascii_uppercase())
+        .collect()
+}
+
+/// `BCDF-GHJK`, as shown to people.
+pub fn display_user_code(code: &str) -> String {
+    if code.len() == USER_CODE_LENGTH {
+        format!("{}-{}", &code[..4], &code[4..])
+    } else {
+        code.to_owned()
+    }
+}
+
+impl OAuth {
+    /// `POST /o/device-authorization/`.
+    pub async fn start_device_authorization(
+        &self,
+        application: &Application,
+        params: &Params,
+        issuer: &str,
+    ) -> Result<DeviceAuthorization, OAuthError> {
+        if !application.grant_types.contains(&GrantType::DeviceCode) {
+            return Err(OAuthError::UnauthorizedClient(
+                "this client may not use the device grant".to_owned(),
+            ));
+        }
+        let provider = &self.settings.oauth2_provider;
+        let scope = resolve_scope(params.single("scope")?, provider)?;
+        let now = self.now();
+        let device = mint()?;
+        // A clash with a live user code is astronomically rare; try again a few times.
+        let mut attempt = 0;
+        let user_code = loop {
+            let user_code = new_user_code()?;
+            let grant = DeviceGrant {
+                application: application.id,
+                scope: scope.clone(),
+                user_code: user_code.clone(),
+                decision: DeviceDecision::Pending,
+                created: now,
+                expires: now.plus_seconds(provider.device_code_expire_seconds),
+                interval: provider.device_flow_interval,
+                last_poll: None,
+            };
+            let key = device.key;
+            match self
+                .store
+                .write(move |tx| tx.put_device_grant(&key, &grant))
+                .await
+            {
+                Ok(()) => break user_code,
+                Err(StoreError::Conflict(_)) if attempt < 5 => attempt += 1,
+                Err(error) => return Err(error.into()),
+            }
+        };
+        let verification_uri = format!("{issuer}/device/");
+        Ok(DeviceAuthorization {
+            device_code: device.value,
+            verification_uri_complete: format!(
+                "{verification_uri}?user_code={}",
+                display_user_code(&user_code)
+            ),
+            user_code: display_user_code(&user_code),
+            verification_uri,
+            expires_in: provider.device_code_expire_seconds,
+            interval: provider.device_flow_interval,
+        })
+    }
+
+    /// The pending request behind a user code typed by `username`; wrong codes are throttled
+    /// per user and IP so they cannot be guessed.
+    pub fn find_device_request(
+        &self,
+        user_code: &str,
+        username: &str,
+        client_ip: Option<&str>,
+    ) -> Result<Option<DeviceRequest>, OAuthError> {
+        if let Some(retry_after) = self.device_code_failures.retry_after(username, client_ip) {
+            return Err(OAuthError::TooManyAttempts { retry_after });
+        }
+        let code = normalize_user_code(user_code);
+        let now = self.now();
+        let found = self.store.read(|tx| {
+            let Some((key, grant)) = tx.device_grant_by_user_code(&code)? else {
+                return Ok(None);
+            };
+            if grant.expires <= now || grant.decision != DeviceDecision::Pending {
+                return Ok(None);
+            }
+            Ok(tx
+                .application(grant.application)?
+                .map(|application| DeviceRequest {
+                    key,
+                    grant,
+                    application,
+                }))
+        })?;
+        if found.is_none() {
+            self.device_code_failures
+                .record_failure(username, client_ip);
+        }
+        Ok(found)
+    }
+
+    /// Records the user's decision; false when the request is no longer pending.
+    pub async fn decide_device(
+        &self,
+        key: SecretKey,
+        user: u64,
+        auth_time: Timestamp,
+        approve: bool,
+    ) -> Result<bool, OAuthError> {
+        let now = self.now();
+        let decided = self
+            .store
+            .write(move |tx| {
+                let Some(mut grant) = tx.device_grant(&key)? else {
+                    return Ok(false);
+                };
+                if grant.expires <= now || grant.decision != DeviceDecision::Pending {
+                    return Ok(false);
+                }
+                grant.decision = if approve {
+                    DeviceDecision::Approved { user, auth_time }
+                } else {
+                    DeviceDecision::Denied
+                };
+                tx.put_device_grant(&key, &grant)?;
+                Ok(true)
+            })
+            .await?;
+        Ok(decided)
+    }
+
+    /// The device's poll at the token endpoint.
+    pub(super) async fn poll_device(
+        &self,
+        application: &Application,
+        params: &Params,
+    ) -> Result<TokenResponse, OAuthError> {
+        if !application.grant_types.contains(&GrantType::DeviceCode) {
+            return Err(OAuthError::UnauthorizedClient(
+                "this client may not use the device grant".to_owned(),
+            ));
+        }
+        let device_code = params
+            .non_empty("device_code")?
+            .ok_or_else(|| OAuthError::InvalidRequest("device_code is required".to_owned()))?;
+        let key = SecretKey::of(device_code);
+        let now = self.now();
+        let provider = self.settings.oauth2_provider.clone();
+        let application_id = application.id;
+        let access = mint()?;
+        let refresh = mint()?;
+        let family = new_family()?;
+        let (access_key, access_tail) = (access.key, access.tail.clone());
+        let (refresh_key, refresh_tail) = (refresh.key, refresh.tail.clone());
+        let outcome = self
+            .store
+            .write(move |tx| {
+                let Some(mut grant) = tx.device_grant(&key)? else {
+                    return Ok(Err(OAuthError::InvalidGrant(
+                        "the device code is invalid".to_owned(),
+                    )));
+                };
+                if grant.application != application_id {
+                    return Ok(Err(OAuthError::InvalidGrant(
+                        "the device code was issued to another client".to_owned(),
+                    )));
+                }
+                if grant.expires <= now {
+                    return Ok(Err(OAuthError::ExpiredToken));
+                }
+                match grant.decision.clone() {
+                    DeviceDecision::Denied => {
+                        tx.delete_device_grant(&key)?;
+                        Ok(Err(OAuthError::AccessDenied(
+                            "the user denied the request".to_owned(),
+                        )))
+                    }
+                    DeviceDecision::Pending => {
+                        let too_soon = grant
+                            .last_poll
+                            .is_some_and(|last| now < last.plus_seconds(grant.interval));
+                        grant.last_poll = Some(now);
+                        if too_soon {
+                            grant.interval += 5;
+                        }
+                        tx.put_device_grant(&key, &grant)?;
+                        Ok(Err(if too_soon {
+                            OAuthError::SlowDown
+                        } else {
+                            OAuthError::AuthorizationPending
+                        }))
+                    }
+                    DeviceDecision::Approved { user, .. } => {
+                        let (access_record, refresh_record) = token_records(
+                            &provider,
+                            now,
+                            application_id,
+                            Some(user),
+                            &grant.scope,
+                            family,
+                            (&access_key, &access_tail),
+                            Some((&refresh_key, &refresh_tail)),
+                        );
+                        tx.put_access_token(&access_key, &access_record)?;
+                        if let Some(record) = &refresh_record {
+                            tx.put_refresh_token(&refresh_key, record)?;
+                        }
+                        tx.delete_device_grant(&key)?;
+                        Ok(Ok(grant.scope.clone()))
+                    }
+                }
+            })
+            .await?;
+        let scope = outcome?;
+        Ok(self.response(access, Some(refresh.value), scope))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_codes_are_consonants_and_normalise() {
+        let code = new_user_code().unwrap();
+        assert_eq!(code.len(), 8);
+        assert!(code.bytes().all(|b| USER_CODE_ALPHABET.contains(&b)));
+        let shown = display_user_code(&code);
+        assert_eq!(shown.len(), 9);
+        assert_eq!(normalize_user_code(&shown.to_lowercase()), code);
+        assert_eq!(normalize_user_code(" bcdf - ghjk "), "BCDFGHJK");
+    }
+}
