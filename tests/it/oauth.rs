@@ -917,3 +917,47 @@ fn repeated_client_authentication_failures_are_throttled() {
     app.clock.advance(time::Duration::seconds(300));
     client_credentials(&app, "read");
 }
+
+#[test]
+fn every_oauth_endpoint_answers_bad_input_with_a_4xx_in_the_rfc_shape() {
+    let app = app();
+    let before = token_counts(&app);
+    let endpoints = [
+        "/o/token/",
+        "/o/revoke_token/",
+        "/o/introspect/",
+        "/o/device-authorization/",
+    ];
+    let auth = || basic("cc-client", "cc-client-secret");
+    let bodies: Vec<(ContentType, Vec<u8>)> = vec![
+        (ContentType::JSON, br#"{"token":"x"}"#.to_vec()),
+        (ContentType::Form, b"token=%FF".to_vec()),
+        (ContentType::Form, b"token=\xff\xfe".to_vec()),
+        (
+            ContentType::Form,
+            b"token=a&token=b&grant_type=x&grant_type=y".to_vec(),
+        ),
+        (ContentType::Form, b"token=&grant_type=".to_vec()),
+        (
+            ContentType::Form,
+            format!("token={}", "x".repeat(80_000)).into_bytes(),
+        ),
+    ];
+    for path in endpoints {
+        for (content_type, body) in &bodies {
+            let response = app
+                .client
+                .post(path)
+                .header(content_type.clone())
+                .header(auth())
+                .body(body.clone())
+                .dispatch();
+            let status = response.status().code;
+            assert!((400..500).contains(&status), "{path}: {status}");
+            assert_eq!(response.content_type(), Some(ContentType::JSON), "{path}");
+            let json: Value = serde_json::from_str(&response.into_string().unwrap()).unwrap();
+            assert!(json["error"].as_str().is_some(), "{path}: {json}");
+        }
+    }
+    assert_eq!(token_counts(&app), before);
+}
