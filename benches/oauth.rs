@@ -253,9 +253,16 @@ fn start_server(dir: &std::path::Path, port: u16) -> Child {
         .arg("serve")
         .current_dir(dir)
         .env("OXIDOT_PORT", port.to_string())
-        .env("OXIDOT_LOG_LEVEL", "warn")
+        // OXIDOT_LOG_LEVEL=oxidot::store=trace shows each group commit (to bench-server.log).
+        .env(
+            "OXIDOT_LOG_LEVEL",
+            std::env::var("OXIDOT_LOG_LEVEL").unwrap_or_else(|_| "warn".to_owned()),
+        )
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(
+            std::fs::File::create(std::env::temp_dir().join("oxidot-bench-server.log"))
+                .map_or_else(|_| Stdio::null(), Stdio::from),
+        )
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);

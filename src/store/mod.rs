@@ -415,11 +415,94 @@ impl ReadTx {
 /// writer commits; a job that returns an error has none of its changes kept.
 pub struct WriteTx<'a> {
     txn: &'a redb::WriteTransaction,
+    open: OpenTables<'a>,
+}
+
+/// The token tables, opened once per transaction: a batch of a few hundred token writes would
+/// otherwise open each table for every row it touches. Every use of these tables in `WriteTx`
+/// goes through them (redb refuses to open one table twice at once).
+#[derive(Default)]
+struct OpenTables<'a> {
+    expiry: Option<redb::Table<'a, (i64, u8, [u8; 32]), ()>>,
+    access_tokens: Option<redb::Table<'a, [u8; 32], &'static [u8]>>,
+    refresh_tokens: Option<redb::Table<'a, [u8; 32], &'static [u8]>>,
+    grants: Option<redb::Table<'a, [u8; 32], &'static [u8]>>,
+    tokens_by_client: Option<redb::MultimapTable<'a, u64, (u8, [u8; 32])>>,
+    tokens_by_user: Option<redb::MultimapTable<'a, u64, (u8, [u8; 32])>>,
+    tokens_by_family: Option<redb::MultimapTable<'a, [u8; 16], (u8, [u8; 32])>>,
+}
+
+macro_rules! open_once {
+    ($name:ident, $table:ident, $open:ident, $ty:ty) => {
+        fn $name(&mut self) -> Result<&mut $ty, StoreError> {
+            if self.open.$name.is_none() {
+                self.open.$name = Some(self.txn.$open($table)?);
+            }
+            self.open
+                .$name
+                .as_mut()
+                .ok_or_else(|| StoreError::Storage("table not open".to_owned()))
+        }
+    };
 }
 
 impl<'a> WriteTx<'a> {
     fn new(txn: &'a redb::WriteTransaction) -> Self {
-        Self { txn }
+        Self {
+            txn,
+            open: OpenTables::default(),
+        }
+    }
+
+    open_once!(
+        expiry,
+        EXPIRY,
+        open_table,
+        redb::Table<'a, (i64, u8, [u8; 32]), ()>
+    );
+    open_once!(
+        access_tokens,
+        ACCESS_TOKENS,
+        open_table,
+        redb::Table<'a, [u8; 32], &'static [u8]>
+    );
+    open_once!(
+        refresh_tokens,
+        REFRESH_TOKENS,
+        open_table,
+        redb::Table<'a, [u8; 32], &'static [u8]>
+    );
+    open_once!(
+        grants,
+        GRANTS,
+        open_table,
+        redb::Table<'a, [u8; 32], &'static [u8]>
+    );
+    open_once!(
+        tokens_by_client,
+        TOKENS_BY_CLIENT,
+        open_multimap_table,
+        redb::MultimapTable<'a, u64, (u8, [u8; 32])>
+    );
+    open_once!(
+        tokens_by_user,
+        TOKENS_BY_USER,
+        open_multimap_table,
+        redb::MultimapTable<'a, u64, (u8, [u8; 32])>
+    );
+    open_once!(
+        tokens_by_family,
+        TOKENS_BY_FAMILY,
+        open_multimap_table,
+        redb::MultimapTable<'a, [u8; 16], (u8, [u8; 32])>
+    );
+
+    fn cached_record<T: DeserializeOwned>(
+        table: &redb::Table<'a, [u8; 32], &'static [u8]>,
+        key: &SecretKey,
+    ) -> Result<Option<T>, StoreError> {
+        let value = table.get(key.0)?;
+        value.map(|value| decode(value.value())).transpose()
     }
 
     fn record<'k, K: redb::Key + 'static, T: DeserializeOwned>(
@@ -553,7 +636,7 @@ impl<'a> WriteTx<'a> {
         self.txn
             .open_table(SESSIONS)?
             .insert(key.0, encode(session)?.as_slice())?;
-        self.txn.open_table(EXPIRY)?.insert(
+        self.expiry()?.insert(
             (session.expires_at.0, ExpiringKind::Session as u8, key.0),
             (),
         )?;
@@ -570,24 +653,21 @@ impl<'a> WriteTx<'a> {
         let Some(session) = session else {
             return Ok(false);
         };
-        self.txn.open_table(EXPIRY)?.remove((
-            session.expires_at.0,
-            ExpiringKind::Session as u8,
-            key.0,
-        ))?;
+        self.expiry()?
+            .remove((session.expires_at.0, ExpiringKind::Session as u8, key.0))?;
         Ok(true)
     }
 
-    pub fn access_token(&self, key: &SecretKey) -> Result<Option<AccessToken>, StoreError> {
-        self.record(ACCESS_TOKENS, key.0)
+    pub fn access_token(&mut self, key: &SecretKey) -> Result<Option<AccessToken>, StoreError> {
+        Self::cached_record(self.access_tokens()?, key)
     }
 
-    pub fn refresh_token(&self, key: &SecretKey) -> Result<Option<RefreshToken>, StoreError> {
-        self.record(REFRESH_TOKENS, key.0)
+    pub fn refresh_token(&mut self, key: &SecretKey) -> Result<Option<RefreshToken>, StoreError> {
+        Self::cached_record(self.refresh_tokens()?, key)
     }
 
     fn index_token(
-        &self,
+        &mut self,
         kind: ExpiringKind,
         key: &SecretKey,
         user: Option<u64>,
@@ -595,24 +675,18 @@ impl<'a> WriteTx<'a> {
         family: Option<FamilyId>,
     ) -> Result<(), StoreError> {
         let entry = (kind as u8, key.0);
-        self.txn
-            .open_multimap_table(TOKENS_BY_CLIENT)?
-            .insert(application, entry)?;
+        self.tokens_by_client()?.insert(application, entry)?;
         if let Some(user) = user {
-            self.txn
-                .open_multimap_table(TOKENS_BY_USER)?
-                .insert(user, entry)?;
+            self.tokens_by_user()?.insert(user, entry)?;
         }
         if let Some(family) = family {
-            self.txn
-                .open_multimap_table(TOKENS_BY_FAMILY)?
-                .insert(family.0, entry)?;
+            self.tokens_by_family()?.insert(family.0, entry)?;
         }
         Ok(())
     }
 
     fn unindex_token(
-        &self,
+        &mut self,
         kind: ExpiringKind,
         key: &SecretKey,
         user: Option<u64>,
@@ -620,18 +694,12 @@ impl<'a> WriteTx<'a> {
         family: Option<FamilyId>,
     ) -> Result<(), StoreError> {
         let entry = (kind as u8, key.0);
-        self.txn
-            .open_multimap_table(TOKENS_BY_CLIENT)?
-            .remove(application, entry)?;
+        self.tokens_by_client()?.remove(application, entry)?;
         if let Some(user) = user {
-            self.txn
-                .open_multimap_table(TOKENS_BY_USER)?
-                .remove(user, entry)?;
+            self.tokens_by_user()?.remove(user, entry)?;
         }
         if let Some(family) = family {
-            self.txn
-                .open_multimap_table(TOKENS_BY_FAMILY)?
-                .remove(family.0, entry)?;
+            self.tokens_by_family()?.remove(family.0, entry)?;
         }
         Ok(())
     }
@@ -642,10 +710,9 @@ impl<'a> WriteTx<'a> {
         key: &SecretKey,
         token: &AccessToken,
     ) -> Result<(), StoreError> {
-        self.txn
-            .open_table(ACCESS_TOKENS)?
+        self.access_tokens()?
             .insert(key.0, encode(token)?.as_slice())?;
-        self.txn.open_table(EXPIRY)?.insert(
+        self.expiry()?.insert(
             (token.expires.0, ExpiringKind::AccessToken as u8, key.0),
             (),
         )?;
@@ -661,18 +728,15 @@ impl<'a> WriteTx<'a> {
     /// Deletes an access token and its index entries; false when there was none.
     pub fn delete_access_token(&mut self, key: &SecretKey) -> Result<bool, StoreError> {
         let removed: Option<AccessToken> = {
-            let mut tokens = self.txn.open_table(ACCESS_TOKENS)?;
+            let tokens = self.access_tokens()?;
             let removed = tokens.remove(key.0)?;
             removed.map(|value| decode(value.value())).transpose()?
         };
         let Some(token) = removed else {
             return Ok(false);
         };
-        self.txn.open_table(EXPIRY)?.remove((
-            token.expires.0,
-            ExpiringKind::AccessToken as u8,
-            key.0,
-        ))?;
+        self.expiry()?
+            .remove((token.expires.0, ExpiringKind::AccessToken as u8, key.0))?;
         self.unindex_token(
             ExpiringKind::AccessToken,
             key,
@@ -691,18 +755,13 @@ impl<'a> WriteTx<'a> {
     ) -> Result<(), StoreError> {
         let previous = self.refresh_token(key)?;
         if let Some(expires) = previous.as_ref().and_then(|old| old.expires) {
-            self.txn.open_table(EXPIRY)?.remove((
-                expires.0,
-                ExpiringKind::RefreshToken as u8,
-                key.0,
-            ))?;
+            self.expiry()?
+                .remove((expires.0, ExpiringKind::RefreshToken as u8, key.0))?;
         }
-        self.txn
-            .open_table(REFRESH_TOKENS)?
+        self.refresh_tokens()?
             .insert(key.0, encode(token)?.as_slice())?;
         if let Some(expires) = token.expires {
-            self.txn
-                .open_table(EXPIRY)?
+            self.expiry()?
                 .insert((expires.0, ExpiringKind::RefreshToken as u8, key.0), ())?;
         }
         if previous.is_none() {
@@ -721,7 +780,7 @@ impl<'a> WriteTx<'a> {
     /// revoked (kept so a later reuse is still recognised). Returns how many were live.
     pub fn revoke_family(&mut self, family: FamilyId, now: Timestamp) -> Result<u64, StoreError> {
         let members: Vec<(u8, [u8; 32])> = {
-            let index = self.txn.open_multimap_table(TOKENS_BY_FAMILY)?;
+            let index = self.tokens_by_family()?;
             let mut members = Vec::new();
             for entry in index.get(family.0)? {
                 members.push(entry?.value());
@@ -748,8 +807,8 @@ impl<'a> WriteTx<'a> {
         Ok(revoked)
     }
 
-    pub fn grant(&self, key: &SecretKey) -> Result<Option<Grant>, StoreError> {
-        self.record(GRANTS, key.0)
+    pub fn grant(&mut self, key: &SecretKey) -> Result<Option<Grant>, StoreError> {
+        Self::cached_record(self.grants()?, key)
     }
 
     pub fn consent(&self, user: u64, application: u64) -> Result<Option<Consent>, StoreError> {
@@ -759,12 +818,9 @@ impl<'a> WriteTx<'a> {
     /// Stores an authorization code (new, or marked used).
     pub fn put_grant(&mut self, key: &SecretKey, grant: &Grant) -> Result<(), StoreError> {
         let is_new = self.grant(key)?.is_none();
-        self.txn
-            .open_table(GRANTS)?
-            .insert(key.0, encode(grant)?.as_slice())?;
+        self.grants()?.insert(key.0, encode(grant)?.as_slice())?;
         if is_new {
-            self.txn
-                .open_table(EXPIRY)?
+            self.expiry()?
                 .insert((grant.expires.0, ExpiringKind::Grant as u8, key.0), ())?;
         }
         Ok(())
@@ -801,7 +857,7 @@ impl<'a> WriteTx<'a> {
             }
             codes.insert(grant.user_code.as_str(), key.0)?;
             drop(codes);
-            self.txn.open_table(EXPIRY)?.insert(
+            self.expiry()?.insert(
                 (grant.expires.0, ExpiringKind::DeviceGrant as u8, key.0),
                 (),
             )?;
@@ -821,11 +877,8 @@ impl<'a> WriteTx<'a> {
         self.txn
             .open_table(DEVICE_USER_CODES)?
             .remove(grant.user_code.as_str())?;
-        self.txn.open_table(EXPIRY)?.remove((
-            grant.expires.0,
-            ExpiringKind::DeviceGrant as u8,
-            key.0,
-        ))?;
+        self.expiry()?
+            .remove((grant.expires.0, ExpiringKind::DeviceGrant as u8, key.0))?;
         Ok(())
     }
 }

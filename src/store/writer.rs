@@ -132,16 +132,18 @@ fn commit_batch(db: &Database, mut batch: Vec<Box<dyn Job>>) {
             return;
         }
     };
+    let started = std::time::Instant::now();
     let all_ran = {
         let mut tx = WriteTx::new(&txn);
         batch.iter_mut().all(|job| job.run(&mut tx))
     };
     if all_ran {
-        let started = std::time::Instant::now();
+        let ran = started.elapsed();
         let committed = txn.commit().map_err(StoreError::from);
         tracing::trace!(
             jobs = batch.len(),
-            micros = started.elapsed().as_micros() as u64,
+            run_micros = ran.as_micros() as u64,
+            commit_micros = (started.elapsed() - ran).as_micros() as u64,
             "group commit"
         );
         for job in batch {
