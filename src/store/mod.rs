@@ -423,14 +423,18 @@ pub struct WriteTx<'a> {
 /// goes through them (redb refuses to open one table twice at once).
 #[derive(Default)]
 struct OpenTables<'a> {
-    expiry: Option<redb::Table<'a, (i64, u8, [u8; 32]), ()>>,
-    access_tokens: Option<redb::Table<'a, [u8; 32], &'static [u8]>>,
-    refresh_tokens: Option<redb::Table<'a, [u8; 32], &'static [u8]>>,
-    grants: Option<redb::Table<'a, [u8; 32], &'static [u8]>>,
-    tokens_by_client: Option<redb::MultimapTable<'a, u64, (u8, [u8; 32])>>,
-    tokens_by_user: Option<redb::MultimapTable<'a, u64, (u8, [u8; 32])>>,
-    tokens_by_family: Option<redb::MultimapTable<'a, [u8; 16], (u8, [u8; 32])>>,
+    expiry: Option<ExpiryTable<'a>>,
+    access_tokens: Option<RecordTable<'a>>,
+    refresh_tokens: Option<RecordTable<'a>>,
+    grants: Option<RecordTable<'a>>,
+    tokens_by_client: Option<IndexTable<'a, u64>>,
+    tokens_by_user: Option<IndexTable<'a, u64>>,
+    tokens_by_family: Option<IndexTable<'a, [u8; 16]>>,
 }
+
+type ExpiryTable<'a> = redb::Table<'a, (i64, u8, [u8; 32]), ()>;
+type RecordTable<'a> = redb::Table<'a, [u8; 32], &'static [u8]>;
+type IndexTable<'a, K> = redb::MultimapTable<'a, K, (u8, [u8; 32])>;
 
 macro_rules! open_once {
     ($name:ident, $table:ident, $open:ident, $ty:ty) => {
@@ -460,45 +464,30 @@ impl<'a> WriteTx<'a> {
         open_table,
         redb::Table<'a, (i64, u8, [u8; 32]), ()>
     );
-    open_once!(
-        access_tokens,
-        ACCESS_TOKENS,
-        open_table,
-        redb::Table<'a, [u8; 32], &'static [u8]>
-    );
-    open_once!(
-        refresh_tokens,
-        REFRESH_TOKENS,
-        open_table,
-        redb::Table<'a, [u8; 32], &'static [u8]>
-    );
-    open_once!(
-        grants,
-        GRANTS,
-        open_table,
-        redb::Table<'a, [u8; 32], &'static [u8]>
-    );
+    open_once!(access_tokens, ACCESS_TOKENS, open_table, RecordTable<'a>);
+    open_once!(refresh_tokens, REFRESH_TOKENS, open_table, RecordTable<'a>);
+    open_once!(grants, GRANTS, open_table, RecordTable<'a>);
     open_once!(
         tokens_by_client,
         TOKENS_BY_CLIENT,
         open_multimap_table,
-        redb::MultimapTable<'a, u64, (u8, [u8; 32])>
+        IndexTable<'a, u64>
     );
     open_once!(
         tokens_by_user,
         TOKENS_BY_USER,
         open_multimap_table,
-        redb::MultimapTable<'a, u64, (u8, [u8; 32])>
+        IndexTable<'a, u64>
     );
     open_once!(
         tokens_by_family,
         TOKENS_BY_FAMILY,
         open_multimap_table,
-        redb::MultimapTable<'a, [u8; 16], (u8, [u8; 32])>
+        IndexTable<'a, [u8; 16]>
     );
 
     fn cached_record<T: DeserializeOwned>(
-        table: &redb::Table<'a, [u8; 32], &'static [u8]>,
+        table: &RecordTable<'a>,
         key: &SecretKey,
     ) -> Result<Option<T>, StoreError> {
         let value = table.get(key.0)?;
