@@ -458,12 +458,7 @@ impl<'a> WriteTx<'a> {
         }
     }
 
-    open_once!(
-        expiry,
-        EXPIRY,
-        open_table,
-        redb::Table<'a, (i64, u8, [u8; 32]), ()>
-    );
+    open_once!(expiry, EXPIRY, open_table, ExpiryTable<'a>);
     open_once!(access_tokens, ACCESS_TOKENS, open_table, RecordTable<'a>);
     open_once!(refresh_tokens, REFRESH_TOKENS, open_table, RecordTable<'a>);
     open_once!(grants, GRANTS, open_table, RecordTable<'a>);
