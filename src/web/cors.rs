@@ -56,6 +56,12 @@ pub struct Cors<R> {
     pub origin: Option<String>,
 }
 
+impl<R> Cors<R> {
+    pub fn new(inner: R, origin: Option<String>) -> Self {
+        Self { inner, origin }
+    }
+}
+
 impl<'r, R: Responder<'r, 'static>> Responder<'r, 'static> for Cors<R> {
     fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
         let mut response = self.inner.respond_to(req)?;

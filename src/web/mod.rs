@@ -80,6 +80,31 @@ impl AppState {
     }
 }
 
+/// Each scope of a space-separated `scope` with its description, for consent pages.
+pub fn scope_descriptions(settings: &Settings, scope: &str) -> Vec<serde_json::Value> {
+    scope
+        .split(' ')
+        .filter(|name| !name.is_empty())
+        .map(|name| {
+            let description = settings
+                .oauth2_provider
+                .scopes
+                .get(name)
+                .map_or(name, String::as_str);
+            serde_json::json!({ "name": name, "description": description })
+        })
+        .collect()
+}
+
+/// What consent pages call an application: its name, else its client id.
+pub fn application_label(application: &crate::store::Application) -> &str {
+    if application.name.is_empty() {
+        &application.client_id
+    } else {
+        &application.name
+    }
+}
+
 /// `scheme://host[:port]` of the request, from its `Host` header (proxies are not trusted).
 pub struct RequestOrigin(pub String);
 

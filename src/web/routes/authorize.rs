@@ -11,7 +11,7 @@ use crate::store::Timestamp;
 use crate::web::error::{Found, Page, WebError};
 use crate::web::form::{FormBody, FormError, Query};
 use crate::web::session::{CurrentUser, SignedIn};
-use crate::web::{AppState, csrf};
+use crate::web::{AppState, application_label, csrf, scope_descriptions};
 
 /// The answer of the authorization endpoint.
 #[derive(rocket::Responder)]
@@ -128,20 +128,7 @@ fn consent_page(
     cookies: &CookieJar<'_>,
 ) -> Result<Page, WebError> {
     let csrf_token = csrf::token(cookies, state.settings.public_https())?;
-    let scopes: Vec<_> = request
-        .scope
-        .split(' ')
-        .map(|name| {
-            let description = state
-                .settings
-                .oauth2_provider
-                .scopes
-                .get(name)
-                .cloned()
-                .unwrap_or_else(|| name.to_owned());
-            json!({ "name": name, "description": description })
-        })
-        .collect();
+    let scopes = scope_descriptions(&state.settings, &request.scope);
     let redirect_host = url::Url::parse(&request.redirect_uri)
         .ok()
         .and_then(|url| url.host_str().map(str::to_owned))
@@ -151,11 +138,7 @@ fn consent_page(
         &json!({
             "user": user.view(),
             "csrf_token": csrf_token,
-            "application_name": if request.application.name.is_empty() {
-                request.client_id.clone()
-            } else {
-                request.application.name.clone()
-            },
+            "application_name": application_label(&request.application),
             "scopes": scopes,
             "fields": request.form_fields(),
             "redirect_host": redirect_host,

@@ -12,7 +12,7 @@ use crate::web::error::{Page, SeeOther, WebError};
 use crate::web::form::{FormBody, FormError, Query};
 use crate::web::oauth_response::{Authorization, OAuthJson};
 use crate::web::session::{ClientIp, CurrentUser, SignedIn};
-use crate::web::{AppState, RequestOrigin, csrf};
+use crate::web::{AppState, RequestOrigin, application_label, csrf, scope_descriptions};
 
 #[post("/o/device-authorization", data = "<form>")]
 async fn device_authorization(
@@ -69,6 +69,26 @@ fn entry_page(
         html,
         headers: Vec::new(),
     }))
+}
+
+const INVALID_CODE: &str = "That code is not valid, or has expired. Check your device.";
+
+/// The code entry form again, with why the code was refused (HTTP 400).
+fn invalid_code(
+    state: &AppState,
+    user: &CurrentUser,
+    cookies: &CookieJar<'_>,
+    user_code: &str,
+    message: &str,
+) -> Result<Answer, WebError> {
+    entry_page(
+        state,
+        user,
+        cookies,
+        user_code,
+        Some(message),
+        Status::BadRequest,
+    )
 }
 
 fn done_page(
@@ -152,31 +172,13 @@ fn device_entry(
             );
         }
     };
-    let scopes: Vec<_> = request
-        .grant
-        .scope
-        .split(' ')
-        .map(|name| {
-            let description = state
-                .settings
-                .oauth2_provider
-                .scopes
-                .get(name)
-                .cloned()
-                .unwrap_or_else(|| name.to_owned());
-            json!({ "name": name, "description": description })
-        })
-        .collect();
+    let scopes = scope_descriptions(&state.settings, &request.grant.scope);
     let csrf_token = csrf::token(cookies, state.settings.public_https())?;
     let html = state.templates.render(
         "device_confirm.html.tera",
         &json!({
             "user": user.view(), "csrf_token": csrf_token,
-            "application_name": if request.application.name.is_empty() {
-                request.application.client_id.clone()
-            } else {
-                request.application.name.clone()
-            },
+            "application_name": application_label(&request.application),
             "user_code": display_user_code(&request.grant.user_code),
             "scopes": scopes,
         }),
@@ -228,14 +230,7 @@ async fn device_confirm(
         .await
         .map_err(|error| WebError::Internal(error.description()))?;
     if !decided {
-        return entry_page(
-            state,
-            &user,
-            cookies,
-            user_code,
-            Some("That code is not valid, or has expired. Check your device."),
-            Status::BadRequest,
-        );
+        return invalid_code(state, &user, cookies, user_code, INVALID_CODE);
     }
     tracing::info!(
         user = signed_in.user.id,

@@ -22,6 +22,21 @@ fn named_client(authorization: &Authorization, params: &Params) -> Option<String
         .map(|client| client.client_id)
 }
 
+/// The form, and the origin CORS allows for the client it names; a malformed form is an error.
+fn form_with_cors(
+    form: Result<FormBody, FormError>,
+    authorization: &Authorization,
+    origin: &Origin,
+    state: &AppState,
+) -> Result<(Params, Option<String>), OAuthError> {
+    let params = form?.0;
+    let cors = origin.allowed_for(
+        &state.store,
+        named_client(authorization, &params).as_deref(),
+    );
+    Ok((params, cors))
+}
+
 #[post("/o/token", data = "<form>")]
 async fn token(
     form: Result<FormBody, FormError>,
@@ -30,19 +45,10 @@ async fn token(
     ip: ClientIp,
     state: &State<AppState>,
 ) -> Answer<TokenResponse> {
-    let params = match form {
-        Ok(form) => form.0,
-        Err(error) => {
-            return Cors {
-                inner: Err(error.into()),
-                origin: None,
-            };
-        }
+    let (params, cors) = match form_with_cors(form, &authorization, &origin, state) {
+        Ok(parsed) => parsed,
+        Err(error) => return Cors::new(Err(error), None),
     };
-    let cors = origin.allowed_for(
-        &state.store,
-        named_client(&authorization, &params).as_deref(),
-    );
     let answer = async {
         let presented = presented_client(authorization.0.as_deref(), &params)?;
         let response = state
@@ -52,10 +58,7 @@ async fn token(
         Ok(OAuthJson(response))
     }
     .await;
-    Cors {
-        inner: answer,
-        origin: cors,
-    }
+    Cors::new(answer, cors)
 }
 
 #[post("/o/revoke_token", data = "<form>")]
@@ -66,19 +69,10 @@ async fn revoke(
     ip: ClientIp,
     state: &State<AppState>,
 ) -> Answer<serde_json::Value> {
-    let params = match form {
-        Ok(form) => form.0,
-        Err(error) => {
-            return Cors {
-                inner: Err(error.into()),
-                origin: None,
-            };
-        }
+    let (params, cors) = match form_with_cors(form, &authorization, &origin, state) {
+        Ok(parsed) => parsed,
+        Err(error) => return Cors::new(Err(error), None),
     };
-    let cors = origin.allowed_for(
-        &state.store,
-        named_client(&authorization, &params).as_deref(),
-    );
     let answer = async {
         let presented = presented_client(authorization.0.as_deref(), &params)?;
         let application = state
@@ -89,10 +83,7 @@ async fn revoke(
         Ok(OAuthJson(serde_json::json!({})))
     }
     .await;
-    Cors {
-        inner: answer,
-        origin: cors,
-    }
+    Cors::new(answer, cors)
 }
 
 /// The caller of introspection is a client, or a resource server holding a bearer token with
@@ -107,12 +98,7 @@ async fn introspect_with(
 ) -> Answer<Introspection> {
     let params = match params {
         Ok(params) => params,
-        Err(error) => {
-            return Cors {
-                inner: Err(error.into()),
-                origin: None,
-            };
-        }
+        Err(error) => return Cors::new(Err(error.into()), None),
     };
     let caller = match authorization.bearer() {
         Some(bearer) => state
@@ -124,10 +110,7 @@ async fn introspect_with(
     };
     let cors = origin.allowed_for(&state.store, caller.as_deref());
     let answer = introspect_checked(params, authorization, request_origin, ip, state).await;
-    Cors {
-        inner: answer,
-        origin: cors,
-    }
+    Cors::new(answer, cors)
 }
 
 async fn introspect_checked(
