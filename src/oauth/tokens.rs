@@ -308,7 +308,7 @@ impl OAuth {
         let family = new_family()?;
         let access = mint()?;
         let refresh = if with_refresh { Some(mint()?) } else { None };
-        let (access_record, refresh_record) = token_records(
+        let (mut access_record, refresh_record) = token_records(
             &self.settings.oauth2_provider,
             self.now(),
             application.id,
@@ -320,6 +320,11 @@ impl OAuth {
                 .as_ref()
                 .map(|minted| (&minted.key, minted.tail.as_str())),
         );
+        if refresh.is_none() {
+            // A lone token (client credentials) has no grant to revoke it with: indexing it by
+            // family would cost a write per token for nothing.
+            access_record.family = None;
+        }
         let access_key = access.key;
         let refresh_key = refresh.as_ref().map(|minted| minted.key);
         self.store
