@@ -58,7 +58,15 @@ const TOKENS_BY_CLIENT: MultimapTableDefinition<u64, (u8, [u8; 32])> =
     MultimapTableDefinition::new("tokens_by_client");
 const TOKENS_BY_FAMILY: MultimapTableDefinition<[u8; 16], (u8, [u8; 32])> =
     MultimapTableDefinition::new("tokens_by_family");
+/// One row per grant family: who and which client it belongs to. Tokens of a family are found
+/// through `TOKENS_BY_FAMILY`; the user and client indexes hold the family once (as a
+/// `FAMILY_ENTRY` row), so rotating a refresh token does not rewrite them.
+const FAMILIES: TableDefinition<[u8; 16], &[u8]> = TableDefinition::new("families");
 const PERIODIC_TASKS: TableDefinition<&str, &[u8]> = TableDefinition::new("periodic_tasks");
+
+/// The kind byte of a family row in `TOKENS_BY_USER` / `TOKENS_BY_CLIENT` (its key is the
+/// family id, zero-padded to 32 bytes).
+const FAMILY_ENTRY: u8 = 0x10;
 const SIGNING_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("signing_keys");
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -111,6 +119,19 @@ fn encode<T: Serialize>(record: &T) -> Result<Vec<u8>, StoreError> {
 
 fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
     rmp_serde::from_slice(bytes).map_err(|error| StoreError::Corrupt(error.to_string()))
+}
+
+/// Who a grant family belongs to.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct FamilyRecord {
+    user: Option<u64>,
+    application: u64,
+}
+
+fn family_entry(family: FamilyId) -> (u8, [u8; 32]) {
+    let mut padded = [0u8; 32];
+    padded[..16].copy_from_slice(&family.0);
+    (FAMILY_ENTRY, padded)
 }
 
 /// What happened when the file was opened.
@@ -275,6 +296,7 @@ fn migrate(db: &Database, path: &Path) -> Result<(), StoreError> {
         txn.open_multimap_table(TOKENS_BY_USER)?;
         txn.open_multimap_table(TOKENS_BY_CLIENT)?;
         txn.open_multimap_table(TOKENS_BY_FAMILY)?;
+        txn.open_table(FAMILIES)?;
         txn.open_table(PERIODIC_TASKS)?;
         txn.open_table(SIGNING_KEYS)?;
     }
@@ -393,6 +415,38 @@ impl ReadTx {
             .map(|grant| (key, grant)))
     }
 
+    /// Every token stored for `user` (live, expired or revoked): its lone tokens and the
+    /// members of its grant families. For logout, per-user revocation and admin pages.
+    pub fn token_keys_of_user(
+        &self,
+        user: u64,
+    ) -> Result<Vec<(ExpiringKind, SecretKey)>, StoreError> {
+        let by_user = self.txn.open_multimap_table(TOKENS_BY_USER)?;
+        let by_family = self.txn.open_multimap_table(TOKENS_BY_FAMILY)?;
+        let kind_of = |byte: u8| {
+            [ExpiringKind::AccessToken, ExpiringKind::RefreshToken]
+                .into_iter()
+                .find(|kind| *kind as u8 == byte)
+        };
+        let mut keys = Vec::new();
+        for row in by_user.get(user)? {
+            let (kind, raw) = row?.value();
+            if kind == FAMILY_ENTRY {
+                let mut family = [0u8; 16];
+                family.copy_from_slice(&raw[..16]);
+                for member in by_family.get(family)? {
+                    let (kind, raw) = member?.value();
+                    if let Some(kind) = kind_of(kind) {
+                        keys.push((kind, SecretKey(raw)));
+                    }
+                }
+            } else if let Some(kind) = kind_of(kind) {
+                keys.push((kind, SecretKey(raw)));
+            }
+        }
+        Ok(keys)
+    }
+
     pub fn access_token_count(&self) -> Result<u64, StoreError> {
         Ok(self.txn.open_table(ACCESS_TOKENS)?.len()?)
     }
@@ -430,6 +484,7 @@ struct OpenTables<'a> {
     tokens_by_client: Option<IndexTable<'a, u64>>,
     tokens_by_user: Option<IndexTable<'a, u64>>,
     tokens_by_family: Option<IndexTable<'a, [u8; 16]>>,
+    families: Option<redb::Table<'a, [u8; 16], &'static [u8]>>,
 }
 
 type ExpiryTable<'a> = redb::Table<'a, (i64, u8, [u8; 32]), ()>;
@@ -462,6 +517,12 @@ impl<'a> WriteTx<'a> {
     open_once!(access_tokens, ACCESS_TOKENS, open_table, RecordTable<'a>);
     open_once!(refresh_tokens, REFRESH_TOKENS, open_table, RecordTable<'a>);
     open_once!(grants, GRANTS, open_table, RecordTable<'a>);
+    open_once!(
+        families,
+        FAMILIES,
+        open_table,
+        redb::Table<'a, [u8; 16], &'static [u8]>
+    );
     open_once!(
         tokens_by_client,
         TOKENS_BY_CLIENT,
@@ -650,6 +711,10 @@ impl<'a> WriteTx<'a> {
         Self::cached_record(self.refresh_tokens()?, key)
     }
 
+    /// A token of a refresh family is indexed through its family only (the family's user and
+    /// client rows are written once, with its first refresh token), so a rotation rewrites no
+    /// user or client rows. A lone token (client credentials, a DOT import without a pair) is
+    /// indexed by client and user directly.
     fn index_token(
         &mut self,
         kind: ExpiringKind,
@@ -657,11 +722,15 @@ impl<'a> WriteTx<'a> {
         user: Option<u64>,
         application: u64,
         family: Option<FamilyId>,
+        paired: bool,
     ) -> Result<(), StoreError> {
         let entry = (kind as u8, key.0);
-        self.tokens_by_client()?.insert(application, entry)?;
-        if let Some(user) = user {
-            self.tokens_by_user()?.insert(user, entry)?;
+        let direct = !paired || family.is_none();
+        if direct {
+            self.tokens_by_client()?.insert(application, entry)?;
+            if let Some(user) = user {
+                self.tokens_by_user()?.insert(user, entry)?;
+            }
         }
         if let Some(family) = family {
             self.tokens_by_family()?.insert(family.0, entry)?;
@@ -676,14 +745,39 @@ impl<'a> WriteTx<'a> {
         user: Option<u64>,
         application: u64,
         family: Option<FamilyId>,
+        paired: bool,
     ) -> Result<(), StoreError> {
         let entry = (kind as u8, key.0);
-        self.tokens_by_client()?.remove(application, entry)?;
-        if let Some(user) = user {
-            self.tokens_by_user()?.remove(user, entry)?;
+        let direct = !paired || family.is_none();
+        if direct {
+            self.tokens_by_client()?.remove(application, entry)?;
+            if let Some(user) = user {
+                self.tokens_by_user()?.remove(user, entry)?;
+            }
         }
         if let Some(family) = family {
             self.tokens_by_family()?.remove(family.0, entry)?;
+        }
+        Ok(())
+    }
+
+    /// Records a family's owner the first time one of its refresh tokens is stored.
+    fn ensure_family(
+        &mut self,
+        family: FamilyId,
+        user: Option<u64>,
+        application: u64,
+    ) -> Result<(), StoreError> {
+        if self.families()?.get(family.0)?.is_some() {
+            return Ok(());
+        }
+        let record = FamilyRecord { user, application };
+        self.families()?
+            .insert(family.0, encode(&record)?.as_slice())?;
+        let entry = family_entry(family);
+        self.tokens_by_client()?.insert(application, entry)?;
+        if let Some(user) = user {
+            self.tokens_by_user()?.insert(user, entry)?;
         }
         Ok(())
     }
@@ -706,6 +800,7 @@ impl<'a> WriteTx<'a> {
             token.user,
             token.application,
             token.family,
+            token.refresh_token.is_some(),
         )
     }
 
@@ -727,6 +822,7 @@ impl<'a> WriteTx<'a> {
             token.user,
             token.application,
             token.family,
+            token.refresh_token.is_some(),
         )?;
         Ok(true)
     }
@@ -749,12 +845,14 @@ impl<'a> WriteTx<'a> {
                 .insert((expires.0, ExpiringKind::RefreshToken as u8, key.0), ())?;
         }
         if previous.is_none() {
+            self.ensure_family(token.family, token.user, token.application)?;
             self.index_token(
                 ExpiringKind::RefreshToken,
                 key,
                 token.user,
                 token.application,
                 Some(token.family),
+                true,
             )?;
         }
         Ok(())

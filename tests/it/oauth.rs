@@ -961,3 +961,34 @@ fn every_oauth_endpoint_answers_bad_input_with_a_4xx_in_the_rfc_shape() {
     }
     assert_eq!(token_counts(&app), before);
 }
+
+#[test]
+fn a_users_tokens_are_found_through_their_families_after_rotations() {
+    let app = app();
+    let first = password_grant(&app, "read");
+    let (_, second) = refresh(&app, first["refresh_token"].as_str().unwrap(), "");
+    let (_, third) = refresh(&app, second["refresh_token"].as_str().unwrap(), "");
+    let keys = app.store.read(|tx| tx.token_keys_of_user(3)).unwrap();
+    let of = |token: &Value| oxidot::store::SecretKey::of(token.as_str().unwrap());
+    use oxidot::store::ExpiringKind::{AccessToken, RefreshToken};
+    let has = |kind, key| keys.contains(&(kind, key));
+    // The live pair, the two rotated refresh tokens (kept for reuse detection), and alice's
+    // pair imported from the DOT dump; the replaced access tokens are gone.
+    assert!(has(AccessToken, of(&third["access_token"])));
+    for token in [&first, &second, &third] {
+        assert!(has(RefreshToken, of(&token["refresh_token"])));
+    }
+    assert!(!has(AccessToken, of(&first["access_token"])));
+    assert!(!has(AccessToken, of(&second["access_token"])));
+    assert!(has(
+        AccessToken,
+        oxidot::store::SecretKey::of("ShbiTzXfeQNASljwSjWnvIXgxKp1As")
+    ));
+    assert_eq!(keys.len(), 6, "{keys:?}");
+    // Client-credentials tokens have no user.
+    client_credentials(&app, "read");
+    assert_eq!(
+        app.store.read(|tx| tx.token_keys_of_user(3)).unwrap().len(),
+        6
+    );
+}
