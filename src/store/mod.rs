@@ -22,8 +22,8 @@ use serde::de::DeserializeOwned;
 
 pub use records::{
     AccessToken, Algorithm, Application, ClientType, Consent, DeviceDecision, DeviceGrant,
-    ExpiringKind, FamilyId, Grant, GrantType, Group, Permission, RefreshToken, SecretKey, Session,
-    Timestamp, User,
+    ExpiringKind, FamilyId, Grant, GrantType, Group, IdToken, Permission, RefreshToken, SecretKey,
+    Session, Timestamp, User,
 };
 use writer::{TypedJob, Writer};
 
@@ -445,6 +445,10 @@ impl ReadTx {
             }
         }
         Ok(keys)
+    }
+
+    pub fn id_token(&self, key: &SecretKey) -> Result<Option<IdToken>, StoreError> {
+        self.record(ID_TOKENS, key.0)
     }
 
     pub fn access_token_count(&self) -> Result<u64, StoreError> {
@@ -961,6 +965,21 @@ impl<'a> WriteTx<'a> {
             .remove(grant.user_code.as_str())?;
         self.expiry()?
             .remove((grant.expires.0, ExpiringKind::DeviceGrant as u8, key.0))?;
+        Ok(())
+    }
+
+    /// Stores an ID token record (new or replaced) with its expiry row.
+    pub fn put_id_token(&mut self, key: &SecretKey, token: &IdToken) -> Result<(), StoreError> {
+        let previous: Option<IdToken> = self.record(ID_TOKENS, key.0)?;
+        if let Some(previous) = previous {
+            self.expiry()?
+                .remove((previous.expires.0, ExpiringKind::IdToken as u8, key.0))?;
+        }
+        self.txn
+            .open_table(ID_TOKENS)?
+            .insert(key.0, encode(token)?.as_slice())?;
+        self.expiry()?
+            .insert((token.expires.0, ExpiringKind::IdToken as u8, key.0), ())?;
         Ok(())
     }
 }

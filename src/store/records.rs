@@ -232,6 +232,7 @@ pub enum ExpiringKind {
     RefreshToken = 3,
     Grant = 4,
     DeviceGrant = 5,
+    IdToken = 6,
 }
 
 /// Tokens issued from one grant (an authorization code, a password or refresh chain) share a
@@ -333,4 +334,16 @@ pub struct DeviceGrant {
     pub interval: u64,
     #[serde(default)]
     pub last_poll: Option<Timestamp>,
+}
+
+/// An issued ID token, as DOT records it (`jti`, lifetime, scope), stored under the SHA-256 of
+/// its `jti`. The signed token itself is with the client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IdToken {
+    pub user: Option<u64>,
+    pub application: u64,
+    pub jti: String,
+    pub scope: String,
+    pub expires: Timestamp,
+    pub created: Timestamp,
 }

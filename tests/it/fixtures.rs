@@ -433,3 +433,36 @@ fn a_token_whose_checksum_does_not_match_is_refused() {
     assert!(error.contains("token_checksum"), "{error}");
     assert!(app.store.read(|tx| tx.applications()).unwrap().is_empty());
 }
+
+#[test]
+fn dot_id_token_records_are_kept_by_jti() {
+    let dump = r#"
+- model: oauth2_provider.idtoken
+  pk: 4
+  fields:
+    user: 1
+    application: 3
+    jti: 0b7c9a38-3f3e-4c9b-9c8e-2f54b1f0a001
+    expires: 2030-01-01 00:00:00+00:00
+    scope: openid profile
+    created: 2029-12-31 14:00:00+00:00
+    updated: 2029-12-31 14:00:00+00:00
+"#;
+    let app = App::demo();
+    let report = load(&app, &[file("ids.yaml", dump)]).unwrap();
+    assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+    let key = oxidot::store::SecretKey::of("0b7c9a38-3f3e-4c9b-9c8e-2f54b1f0a001");
+    let stored = app.store.read(|tx| tx.id_token(&key)).unwrap().unwrap();
+    assert_eq!(stored.user, Some(1));
+    assert_eq!(stored.application, 3);
+    assert_eq!(stored.scope, "openid profile");
+    // A dangling application is refused like any other reference.
+    let bad = dump.replace("application: 3", "application: 99");
+    let error = load(&app, &[file("bad-ids.yaml", &bad)])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("bad-ids.yaml: record 1 (oauth2_provider.idtoken pk=4)"),
+        "{error}"
+    );
+}
