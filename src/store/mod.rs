@@ -491,6 +491,12 @@ struct OpenTables<'a> {
     families: Option<redb::Table<'a, [u8; 16], &'static [u8]>>,
 }
 
+#[derive(Clone, Copy)]
+enum IndexChange {
+    Add,
+    Remove,
+}
+
 type ExpiryTable<'a> = redb::Table<'a, (i64, u8, [u8; 32]), ()>;
 type RecordTable<'a> = redb::Table<'a, [u8; 32], &'static [u8]>;
 type IndexTable<'a, K> = redb::MultimapTable<'a, K, (u8, [u8; 32])>;
@@ -719,8 +725,10 @@ impl<'a> WriteTx<'a> {
     /// client rows are written once, with its first refresh token), so a rotation rewrites no
     /// user or client rows. A lone token (client credentials, a DOT import without a pair) is
     /// indexed by client and user directly.
-    fn index_token(
+    #[allow(clippy::too_many_arguments)]
+    fn change_token_index(
         &mut self,
+        change: IndexChange,
         kind: ExpiringKind,
         key: &SecretKey,
         user: Option<u64>,
@@ -729,39 +737,28 @@ impl<'a> WriteTx<'a> {
         paired: bool,
     ) -> Result<(), StoreError> {
         let entry = (kind as u8, key.0);
-        let direct = !paired || family.is_none();
-        if direct {
-            self.tokens_by_client()?.insert(application, entry)?;
+        if !paired || family.is_none() {
+            Self::change_row(self.tokens_by_client()?, application, entry, change)?;
             if let Some(user) = user {
-                self.tokens_by_user()?.insert(user, entry)?;
+                Self::change_row(self.tokens_by_user()?, user, entry, change)?;
             }
         }
         if let Some(family) = family {
-            self.tokens_by_family()?.insert(family.0, entry)?;
+            Self::change_row(self.tokens_by_family()?, family.0, entry, change)?;
         }
         Ok(())
     }
 
-    fn unindex_token(
-        &mut self,
-        kind: ExpiringKind,
-        key: &SecretKey,
-        user: Option<u64>,
-        application: u64,
-        family: Option<FamilyId>,
-        paired: bool,
+    fn change_row<'k, K: redb::Key + 'static>(
+        table: &mut IndexTable<'a, K>,
+        id: K::SelfType<'k>,
+        entry: (u8, [u8; 32]),
+        change: IndexChange,
     ) -> Result<(), StoreError> {
-        let entry = (kind as u8, key.0);
-        let direct = !paired || family.is_none();
-        if direct {
-            self.tokens_by_client()?.remove(application, entry)?;
-            if let Some(user) = user {
-                self.tokens_by_user()?.remove(user, entry)?;
-            }
-        }
-        if let Some(family) = family {
-            self.tokens_by_family()?.remove(family.0, entry)?;
-        }
+        match change {
+            IndexChange::Add => table.insert(&id, &entry)?,
+            IndexChange::Remove => table.remove(&id, &entry)?,
+        };
         Ok(())
     }
 
@@ -798,7 +795,8 @@ impl<'a> WriteTx<'a> {
             (token.expires.0, ExpiringKind::AccessToken as u8, key.0),
             (),
         )?;
-        self.index_token(
+        self.change_token_index(
+            IndexChange::Add,
             ExpiringKind::AccessToken,
             key,
             token.user,
@@ -820,7 +818,8 @@ impl<'a> WriteTx<'a> {
         };
         self.expiry()?
             .remove((token.expires.0, ExpiringKind::AccessToken as u8, key.0))?;
-        self.unindex_token(
+        self.change_token_index(
+            IndexChange::Remove,
             ExpiringKind::AccessToken,
             key,
             token.user,
@@ -850,7 +849,8 @@ impl<'a> WriteTx<'a> {
         }
         if previous.is_none() {
             self.ensure_family(token.family, token.user, token.application)?;
-            self.index_token(
+            self.change_token_index(
+                IndexChange::Add,
                 ExpiringKind::RefreshToken,
                 key,
                 token.user,
