@@ -175,5 +175,6 @@ pub fn build(state: AppState) -> Rocket<Build> {
         .mount("/", routes::authorize::routes())
         .mount("/", cors::routes())
         .mount("/", routes::device::routes())
+        .mount("/", routes::metadata::routes())
         .register("/", catchers::all())
 }

@@ -992,3 +992,71 @@ fn a_users_tokens_are_found_through_their_families_after_rotations() {
         6
     );
 }
+
+#[test]
+fn rfc_8414_metadata_tells_the_truth_at_both_locations() {
+    let app = app();
+    for path in [
+        "/o/.well-known/oauth-authorization-server",
+        "/.well-known/oauth-authorization-server/o",
+    ] {
+        let response = app.client.get(path).dispatch();
+        assert_eq!(response.status().code, 200, "{path}");
+        assert_eq!(header(&response, "Access-Control-Allow-Origin"), Some("*"));
+        let (_, body) = json(response);
+        assert_eq!(body["issuer"], "http://localhost/o");
+        assert_eq!(body["token_endpoint"], "http://localhost/o/token/");
+        assert_eq!(
+            body["authorization_endpoint"],
+            "http://localhost/o/authorize/"
+        );
+        let grants = body["grant_types_supported"].as_array().unwrap();
+        assert!(
+            grants
+                .iter()
+                .any(|g| g == "urn:ietf:params:oauth:grant-type:device_code")
+        );
+        assert_eq!(
+            body["code_challenge_methods_supported"],
+            serde_json::json!(["S256", "plain"])
+        );
+        assert!(
+            body["scopes_supported"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|s| s == "read")
+        );
+    }
+    // Every endpoint it names answers (a GET to a POST-only endpoint is 405, not 404).
+    let (_, body) = json(
+        app.client
+            .get("/o/.well-known/oauth-authorization-server")
+            .dispatch(),
+    );
+    for key in [
+        "token_endpoint",
+        "revocation_endpoint",
+        "introspection_endpoint",
+        "device_authorization_endpoint",
+    ] {
+        let path = body[key]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("http://localhost")
+            .to_owned();
+        let status = app.client.get(path.clone()).dispatch().status().code;
+        assert_ne!(status, 404, "{key} {path}");
+    }
+    let strict = app_with(|s| s.oauth2_provider.pkce_plain_allowed = false);
+    let (_, body) = json(
+        strict
+            .client
+            .get("/o/.well-known/oauth-authorization-server")
+            .dispatch(),
+    );
+    assert_eq!(
+        body["code_challenge_methods_supported"],
+        serde_json::json!(["S256"])
+    );
+}

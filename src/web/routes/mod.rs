@@ -4,4 +4,5 @@ pub mod authorize;
 pub mod device;
 pub mod health;
 pub mod home;
+pub mod metadata;
 pub mod oauth;
