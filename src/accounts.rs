@@ -9,7 +9,7 @@ use subtle::ConstantTimeEq;
 
 use crate::passwords::{Hasher, PasswordError};
 use crate::random::{self, RandomError};
-use crate::store::{SecretKey, Session, Store, StoreError, Timestamp, User};
+use crate::store::{SecretKey, Session, Store, StoreError, Timestamp, User, WriteTx};
 use crate::throttle::Throttle;
 
 #[derive(Debug, thiserror::Error)]
@@ -102,9 +102,7 @@ impl Accounts {
         let user = self
             .store
             .write(move |tx| {
-                let mut user = tx
-                    .user(user_id)?
-                    .ok_or_else(|| StoreError::Conflict("the user was deleted".to_owned()))?;
+                let mut user = existing_user(tx, user_id)?;
                 // Unless the password changed meanwhile.
                 if user.password == old_hash {
                     user.password.clone_from(&upgraded);
@@ -141,9 +139,7 @@ impl Accounts {
         let user = self
             .store
             .write(move |tx| {
-                let mut user = tx
-                    .user(user_id)?
-                    .ok_or_else(|| StoreError::Conflict("the user was deleted".to_owned()))?;
+                let mut user = existing_user(tx, user_id)?;
                 user.last_login = Some(now);
                 tx.put_user(&user)?;
                 tx.put_session(&key, &stored)?;
@@ -181,6 +177,12 @@ impl Accounts {
         self.store.write(move |tx| tx.delete_session(&key)).await?;
         Ok(())
     }
+}
+
+/// The user a write is about, who may have been deleted since it was read.
+fn existing_user(tx: &WriteTx<'_>, id: u64) -> Result<User, StoreError> {
+    tx.user(id)?
+        .ok_or_else(|| StoreError::Conflict("the user was deleted".to_owned()))
 }
 
 /// Django's username rule: 1–150 of letters, digits and `@ . + - _`.

@@ -161,16 +161,7 @@ fn device_entry(
     };
     let request = match lookup(state, signed_in, user_code, &ip)? {
         Ok(request) => request,
-        Err(message) => {
-            return entry_page(
-                state,
-                &user,
-                cookies,
-                user_code,
-                Some(message),
-                Status::BadRequest,
-            );
-        }
+        Err(message) => return invalid_code(state, &user, cookies, user_code, message),
     };
     let scopes = scope_descriptions(&state.settings, &request.grant.scope);
     let csrf_token = csrf::token(cookies, state.settings.public_https())?;
@@ -208,16 +199,7 @@ async fn device_confirm(
     };
     let request = match lookup(state, signed_in, user_code, &ip)? {
         Ok(request) => request,
-        Err(message) => {
-            return entry_page(
-                state,
-                &user,
-                cookies,
-                user_code,
-                Some(message),
-                Status::BadRequest,
-            );
-        }
+        Err(message) => return invalid_code(state, &user, cookies, user_code, message),
     };
     let decided = state
         .oauth
