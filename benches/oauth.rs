@@ -182,11 +182,24 @@ struct Outcome {
 }
 
 /// Runs `CONCURRENCY` workers for `DURATION`; each `iteration` returns whether it succeeded.
+/// Runs named on the command line (`cargo bench --bench oauth -- refresh`) match by substring;
+/// with none named, every run.
+fn selected(name: &str) -> bool {
+    let wanted: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|arg| !arg.starts_with("--"))
+        .collect();
+    wanted.is_empty() || wanted.iter().any(|part| name.contains(part.as_str()))
+}
+
 async fn run<S, F>(name: &str, port: u16, pid: u32, setup: S, iteration: F)
 where
     S: AsyncFn(Conn) -> (Conn, String),
     F: AsyncFn(&mut Conn, &mut String) -> bool + Clone + 'static,
 {
+    if !selected(name) {
+        return;
+    }
     let stop = Arc::new(AtomicBool::new(false));
     let local = tokio::task::LocalSet::new();
     let mut handles = Vec::new();

@@ -51,7 +51,7 @@ impl OAuth {
         consented: bool,
     ) -> Result<String, OAuthError> {
         let now = self.now();
-        let code = mint()?;
+        let code = mint(now)?;
         let grant = Grant {
             user,
             application: request.application.id,
@@ -118,10 +118,10 @@ impl OAuth {
             .ok_or_else(|| OAuthError::InvalidRequest("code is required".to_owned()))?;
         let redirect_uri = params.non_empty("redirect_uri")?.map(str::to_owned);
         let verifier = params.non_empty("code_verifier")?.map(str::to_owned);
-        let key = SecretKey::of(code);
+        let key = SecretKey::of_token(code);
         let now = self.now();
-        let access = mint()?;
-        let refresh = mint()?;
+        let access = mint(now)?;
+        let refresh = mint(now)?;
         let application_id = application.id;
         let provider = self.settings.oauth2_provider.clone();
         let outcome = self

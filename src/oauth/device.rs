@@ -84,7 +84,7 @@ impl OAuth {
         let provider = &self.settings.oauth2_provider;
         let scope = resolve_scope(params.single("scope")?, provider)?;
         let now = self.now();
-        let device = mint()?;
+        let device = mint(now)?;
         // A clash with a live user code is astronomically rare; try again a few times.
         let mut attempt = 0;
         let user_code = loop {
@@ -203,12 +203,12 @@ impl OAuth {
         let device_code = params
             .non_empty("device_code")?
             .ok_or_else(|| OAuthError::InvalidRequest("device_code is required".to_owned()))?;
-        let key = SecretKey::of(device_code);
+        let key = SecretKey::of_token(device_code);
         let now = self.now();
         let provider = self.settings.oauth2_provider.clone();
         let application_id = application.id;
-        let access = mint()?;
-        let refresh = mint()?;
+        let access = mint(now)?;
+        let refresh = mint(now)?;
         let family = new_family()?;
         let (access_key, access_tail) = (access.key, access.tail.clone());
         let (refresh_key, refresh_tail) = (refresh.key, refresh.tail.clone());

@@ -81,9 +81,11 @@ pub(super) struct Minted {
     pub(super) tail: String,
 }
 
-pub(super) fn mint() -> Result<Minted, OAuthError> {
-    let value = random::token(32)?;
-    let key = SecretKey::of(&value);
+/// A new token or code issued at `now`, in the ordered layout that keeps a batch's writes on
+/// adjacent B-tree pages.
+pub(super) fn mint(now: Timestamp) -> Result<Minted, OAuthError> {
+    let value = random::ordered_token(now.0)?;
+    let key = SecretKey::of_token(&value);
     let tail = value[value.len() - 4..].to_owned();
     Ok(Minted { value, key, tail })
 }
@@ -306,11 +308,12 @@ impl OAuth {
         with_refresh: bool,
     ) -> Result<TokenResponse, OAuthError> {
         let family = new_family()?;
-        let access = mint()?;
-        let refresh = if with_refresh { Some(mint()?) } else { None };
+        let now = self.now();
+        let access = mint(now)?;
+        let refresh = if with_refresh { Some(mint(now)?) } else { None };
         let (mut access_record, refresh_record) = token_records(
             &self.settings.oauth2_provider,
-            self.now(),
+            now,
             application.id,
             user,
             &scope,
@@ -353,9 +356,9 @@ impl OAuth {
         let requested_scope = params.non_empty("scope")?.map(str::to_owned);
         let provider = self.settings.oauth2_provider.clone();
         let now = self.now();
-        let old_key = SecretKey::of(presented);
-        let access = mint()?;
-        let refresh = mint()?;
+        let old_key = SecretKey::of_token(presented);
+        let access = mint(now)?;
+        let refresh = mint(now)?;
         let application_id = application.id;
         let response_access = access.value.clone();
         let response_refresh = refresh.value.clone();
@@ -466,7 +469,7 @@ impl OAuth {
     /// A live access token and its application, for protected resources.
     pub fn bearer(&self, token: Option<&str>) -> Result<(AccessToken, Application), BearerError> {
         let token = token.ok_or(BearerError::Missing)?;
-        let key = SecretKey::of(token);
+        let key = SecretKey::of_token(token);
         let now = self.now();
         self.store
             .read(|tx| {
@@ -498,7 +501,7 @@ impl OAuth {
 
     /// `/o/introspect/`: the caller has already been authorised.
     pub fn introspect(&self, token: &str, issuer: &str) -> Result<Introspection, OAuthError> {
-        let key = SecretKey::of(token);
+        let key = SecretKey::of_token(token);
         let now = self.now();
         let answer = self.store.read(|tx| {
             if let Some(access) = tx.access_token(&key)? {
@@ -548,7 +551,7 @@ impl OAuth {
             .ok_or_else(|| OAuthError::InvalidRequest("token is required".to_owned()))?;
         // The hint only orders the search (RFC 7009 §2.1); any value is accepted.
         let _hint = params.single("token_type_hint")?;
-        let key = SecretKey::of(token);
+        let key = SecretKey::of_token(token);
         let application_id = application.id;
         let now = self.now();
         self.store

@@ -25,6 +25,7 @@ pub use records::{
     ExpiringKind, FamilyId, Grant, GrantType, Group, IdToken, Permission, RefreshToken, SecretKey,
     Session, Timestamp, User,
 };
+pub use records::{ORDERED_PREFIX_BYTES, ORDERED_TOKEN_BYTES, ORDERED_TOKEN_VERSION};
 use writer::{TypedJob, Writer};
 
 /// Bumped when a change needs a real migration (a new optional field does not).

@@ -129,14 +129,18 @@ fn client_credentials_issue_a_bearer_token_in_dots_shape() {
     assert_eq!(body["scope"], "read");
     assert!(body.get("refresh_token").is_none());
     let token = body["access_token"].as_str().unwrap();
-    assert_eq!(token.len(), 43, "256 random bits, base64url");
+    assert_eq!(
+        token.len(),
+        54,
+        "an 8-byte ordering prefix and 256 random bits, base64url"
+    );
     assert_eq!(hello(&app, token), 200);
 
     // Stored by hash, never by value.
-    let key = oxidot::store::SecretKey::of(token);
+    let key = oxidot::store::SecretKey::of_token(token);
     let stored = app.store.read(|tx| tx.access_token(&key)).unwrap().unwrap();
     assert_eq!(stored.user, None);
-    assert_eq!(stored.tail, token[39..]);
+    assert_eq!(stored.tail, token[50..]);
     let file = std::fs::read(app.store.path()).unwrap();
     assert!(
         !file
@@ -396,7 +400,7 @@ fn password_grant_issues_access_and_refresh_tokens() {
     let body = password_grant(&app, "read+write");
     assert_eq!(body["scope"], "read write");
     let refresh = body["refresh_token"].as_str().unwrap();
-    assert_eq!(refresh.len(), 43);
+    assert_eq!(refresh.len(), 54);
     assert_eq!(hello(&app, body["access_token"].as_str().unwrap()), 200);
     assert_eq!(
         token_counts(&app),
@@ -969,7 +973,7 @@ fn a_users_tokens_are_found_through_their_families_after_rotations() {
     let (_, second) = refresh(&app, first["refresh_token"].as_str().unwrap(), "");
     let (_, third) = refresh(&app, second["refresh_token"].as_str().unwrap(), "");
     let keys = app.store.read(|tx| tx.token_keys_of_user(3)).unwrap();
-    let of = |token: &Value| oxidot::store::SecretKey::of(token.as_str().unwrap());
+    let of = |token: &Value| oxidot::store::SecretKey::of_token(token.as_str().unwrap());
     use oxidot::store::ExpiringKind::{AccessToken, RefreshToken};
     let has = |kind, key| keys.contains(&(kind, key));
     // The live pair, the two rotated refresh tokens (kept for reuse detection), and alice's
