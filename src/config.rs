@@ -70,6 +70,15 @@ pub struct OAuth2Provider {
     pub oidc_enabled: bool,
     pub oidc_rsa_private_key: Option<String>,
     pub oidc_rsa_private_key_file: Option<PathBuf>,
+    /// `Cache-Control: max-age` of JWKS; a rotated-in key waits this long before it signs.
+    pub oidc_jwks_max_age_seconds: u64,
+    /// RP-initiated logout at `/o/logout/` (DOT: off by default; on here).
+    pub oidc_rp_initiated_logout_enabled: bool,
+    /// Ask the user even when a valid `id_token_hint` names them.
+    pub oidc_rp_initiated_logout_always_prompt: bool,
+    pub oidc_rp_initiated_logout_accept_expired_tokens: bool,
+    /// Revoke the user's tokens for the client that asked for the logout.
+    pub oidc_rp_initiated_logout_delete_tokens: bool,
 }
 
 impl Default for OAuth2Provider {
@@ -109,6 +118,11 @@ impl Default for OAuth2Provider {
             oidc_enabled: true,
             oidc_rsa_private_key: None,
             oidc_rsa_private_key_file: None,
+            oidc_jwks_max_age_seconds: 3600,
+            oidc_rp_initiated_logout_enabled: true,
+            oidc_rp_initiated_logout_always_prompt: true,
+            oidc_rp_initiated_logout_accept_expired_tokens: true,
+            oidc_rp_initiated_logout_delete_tokens: true,
         }
     }
 }

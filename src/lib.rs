@@ -12,6 +12,7 @@ pub mod config;
 pub mod control;
 pub mod fixtures;
 pub mod oauth;
+pub mod oidc;
 pub mod params;
 pub mod passwords;
 pub mod random;

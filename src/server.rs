@@ -10,8 +10,9 @@ use crate::clock::Clock;
 use crate::config::LoadedConfig;
 use crate::control::ControlSocket;
 use crate::fixtures::{self, FixtureError, FixtureFile};
+use crate::oidc::KeyRing;
 use crate::passwords::Hasher;
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, Timestamp};
 use crate::web::{self, AppState};
 
 /// The demo data, compiled into the binary.
@@ -92,6 +93,9 @@ async fn serve(
     store: Store,
     created: bool,
 ) -> Result<(), ServerError> {
+    let loaded_pem = loaded
+        .oidc_rsa_private_key_pem()
+        .map_err(|error| ServerError::Startup(error.to_string()))?;
     let settings = loaded.settings;
     let hasher = Hasher::new(settings.max_concurrent_hashes);
     let users = store.read(|tx| tx.user_count())?;
@@ -132,7 +136,8 @@ async fn serve(
     })?;
     // One hasher (one bound on argon2 work) for web requests and control commands alike.
     let control_task = tokio::spawn(control.serve(store.clone(), hasher.clone()));
-    let state = AppState::new(settings, store, hasher, clock)
+    let keys = open_keys(&loaded_pem, &settings, &store, &clock)?;
+    let state = AppState::new(settings, store, hasher, clock, keys)
         .map_err(|error| ServerError::Startup(error.to_string()))?;
     let launched = web::build(state)
         .attach(AdHoc::on_liftoff("announce", move |_| {
@@ -153,6 +158,28 @@ async fn serve(
         }
         Err(error) => Err(ServerError::Startup(format!("the server failed: {error}"))),
     }
+}
+
+/// The ID token signing keys: the configured RSA key, else those in the store, with a key
+/// generated for each algorithm that has none.
+fn open_keys(
+    configured_pem: &Option<String>,
+    settings: &crate::config::Settings,
+    store: &Store,
+    clock: &Clock,
+) -> Result<KeyRing, ServerError> {
+    let provider = &settings.oauth2_provider;
+    let now = Timestamp::from_datetime(clock.now());
+    tokio::task::block_in_place(|| {
+        KeyRing::open(
+            store,
+            configured_pem.as_deref(),
+            provider.id_token_expire_seconds,
+            provider.oidc_jwks_max_age_seconds,
+            now,
+        )
+    })
+    .map_err(|error| ServerError::Startup(format!("signing keys: {error}")))
 }
 
 fn display_host(address: std::net::IpAddr) -> String {

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::config::OAuth2Provider;
 use crate::oauth::redirect::{is_registered, with_query};
-use crate::oauth::{pkce, resolve_scope};
+use crate::oauth::{ClaimsRequest, pkce, resolve_scope};
 use crate::params::{FormError, Params};
 use crate::store::{Application, ClientType, GrantType, Store, StoreError};
 
@@ -42,6 +42,8 @@ pub struct AuthorizationRequest {
     pub redirect_uri_given: bool,
     pub response_type: String,
     pub scope: String,
+    /// Whether the client named the scope (else it is `default_scopes`).
+    pub scope_given: bool,
     pub state: Option<String>,
     pub code_challenge: Option<String>,
     pub code_challenge_method: Option<String>,
@@ -49,11 +51,28 @@ pub struct AuthorizationRequest {
     pub prompt: Vec<String>,
     pub approval_prompt: Option<String>,
     pub login_hint: Option<String>,
+    /// The `claims` parameter, checked (OIDC Core §5.5).
+    pub claims: Option<String>,
+    /// Seconds since the user's authentication after which they must log in again.
+    pub max_age: Option<u64>,
+    /// An ID token this server issued, naming the user the client expects.
+    pub id_token_hint: Option<String>,
 }
 
 impl AuthorizationRequest {
     pub fn has_prompt(&self, value: &str) -> bool {
         self.prompt.iter().any(|prompt| prompt == value)
+    }
+
+    /// Drops `openid` from the scope (a client that cannot have ID tokens and did not ask for
+    /// `openid` by name gets the other default scopes).
+    pub fn drop_openid(&mut self) {
+        self.scope = self
+            .scope
+            .split(' ')
+            .filter(|scope| *scope != "openid")
+            .collect::<Vec<_>>()
+            .join(" ");
     }
 
     /// The redirect that carries an error back to the client.
@@ -92,6 +111,7 @@ impl AuthorizationRequest {
             ("code_challenge_method", &self.code_challenge_method),
             ("nonce", &self.nonce),
             ("approval_prompt", &self.approval_prompt),
+            ("claims", &self.claims),
         ];
         for (name, value) in optional {
             if let Some(value) = value {
@@ -110,8 +130,9 @@ impl AuthorizationRequest {
         fields
     }
 
-    /// The query string that repeats this request without `prompt=login` (the login page
-    /// sends the user back here, and must not be asked to log in again).
+    /// The query string that repeats this request without `prompt=login` and `max_age` (the
+    /// login page sends the user back here, and must not be asked to log in again; the ID
+    /// token's `auth_time` lets the client check the authentication's age).
     pub fn query_without_login_prompt(&self) -> String {
         let mut query = url::form_urlencoded::Serializer::new(String::new());
         for (name, value) in self.form_fields() {
@@ -236,7 +257,8 @@ pub fn validate(
             "this client may not use the authorization code grant".to_owned(),
         ));
     }
-    let scope = resolve_scope(single("scope")?.as_deref(), provider)
+    let requested_scope = single("scope")?;
+    let scope = resolve_scope(requested_scope.as_deref(), provider)
         .map_err(|error| fail("invalid_scope", error.description()))?;
 
     let code_challenge = single("code_challenge")?;
@@ -304,18 +326,36 @@ pub fn validate(
             "prompt=none cannot be combined with other prompts".to_owned(),
         ));
     }
+    let claims = single("claims")?;
+    if let Some(claims) = &claims {
+        ClaimsRequest::parse(claims).map_err(|error| fail("invalid_request", error))?;
+    }
+    let max_age = single("max_age")?
+        .map(|text| {
+            text.parse::<u64>().map_err(|_| {
+                fail(
+                    "invalid_request",
+                    "max_age must be a non-negative number of seconds".to_owned(),
+                )
+            })
+        })
+        .transpose()?;
     Ok(AuthorizationRequest {
         client_id,
         redirect_uri_given: requested_uri.is_some(),
         redirect_uri: redirect_uri.clone(),
         response_type,
         scope,
+        scope_given: requested_scope.is_some(),
         code_challenge,
         code_challenge_method,
         nonce: single("nonce")?,
         prompt,
         approval_prompt: single("approval_prompt")?,
         login_hint: single("login_hint")?,
+        claims,
+        max_age,
+        id_token_hint: single("id_token_hint")?,
         state: state.clone(),
         application,
     })

@@ -4,10 +4,11 @@
 
 use crate::oauth::authorize::AuthorizationRequest;
 use crate::oauth::scope::is_subset;
-use crate::oauth::tokens::{OAuth, mint, new_family, token_records};
-use crate::oauth::{OAuthError, TokenResponse, pkce};
+use crate::oauth::tokens::{OAuth, id_token_row, mint, new_family, token_records};
+use crate::oauth::{IdTokenContext, OAuthError, TokenResponse, is_openid, pkce};
 use crate::params::Params;
-use crate::store::{Application, Consent, Grant, SecretKey, Timestamp};
+use crate::random;
+use crate::store::{Application, Consent, Grant, OidcSession, SecretKey};
 
 impl OAuth {
     /// Whether the user must be asked: never for `skip_authorization` apps; not under
@@ -47,7 +48,7 @@ impl OAuth {
         &self,
         request: &AuthorizationRequest,
         user: u64,
-        auth_time: Timestamp,
+        session: &OidcSession,
         consented: bool,
     ) -> Result<String, OAuthError> {
         let now = self.now();
@@ -62,7 +63,7 @@ impl OAuth {
             code_challenge: request.code_challenge.clone(),
             code_challenge_method: request.code_challenge_method.clone(),
             nonce: request.nonce.clone(),
-            auth_time,
+            auth_time: session.auth_time,
             created: now,
             expires: now.plus_seconds(
                 self.settings
@@ -71,6 +72,8 @@ impl OAuth {
             ),
             used: None,
             family: new_family()?,
+            sid: session.sid.clone(),
+            claims: request.claims.clone(),
         };
         let key = code.key;
         let application = request.application.id;
@@ -112,6 +115,7 @@ impl OAuth {
         &self,
         application: &Application,
         params: &Params,
+        issuer: &str,
     ) -> Result<TokenResponse, OAuthError> {
         let code = params
             .non_empty("code")?
@@ -124,6 +128,24 @@ impl OAuth {
         let refresh = mint(now)?;
         let application_id = application.id;
         let provider = self.settings.oauth2_provider.clone();
+        let jti = random::ordered_token(now.0)?;
+        let id_token_record = {
+            let jti = jti.clone();
+            let wanted = self.id_tokens.is_some();
+            let provider = provider.clone();
+            move |grant: &Grant| {
+                (wanted && is_openid(&grant.scope)).then(|| {
+                    id_token_row(
+                        &provider,
+                        &jti,
+                        grant.user,
+                        grant.application,
+                        &grant.scope,
+                        now,
+                    )
+                })
+            }
+        };
         let outcome = self
             .store
             .write({
@@ -207,11 +229,43 @@ impl OAuth {
                     if let Some(refresh_record) = &refresh_record {
                         tx.put_refresh_token(&refresh_key, refresh_record)?;
                     }
-                    Ok(Ok(grant.scope.clone()))
+                    if let Some((key, record)) = id_token_record(&grant) {
+                        tx.put_id_token(&key, &record)?;
+                        tx.put_family_session(
+                            grant.family,
+                            &OidcSession {
+                                auth_time: grant.auth_time,
+                                sid: grant.sid.clone(),
+                                claims: grant.claims.clone(),
+                            },
+                        )?;
+                    }
+                    Ok(Ok(grant))
                 }
             })
             .await?;
-        let scope = outcome?;
-        Ok(self.response(access, Some(refresh.value), scope))
+        let grant = outcome?;
+        let id_token = match self.id_token_signer(&grant.scope) {
+            Some(signer) => Some(signer.sign(
+                issuer,
+                &IdTokenContext {
+                    application: application.clone(),
+                    user: grant.user,
+                    scope: grant.scope.clone(),
+                    nonce: grant.nonce.clone(),
+                    auth_time: grant.auth_time,
+                    sid: grant.sid.clone(),
+                    claims: grant.claims.clone(),
+                    access_token: Some(access.value.clone()),
+                    code: None,
+                    issued: now,
+                    jti,
+                },
+            )?),
+            None => None,
+        };
+        let mut response = self.response(access, Some(refresh.value), grant.scope);
+        response.id_token = id_token;
+        Ok(response)
     }
 }

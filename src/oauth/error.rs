@@ -112,6 +112,9 @@ pub enum BearerError {
     InvalidToken,
     #[error("the access token lacks the scope {0:?}")]
     InsufficientScope(String),
+    /// A malformed request, e.g. the token sent in two places (RFC 6750 §2).
+    #[error("{0}")]
+    InvalidRequest(String),
     #[error("server_error")]
     Server(String),
 }

@@ -7,6 +7,7 @@ mod client_auth;
 mod code_flow;
 mod device;
 mod error;
+mod openid;
 mod pkce;
 mod redirect;
 mod scope;
@@ -16,5 +17,6 @@ pub use authorize::{AuthorizationRequest, AuthorizeFailure, validate as validate
 pub use client_auth::{AuthMethod, ClientAuthenticator, PresentedClient, presented_client};
 pub use device::{DeviceAuthorization, DeviceRequest, display_user_code, normalize_user_code};
 pub use error::{BearerError, OAuthError};
+pub use openid::{ClaimsRequest, IdTokenContext, IdTokenSigner, application_refusal, is_openid};
 pub use scope::{has_scope, resolve_scope};
 pub use tokens::{Introspection, OAuth, TokenResponse};

@@ -13,12 +13,15 @@ use crate::accounts::{AccountError, Accounts};
 use crate::clock::Clock;
 use crate::config::{OAuth2Provider, Settings};
 use crate::oauth::scope::{has_scope, is_subset, resolve_scope};
-use crate::oauth::{BearerError, ClientAuthenticator, OAuthError, PresentedClient};
+use crate::oauth::{
+    BearerError, ClientAuthenticator, IdTokenContext, IdTokenSigner, OAuthError, PresentedClient,
+    is_openid,
+};
 use crate::params::Params;
 use crate::random;
 use crate::store::{
-    AccessToken, Application, ClientType, FamilyId, GrantType, RefreshToken, SecretKey, Store,
-    Timestamp,
+    AccessToken, Application, ClientType, FamilyId, GrantType, IdToken, RefreshToken, SecretKey,
+    Store, Timestamp,
 };
 use crate::throttle::Throttle;
 
@@ -31,6 +34,8 @@ pub struct TokenResponse {
     pub scope: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
 }
 
 /// An RFC 7662 answer: `{"active": false}` or the token's details.
@@ -128,14 +133,30 @@ pub(super) fn token_records(
     (access_record, refresh_record)
 }
 
+/// The record of an issued ID token (DOT keeps them; the cleanup deletes them once expired).
+pub(super) fn id_token_row(
+    provider: &OAuth2Provider,
+    jti: &str,
+    user: u64,
+    application: u64,
+    scope: &str,
+    now: Timestamp,
+) -> (SecretKey, IdToken) {
+    let record = IdToken {
+        user: Some(user),
+        application,
+        jti: jti.to_owned(),
+        scope: scope.to_owned(),
+        expires: now.plus_seconds(provider.id_token_expire_seconds),
+        created: now,
+    };
+    (SecretKey::of_token(jti), record)
+}
+
 pub(super) fn new_family() -> Result<FamilyId, OAuthError> {
     let mut id = [0u8; 16];
     getrandom::fill(&mut id).map_err(|error| OAuthError::Server(error.to_string()))?;
     Ok(FamilyId(id))
-}
-
-fn unix_seconds(at: Timestamp) -> i64 {
-    at.0.div_euclid(1_000_000)
 }
 
 pub struct OAuth {
@@ -148,6 +169,8 @@ pub struct OAuth {
     pub(super) device_code_failures: Throttle,
     accounts: Arc<Accounts>,
     pub(super) clock: Clock,
+    /// Signs ID tokens; none when OpenID Connect is off (`openid` is then a plain scope).
+    pub(super) id_tokens: Option<Arc<dyn IdTokenSigner>>,
 }
 
 impl OAuth {
@@ -157,6 +180,7 @@ impl OAuth {
         clients: ClientAuthenticator,
         accounts: Arc<Accounts>,
         clock: Clock,
+        id_tokens: Option<Arc<dyn IdTokenSigner>>,
     ) -> Self {
         Self {
             client_failures: Throttle::new(settings.login_throttle.clone(), clock.clone()),
@@ -166,7 +190,19 @@ impl OAuth {
             clients,
             accounts,
             clock,
+            id_tokens,
         }
+    }
+
+    /// The signer, when `scope` asks for an ID token and OpenID Connect is on.
+    pub(super) fn id_token_signer(&self, scope: &str) -> Option<&Arc<dyn IdTokenSigner>> {
+        self.id_tokens.as_ref().filter(|_| is_openid(scope))
+    }
+
+    /// Why `application` cannot be given an ID token for `scope`, if it cannot.
+    pub fn id_token_refusal(&self, application: &Application, scope: &str) -> Option<String> {
+        self.id_token_signer(scope)
+            .and_then(|signer| signer.refusal(application))
     }
 
     pub(super) fn now(&self) -> Timestamp {
@@ -206,6 +242,7 @@ impl OAuth {
         presented: Option<PresentedClient>,
         params: &Params,
         client_ip: Option<&str>,
+        issuer: &str,
     ) -> Result<TokenResponse, OAuthError> {
         let grant_type = params
             .non_empty("grant_type")?
@@ -221,7 +258,7 @@ impl OAuth {
                         "this client may not use the authorization_code grant".to_owned(),
                     ));
                 }
-                return self.exchange_code(&application, params).await;
+                return self.exchange_code(&application, params, issuer).await;
             }
             "urn:ietf:params:oauth:grant-type:device_code" => {
                 let application = self.authenticate_client(presented, client_ip).await?;
@@ -231,7 +268,7 @@ impl OAuth {
             "password" => GrantType::Password,
             "refresh_token" => {
                 let application = self.authenticate_client(presented, client_ip).await?;
-                return self.refresh(&application, params).await;
+                return self.refresh(&application, params, issuer).await;
             }
             other => {
                 return Err(OAuthError::UnsupportedGrantType(format!(
@@ -296,6 +333,7 @@ impl OAuth {
             token_type: "Bearer",
             scope,
             refresh_token: refresh,
+            id_token: None,
         }
     }
 
@@ -349,6 +387,7 @@ impl OAuth {
         &self,
         application: &Application,
         params: &Params,
+        issuer: &str,
     ) -> Result<TokenResponse, OAuthError> {
         let presented = params
             .non_empty("refresh_token")?
@@ -362,6 +401,9 @@ impl OAuth {
         let application_id = application.id;
         let response_access = access.value.clone();
         let response_refresh = refresh.value.clone();
+        let jti = random::ordered_token(now.0)?;
+        let row_jti = jti.clone();
+        let wants_id_token = self.id_tokens.is_some();
         let outcome = self
             .store
             .write(move |tx| {
@@ -449,11 +491,51 @@ impl OAuth {
                     old.access_token = Some(access.key.0);
                     tx.put_refresh_token(&old_key, &old)?;
                 }
-                Ok(Ok(scope))
+                // OIDC Core §12.2: a refresh of an OpenID grant brings a new ID token, for the
+                // original authentication.
+                let session = match old.user {
+                    Some(user) if wants_id_token && is_openid(&scope) => {
+                        let session = tx.family_session(old.family)?;
+                        if session.is_some() {
+                            let (key, record) = id_token_row(
+                                &provider,
+                                &row_jti,
+                                user,
+                                application_id,
+                                &scope,
+                                now,
+                            );
+                            tx.put_id_token(&key, &record)?;
+                        }
+                        session.map(|session| (user, session))
+                    }
+                    _ => None,
+                };
+                Ok(Ok((scope, session)))
             })
             .await?;
-        let scope = outcome?;
+        let (scope, session) = outcome?;
+        let id_token = match (session, self.id_token_signer(&scope)) {
+            (Some((user, session)), Some(signer)) => Some(signer.sign(
+                issuer,
+                &IdTokenContext {
+                    application: application.clone(),
+                    user,
+                    scope: scope.clone(),
+                    nonce: None,
+                    auth_time: session.auth_time,
+                    sid: session.sid,
+                    claims: session.claims,
+                    access_token: Some(response_access.clone()),
+                    code: None,
+                    issued: now,
+                    jti,
+                },
+            )?),
+            _ => None,
+        };
         Ok(TokenResponse {
+            id_token,
             access_token: response_access,
             expires_in: self.settings.oauth2_provider.access_token_expire_seconds,
             token_type: "Bearer",
@@ -510,8 +592,8 @@ impl OAuth {
                 }
                 return describe(tx, access.application, access.user, |info| Introspection {
                     scope: Some(access.scope.clone()),
-                    exp: Some(unix_seconds(access.expires)),
-                    iat: Some(unix_seconds(access.created)),
+                    exp: Some(access.expires.unix_seconds()),
+                    iat: Some(access.created.unix_seconds()),
                     token_type: Some("Bearer"),
                     ..info
                 });
@@ -524,8 +606,8 @@ impl OAuth {
                 return describe(tx, refresh.application, refresh.user, |info| {
                     Introspection {
                         scope: Some(refresh.scope.clone()),
-                        exp: refresh.expires.map(unix_seconds),
-                        iat: Some(unix_seconds(refresh.created)),
+                        exp: refresh.expires.map(Timestamp::unix_seconds),
+                        iat: Some(refresh.created.unix_seconds()),
                         token_type: Some("refresh_token"),
                         ..info
                     }

@@ -22,8 +22,8 @@ use serde::de::DeserializeOwned;
 
 pub use records::{
     AccessToken, Algorithm, Application, ClientType, Consent, DeviceDecision, DeviceGrant,
-    ExpiringKind, FamilyId, Grant, GrantType, Group, IdToken, Permission, RefreshToken, SecretKey,
-    Session, Timestamp, User,
+    ExpiringKind, FamilyId, Grant, GrantType, Group, IdToken, OidcSession, Permission,
+    RefreshToken, SecretKey, Session, SigningKey, Timestamp, User,
 };
 pub use records::{ORDERED_PREFIX_BYTES, ORDERED_TOKEN_BYTES, ORDERED_TOKEN_VERSION};
 use writer::{TypedJob, Writer};
@@ -127,6 +127,8 @@ fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
 struct FamilyRecord {
     user: Option<u64>,
     application: u64,
+    #[serde(default)]
+    session: Option<OidcSession>,
 }
 
 fn family_entry(family: FamilyId) -> (u8, [u8; 32]) {
@@ -452,6 +454,21 @@ impl ReadTx {
         self.record(ID_TOKENS, key.0)
     }
 
+    /// What an OpenID grant keeps for its later ID tokens and userinfo answers.
+    pub fn family_session(&self, family: FamilyId) -> Result<Option<OidcSession>, StoreError> {
+        let record: Option<FamilyRecord> = self.record(FAMILIES, family.0)?;
+        Ok(record.and_then(|record| record.session))
+    }
+
+    pub fn signing_keys(&self) -> Result<Vec<SigningKey>, StoreError> {
+        let table = self.txn.open_table(SIGNING_KEYS)?;
+        let mut keys = Vec::new();
+        for row in table.iter()? {
+            keys.push(decode(row?.1.value())?);
+        }
+        Ok(keys)
+    }
+
     pub fn access_token_count(&self) -> Result<u64, StoreError> {
         Ok(self.txn.open_table(ACCESS_TOKENS)?.len()?)
     }
@@ -773,7 +790,11 @@ impl<'a> WriteTx<'a> {
         if self.families()?.get(family.0)?.is_some() {
             return Ok(());
         }
-        let record = FamilyRecord { user, application };
+        let record = FamilyRecord {
+            user,
+            application,
+            session: None,
+        };
         self.families()?
             .insert(family.0, encode(&record)?.as_slice())?;
         let entry = family_entry(family);
@@ -981,6 +1002,52 @@ impl<'a> WriteTx<'a> {
             .insert(key.0, encode(token)?.as_slice())?;
         self.expiry()?
             .insert((token.expires.0, ExpiringKind::IdToken as u8, key.0), ())?;
+        Ok(())
+    }
+
+    /// Keeps what the family's refreshes need to issue ID tokens (its first refresh token must
+    /// already be stored).
+    pub fn put_family_session(
+        &mut self,
+        family: FamilyId,
+        session: &OidcSession,
+    ) -> Result<(), StoreError> {
+        let Some(mut record) = Self::family_record(self.families()?, family)? else {
+            return Err(StoreError::Storage("no such token family".to_owned()));
+        };
+        record.session = Some(session.clone());
+        self.families()?
+            .insert(family.0, encode(&record)?.as_slice())?;
+        Ok(())
+    }
+
+    pub fn family_session(&mut self, family: FamilyId) -> Result<Option<OidcSession>, StoreError> {
+        Ok(Self::family_record(self.families()?, family)?.and_then(|record| record.session))
+    }
+
+    fn family_record(
+        table: &redb::Table<'a, [u8; 16], &'static [u8]>,
+        family: FamilyId,
+    ) -> Result<Option<FamilyRecord>, StoreError> {
+        table
+            .get(family.0)?
+            .map(|value| decode(value.value()))
+            .transpose()
+    }
+
+    pub fn signing_keys(&self) -> Result<Vec<SigningKey>, StoreError> {
+        let table = self.txn.open_table(SIGNING_KEYS)?;
+        let mut keys = Vec::new();
+        for row in table.iter()? {
+            keys.push(decode(row?.1.value())?);
+        }
+        Ok(keys)
+    }
+
+    pub fn put_signing_key(&mut self, key: &SigningKey) -> Result<(), StoreError> {
+        self.txn
+            .open_table(SIGNING_KEYS)?
+            .insert(key.kid.as_str(), encode(key)?.as_slice())?;
         Ok(())
     }
 }

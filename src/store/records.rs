@@ -21,6 +21,18 @@ impl Timestamp {
         from_unix_micros(self.0)
     }
 
+    /// As RFC 3339 in UTC, for people (CLI output, pages).
+    pub fn to_rfc3339(self) -> String {
+        self.to_datetime()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_else(|_| self.0.to_string())
+    }
+
+    /// Whole seconds since the Unix epoch (JWT `iat`, `exp`, `auth_time`).
+    pub fn unix_seconds(self) -> i64 {
+        self.0.div_euclid(1_000_000)
+    }
+
     pub fn plus_seconds(self, seconds: u64) -> Self {
         let micros = i64::try_from(seconds)
             .unwrap_or(i64::MAX)
@@ -346,6 +358,43 @@ pub struct Grant {
     #[serde(default)]
     pub used: Option<Timestamp>,
     pub family: FamilyId,
+    /// The login session's public id (OIDC `sid`).
+    #[serde(default)]
+    pub sid: Option<String>,
+    /// The request's `claims` parameter (OIDC Core §5.5), as validated JSON.
+    #[serde(default)]
+    pub claims: Option<String>,
+}
+
+/// What an OpenID Connect grant keeps for the ID tokens its refreshes issue (OIDC Core §12.2):
+/// written once, with the family.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OidcSession {
+    pub auth_time: Timestamp,
+    #[serde(default)]
+    pub sid: Option<String>,
+    #[serde(default)]
+    pub claims: Option<String>,
+}
+
+/// An ID token signing key. It is published in JWKS from `created`, signs from `activates`
+/// (none: published, waiting to be rotated in) until a newer key of its algorithm activates or
+/// it is retired, and stays published until every ID token it signed has expired.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SigningKey {
+    /// RFC 7638 thumbprint of the public key.
+    pub kid: String,
+    pub algorithm: Algorithm,
+    /// The private key as a JWK (JSON).
+    pub private_jwk: String,
+    pub created: Timestamp,
+    #[serde(default)]
+    pub activates: Option<Timestamp>,
+    #[serde(default)]
+    pub retired: Option<Timestamp>,
+    /// From `oidc_rsa_private_key` (managed by the configuration, not by `oxidot keys`).
+    #[serde(default)]
+    pub configured: bool,
 }
 
 /// What a user approved for an application, for `approval_prompt=auto`.

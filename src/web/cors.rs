@@ -1,4 +1,4 @@
-//! CORS for the endpoints browsers call directly (token, revocation, introspection): an origin
+//! CORS for the endpoints browsers call directly (token, revocation, introspection, userinfo): an origin
 //! gets CORS headers only when it is in the `allowed_origins` of the client the request names.
 //! Preflights are answered for origins some application allows.
 
@@ -129,6 +129,16 @@ fn introspect_preflight(origin: Origin, state: &State<AppState>) -> Preflight {
     preflight(state, &origin, "GET, POST, OPTIONS")
 }
 
+#[options("/o/userinfo")]
+fn userinfo_preflight(origin: Origin, state: &State<AppState>) -> Preflight {
+    preflight(state, &origin, "GET, POST, OPTIONS")
+}
+
 pub fn routes() -> Vec<Route> {
-    routes![token_preflight, revoke_preflight, introspect_preflight]
+    routes![
+        token_preflight,
+        revoke_preflight,
+        introspect_preflight,
+        userinfo_preflight
+    ]
 }

@@ -22,7 +22,8 @@ use rocket::{Build, Rocket};
 use crate::accounts::Accounts;
 use crate::clock::Clock;
 use crate::config::Settings;
-use crate::oauth::{ClientAuthenticator, OAuth};
+use crate::oauth::{ClientAuthenticator, IdTokenSigner, OAuth};
+use crate::oidc::{IdTokens, KeyRing};
 use crate::passwords::Hasher;
 use crate::store::Store;
 use templates::Templates;
@@ -40,6 +41,9 @@ pub struct AppState {
     pub templates: Templates,
     pub oauth: OAuth,
     pub clock: Clock,
+    pub keys: KeyRing,
+    /// None when OpenID Connect is off.
+    pub id_tokens: Option<Arc<IdTokens>>,
 }
 
 impl AppState {
@@ -48,17 +52,29 @@ impl AppState {
         store: Store,
         hasher: Hasher,
         clock: Clock,
+        keys: KeyRing,
     ) -> Result<Self, StartupError> {
         let accounts = Accounts::new(store.clone(), hasher.clone(), &settings, clock.clone());
         let settings = Arc::new(settings);
         let clients = ClientAuthenticator::new(hasher.clone())
             .map_err(|error| StartupError(error.description()))?;
+        let id_tokens = settings.oauth2_provider.oidc_enabled.then(|| {
+            Arc::new(IdTokens::new(
+                keys.clone(),
+                store.clone(),
+                settings.oauth2_provider.id_token_expire_seconds,
+                clock.clone(),
+            ))
+        });
         let oauth = OAuth::new(
             settings.clone(),
             store.clone(),
             clients,
             accounts.clone(),
             clock.clone(),
+            id_tokens
+                .clone()
+                .map(|signer| signer as Arc<dyn IdTokenSigner>),
         );
         Ok(Self {
             settings,
@@ -68,6 +84,8 @@ impl AppState {
             templates: Templates::load().map_err(|error| StartupError(error.to_string()))?,
             oauth,
             clock,
+            keys,
+            id_tokens,
         })
     }
 
@@ -176,5 +194,6 @@ pub fn build(state: AppState) -> Rocket<Build> {
         .mount("/", cors::routes())
         .mount("/", routes::device::routes())
         .mount("/", routes::metadata::routes())
+        .mount("/", routes::userinfo::routes())
         .register("/", catchers::all())
 }

@@ -78,12 +78,17 @@ impl<'r> Responder<'r, 'static> for BearerError {
                 403,
                 format!("Bearer realm=\"oxidot\", error=\"insufficient_scope\", scope=\"{scope}\""),
             ),
+            BearerError::InvalidRequest(_) => (
+                400,
+                "Bearer realm=\"oxidot\", error=\"invalid_request\"".to_owned(),
+            ),
             BearerError::Server(detail) => {
                 tracing::error!(path = req.uri().path().as_str(), "{detail}");
                 (500, "Bearer realm=\"oxidot\"".to_owned())
             }
         };
         let code = match &self {
+            BearerError::InvalidRequest(_) => "invalid_request",
             BearerError::Missing | BearerError::InvalidToken => "invalid_token",
             BearerError::InsufficientScope(_) => "insufficient_scope",
             BearerError::Server(_) => "server_error",

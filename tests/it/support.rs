@@ -16,6 +16,16 @@ use rocket::http::{ContentType, Header};
 use rocket::local::blocking::{Client, LocalResponse};
 use tempfile::TempDir;
 
+/// An RSA private key (PEM) shared by every test app of this process.
+pub fn test_rsa_pem() -> &'static str {
+    static PEM: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PEM.get_or_init(|| {
+        use josekit::jwk::alg::rsa::RsaKeyPair;
+        let pair = RsaKeyPair::generate(2048).unwrap();
+        String::from_utf8(pair.to_pem_private_key()).unwrap()
+    })
+}
+
 pub struct App {
     pub client: Client,
     pub store: Store,
@@ -53,7 +63,22 @@ impl App {
         }
         let clock = Clock::manual(start);
         let hasher = oxidot::passwords::Hasher::new(settings.max_concurrent_hashes);
-        let state = AppState::new(settings, store.clone(), hasher, clock.clone()).unwrap();
+        // One RSA key for the whole test run: generating one per app would cost seconds.
+        let pem = settings
+            .oauth2_provider
+            .oidc_rsa_private_key
+            .clone()
+            .unwrap_or_else(|| test_rsa_pem().to_owned());
+        let provider = &settings.oauth2_provider;
+        let keys = oxidot::oidc::KeyRing::open(
+            &store,
+            Some(&pem),
+            provider.id_token_expire_seconds,
+            provider.oidc_jwks_max_age_seconds,
+            oxidot::store::Timestamp::from_datetime(start),
+        )
+        .unwrap();
+        let state = AppState::new(settings, store.clone(), hasher, clock.clone(), keys).unwrap();
         let client = Client::tracked(web::build(state)).unwrap();
         Self {
             client,

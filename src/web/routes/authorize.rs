@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::oauth::{AuthorizationRequest, AuthorizeFailure, OAuthError, validate_authorization};
 use crate::params::Params;
-use crate::store::Timestamp;
+use crate::store::{OidcSession, Timestamp};
 use crate::web::error::{Found, Page, WebError};
 use crate::web::form::{FormBody, FormError, Query};
 use crate::web::session::{CurrentUser, SignedIn};
@@ -75,12 +75,31 @@ async fn authorize(
         Ok(query) => query.0,
         Err(error) => return failure(state, &user, AuthorizeFailure::Page(error.to_string())),
     };
-    let request =
+    let mut request =
         match validate_authorization(&state.store, &state.settings.oauth2_provider, &params) {
             Ok(request) => request,
             Err(error) => return failure(state, &user, error),
         };
-    let Some(signed_in) = user.0.as_ref().filter(|_| !request.has_prompt("login")) else {
+    if let Some(refused) = check_openid(state, &mut request) {
+        return Ok(refused);
+    }
+    let expected_user = match expected_user(state, &request) {
+        Ok(expected) => expected,
+        Err(description) => {
+            return Ok(Answer::Redirect(Found(
+                request.error_location("invalid_request", &description),
+            )));
+        }
+    };
+    let now = Timestamp::from_datetime(state.clock.now());
+    let usable = |signed_in: &&SignedIn| {
+        !request.has_prompt("login")
+            && request
+                .max_age
+                .is_none_or(|max_age| signed_in.session.auth_time.plus_seconds(max_age) >= now)
+            && expected_user.is_none_or(|expected| expected == signed_in.user.id)
+    };
+    let Some(signed_in) = user.0.as_ref().filter(usable) else {
         if request.has_prompt("none") {
             return Ok(Answer::Redirect(Found(
                 request.error_location("login_required", "the user is not logged in"),
@@ -104,16 +123,56 @@ async fn authorize(
     consent_page(state, &request, &user, cookies).map(Answer::Page)
 }
 
+/// An OpenID request from a client that cannot be given ID tokens is refused; `openid` that
+/// came only from `default_scopes` is dropped instead.
+fn check_openid(state: &AppState, request: &mut AuthorizationRequest) -> Option<Answer> {
+    let refusal = state
+        .oauth
+        .id_token_refusal(&request.application, &request.scope)?;
+    if request.scope_given {
+        return Some(Answer::Redirect(Found(
+            request.error_location("invalid_scope", &refusal),
+        )));
+    }
+    request.drop_openid();
+    None
+}
+
+/// The user an `id_token_hint` names (OIDC Core §3.1.2.1), if the request has one; an error
+/// describes a hint this server did not issue to this client.
+fn expected_user(state: &AppState, request: &AuthorizationRequest) -> Result<Option<u64>, String> {
+    let Some(hint) = &request.id_token_hint else {
+        return Ok(None);
+    };
+    let Some(id_tokens) = &state.id_tokens else {
+        return Ok(None);
+    };
+    let (claims, application) = id_tokens.read_own(hint)?;
+    if application.id != request.application.id {
+        return Err("the id_token_hint was issued to another client".to_owned());
+    }
+    claims
+        .get("sub")
+        .and_then(|sub| sub.as_str())
+        .and_then(|sub| sub.parse::<u64>().ok())
+        .map(Some)
+        .ok_or_else(|| "the id_token_hint names no user".to_owned())
+}
+
 async fn approve(
     state: &AppState,
     request: &AuthorizationRequest,
     signed_in: &SignedIn,
     consented: bool,
 ) -> Result<Answer, WebError> {
-    let auth_time: Timestamp = signed_in.session.auth_time;
+    let session = OidcSession {
+        auth_time: signed_in.session.auth_time,
+        sid: Some(signed_in.session.sid.clone()),
+        claims: None,
+    };
     match state
         .oauth
-        .approve(request, signed_in.user.id, auth_time, consented)
+        .approve(request, signed_in.user.id, &session, consented)
         .await
     {
         Ok(location) => Ok(Answer::Redirect(Found(location))),
@@ -156,7 +215,7 @@ async fn decide(
 ) -> Result<Answer, WebError> {
     let params: Params = form?.0;
     check.verify(params.single(csrf::FIELD)?)?;
-    let request =
+    let mut request =
         match validate_authorization(&state.store, &state.settings.oauth2_provider, &params) {
             Ok(request) => request,
             Err(error) => return failure(state, &user, error),
@@ -164,6 +223,9 @@ async fn decide(
     let Some(signed_in) = user.0.as_ref() else {
         return Ok(Answer::Redirect(Found(login_location(&request))));
     };
+    if let Some(refused) = check_openid(state, &mut request) {
+        return Ok(refused);
+    }
     if params.single("allow")? != Some("Authorize") {
         return Ok(Answer::Redirect(Found(
             request.error_location("access_denied", "the user refused the request"),

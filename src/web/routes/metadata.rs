@@ -1,11 +1,15 @@
-//! RFC 8414 authorization server metadata, at `/o/.well-known/oauth-authorization-server` and
-//! at the RFC's own location, `/.well-known/oauth-authorization-server/o`. Every value is
-//! true of what this server does; OpenID Connect's document comes with ID tokens.
+//! What the server publishes about itself: RFC 8414 metadata at
+//! `/o/.well-known/oauth-authorization-server` and at the RFC's own location
+//! `/.well-known/oauth-authorization-server/o`, OpenID Connect Discovery at
+//! `/o/.well-known/openid-configuration`, and the signing keys at `/o/.well-known/jwks.json`.
+//! Anyone may read them, from any origin.
 
-use rocket::http::Header;
+use rocket::http::{ContentType, Header, Status};
 use rocket::{Responder, Route, State, get, routes};
-use serde_json::{Value, json};
+use serde_json::Value;
 
+use crate::oidc::discovery;
+use crate::store::Timestamp;
 use crate::web::oauth_response::OAuthJson;
 use crate::web::{AppState, RequestOrigin};
 
@@ -15,53 +19,59 @@ struct Metadata {
     cors: Header<'static>,
 }
 
-fn metadata(state: &AppState, origin: &RequestOrigin) -> Metadata {
+fn metadata(state: &AppState, origin: &RequestOrigin, openid: bool) -> Metadata {
     let issuer = state.issuer(origin);
-    let provider = &state.settings.oauth2_provider;
-    let client_auth = ["client_secret_basic", "client_secret_post", "none"];
-    let pkce: Vec<&str> = if provider.pkce_plain_allowed {
-        vec!["S256", "plain"]
-    } else {
-        vec!["S256"]
-    };
-    let body = json!({
-        "issuer": issuer,
-        "authorization_endpoint": format!("{issuer}/authorize/"),
-        "token_endpoint": format!("{issuer}/token/"),
-        "revocation_endpoint": format!("{issuer}/revoke_token/"),
-        "introspection_endpoint": format!("{issuer}/introspect/"),
-        "device_authorization_endpoint": format!("{issuer}/device-authorization/"),
-        "scopes_supported": provider.scopes.keys().collect::<Vec<_>>(),
-        "response_types_supported": ["code"],
-        "response_modes_supported": ["query"],
-        "grant_types_supported": [
-            "authorization_code",
-            "refresh_token",
-            "client_credentials",
-            "password",
-            "urn:ietf:params:oauth:grant-type:device_code",
-        ],
-        "token_endpoint_auth_methods_supported": client_auth,
-        "revocation_endpoint_auth_methods_supported": client_auth,
-        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-        "code_challenge_methods_supported": pkce,
-    });
     Metadata {
-        body: OAuthJson(body),
+        body: OAuthJson(discovery::metadata(&state.settings, &issuer, openid)),
         cors: Header::new("Access-Control-Allow-Origin", "*"),
     }
 }
 
 #[get("/o/.well-known/oauth-authorization-server")]
 fn under_issuer(origin: RequestOrigin, state: &State<AppState>) -> Metadata {
-    metadata(state, &origin)
+    metadata(state, &origin, false)
 }
 
 #[get("/.well-known/oauth-authorization-server/o")]
 fn rfc_8414_location(origin: RequestOrigin, state: &State<AppState>) -> Metadata {
-    metadata(state, &origin)
+    metadata(state, &origin, false)
+}
+
+#[get("/o/.well-known/openid-configuration")]
+fn openid_configuration(
+    origin: RequestOrigin,
+    state: &State<AppState>,
+) -> Result<Metadata, Status> {
+    if !state.settings.oauth2_provider.oidc_enabled {
+        return Err(Status::NotFound);
+    }
+    Ok(metadata(state, &origin, true))
+}
+
+#[derive(Responder)]
+struct Jwks {
+    body: (ContentType, String),
+    cache: Header<'static>,
+    cors: Header<'static>,
+}
+
+#[get("/o/.well-known/jwks.json")]
+fn jwks(state: &State<AppState>) -> Result<Jwks, Status> {
+    if !state.settings.oauth2_provider.oidc_enabled {
+        return Err(Status::NotFound);
+    }
+    let now = Timestamp::from_datetime(state.clock.now());
+    let body = state.keys.keys().jwks(now).to_string();
+    Ok(Jwks {
+        body: (ContentType::JSON, body),
+        cache: Header::new(
+            "Cache-Control",
+            format!("public, max-age={}", state.keys.jwks_max_age()),
+        ),
+        cors: Header::new("Access-Control-Allow-Origin", "*"),
+    })
 }
 
 pub fn routes() -> Vec<Route> {
-    routes![under_issuer, rfc_8414_location]
+    routes![under_issuer, rfc_8414_location, openid_configuration, jwks]
 }

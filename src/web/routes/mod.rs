@@ -6,3 +6,4 @@ pub mod health;
 pub mod home;
 pub mod metadata;
 pub mod oauth;
+pub mod userinfo;

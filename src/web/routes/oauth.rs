@@ -42,6 +42,7 @@ async fn token(
     form: Result<FormBody, FormError>,
     authorization: Authorization,
     origin: Origin,
+    request_origin: RequestOrigin,
     ip: ClientIp,
     state: &State<AppState>,
 ) -> Answer<TokenResponse> {
@@ -53,7 +54,12 @@ async fn token(
         let presented = presented_client(authorization.0.as_deref(), &params)?;
         let response = state
             .oauth
-            .token(presented, &params, ip.0.as_deref())
+            .token(
+                presented,
+                &params,
+                ip.0.as_deref(),
+                &state.issuer(&request_origin),
+            )
             .await?;
         Ok(OAuthJson(response))
     }

@@ -1,0 +1,12 @@
+//! OpenID Connect, framework-free: signing keys and JWKS, ID tokens, the user's claims,
+//! discovery. `web` serves them; `oauth` asks for ID tokens through `IdTokenSigner`.
+
+pub mod claims;
+pub mod discovery;
+pub mod id_token;
+pub mod keys;
+pub mod userinfo;
+
+pub use claims::ClaimsRequest;
+pub use id_token::IdTokens;
+pub use keys::{KeyAdmin, KeyError, KeyRing};

@@ -1,0 +1,710 @@
+//! OpenID Connect over HTTP: discovery, JWKS, ID tokens from the code flow and refreshes,
+//! userinfo, authentication requests (prompt, max_age, id_token_hint, claims).
+
+use base64::Engine as _;
+use josekit::jwk::Jwk;
+use rocket::http::{ContentType, Header};
+use serde_json::{Map, Value};
+use sha2::Digest as _;
+
+use crate::flow::*;
+use crate::support::{App, enc, header, origin};
+
+fn get_json(app: &App, path: &str) -> (u16, Value) {
+    let response = app.client.get(path.to_owned()).dispatch();
+    let status = response.status().code;
+    (
+        status,
+        serde_json::from_str(&response.into_string().unwrap()).unwrap(),
+    )
+}
+
+/// The claims of an ID token, after checking its signature against the published JWKS.
+fn verified_claims(app: &App, token: &str) -> (Map<String, Value>, Map<String, Value>) {
+    let (_, jwks) = get_json(app, "/o/.well-known/jwks.json");
+    let header_map = payload_of(&format!("x.{}", token.split('.').next().unwrap()));
+    let kid = header_map["kid"].as_str().unwrap().to_owned();
+    let alg = header_map["alg"].as_str().unwrap().to_owned();
+    let jwk = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|key| key["kid"] == kid.as_str())
+        .unwrap_or_else(|| panic!("kid {kid} is not in JWKS"));
+    let jwk = Jwk::from_bytes(jwk.to_string()).unwrap();
+    let (payload, _) = match alg.as_str() {
+        "RS256" => josekit::jwt::decode_with_verifier(
+            token,
+            &josekit::jws::RS256.verifier_from_jwk(&jwk).unwrap(),
+        ),
+        "ES256" => josekit::jwt::decode_with_verifier(
+            token,
+            &josekit::jws::ES256.verifier_from_jwk(&jwk).unwrap(),
+        ),
+        "EdDSA" => josekit::jwt::decode_with_verifier(
+            token,
+            &josekit::jws::EdDSA.verifier_from_jwk(&jwk).unwrap(),
+        ),
+        other => panic!("unexpected alg {other}"),
+    }
+    .unwrap();
+    (payload.claims_set().clone(), header_map)
+}
+
+fn payload_of(token: &str) -> Map<String, Value> {
+    let part = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(part)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+fn left_half_sha256(value: &str) -> String {
+    let digest = sha2::Sha256::digest(value.as_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..16])
+}
+
+fn openid_request(scope: &str) -> Vec<(&'static str, String)> {
+    let request = with(tutorial_request(), "scope", Some(scope));
+    with(request, "nonce", Some("n-0S6_WzA2Mj"))
+}
+
+/// Logs in, approves `request` and exchanges the code as Postman would.
+fn code_flow(app: &App, request: &[(&'static str, String)]) -> Value {
+    let location = approve(app, request);
+    let code = param(&location, "code").unwrap_or_else(|| panic!("{location}"));
+    let (status, body) = tutorial_exchange(app, &code);
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+fn userinfo(app: &App, token: &str) -> (u16, Value, Option<String>) {
+    let response = app
+        .client
+        .get("/o/userinfo/")
+        .header(Header::new("Authorization", format!("Bearer {token}")))
+        .dispatch();
+    let status = response.status().code;
+    let challenge = header(&response, "WWW-Authenticate").map(str::to_owned);
+    let body = serde_json::from_str(&response.into_string().unwrap()).unwrap();
+    (status, body, challenge)
+}
+
+#[test]
+fn discovery_describes_what_the_server_does() {
+    let app = App::demo();
+    for path in [
+        "/o/.well-known/openid-configuration",
+        "/o/.well-known/openid-configuration/",
+    ] {
+        let response = app.client.get(path).dispatch();
+        assert_eq!(response.status().code, 200, "{path}");
+        assert_eq!(header(&response, "Access-Control-Allow-Origin"), Some("*"));
+        let body: Value = serde_json::from_str(&response.into_string().unwrap()).unwrap();
+        let issuer = "http://localhost/o";
+        assert_eq!(body["issuer"], issuer, "{body}");
+        for (name, path) in [
+            ("authorization_endpoint", "/authorize/"),
+            ("token_endpoint", "/token/"),
+            ("userinfo_endpoint", "/userinfo/"),
+            ("jwks_uri", "/.well-known/jwks.json"),
+            ("revocation_endpoint", "/revoke_token/"),
+            ("introspection_endpoint", "/introspect/"),
+            ("device_authorization_endpoint", "/device-authorization/"),
+        ] {
+            assert_eq!(body[name], format!("{issuer}{path}"), "{name}");
+        }
+        for name in [
+            "scopes_supported",
+            "response_types_supported",
+            "response_modes_supported",
+            "grant_types_supported",
+            "subject_types_supported",
+            "id_token_signing_alg_values_supported",
+            "token_endpoint_auth_methods_supported",
+            "revocation_endpoint_auth_methods_supported",
+            "introspection_endpoint_auth_methods_supported",
+            "code_challenge_methods_supported",
+            "claims_supported",
+            "prompt_values_supported",
+        ] {
+            assert!(
+                body[name]
+                    .as_array()
+                    .is_some_and(|values| !values.is_empty()),
+                "{name}: {body}"
+            );
+        }
+        assert_eq!(body["claims_parameter_supported"], true);
+        assert!(
+            body["scopes_supported"]
+                .as_array()
+                .unwrap()
+                .contains(&"openid".into())
+        );
+        assert!(
+            body["grant_types_supported"]
+                .as_array()
+                .unwrap()
+                .contains(&"refresh_token".into())
+        );
+    }
+    // Every endpoint it names answers (not 404).
+    let (_, body) = get_json(&app, "/o/.well-known/openid-configuration");
+    for name in ["userinfo_endpoint", "jwks_uri"] {
+        let path = body[name]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("http://localhost");
+        assert_ne!(
+            app.client.get(path.to_owned()).dispatch().status().code,
+            404,
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn discovery_and_jwks_are_absent_when_oidc_is_off() {
+    let app = App::with(
+        |settings| settings.oauth2_provider.oidc_enabled = false,
+        oxidot::server::demo_fixture_files(),
+    );
+    for path in [
+        "/o/.well-known/openid-configuration",
+        "/o/.well-known/jwks.json",
+    ] {
+        assert_eq!(app.client.get(path).dispatch().status().code, 404, "{path}");
+    }
+    let (_, metadata) = get_json(&app, "/o/.well-known/oauth-authorization-server");
+    assert!(metadata.get("jwks_uri").is_none());
+    // `openid` is then a scope like any other: no ID token.
+    assert_eq!(app.login("admin", "admin123").status().code, 303);
+    let body = code_flow(&app, &openid_request("openid read"));
+    assert!(body.get("id_token").is_none(), "{body}");
+}
+
+#[test]
+fn jwks_publishes_one_key_per_algorithm_with_thumbprint_kids() {
+    let app = App::demo();
+    let response = app.client.get("/o/.well-known/jwks.json").dispatch();
+    assert_eq!(response.status().code, 200);
+    assert_eq!(
+        header(&response, "Cache-Control"),
+        Some("public, max-age=3600")
+    );
+    assert_eq!(header(&response, "Access-Control-Allow-Origin"), Some("*"));
+    let body: Value = serde_json::from_str(&response.into_string().unwrap()).unwrap();
+    let keys = body["keys"].as_array().unwrap();
+    let mut algs: Vec<&str> = keys
+        .iter()
+        .map(|key| key["alg"].as_str().unwrap())
+        .collect();
+    algs.sort();
+    assert_eq!(algs, ["ES256", "EdDSA", "RS256"]);
+    for key in keys {
+        assert_eq!(key["use"], "sig");
+        for private in ["d", "p", "q", "dp", "dq", "qi"] {
+            assert!(
+                key.get(private).is_none(),
+                "private member {private} published"
+            );
+        }
+        let jwk = Jwk::from_bytes(key.to_string()).unwrap();
+        assert_eq!(
+            key["kid"],
+            oxidot::oidc::keys::thumbprint(&jwk).unwrap(),
+            "RFC 7638 thumbprint"
+        );
+    }
+    // The configured RSA key is the RS256 key.
+    let configured =
+        josekit::jwk::alg::rsa::RsaKeyPair::from_pem(crate::support::test_rsa_pem()).unwrap();
+    let configured = josekit::jwk::KeyPair::to_jwk_public_key(&configured);
+    let rsa = keys.iter().find(|key| key["alg"] == "RS256").unwrap();
+    assert_eq!(rsa["n"], configured.parameter("n").unwrap().clone());
+}
+
+#[test]
+fn the_code_flow_with_openid_returns_a_verifiable_id_token() {
+    let app = logged_in();
+    let session = app.store.read(|tx| tx.session_count()).unwrap();
+    assert_eq!(session, 1);
+    let body = code_flow(&app, &openid_request("openid read"));
+    let keys: Vec<&str> = body
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "access_token",
+            "expires_in",
+            "token_type",
+            "scope",
+            "refresh_token",
+            "id_token"
+        ]
+    );
+    let id_token = body["id_token"].as_str().unwrap();
+    let (claims, header) = verified_claims(&app, id_token);
+    assert_eq!(header["alg"], "RS256");
+    assert_eq!(header["typ"], "JWT");
+    assert_eq!(claims["iss"], "http://localhost/o");
+    assert_eq!(claims["sub"], "1", "the user's pk as a string, like DOT");
+    assert_eq!(claims["aud"], "hash1");
+    assert_eq!(claims["nonce"], "n-0S6_WzA2Mj");
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let iat = claims["iat"].as_i64().unwrap();
+    assert!((now - iat).abs() < 60);
+    assert_eq!(claims["exp"].as_i64().unwrap(), iat + 36_000);
+    let auth_time = claims["auth_time"].as_i64().unwrap();
+    assert!(auth_time <= iat && iat - auth_time < 60, "the login's time");
+    assert_eq!(
+        claims["at_hash"],
+        left_half_sha256(body["access_token"].as_str().unwrap())
+    );
+    assert!(claims["jti"].as_str().is_some_and(|jti| jti.len() >= 43));
+    assert!(claims["sid"].as_str().is_some_and(|sid| !sid.is_empty()));
+    // With an access token, the user's claims are for userinfo, not the ID token.
+    for leaked in ["email", "name", "preferred_username", "permissions"] {
+        assert!(
+            claims.get(leaked).is_none(),
+            "{leaked} leaked into the ID token"
+        );
+    }
+    // The ID token is recorded (DOT's idtoken), under its jti.
+    let jti = claims["jti"].as_str().unwrap();
+    let record = app
+        .store
+        .read(|tx| tx.id_token(&oxidot::store::SecretKey::of_token(jti)))
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.user, Some(1));
+    assert_eq!(record.scope, "openid read");
+}
+
+#[test]
+fn without_openid_there_is_no_id_token() {
+    let app = logged_in();
+    let body = code_flow(&app, &tutorial_request());
+    assert!(body.get("id_token").is_none(), "{body}");
+}
+
+#[test]
+fn hs256_id_tokens_are_signed_with_the_clients_plain_secret() {
+    let app = logged_in();
+    let request = openid_request("openid");
+    let request = with(request, "client_id", Some("clear1"));
+    let location = approve(&app, &request);
+    let code = param(&location, "code").unwrap();
+    let (status, body) = exchange(
+        &app,
+        &code,
+        &format!("&redirect_uri={}&code_verifier={VERIFIER}", enc(POSTMAN)),
+        Some(("clear1", "secret")),
+    );
+    assert_eq!(status, 200, "{body}");
+    let token = body["id_token"].as_str().unwrap();
+    // "secret" is shorter than RFC 7518 asks of HS256 keys, so check the MAC by hand.
+    let (input, signature) = token.rsplit_once('.').unwrap();
+    use hmac::{KeyInit, Mac};
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"secret").unwrap();
+    mac.update(input.as_bytes());
+    let expected =
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+    assert_eq!(signature, expected);
+    let claims = payload_of(token);
+    assert_eq!(claims["aud"], "clear1");
+    let header = payload_of(&format!("x.{}", token.split('.').next().unwrap()));
+    assert_eq!(header["alg"], "HS256");
+    assert!(header.get("kid").is_none());
+}
+
+#[test]
+fn clients_that_cannot_sign_id_tokens_are_told_at_authorize() {
+    let app = logged_in();
+    // hash1 with HS256 would need its secret in clear; one with no algorithm is not OIDC.
+    for algorithm in [
+        oxidot::store::Algorithm::HS256,
+        oxidot::store::Algorithm::None,
+    ] {
+        app.store
+            .write_blocking(move |tx| {
+                let mut application = tx.application(3)?.unwrap();
+                assert_eq!(application.client_id, "hash1");
+                application.algorithm = algorithm;
+                tx.put_application(&application)
+            })
+            .unwrap();
+        let response = app
+            .client
+            .get(url_for(&openid_request("openid read")))
+            .dispatch();
+        assert_eq!(response.status().code, 302);
+        let location = header(&response, "Location").unwrap();
+        assert_eq!(param(location, "error").as_deref(), Some("invalid_scope"));
+        assert_eq!(param(location, "state").as_deref(), Some("xyz-123"));
+        // Without openid the client works as before.
+        drop(response);
+        approve(&app, &tutorial_request());
+    }
+}
+
+#[test]
+fn userinfo_answers_the_claims_the_scope_releases() {
+    let app = logged_in();
+    app.store
+        .write_blocking(|tx| {
+            let mut admin = tx.user(1)?.unwrap();
+            admin.first_name = "Ada".to_owned();
+            admin.last_name = "Lovelace".to_owned();
+            admin.email = "ada@example.com".to_owned();
+            admin.user_permissions = vec![oxidot::store::Permission::Natural(vec![
+                "view_user".to_owned(),
+                "auth".to_owned(),
+                "user".to_owned(),
+            ])];
+            tx.put_user(&admin)
+        })
+        .unwrap();
+    let body = code_flow(&app, &openid_request("openid profile email permissions"));
+    let access = body["access_token"].as_str().unwrap();
+    let (status, claims, _) = userinfo(&app, access);
+    assert_eq!(status, 200, "{claims}");
+    assert_eq!(claims["sub"], "1");
+    assert_eq!(claims["name"], "Ada Lovelace");
+    assert_eq!(claims["given_name"], "Ada");
+    assert_eq!(claims["family_name"], "Lovelace");
+    assert_eq!(claims["preferred_username"], "admin");
+    assert_eq!(claims["email"], "ada@example.com");
+    assert_eq!(claims["permissions"], serde_json::json!(["auth.view_user"]));
+    // `sub` matches the ID token's.
+    let id = payload_of(body["id_token"].as_str().unwrap());
+    assert_eq!(id["sub"], claims["sub"]);
+
+    // POST with the token in the body; never in both places.
+    let response = app
+        .client
+        .post("/o/userinfo/")
+        .header(ContentType::Form)
+        .body(format!("access_token={access}"))
+        .dispatch();
+    assert_eq!(response.status().code, 200);
+    let response = app
+        .client
+        .post("/o/userinfo/")
+        .header(ContentType::Form)
+        .header(Header::new("Authorization", format!("Bearer {access}")))
+        .body(format!("access_token={access}"))
+        .dispatch();
+    assert_eq!(response.status().code, 400);
+    assert_eq!(response.content_type(), Some(ContentType::JSON));
+
+    // Only openid: just sub.
+    let body = code_flow(&app, &openid_request("openid"));
+    let (_, claims, _) = userinfo(&app, body["access_token"].as_str().unwrap());
+    assert_eq!(
+        claims.as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["sub"]
+    );
+}
+
+#[test]
+fn userinfo_refuses_bad_tokens_in_rfc_6750_shape() {
+    let app = logged_in();
+    let (status, body, challenge) = userinfo(&app, "not-a-token");
+    assert_eq!(status, 401);
+    assert_eq!(body["error"], "invalid_token");
+    assert!(challenge.unwrap().contains("error=\"invalid_token\""));
+    // A token without openid: 403 insufficient_scope.
+    let tokens = code_flow(&app, &tutorial_request());
+    let (status, body, challenge) = userinfo(&app, tokens["access_token"].as_str().unwrap());
+    assert_eq!(status, 403);
+    assert_eq!(body["error"], "insufficient_scope");
+    assert!(challenge.unwrap().contains("scope=\"openid\""));
+    // No token at all.
+    let response = app.client.get("/o/userinfo/").dispatch();
+    assert_eq!(response.status().code, 401);
+    // A revoked token.
+    let tokens = code_flow(&app, &openid_request("openid"));
+    let access = tokens["access_token"].as_str().unwrap();
+    let encoded = base64::engine::general_purpose::STANDARD.encode("hash1:hashed");
+    let response = app
+        .client
+        .post("/o/revoke_token/")
+        .header(ContentType::Form)
+        .header(Header::new("Authorization", format!("Basic {encoded}")))
+        .body(format!("token={access}"))
+        .dispatch();
+    assert_eq!(response.status().code, 200);
+    assert_eq!(userinfo(&app, access).0, 401);
+    // An expired one.
+    let tokens = code_flow(&app, &openid_request("openid"));
+    app.clock.advance(time::Duration::seconds(36_001));
+    assert_eq!(
+        userinfo(&app, tokens["access_token"].as_str().unwrap()).0,
+        401
+    );
+}
+
+#[test]
+fn userinfo_carries_cors_headers_for_the_tokens_client() {
+    let app = logged_in();
+    app.store
+        .write_blocking(|tx| {
+            let mut application = tx.application(3)?.unwrap();
+            application.allowed_origins = vec!["https://spa.example".to_owned()];
+            tx.put_application(&application)
+        })
+        .unwrap();
+    let tokens = code_flow(&app, &openid_request("openid"));
+    let bearer = format!("Bearer {}", tokens["access_token"].as_str().unwrap());
+    for (from, allowed) in [
+        ("https://spa.example", true),
+        ("https://evil.example", false),
+    ] {
+        let response = app
+            .client
+            .get("/o/userinfo/")
+            .header(Header::new("Authorization", bearer.clone()))
+            .header(origin(from))
+            .dispatch();
+        assert_eq!(response.status().code, 200);
+        assert_eq!(
+            header(&response, "Access-Control-Allow-Origin"),
+            allowed.then_some(from)
+        );
+    }
+    let preflight = app
+        .client
+        .options("/o/userinfo/")
+        .header(origin("https://spa.example"))
+        .dispatch();
+    assert_eq!(preflight.status().code, 204);
+    assert_eq!(
+        header(&preflight, "Access-Control-Allow-Origin"),
+        Some("https://spa.example")
+    );
+}
+
+#[test]
+fn a_refresh_of_an_openid_grant_brings_a_new_id_token_for_the_same_authentication() {
+    let app = logged_in();
+    let first = code_flow(&app, &openid_request("openid read"));
+    let original = payload_of(first["id_token"].as_str().unwrap());
+    app.clock.advance(time::Duration::seconds(120));
+    let encoded = base64::engine::general_purpose::STANDARD.encode("hash1:hashed");
+    let refresh = |token: &str, scope: &str| {
+        let response = app
+            .client
+            .post("/o/token/")
+            .header(ContentType::Form)
+            .header(Header::new("Authorization", format!("Basic {encoded}")))
+            .body(format!(
+                "grant_type=refresh_token&refresh_token={token}{scope}"
+            ))
+            .dispatch();
+        assert_eq!(response.status().code, 200);
+        serde_json::from_str::<Value>(&response.into_string().unwrap()).unwrap()
+    };
+    let second = refresh(first["refresh_token"].as_str().unwrap(), "");
+    let (renewed, _) = verified_claims(&app, second["id_token"].as_str().unwrap());
+    for same in ["iss", "sub", "aud", "auth_time", "sid"] {
+        assert_eq!(renewed[same], original[same], "{same}");
+    }
+    assert_eq!(
+        renewed["iat"].as_i64().unwrap(),
+        original["iat"].as_i64().unwrap() + 120
+    );
+    assert!(renewed.get("nonce").is_none());
+    assert_ne!(renewed["jti"], original["jti"]);
+    assert_eq!(
+        renewed["at_hash"],
+        left_half_sha256(second["access_token"].as_str().unwrap())
+    );
+    // Narrowed to `read`, the refresh is no longer OpenID: no ID token.
+    let third = refresh(second["refresh_token"].as_str().unwrap(), "&scope=read");
+    assert!(third.get("id_token").is_none(), "{third}");
+}
+
+#[test]
+fn prompt_none_answers_without_a_page() {
+    let app = App::demo();
+    let silent = with(openid_request("openid"), "prompt", Some("none"));
+    // Not logged in.
+    let response = app.client.get(url_for(&silent)).dispatch();
+    assert_eq!(response.status().code, 302);
+    let location = header(&response, "Location").unwrap().to_owned();
+    assert!(location.starts_with(POSTMAN), "{location}");
+    assert_eq!(param(&location, "error").as_deref(), Some("login_required"));
+    assert_eq!(param(&location, "state").as_deref(), Some("xyz-123"));
+    drop(response);
+    // Logged in, never approved (and the tutorial's request_approval_prompt forces consent).
+    assert_eq!(app.login("admin", "admin123").status().code, 303);
+    let response = app.client.get(url_for(&silent)).dispatch();
+    let location = header(&response, "Location").unwrap().to_owned();
+    assert_eq!(
+        param(&location, "error").as_deref(),
+        Some("consent_required")
+    );
+    drop(response);
+    // Approved before, with approval_prompt=auto: a code, silently.
+    approve(
+        &app,
+        &with(openid_request("openid"), "approval_prompt", Some("auto")),
+    );
+    let response = app
+        .client
+        .get(url_for(&with(silent, "approval_prompt", Some("auto"))))
+        .dispatch();
+    let location = header(&response, "Location").unwrap().to_owned();
+    assert!(param(&location, "code").is_some(), "{location}");
+}
+
+#[test]
+fn max_age_and_prompt_login_force_a_fresh_login() {
+    let app = logged_in();
+    let first = code_flow(&app, &openid_request("openid"));
+    let first_auth = payload_of(first["id_token"].as_str().unwrap())["auth_time"]
+        .as_i64()
+        .unwrap();
+    app.clock.advance(time::Duration::seconds(600));
+    // The session is ten minutes old: max_age=300 sends the user to log in again, max_age=900
+    // does not.
+    let response = app
+        .client
+        .get(url_for(&with(
+            openid_request("openid"),
+            "max_age",
+            Some("900"),
+        )))
+        .dispatch();
+    assert_eq!(response.status().code, 200, "the consent page");
+    drop(response);
+    for forcing in [("max_age", "300"), ("max_age", "0"), ("prompt", "login")] {
+        let request = with(openid_request("openid"), forcing.0, Some(forcing.1));
+        let response = app.client.get(url_for(&request)).dispatch();
+        assert_eq!(response.status().code, 302, "{forcing:?}");
+        let location = header(&response, "Location").unwrap().to_owned();
+        assert!(
+            location.starts_with("/accounts/login/"),
+            "{forcing:?}: {location}"
+        );
+        // And with prompt=none instead of a page: login_required.
+        drop(response);
+        if forcing.0 == "max_age" {
+            let silent = with(request, "prompt", Some("none"));
+            let response = app.client.get(url_for(&silent)).dispatch();
+            let location = header(&response, "Location").unwrap().to_owned();
+            assert_eq!(param(&location, "error").as_deref(), Some("login_required"));
+        }
+    }
+    // Logging in again moves auth_time.
+    assert_eq!(app.login("admin", "admin123").status().code, 303);
+    let second = code_flow(&app, &with(openid_request("openid"), "max_age", Some("0")));
+    let second_auth = payload_of(second["id_token"].as_str().unwrap())["auth_time"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(second_auth, first_auth + 600);
+}
+
+#[test]
+fn malformed_oidc_parameters_are_refused_by_redirect() {
+    let app = logged_in();
+    for (name, value) in [
+        ("max_age", "-1"),
+        ("max_age", "soon"),
+        ("claims", "{not json"),
+        ("claims", "[]"),
+        ("claims", r#"{"userinfo":{"email":1}}"#),
+        ("prompt", "sometimes"),
+        ("id_token_hint", "not.a.jwt"),
+        ("id_token_hint", "garbage"),
+    ] {
+        let request = with(openid_request("openid"), name, Some(value));
+        let response = app.client.get(url_for(&request)).dispatch();
+        assert_eq!(response.status().code, 302, "{name}={value}");
+        let location = header(&response, "Location").unwrap().to_owned();
+        assert_eq!(
+            param(&location, "error").as_deref(),
+            Some("invalid_request"),
+            "{name}={value}: {location}"
+        );
+    }
+}
+
+#[test]
+fn id_token_hint_names_the_user_the_client_expects() {
+    let app = logged_in();
+    let tokens = code_flow(&app, &openid_request("openid"));
+    let hint = tokens["id_token"].as_str().unwrap().to_owned();
+    // The right user: on as usual (expired hints are fine too).
+    app.clock.advance(time::Duration::seconds(40_000));
+    assert_eq!(app.login("admin", "admin123").status().code, 303);
+    let request = with(openid_request("openid"), "id_token_hint", Some(&hint));
+    assert_eq!(
+        app.client.get(url_for(&request)).dispatch().status().code,
+        200
+    );
+    // Another user is logged in: they must log in as the hinted one.
+    assert_eq!(app.login("oauthuser", "oauth123").status().code, 303);
+    let response = app.client.get(url_for(&request)).dispatch();
+    let location = header(&response, "Location").unwrap().to_owned();
+    assert!(location.starts_with("/accounts/login/"), "{location}");
+    drop(response);
+    let silent = with(request, "prompt", Some("none"));
+    let response = app.client.get(url_for(&silent)).dispatch();
+    let location = header(&response, "Location").unwrap().to_owned();
+    assert_eq!(param(&location, "error").as_deref(), Some("login_required"));
+    // A hint with a forged signature is refused.
+    let mut parts: Vec<&str> = hint.split('.').collect();
+    let forged_payload =
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(br#"{"sub":"2","aud":"hash1"}"#);
+    parts[1] = &forged_payload;
+    let forged = parts.join(".");
+    let request = with(openid_request("openid"), "id_token_hint", Some(&forged));
+    let response = app.client.get(url_for(&request)).dispatch();
+    let location = header(&response, "Location").unwrap().to_owned();
+    assert_eq!(
+        param(&location, "error").as_deref(),
+        Some("invalid_request")
+    );
+}
+
+#[test]
+fn the_claims_parameter_asks_for_claims_by_name() {
+    let app = logged_in();
+    app.store
+        .write_blocking(|tx| {
+            let mut admin = tx.user(1)?.unwrap();
+            admin.email = "admin@example.com".to_owned();
+            admin.first_name = "Ada".to_owned();
+            tx.put_user(&admin)
+        })
+        .unwrap();
+    let claims = r#"{"userinfo":{"email":{"essential":true}},"id_token":{"given_name":null}}"#;
+    let request = with(openid_request("openid"), "claims", Some(claims));
+    let tokens = code_flow(&app, &request);
+    let id = payload_of(tokens["id_token"].as_str().unwrap());
+    assert_eq!(id["given_name"], "Ada");
+    assert!(id.get("email").is_none());
+    let (_, info, _) = userinfo(&app, tokens["access_token"].as_str().unwrap());
+    assert_eq!(info["email"], "admin@example.com");
+    assert!(info.get("given_name").is_none());
+}
+
+#[test]
+fn consent_post_keeps_the_claims_parameter() {
+    // The consent form carries `claims` through the POST.
+    let app = logged_in();
+    let claims = r#"{"userinfo":{"email":null}}"#;
+    let request = with(openid_request("openid"), "claims", Some(claims));
+    let page = app.client.get(url_for(&request)).dispatch();
+    let html = page.into_string().unwrap();
+    assert!(html.contains("name=\"claims\""), "hidden field");
+}
