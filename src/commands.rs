@@ -5,9 +5,12 @@
 use serde::{Deserialize, Serialize};
 
 use crate::accounts::{self, AccountError};
+use crate::clock::Clock;
+use crate::config::Settings;
 use crate::fixtures::{self, FixtureError, FixtureFile, Format};
+use crate::oidc::{KeyAdmin, KeyError, KeyRing};
 use crate::passwords::Hasher;
-use crate::store::{Store, StoreError};
+use crate::store::{Algorithm, Store, StoreError, Timestamp};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "command", rename_all = "snake_case")]
@@ -29,6 +32,51 @@ pub enum Command {
         password: String,
     },
     Status,
+    Keys {
+        action: KeysAction,
+    },
+}
+
+/// `oxidot keys …`: the ID token signing keys.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum KeysAction {
+    List,
+    Generate {
+        algorithm: String,
+    },
+    Rotate {
+        algorithm: String,
+        #[serde(default)]
+        immediately: bool,
+    },
+    Retire {
+        kid: String,
+    },
+}
+
+/// What a command runs with: the store, and in a running server its live key ring (reloaded
+/// after a key command, so the change applies at once).
+pub struct CommandContext {
+    pub store: Store,
+    pub hasher: Hasher,
+    pub id_token_lifetime: u64,
+    pub jwks_max_age: u64,
+    pub keys: Option<KeyRing>,
+    pub clock: Clock,
+}
+
+impl CommandContext {
+    pub fn new(store: Store, hasher: Hasher, settings: &Settings, clock: Clock) -> Self {
+        Self {
+            store,
+            hasher,
+            id_token_lifetime: settings.oauth2_provider.id_token_expire_seconds,
+            jwks_max_age: settings.oauth2_provider.oidc_jwks_max_age_seconds,
+            keys: None,
+            clock,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -39,15 +87,15 @@ pub enum CommandError {
     Account(#[from] AccountError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Keys(#[from] KeyError),
     #[error("{0}")]
     Other(String),
 }
 
-pub async fn execute(
-    store: &Store,
-    hasher: &Hasher,
-    command: Command,
-) -> Result<String, CommandError> {
+pub async fn execute(context: &CommandContext, command: Command) -> Result<String, CommandError> {
+    let store = &context.store;
+    let hasher = &context.hasher;
     match command {
         Command::LoadData { files } => {
             // Parsing hashes plain client secrets (argon2): keep it off the async executor.
@@ -79,7 +127,47 @@ pub async fn execute(
             ))
         }
         Command::Status => status(store),
+        Command::Keys { action } => keys(context, action).await,
     }
+}
+
+fn key_algorithm(name: &str) -> Result<Algorithm, CommandError> {
+    Algorithm::parse(name)
+        .filter(|algorithm| crate::oidc::keys::KEY_ALGORITHMS.contains(algorithm))
+        .ok_or_else(|| {
+            CommandError::Other(format!(
+                "{name:?} is not a key algorithm: RS256, ES256 or EdDSA (HS256 signs with each \
+                 client's secret)"
+            ))
+        })
+}
+
+async fn keys(context: &CommandContext, action: KeysAction) -> Result<String, CommandError> {
+    let admin = KeyAdmin {
+        store: &context.store,
+        id_token_lifetime: context.id_token_lifetime,
+        jwks_max_age: context.jwks_max_age,
+    };
+    let now = Timestamp::from_datetime(context.clock.now());
+    let output = match action {
+        KeysAction::List => return Ok(admin.list(now).await?),
+        KeysAction::Generate { algorithm } => {
+            admin.generate(key_algorithm(&algorithm)?, now).await?
+        }
+        KeysAction::Rotate {
+            algorithm,
+            immediately,
+        } => {
+            admin
+                .rotate(key_algorithm(&algorithm)?, immediately, now)
+                .await?
+        }
+        KeysAction::Retire { kid } => admin.retire(&kid, now).await?,
+    };
+    if let Some(ring) = &context.keys {
+        ring.reload()?;
+    }
+    Ok(output)
 }
 
 fn status(store: &Store) -> Result<String, CommandError> {

@@ -7,9 +7,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 
-use crate::commands::{self, Command, CommandError};
-use crate::passwords::Hasher;
-use crate::store::Store;
+use crate::commands::{self, Command, CommandContext, CommandError};
 
 /// Largest request accepted (fixture files travel inside it).
 const MAX_REQUEST: u64 = 64 * 1024 * 1024;
@@ -46,13 +44,13 @@ impl ControlSocket {
         Ok(Self { path, listener })
     }
 
-    pub async fn serve(self, store: Store, hasher: Hasher) {
+    pub async fn serve(self, context: CommandContext) {
+        let context = std::sync::Arc::new(context);
         loop {
             match self.listener.accept().await {
                 Ok((stream, _)) => {
-                    let store = store.clone();
-                    let hasher = hasher.clone();
-                    tokio::spawn(async move { answer(stream, store, hasher).await });
+                    let context = context.clone();
+                    tokio::spawn(async move { answer(stream, &context).await });
                 }
                 Err(error) => {
                     tracing::warn!("control socket: {error}");
@@ -69,7 +67,7 @@ impl Drop for ControlSocket {
     }
 }
 
-async fn answer(stream: UnixStream, store: Store, hasher: Hasher) {
+async fn answer(stream: UnixStream, context: &CommandContext) {
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
     let mut reader = BufReader::new(read.take(MAX_REQUEST));
@@ -83,7 +81,7 @@ async fn answer(stream: UnixStream, store: Store, hasher: Hasher) {
                 ok: false,
                 output: format!("malformed request: {error}"),
             },
-            Ok(command) => match commands::execute(&store, &hasher, command).await {
+            Ok(command) => match commands::execute(context, command).await {
                 Ok(output) => Reply { ok: true, output },
                 Err(error) => Reply {
                     ok: false,

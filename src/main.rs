@@ -14,7 +14,7 @@ macro_rules! say {
     }};
 }
 use oxidot::clock::Clock;
-use oxidot::commands::{self, Command, CommandError};
+use oxidot::commands::{self, Command, CommandContext, CommandError, KeysAction};
 use oxidot::config::{ConfigSource, DEFAULT_PROFILE, DEMO_PROFILE, LoadedConfig};
 use oxidot::control;
 use oxidot::fixtures::{FixtureFile, Format};
@@ -91,6 +91,38 @@ enum Cmd {
     },
     /// Validate the configuration and the database; print every setting and its source
     Check,
+    /// Manage the ID token signing keys (works while the server runs)
+    Keys {
+        #[command(subcommand)]
+        action: KeysCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCmd {
+    /// Every key: kid, algorithm and state (signing, published, retired)
+    List,
+    /// Publish a new key in JWKS; it signs once rotated in
+    Generate {
+        #[arg(long, default_value = "RS256", value_name = "RS256|ES256|EdDSA")]
+        algorithm: String,
+    },
+    /// Make the newest published key of an algorithm the signing key (generating one if there
+    /// is none), once it has been in JWKS for oidc_jwks_max_age_seconds; the replaced key stays
+    /// in JWKS until the ID tokens it signed have expired
+    Rotate {
+        #[arg(long, default_value = "RS256", value_name = "RS256|ES256|EdDSA")]
+        algorithm: String,
+        /// Sign with the new key now, without waiting for cached JWKS (for a compromised key)
+        #[arg(long)]
+        immediately: bool,
+    },
+    /// Withdraw a key that has not signed yet (a signing key is replaced with `rotate`)
+    Retire {
+        /// The key's id (it may start with `-`: kids are base64url)
+        #[arg(allow_hyphen_values = true)]
+        kid: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -246,6 +278,23 @@ async fn dispatch(command: Cmd, loaded: LoadedConfig) -> Result<(), String> {
             Ok(())
         }
         Cmd::Check => check(&loaded).await,
+        Cmd::Keys { action } => {
+            let action = match action {
+                KeysCmd::List => KeysAction::List,
+                KeysCmd::Generate { algorithm } => KeysAction::Generate { algorithm },
+                KeysCmd::Rotate {
+                    algorithm,
+                    immediately,
+                } => KeysAction::Rotate {
+                    algorithm,
+                    immediately,
+                },
+                KeysCmd::Retire { kid } => KeysAction::Retire { kid },
+            };
+            let output = run_command(&loaded, Command::Keys { action }).await?;
+            print!("{output}");
+            Ok(())
+        }
     }
 }
 
@@ -275,7 +324,9 @@ async fn run_command(loaded: &LoadedConfig, command: Command) -> Result<String, 
     match Store::open(&database, cache_bytes(loaded)) {
         Ok((store, _)) => {
             let hasher = Hasher::new(loaded.settings.max_concurrent_hashes);
-            let result = commands::execute(&store, &hasher, command).await;
+            let context =
+                CommandContext::new(store.clone(), hasher, &loaded.settings, Clock::system());
+            let result = commands::execute(&context, command).await;
             tokio::task::block_in_place(|| store.close()).map_err(|error| error.to_string())?;
             result.map_err(|error| error.to_string())
         }
@@ -306,8 +357,13 @@ async fn check(loaded: &LoadedConfig) -> Result<(), String> {
     }
     match Store::open(database, cache_bytes(loaded)) {
         Ok((store, report)) => {
-            let hasher = Hasher::new(1);
-            let status = commands::execute(&store, &hasher, Command::Status).await;
+            let context = CommandContext::new(
+                store.clone(),
+                Hasher::new(1),
+                &loaded.settings,
+                Clock::system(),
+            );
+            let status = commands::execute(&context, Command::Status).await;
             tokio::task::block_in_place(|| store.close()).map_err(|error| error.to_string())?;
             say!("# {}", status.map_err(|error| error.to_string())?);
             if report.repaired {

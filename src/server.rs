@@ -7,6 +7,7 @@ use rust_embed::RustEmbed;
 
 use crate::accounts::{self, AccountError};
 use crate::clock::Clock;
+use crate::commands::CommandContext;
 use crate::config::LoadedConfig;
 use crate::control::ControlSocket;
 use crate::fixtures::{self, FixtureError, FixtureFile};
@@ -134,9 +135,11 @@ async fn serve(
     let control = ControlSocket::bind(&settings.database).map_err(|error| {
         ServerError::Startup(format!("cannot open the control socket: {error}"))
     })?;
-    // One hasher (one bound on argon2 work) for web requests and control commands alike.
-    let control_task = tokio::spawn(control.serve(store.clone(), hasher.clone()));
     let keys = open_keys(&loaded_pem, &settings, &store, &clock)?;
+    // One hasher (one bound on argon2 work) for web requests and control commands alike.
+    let mut context = CommandContext::new(store.clone(), hasher.clone(), &settings, clock.clone());
+    context.keys = Some(keys.clone());
+    let control_task = tokio::spawn(control.serve(context));
     let state = AppState::new(settings, store, hasher, clock, keys)
         .map_err(|error| ServerError::Startup(error.to_string()))?;
     let launched = web::build(state)

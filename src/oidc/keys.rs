@@ -87,35 +87,17 @@ impl Keys {
             .max_by_key(|key| (key.record.activates, key.record.created))
     }
 
-    /// When `key` stopped signing, if it has: retired, or superseded by a newer key of its
-    /// algorithm that has activated.
-    fn signing_ended(&self, key: &SigningKey, now: Timestamp) -> Option<Timestamp> {
-        let activates = key.activates?;
-        let superseded = self
-            .loaded
-            .iter()
-            .map(|other| &other.record)
-            .filter(|other| other.algorithm == key.algorithm && other.kid != key.kid)
-            .filter_map(|other| other.activates)
-            .filter(|at| *at > activates && *at <= now)
-            .min();
-        let retired = key.retired.filter(|at| *at <= now);
-        match (superseded, retired) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
-    }
-
+    /// Where `key` stands at `now`. A rotation retires the key it replaces at the moment its
+    /// successor activates, so "retired" is the one way a key stops signing.
     pub fn state(&self, key: &SigningKey, now: Timestamp) -> KeyState {
-        if let Some(ended) = self.signing_ended(key, now) {
-            return KeyState::Retired {
-                published_until: ended.plus_seconds(self.id_token_lifetime),
-            };
-        }
         if let Some(retired) = key.retired.filter(|at| *at <= now) {
-            // Retired before it ever signed.
+            let signed = key.activates.is_some_and(|activates| activates < retired);
             return KeyState::Retired {
-                published_until: retired,
+                published_until: if signed {
+                    retired.plus_seconds(self.id_token_lifetime)
+                } else {
+                    retired
+                },
             };
         }
         match key.activates {
@@ -440,16 +422,26 @@ impl KeyAdmin<'_> {
         ))
     }
 
-    /// Makes the newest waiting key of `algorithm` the signing key — not before it has been
-    /// published for `oidc_jwks_max_age_seconds`, so every cached JWKS knows it by then. With no
-    /// waiting key, one is generated (and so signs only after that delay).
-    pub async fn rotate(&self, algorithm: Algorithm, now: Timestamp) -> Result<String, KeyError> {
+    /// Makes the newest waiting key of `algorithm` the signing key (generating one if there is
+    /// none). It activates once it has been published for `oidc_jwks_max_age_seconds`, so every
+    /// cached JWKS knows it by then — or at once with `immediately` (a compromised key); the key
+    /// it replaces is retired at that moment and stays published until its ID tokens expire.
+    pub async fn rotate(
+        &self,
+        algorithm: Algorithm,
+        immediately: bool,
+        now: Timestamp,
+    ) -> Result<String, KeyError> {
         let keys = self.keys()?;
-        if algorithm == Algorithm::RS256
-            && keys
-                .signing(Algorithm::RS256, now)
-                .is_some_and(|key| key.record.configured)
-        {
+        let current: Vec<SigningKey> = keys
+            .all()
+            .iter()
+            .map(|key| &key.record)
+            .filter(|key| key.algorithm == algorithm && key.activates.is_some())
+            .filter(|key| key.retired.is_none_or(|at| at > now))
+            .cloned()
+            .collect();
+        if current.iter().any(|key| key.configured) {
             return Err(KeyError::Refused(
                 "the RS256 key comes from oidc_rsa_private_key (OIDC_RSA_PRIVATE_KEY): change it \
                  there; the previous key stays published until its ID tokens expire"
@@ -472,11 +464,27 @@ impl KeyAdmin<'_> {
                 new_record(&jwk, algorithm, now, None, false)?
             }
         };
-        let activates = record.created.plus_seconds(self.jwks_max_age).max(now);
+        let activates = if immediately {
+            now
+        } else {
+            record.created.plus_seconds(self.jwks_max_age).max(now)
+        };
         record.activates = Some(activates);
         let kid = record.kid.clone();
+        let replaced: Vec<SigningKey> = current
+            .into_iter()
+            .map(|key| SigningKey {
+                retired: Some(activates),
+                ..key
+            })
+            .collect();
         self.store
-            .write(move |tx| tx.put_signing_key(&record))
+            .write(move |tx| {
+                for key in &replaced {
+                    tx.put_signing_key(key)?;
+                }
+                tx.put_signing_key(&record)
+            })
             .await?;
         let when = if activates <= now {
             "now".to_owned()
@@ -493,7 +501,9 @@ impl KeyAdmin<'_> {
         ))
     }
 
-    /// Stops a key signing now; it stays published until its ID tokens expire.
+    /// Withdraws a key that has not signed yet, or confirms one already retired. A signing key
+    /// is replaced with `rotate` (`--immediately` when it is compromised), never just removed:
+    /// its algorithm would be left without a key.
     pub async fn retire(&self, kid: &str, now: Timestamp) -> Result<String, KeyError> {
         let keys = self.keys()?;
         let Some(key) = keys.by_kid(kid) else {
@@ -506,39 +516,30 @@ impl KeyAdmin<'_> {
             ));
         }
         match keys.state(&record, now) {
-            KeyState::Retired { .. } => {
-                return Ok(format!("Key {kid} was already retired."));
-            }
-            KeyState::Signing => {
-                let successor = keys.all().iter().any(|other| {
-                    other.record.algorithm == record.algorithm
-                        && other.record.kid != record.kid
-                        && other.record.retired.is_none()
-                        && other.record.activates.is_some()
-                });
-                if !successor {
-                    return Err(KeyError::Refused(format!(
-                        "{kid} is the only {} signing key: run `oxidot keys rotate --algorithm {}` \
-                         first",
-                        record.algorithm.as_str(),
-                        record.algorithm.as_str()
-                    )));
+            KeyState::Retired { published_until } => Ok(format!(
+                "Key {kid} is already retired{}.",
+                if published_until > now {
+                    format!(" (published until {})", published_until.to_rfc3339())
+                } else {
+                    String::new()
                 }
+            )),
+            KeyState::Signing => Err(KeyError::Refused(format!(
+                "{kid} is the {} signing key: `oxidot keys rotate --algorithm {}` replaces it \
+                 (add --immediately if it is compromised)",
+                record.algorithm.as_str(),
+                record.algorithm.as_str()
+            ))),
+            KeyState::Waiting => {
+                record.retired = Some(now);
+                self.store
+                    .write(move |tx| tx.put_signing_key(&record))
+                    .await?;
+                Ok(format!(
+                    "Key {kid} withdrawn: it never signed and leaves JWKS now."
+                ))
             }
-            KeyState::Waiting => {}
         }
-        record.retired = Some(now);
-        let published_until = keys.state(&record, now);
-        self.store
-            .write(move |tx| tx.put_signing_key(&record))
-            .await?;
-        Ok(match published_until {
-            KeyState::Retired { published_until } if published_until > now => format!(
-                "Key {kid} retired: it signs no more and stays published until {}.",
-                published_until.to_rfc3339()
-            ),
-            _ => format!("Key {kid} retired."),
-        })
     }
 }
 

@@ -474,3 +474,87 @@ fn every_command_has_help() {
         assert!(String::from_utf8_lossy(&output.stdout).contains("Usage: oxidot"));
     }
 }
+
+fn jwks_kids(base: &str) -> Vec<(String, String)> {
+    let text = reqwest::blocking::get(format!("{base}/o/.well-known/jwks.json"))
+        .unwrap()
+        .text()
+        .unwrap();
+    let body: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let mut kids: Vec<(String, String)> = body["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|key| {
+            (
+                key["alg"].as_str().unwrap().to_owned(),
+                key["kid"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    kids.sort();
+    kids
+}
+
+#[test]
+fn signing_keys_are_generated_once_kept_and_managed_while_the_server_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["demo"]);
+    let first = jwks_kids(&server.base);
+    let algs: Vec<&str> = first.iter().map(|(alg, _)| alg.as_str()).collect();
+    assert_eq!(
+        algs,
+        ["ES256", "EdDSA", "RS256"],
+        "generated at first start"
+    );
+    let profile = ["--profile", "demo"];
+    let keys = |args: &[&str]| {
+        let output = run(dir.path(), &[&profile[..], &["keys"], args].concat(), &[]);
+        (output.status.success(), text(&output))
+    };
+    let (ok, listed) = keys(&["list"]);
+    assert!(ok, "{listed}");
+    for (_, kid) in &first {
+        assert!(listed.contains(kid.as_str()), "{listed}");
+    }
+    assert_eq!(listed.matches("signing").count(), 3, "{listed}");
+
+    // A generated key is published at once, through the running server.
+    let (ok, generated) = keys(&["generate", "--algorithm", "RS256"]);
+    assert!(ok, "{generated}");
+    let second = jwks_kids(&server.base);
+    assert_eq!(second.len(), 4);
+    let (ok, listed) = keys(&["list"]);
+    assert!(
+        ok && listed.contains("waiting for `oxidot keys rotate`"),
+        "{listed}"
+    );
+
+    // Rotated in immediately (a compromised key): it signs now, the old RS256 key stays in JWKS.
+    let (ok, rotated) = keys(&["rotate", "--algorithm", "RS256", "--immediately"]);
+    assert!(ok && rotated.contains("signs now"), "{rotated}");
+    let (_, listed) = keys(&["list"]);
+    assert!(listed.contains("retired, published until"), "{listed}");
+    assert_eq!(jwks_kids(&server.base).len(), 4);
+
+    // Refusals are clear, and change nothing.
+    let (ok, message) = keys(&["rotate", "--algorithm", "HS256"]);
+    assert!(!ok && message.contains("not a key algorithm"), "{message}");
+    let (ok, message) = keys(&["retire", "no-such-kid"]);
+    assert!(!ok && message.contains("there is no key"), "{message}");
+    let signing_es = first
+        .iter()
+        .find(|(alg, _)| alg == "ES256")
+        .unwrap()
+        .1
+        .clone();
+    let (ok, message) = keys(&["retire", &signing_es]);
+    assert!(!ok && message.contains("rotate"), "{message}");
+
+    // Kept in the store: the same keys after a restart.
+    let before_restart = jwks_kids(&server.base);
+    assert!(server.terminate());
+    let server = Server::start(dir.path(), &["demo"]);
+    assert_eq!(jwks_kids(&server.base), before_restart);
+    assert!(server.terminate());
+}

@@ -708,3 +708,99 @@ fn consent_post_keeps_the_claims_parameter() {
     let html = page.into_string().unwrap();
     assert!(html.contains("name=\"claims\""), "hidden field");
 }
+
+fn kids(app: &App) -> Vec<String> {
+    let (_, jwks) = get_json(app, "/o/.well-known/jwks.json");
+    jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|key| key["kid"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn signing_kid(token: &str) -> String {
+    let header = payload_of(&format!("x.{}", token.split('.').next().unwrap()));
+    header["kid"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn a_rotated_key_is_published_before_it_signs_and_the_old_one_until_its_tokens_expire() {
+    let app = logged_in();
+    let state = app
+        .client
+        .rocket()
+        .state::<oxidot::web::AppState>()
+        .unwrap();
+    let admin = oxidot::oidc::KeyAdmin {
+        store: &app.store,
+        id_token_lifetime: 36_000,
+        jwks_max_age: 3600,
+    };
+    let now = || oxidot::store::Timestamp::from_datetime(app.clock.now());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let before = code_flow(&app, &openid_request("openid"));
+    let old_kid = signing_kid(before["id_token"].as_str().unwrap());
+    // The configured RSA key cannot be rotated here: it belongs to the configuration.
+    let refused = runtime.block_on(admin.rotate(oxidot::store::Algorithm::RS256, false, now()));
+    assert!(refused.is_err());
+    // ES256 can: a new key, published now, signing after the JWKS cache lifetime.
+    app.store
+        .write_blocking(|tx| {
+            let mut application = tx.application(3)?.unwrap();
+            application.algorithm = oxidot::store::Algorithm::ES256;
+            tx.put_application(&application)
+        })
+        .unwrap();
+    let es_before = code_flow(&app, &openid_request("openid"));
+    let es_old = signing_kid(es_before["id_token"].as_str().unwrap());
+    let kids_before = kids(&app);
+    let message = runtime
+        .block_on(admin.rotate(oxidot::store::Algorithm::ES256, false, now()))
+        .unwrap();
+    state.keys.reload().unwrap();
+    assert!(message.contains("signs at"), "{message}");
+    let published = kids(&app);
+    assert_eq!(published.len(), 4, "the new key is in JWKS at once");
+    let new_kid = published
+        .into_iter()
+        .find(|kid| !kids_before.contains(kid))
+        .unwrap();
+    assert_ne!(new_kid, old_kid);
+    let during = code_flow(&app, &openid_request("openid"));
+    assert_eq!(
+        signing_kid(during["id_token"].as_str().unwrap()),
+        es_old,
+        "not signing yet"
+    );
+    app.clock.advance(time::Duration::seconds(3600));
+    assert_eq!(app.login("admin", "admin123").status().code, 303);
+    let after = code_flow(&app, &openid_request("openid"));
+    let after_kid = signing_kid(after["id_token"].as_str().unwrap());
+    assert_eq!(after_kid, new_kid, "the new key signs now");
+    // Tokens the old key signed still verify: it stays published…
+    assert!(kids(&app).contains(&es_old));
+    verified_claims(&app, during["id_token"].as_str().unwrap());
+    // …until they have expired.
+    app.clock.advance(time::Duration::seconds(36_000));
+    assert!(!kids(&app).contains(&es_old));
+    assert!(kids(&app).contains(&after_kid));
+    // A signing key is replaced, not retired; a waiting one can be withdrawn.
+    let refused = runtime.block_on(admin.retire(&after_kid, now()));
+    assert!(refused.is_err());
+    let waiting = runtime
+        .block_on(admin.generate(oxidot::store::Algorithm::EdDSA, now()))
+        .unwrap();
+    let waiting_kid = waiting
+        .split_whitespace()
+        .nth(3)
+        .unwrap()
+        .trim_end_matches(':');
+    state.keys.reload().unwrap();
+    assert!(kids(&app).contains(&waiting_kid.to_owned()));
+    runtime.block_on(admin.retire(waiting_kid, now())).unwrap();
+    state.keys.reload().unwrap();
+    assert!(!kids(&app).contains(&waiting_kid.to_owned()));
+}
