@@ -9,7 +9,7 @@ mod device;
 mod error;
 mod openid;
 mod pkce;
-mod redirect;
+pub mod redirect;
 mod scope;
 mod tokens;
 

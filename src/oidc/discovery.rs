@@ -56,6 +56,13 @@ pub fn metadata(settings: &Settings, issuer: &str, openid: bool) -> Value {
         "introspection_endpoint",
         json!(format!("{issuer}/introspect/")),
     );
+    if openid && oidc && provider.oidc_rp_initiated_logout_enabled {
+        insert(
+            &mut map,
+            "end_session_endpoint",
+            json!(format!("{issuer}/logout/")),
+        );
+    }
     insert(
         &mut map,
         "device_authorization_endpoint",

@@ -5,6 +5,7 @@ pub mod claims;
 pub mod discovery;
 pub mod id_token;
 pub mod keys;
+pub mod logout;
 pub mod userinfo;
 
 pub use claims::ClaimsRequest;

@@ -915,6 +915,55 @@ impl<'a> WriteTx<'a> {
         Ok(revoked)
     }
 
+    /// Revokes every token `user` holds for `application` (RP-initiated logout): their grant
+    /// families and their lone tokens. Returns how many were live.
+    pub fn revoke_tokens_of(
+        &mut self,
+        user: u64,
+        application: u64,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let rows: Vec<(u8, [u8; 32])> = {
+            let index = self.tokens_by_user()?;
+            let mut rows = Vec::new();
+            for row in index.get(user)? {
+                rows.push(row?.value());
+            }
+            rows
+        };
+        let mut revoked = 0;
+        for (kind, raw) in rows {
+            let key = SecretKey(raw);
+            if kind == FAMILY_ENTRY {
+                let mut family = [0u8; 16];
+                family.copy_from_slice(&raw[..16]);
+                let owner = Self::family_record(self.families()?, FamilyId(family))?;
+                if owner.is_some_and(|owner| owner.application == application) {
+                    revoked += self.revoke_family(FamilyId(family), now)?;
+                }
+            } else if kind == ExpiringKind::AccessToken as u8 {
+                let belongs = self
+                    .access_token(&key)?
+                    .is_some_and(|token| token.application == application);
+                if belongs && self.delete_access_token(&key)? {
+                    revoked += 1;
+                }
+            } else if kind == ExpiringKind::RefreshToken as u8
+                && let Some(mut token) = self.refresh_token(&key)?
+                && token.application == application
+                && token.revoked.is_none()
+            {
+                token.revoked = Some(now);
+                if let Some(access) = token.access_token.take() {
+                    self.delete_access_token(&SecretKey(access))?;
+                }
+                self.put_refresh_token(&key, &token)?;
+                revoked += 1;
+            }
+        }
+        Ok(revoked)
+    }
+
     pub fn grant(&mut self, key: &SecretKey) -> Result<Option<Grant>, StoreError> {
         Self::cached_record(self.grants()?, key)
     }

@@ -195,5 +195,6 @@ pub fn build(state: AppState) -> Rocket<Build> {
         .mount("/", routes::device::routes())
         .mount("/", routes::metadata::routes())
         .mount("/", routes::userinfo::routes())
+        .mount("/", routes::logout::routes())
         .register("/", catchers::all())
 }

@@ -8,39 +8,9 @@ use oauth2::{
     Scope, TokenResponse, TokenUrl,
 };
 
-use crate::support::{Server, http_client};
+use crate::support::{Server, hidden_fields, http_client};
 
 pub const POSTMAN: &str = "https://oauth.pstmn.io/v1/callback";
-
-/// The hidden fields of the page's form that posts to `action`, in order.
-fn hidden_fields(html: &str, action: &str) -> Vec<(String, String)> {
-    let start = html
-        .find(&format!("action=\"{action}\""))
-        .expect("the form");
-    let form = &html[start..html[start..].find("</form>").unwrap() + start];
-    let mut fields = Vec::new();
-    for part in form.split("<input type=\"hidden\" name=\"").skip(1) {
-        let (name, rest) = part.split_once('"').unwrap();
-        let value = rest
-            .split_once("value=\"")
-            .unwrap()
-            .1
-            .split_once('"')
-            .unwrap()
-            .0;
-        fields.push((name.to_owned(), decode_entities(value)));
-    }
-    fields
-}
-
-fn decode_entities(text: &str) -> String {
-    text.replace("&#x2F;", "/")
-        .replace("&quot;", "\"")
-        .replace("&#x27;", "'")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&amp;", "&")
-}
 
 fn location(response: &reqwest::blocking::Response) -> String {
     response

@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use sha2::Digest as _;
 
 use crate::flow::*;
-use crate::support::{App, enc, header, origin};
+use crate::support::{App, enc, header, hidden_fields, origin};
 
 fn get_json(app: &App, path: &str) -> (u16, Value) {
     let response = app.client.get(path.to_owned()).dispatch();
@@ -803,4 +803,194 @@ fn a_rotated_key_is_published_before_it_signs_and_the_old_one_until_its_tokens_e
     runtime.block_on(admin.retire(waiting_kid, now())).unwrap();
     state.keys.reload().unwrap();
     assert!(!kids(&app).contains(&waiting_kid.to_owned()));
+}
+
+const AFTER_LOGOUT: &str = "https://rp.example/logged-out";
+
+fn with_logout_uri(app: &App) {
+    app.store
+        .write_blocking(|tx| {
+            let mut application = tx.application(3)?.unwrap();
+            application.post_logout_redirect_uris = vec![AFTER_LOGOUT.to_owned()];
+            tx.put_application(&application)
+        })
+        .unwrap();
+}
+
+fn logout_query(pairs: &[(&str, &str)]) -> String {
+    let query: Vec<String> = pairs
+        .iter()
+        .map(|(name, value)| format!("{name}={}", enc(value)))
+        .collect();
+    format!("/o/logout/?{}", query.join("&"))
+}
+
+/// Confirms the logout page's form (its hidden fields, the CSRF token, "Log out").
+fn confirm_logout(app: &App, page: &str) -> (u16, Option<String>) {
+    let mut body = "allow=Log+out".to_owned();
+    for (name, value) in hidden_fields(page, "/o/logout/") {
+        body.push_str(&format!("&{name}={}", enc(&value)));
+    }
+    let response = app.post_form("/o/logout/", &body);
+    (
+        response.status().code,
+        header(&response, "Location").map(str::to_owned),
+    )
+}
+
+#[test]
+fn rp_initiated_logout_ends_the_session_and_revokes_the_clients_tokens() {
+    let app = logged_in();
+    with_logout_uri(&app);
+    let (_, discovery) = get_json(&app, "/o/.well-known/openid-configuration");
+    assert_eq!(
+        discovery["end_session_endpoint"],
+        "http://localhost/o/logout/"
+    );
+    let hash1 = code_flow(&app, &openid_request("openid read"));
+    let clear1 = {
+        let request = with(openid_request("openid read"), "client_id", Some("clear1"));
+        let code = param(&approve(&app, &request), "code").unwrap();
+        let (_, body) = exchange(
+            &app,
+            &code,
+            &format!("&redirect_uri={}&code_verifier={VERIFIER}", enc(POSTMAN)),
+            Some(("clear1", "secret")),
+        );
+        body
+    };
+    let hint = hash1["id_token"].as_str().unwrap();
+    let path = logout_query(&[
+        ("id_token_hint", hint),
+        ("post_logout_redirect_uri", AFTER_LOGOUT),
+        ("state", "bye-1"),
+    ]);
+    let page = app.client.get(path.clone()).dispatch();
+    assert_eq!(page.status().code, 200);
+    let html = page.into_string().unwrap();
+    assert!(
+        html.contains("Log out?") && html.contains("hashed secret 1"),
+        "{html}"
+    );
+    // Still logged in until the user confirms; a POST without the CSRF token changes nothing.
+    assert_eq!(app.session_count(), 1);
+    let forged = app.post_form(
+        "/o/logout/",
+        &format!(
+            "allow=Log+out&id_token_hint={hint}&post_logout_redirect_uri={}",
+            enc(AFTER_LOGOUT)
+        ),
+    );
+    assert_eq!(forged.status().code, 403);
+    drop(forged);
+    assert_eq!(app.session_count(), 1);
+
+    let (status, location) = confirm_logout(&app, &html);
+    assert_eq!(status, 302);
+    assert_eq!(
+        location.as_deref(),
+        Some("https://rp.example/logged-out?state=bye-1")
+    );
+    assert_eq!(app.session_count(), 0);
+    assert_eq!(app.signed_in_as(), None);
+    // hash1's tokens are revoked; clear1's are not.
+    let hello = |token: &Value| {
+        app.client
+            .get("/api/hello")
+            .header(Header::new(
+                "Authorization",
+                format!("Bearer {}", token["access_token"].as_str().unwrap()),
+            ))
+            .dispatch()
+            .status()
+            .code
+    };
+    assert_eq!(hello(&hash1), 401);
+    assert_eq!(hello(&clear1), 200);
+
+    // Logged out already: straight back to the client.
+    let response = app.client.get(path).dispatch();
+    assert_eq!(response.status().code, 302);
+    assert_eq!(
+        header(&response, "Location"),
+        Some("https://rp.example/logged-out?state=bye-1")
+    );
+}
+
+#[test]
+fn rp_initiated_logout_never_redirects_where_it_should_not() {
+    let app = logged_in();
+    with_logout_uri(&app);
+    let tokens = code_flow(&app, &openid_request("openid"));
+    let hint = tokens["id_token"].as_str().unwrap();
+    for pairs in [
+        vec![
+            ("id_token_hint", hint),
+            ("post_logout_redirect_uri", "https://evil.example/"),
+        ],
+        vec![
+            ("client_id", "hash1"),
+            ("post_logout_redirect_uri", "https://evil.example/"),
+        ],
+        vec![("post_logout_redirect_uri", AFTER_LOGOUT)],
+        vec![("id_token_hint", hint), ("client_id", "clear1")],
+        vec![("id_token_hint", "not-a-token")],
+        vec![("client_id", "nobody")],
+    ] {
+        let response = app.client.get(logout_query(&pairs)).dispatch();
+        assert_eq!(response.status().code, 400, "{pairs:?}");
+        assert!(header(&response, "Location").is_none());
+    }
+    assert_eq!(app.session_count(), 1, "nothing changed");
+    // client_id alone names the client; the expired hint is accepted (the default).
+    app.clock.advance(time::Duration::seconds(40_000));
+    assert_eq!(app.login("admin", "admin123").status().code, 303);
+    let page = app
+        .client
+        .get(logout_query(&[
+            ("id_token_hint", hint),
+            ("post_logout_redirect_uri", AFTER_LOGOUT),
+        ]))
+        .dispatch();
+    assert_eq!(page.status().code, 200);
+    let (status, location) = confirm_logout(&app, &page.into_string().unwrap());
+    assert_eq!((status, location.as_deref()), (302, Some(AFTER_LOGOUT)));
+}
+
+#[test]
+fn rp_initiated_logout_without_prompt_when_the_hint_names_the_user() {
+    let app = App::with(
+        |settings| {
+            settings
+                .oauth2_provider
+                .oidc_rp_initiated_logout_always_prompt = false;
+            settings
+                .oauth2_provider
+                .oidc_rp_initiated_logout_accept_expired_tokens = false;
+        },
+        oxidot::server::demo_fixture_files(),
+    );
+    assert_eq!(app.login("admin", "admin123").status().code, 303);
+    with_logout_uri(&app);
+    let tokens = code_flow(&app, &openid_request("openid"));
+    let hint = tokens["id_token"].as_str().unwrap();
+    let response = app
+        .client
+        .get(logout_query(&[
+            ("id_token_hint", hint),
+            ("post_logout_redirect_uri", AFTER_LOGOUT),
+        ]))
+        .dispatch();
+    assert_eq!(response.status().code, 302);
+    assert_eq!(header(&response, "Location"), Some(AFTER_LOGOUT));
+    drop(response);
+    assert_eq!(app.session_count(), 0);
+    // Expired hints are refused under this setting.
+    assert_eq!(app.login("admin", "admin123").status().code, 303);
+    app.clock.advance(time::Duration::seconds(36_001));
+    let response = app
+        .client
+        .get(logout_query(&[("id_token_hint", hint)]))
+        .dispatch();
+    assert_eq!(response.status().code, 400);
 }

@@ -4,6 +4,7 @@ pub mod authorize;
 pub mod device;
 pub mod health;
 pub mod home;
+pub mod logout;
 pub mod metadata;
 pub mod oauth;
 pub mod userinfo;
