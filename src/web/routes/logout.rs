@@ -199,14 +199,7 @@ async fn logout_post(
         }
         _ => false,
     };
-    decide(
-        state,
-        params.map_err(FormError::from),
-        confirmed,
-        user,
-        cookies,
-    )
-    .await
+    decide(state, params, confirmed, user, cookies).await
 }
 
 pub fn routes() -> Vec<Route> {
