@@ -13,14 +13,108 @@ use crate::store::{Application, ClientType, GrantType, Store, StoreError};
 /// Prompt values this server understands (OIDC Core §3.1.2.1).
 const PROMPTS: [&str; 4] = ["none", "login", "consent", "select_account"];
 
+/// How the answer travels to the client (OAuth 2.0 Multiple Response Types, Form Post).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponseMode {
+    Query,
+    Fragment,
+    FormPost,
+}
+
+/// What the authorization endpoint hands out: any non-empty mix of a code, an access token and
+/// an ID token (OIDC Core §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ResponseType {
+    pub code: bool,
+    pub token: bool,
+    pub id_token: bool,
+}
+
+impl ResponseType {
+    fn parse(text: &str) -> Option<Self> {
+        let mut parsed = ResponseType::default();
+        for word in text.split(' ') {
+            let seen = match word {
+                "code" => &mut parsed.code,
+                "token" => &mut parsed.token,
+                "id_token" => &mut parsed.id_token,
+                _ => return None,
+            };
+            if *seen {
+                return None;
+            }
+            *seen = true;
+        }
+        Some(parsed)
+    }
+
+    /// The grant type an application needs for this response type (DOT's rule): the code
+    /// alone is the authorization code grant, no code is implicit, a code with more is hybrid.
+    pub fn grant_type(self) -> GrantType {
+        match (self.code, self.token || self.id_token) {
+            (true, false) => GrantType::AuthorizationCode,
+            (false, _) => GrantType::Implicit,
+            (true, true) => GrantType::OpenidHybrid,
+        }
+    }
+
+    fn default_mode(self) -> ResponseMode {
+        if self.token || self.id_token {
+            ResponseMode::Fragment
+        } else {
+            ResponseMode::Query
+        }
+    }
+}
+
+/// The answer for the client's redirect URI.
+#[derive(Debug, Clone)]
+pub struct AuthorizationResponse {
+    pub redirect_uri: String,
+    pub mode: ResponseMode,
+    pub params: Vec<(String, String)>,
+}
+
+impl AuthorizationResponse {
+    fn new(redirect_uri: &str, mode: ResponseMode, params: Vec<(&str, &str)>) -> Self {
+        Self {
+            redirect_uri: redirect_uri.to_owned(),
+            mode,
+            params: params
+                .into_iter()
+                .map(|(name, value)| (name.to_owned(), value.to_owned()))
+                .collect(),
+        }
+    }
+
+    /// The redirect location (query or fragment mode).
+    pub fn location(&self) -> String {
+        let pairs: Vec<(&str, &str)> = self
+            .params
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_str()))
+            .collect();
+        match self.mode {
+            ResponseMode::Fragment => {
+                let mut encoded = url::form_urlencoded::Serializer::new(String::new());
+                encoded.extend_pairs(&pairs);
+                format!("{}#{}", self.redirect_uri, encoded.finish())
+            }
+            _ => {
+                with_query(&self.redirect_uri, &pairs).unwrap_or_else(|| self.redirect_uri.clone())
+            }
+        }
+    }
+}
+
 /// Why an authorization request failed, and where the answer goes.
 #[derive(Debug, Clone)]
 pub enum AuthorizeFailure {
     /// The client or redirect URI is missing, unknown or unregistered: show a page, never
     /// redirect (that would be an open redirector).
     Page(String),
-    /// Any later error: a redirect to the client's URI carrying `error`.
-    Redirect(String),
+    /// Any later error: back to the client's URI carrying `error`.
+    Redirect(AuthorizationResponse),
     Store(StoreError),
 }
 
@@ -41,6 +135,12 @@ pub struct AuthorizationRequest {
     /// Whether the request named it (then the token request must repeat it).
     pub redirect_uri_given: bool,
     pub response_type: String,
+    #[serde(skip)]
+    pub response: ResponseType,
+    #[serde(skip)]
+    pub response_mode: ResponseMode,
+    /// `response_mode` as the request named it, to repeat it in the consent form.
+    pub response_mode_given: Option<String>,
     pub scope: String,
     /// Whether the client named the scope (else it is `default_scopes`).
     pub scope_given: bool,
@@ -75,23 +175,26 @@ impl AuthorizationRequest {
             .join(" ");
     }
 
-    /// The redirect that carries an error back to the client.
-    pub fn error_location(&self, error: &str, description: &str) -> String {
-        error_location(
+    /// The answer that carries an error back to the client.
+    pub fn error_response(&self, error: &str, description: &str) -> AuthorizationResponse {
+        error_response(
             &self.redirect_uri,
+            self.response_mode,
             error,
             description,
             self.state.as_deref(),
         )
     }
 
-    /// The redirect that carries the code back to the client.
-    pub fn code_location(&self, code: &str) -> String {
-        let mut params = vec![("code", code)];
+    /// The answer that carries what was issued (code, tokens) back to the client, with `state`.
+    pub fn success_response<'a>(
+        &'a self,
+        mut params: Vec<(&'a str, &'a str)>,
+    ) -> AuthorizationResponse {
         if let Some(state) = &self.state {
             params.push(("state", state));
         }
-        with_query(&self.redirect_uri, &params).unwrap_or_else(|| self.redirect_uri.clone())
+        AuthorizationResponse::new(&self.redirect_uri, self.response_mode, params)
     }
 
     /// The request's parameters, as hidden fields of the consent form (the POST validates them
@@ -112,6 +215,7 @@ impl AuthorizationRequest {
             ("nonce", &self.nonce),
             ("approval_prompt", &self.approval_prompt),
             ("claims", &self.claims),
+            ("response_mode", &self.response_mode_given),
         ];
         for (name, value) in optional {
             if let Some(value) = value {
@@ -145,17 +249,18 @@ impl AuthorizationRequest {
     }
 }
 
-fn error_location(
+fn error_response(
     redirect_uri: &str,
+    mode: ResponseMode,
     error: &str,
     description: &str,
     state: Option<&str>,
-) -> String {
+) -> AuthorizationResponse {
     let mut params = vec![("error", error), ("error_description", description)];
     if let Some(state) = state {
         params.push(("state", state));
     }
-    with_query(redirect_uri, &params).unwrap_or_else(|| redirect_uri.to_owned())
+    AuthorizationResponse::new(redirect_uri, mode, params)
 }
 
 fn page(error: FormError) -> AuthorizeFailure {
@@ -218,43 +323,77 @@ pub fn validate(
         },
     };
 
-    // From here on, errors go back to the client.
+    // From here on, errors go back to the client: by query until the response type says
+    // otherwise.
     let state = params.single("state").ok().flatten().map(str::to_owned);
-    let fail = |error: &str, description: String| {
-        AuthorizeFailure::Redirect(error_location(
+    let mut mode = ResponseMode::Query;
+    let fail_in = |mode: ResponseMode, error: &str, description: String| {
+        AuthorizeFailure::Redirect(error_response(
             &redirect_uri,
+            mode,
             error,
             &description,
             state.as_deref(),
         ))
     };
-    let single = |name: &str| -> Result<Option<String>, AuthorizeFailure> {
+    let text = |mode: ResponseMode, name: &str| -> Result<Option<String>, AuthorizeFailure> {
         params
             .non_empty(name)
             .map(|value| value.map(str::to_owned))
-            .map_err(|error| fail("invalid_request", error.to_string()))
+            .map_err(|error| fail_in(mode, "invalid_request", error.to_string()))
     };
     if params.single("state").is_err() {
-        return Err(fail(
+        return Err(fail_in(
+            mode,
             "invalid_request",
             "state was given more than once".to_owned(),
         ));
     }
-    let response_type = single("response_type")?
-        .ok_or_else(|| fail("invalid_request", "response_type is required".to_owned()))?;
-    if response_type != "code" {
-        return Err(fail(
-            "unsupported_response_type",
-            format!("response_type {response_type:?} is not supported"),
-        ));
-    }
-    if !application
-        .grant_types
-        .contains(&GrantType::AuthorizationCode)
-    {
+    let response_type = text(mode, "response_type")?.ok_or_else(|| {
+        fail_in(
+            mode,
+            "invalid_request",
+            "response_type is required".to_owned(),
+        )
+    })?;
+    let response = ResponseType::parse(&response_type)
+        .filter(|response| provider.oidc_enabled || !response.id_token)
+        .ok_or_else(|| {
+            fail_in(
+                mode,
+                "unsupported_response_type",
+                format!("response_type {response_type:?} is not supported"),
+            )
+        })?;
+    mode = response.default_mode();
+    let response_mode_given = text(mode, "response_mode")?;
+    mode = match response_mode_given.as_deref() {
+        None => mode,
+        Some("query") if response.token || response.id_token => {
+            return Err(fail_in(
+                mode,
+                "invalid_request",
+                "tokens are never sent in the query: use response_mode fragment or form_post"
+                    .to_owned(),
+            ));
+        }
+        Some("query") => ResponseMode::Query,
+        Some("fragment") => ResponseMode::Fragment,
+        Some("form_post") => ResponseMode::FormPost,
+        Some(other) => {
+            return Err(fail_in(
+                mode,
+                "invalid_request",
+                format!("response_mode {other:?} is not supported"),
+            ));
+        }
+    };
+    let fail = |error: &str, description: String| fail_in(mode, error, description);
+    let single = |name: &str| text(mode, name);
+    if !application.grant_types.contains(&response.grant_type()) {
         return Err(fail(
             "unauthorized_client",
-            "this client may not use the authorization code grant".to_owned(),
+            format!("this client may not use response_type {response_type:?}"),
         ));
     }
     let requested_scope = single("scope")?;
@@ -270,7 +409,10 @@ pub fn validate(
                 "code_challenge_method without code_challenge".to_owned(),
             ));
         }
-        (None, None) if provider.pkce_required || application.client_type == ClientType::Public => {
+        (None, None)
+            if response.code
+                && (provider.pkce_required || application.client_type == ClientType::Public) =>
+        {
             return Err(fail(
                 "invalid_request",
                 "PKCE is required: send code_challenge and code_challenge_method=S256".to_owned(),
@@ -326,6 +468,22 @@ pub fn validate(
             "prompt=none cannot be combined with other prompts".to_owned(),
         ));
     }
+    let nonce = single("nonce")?;
+    if response.id_token {
+        if !crate::oauth::is_openid(&scope) {
+            return Err(fail(
+                "invalid_request",
+                "response_type id_token needs the openid scope".to_owned(),
+            ));
+        }
+        if nonce.is_none() {
+            return Err(fail(
+                "invalid_request",
+                "nonce is required when the ID token comes from the authorization endpoint"
+                    .to_owned(),
+            ));
+        }
+    }
     let claims = single("claims")?;
     if let Some(claims) = &claims {
         ClaimsRequest::parse(claims).map_err(|error| fail("invalid_request", error))?;
@@ -345,11 +503,14 @@ pub fn validate(
         redirect_uri_given: requested_uri.is_some(),
         redirect_uri: redirect_uri.clone(),
         response_type,
+        response,
+        response_mode: mode,
+        response_mode_given,
         scope,
         scope_given: requested_scope.is_some(),
         code_challenge,
         code_challenge_method,
-        nonce: single("nonce")?,
+        nonce,
         prompt,
         approval_prompt: single("approval_prompt")?,
         login_hint: single("login_hint")?,

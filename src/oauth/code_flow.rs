@@ -2,13 +2,15 @@
 //! (single use, bound to client, redirect URI and PKCE verifier; a replay revokes what the code
 //! produced).
 
-use crate::oauth::authorize::AuthorizationRequest;
+use crate::oauth::authorize::{AuthorizationRequest, AuthorizationResponse};
 use crate::oauth::scope::is_subset;
 use crate::oauth::tokens::{OAuth, id_token_row, mint, new_family, token_records};
 use crate::oauth::{IdTokenContext, OAuthError, TokenResponse, is_openid, pkce};
 use crate::params::Params;
 use crate::random;
-use crate::store::{Application, Consent, Grant, OidcSession, SecretKey};
+use crate::store::{
+    Application, Consent, Grant, OidcSession, SecretKey, StoreError, Timestamp, WriteTx,
+};
 
 impl OAuth {
     /// Whether the user must be asked: never for `skip_authorization` apps; not under
@@ -42,72 +44,128 @@ impl OAuth {
         Ok(!consent.is_some_and(|consent| is_subset(&request.scope, &consent.scope)))
     }
 
-    /// Issues a code for an approved request; when the user was asked, their approval is
-    /// remembered in the same transaction. Returns the redirect location.
+    /// Answers an approved request with what its response type asks for — a code, an access
+    /// token, an ID token — all stored in one transaction, with the user's approval when they
+    /// were asked.
     pub async fn approve(
         &self,
         request: &AuthorizationRequest,
         user: u64,
         session: &OidcSession,
         consented: bool,
-    ) -> Result<String, OAuthError> {
+        issuer: &str,
+    ) -> Result<AuthorizationResponse, OAuthError> {
         let now = self.now();
-        let code = mint(now)?;
-        let grant = Grant {
-            user,
-            application: request.application.id,
-            redirect_uri: request
-                .redirect_uri_given
-                .then(|| request.redirect_uri.clone()),
-            scope: request.scope.clone(),
-            code_challenge: request.code_challenge.clone(),
-            code_challenge_method: request.code_challenge_method.clone(),
-            nonce: request.nonce.clone(),
-            auth_time: session.auth_time,
-            created: now,
-            expires: now.plus_seconds(
-                self.settings
-                    .oauth2_provider
-                    .authorization_code_expire_seconds,
-            ),
-            used: None,
-            family: new_family()?,
-            sid: session.sid.clone(),
-            claims: request.claims.clone(),
-        };
-        let key = code.key;
+        let provider = &self.settings.oauth2_provider;
+        let family = new_family()?;
+        let code = request.response.code.then(|| mint(now)).transpose()?;
+        let access = request.response.token.then(|| mint(now)).transpose()?;
+        let id_token_signer = request
+            .response
+            .id_token
+            .then(|| self.id_token_signer(&request.scope))
+            .flatten()
+            .cloned();
+        let jti = random::ordered_token(now.0)?;
+        let grant = code.as_ref().map(|code| {
+            let grant = Grant {
+                user,
+                application: request.application.id,
+                redirect_uri: request
+                    .redirect_uri_given
+                    .then(|| request.redirect_uri.clone()),
+                scope: request.scope.clone(),
+                code_challenge: request.code_challenge.clone(),
+                code_challenge_method: request.code_challenge_method.clone(),
+                nonce: request.nonce.clone(),
+                auth_time: session.auth_time,
+                created: now,
+                expires: now.plus_seconds(provider.authorization_code_expire_seconds),
+                used: None,
+                family,
+                sid: session.sid.clone(),
+                claims: request.claims.clone(),
+            };
+            (code.key, grant)
+        });
+        let access_record = access.as_ref().map(|access| {
+            let (record, _) = token_records(
+                provider,
+                now,
+                request.application.id,
+                Some(user),
+                &request.scope,
+                family,
+                (&access.key, &access.tail),
+                None,
+            );
+            (access.key, record)
+        });
+        let id_token_row = id_token_signer.as_ref().map(|_| {
+            id_token_row(
+                provider,
+                &jti,
+                user,
+                request.application.id,
+                &request.scope,
+                now,
+            )
+        });
         let application = request.application.id;
         let scope = request.scope.clone();
         self.store
             .write(move |tx| {
-                tx.put_grant(&key, &grant)?;
+                if let Some((key, grant)) = &grant {
+                    tx.put_grant(key, grant)?;
+                }
+                if let Some((key, record)) = &access_record {
+                    tx.put_access_token(key, record)?;
+                }
+                if let Some((key, record)) = &id_token_row {
+                    tx.put_id_token(key, record)?;
+                }
                 if consented {
-                    // Approvals accumulate: what was approved before stays approved.
-                    let mut approved = tx
-                        .consent(user, application)?
-                        .map(|consent| consent.scope)
-                        .unwrap_or_default();
-                    for wanted in scope.split(' ') {
-                        if !approved.split(' ').any(|have| have == wanted) {
-                            if !approved.is_empty() {
-                                approved.push(' ');
-                            }
-                            approved.push_str(wanted);
-                        }
-                    }
-                    tx.put_consent(
-                        user,
-                        application,
-                        &Consent {
-                            scope: approved,
-                            granted: now,
-                        },
-                    )?;
+                    remember_consent(tx, user, application, &scope, now)?;
                 }
                 Ok(())
             })
             .await?;
-        Ok(request.code_location(&code.value))
+        let id_token = match &id_token_signer {
+            Some(signer) => Some(signer.sign(
+                issuer,
+                &IdTokenContext {
+                    application: request.application.clone(),
+                    user,
+                    scope: request.scope.clone(),
+                    nonce: request.nonce.clone(),
+                    auth_time: session.auth_time,
+                    sid: session.sid.clone(),
+                    claims: request.claims.clone(),
+                    access_token: access.as_ref().map(|access| access.value.clone()),
+                    code: code.as_ref().map(|code| code.value.clone()),
+                    issued: now,
+                    jti,
+                },
+            )?),
+            None => None,
+        };
+        let expires_in = provider.access_token_expire_seconds.to_string();
+        let mut params: Vec<(&str, &str)> = Vec::new();
+        if let Some(code) = &code {
+            params.push(("code", &code.value));
+        }
+        if let Some(access) = &access {
+            params.extend([
+                ("access_token", access.value.as_str()),
+                ("token_type", "Bearer"),
+                ("expires_in", expires_in.as_str()),
+                ("scope", request.scope.as_str()),
+            ]);
+        }
+        if let Some(id_token) = &id_token {
+            params.push(("id_token", id_token));
+        }
+        Ok(request.success_response(params))
     }
 
     /// The `authorization_code` grant.
@@ -268,4 +326,34 @@ impl OAuth {
         response.id_token = id_token;
         Ok(response)
     }
+}
+
+/// Approvals accumulate: what the user approved before stays approved.
+fn remember_consent(
+    tx: &mut WriteTx<'_>,
+    user: u64,
+    application: u64,
+    scope: &str,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let mut approved = tx
+        .consent(user, application)?
+        .map(|consent| consent.scope)
+        .unwrap_or_default();
+    for wanted in scope.split(' ') {
+        if !approved.split(' ').any(|have| have == wanted) {
+            if !approved.is_empty() {
+                approved.push(' ');
+            }
+            approved.push_str(wanted);
+        }
+    }
+    tx.put_consent(
+        user,
+        application,
+        &Consent {
+            scope: approved,
+            granted: now,
+        },
+    )
 }

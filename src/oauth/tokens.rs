@@ -250,10 +250,13 @@ impl OAuth {
         let grant = match grant_type {
             "authorization_code" => {
                 let application = self.authenticate_client(presented, client_ip).await?;
-                if !application
-                    .grant_types
-                    .contains(&GrantType::AuthorizationCode)
-                {
+                // Hybrid-flow clients exchange their codes too (DOT's rule).
+                if !application.grant_types.iter().any(|grant| {
+                    matches!(
+                        grant,
+                        GrantType::AuthorizationCode | GrantType::OpenidHybrid
+                    )
+                }) {
                     return Err(OAuthError::UnauthorizedClient(
                         "this client may not use the authorization_code grant".to_owned(),
                     ));

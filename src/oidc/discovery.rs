@@ -73,13 +73,31 @@ pub fn metadata(settings: &Settings, issuer: &str, openid: bool) -> Value {
         "scopes_supported",
         json!(provider.scopes.keys().collect::<Vec<_>>()),
     );
-    insert(&mut map, "response_types_supported", json!(["code"]));
-    insert(&mut map, "response_modes_supported", json!(["query"]));
+    let response_types = if oidc {
+        json!([
+            "code",
+            "token",
+            "id_token",
+            "id_token token",
+            "code id_token",
+            "code token",
+            "code id_token token",
+        ])
+    } else {
+        json!(["code", "token"])
+    };
+    insert(&mut map, "response_types_supported", response_types);
+    insert(
+        &mut map,
+        "response_modes_supported",
+        json!(["query", "fragment", "form_post"]),
+    );
     insert(
         &mut map,
         "grant_types_supported",
         json!([
             "authorization_code",
+            "implicit",
             "refresh_token",
             "client_credentials",
             "password",

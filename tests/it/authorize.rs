@@ -108,7 +108,7 @@ fn later_errors_redirect_with_error_description_and_state() {
     let app = logged_in();
     let cases = vec![
         (
-            with(tutorial_request(), "response_type", Some("token")),
+            with(tutorial_request(), "response_type", Some("code device")),
             "unsupported_response_type",
         ),
         (

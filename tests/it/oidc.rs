@@ -994,3 +994,235 @@ fn rp_initiated_logout_without_prompt_when_the_hint_names_the_user() {
         .dispatch();
     assert_eq!(response.status().code, 400);
 }
+
+/// Lets application `pk` use `grants` only.
+fn allow(app: &App, pk: u64, grants: Vec<oxidot::store::GrantType>) {
+    app.store
+        .write_blocking(move |tx| {
+            let mut application = tx.application(pk)?.unwrap();
+            application.grant_types = grants.clone();
+            tx.put_application(&application)
+        })
+        .unwrap();
+}
+
+fn fragment(location: &str) -> std::collections::HashMap<String, String> {
+    let (_, fragment) = location
+        .split_once('#')
+        .unwrap_or_else(|| panic!("no fragment in {location}"));
+    url::form_urlencoded::parse(fragment.as_bytes())
+        .into_owned()
+        .collect()
+}
+
+fn front_channel(response_type: &str, scope: &str) -> Vec<(&'static str, String)> {
+    with(openid_request(scope), "response_type", Some(response_type))
+}
+
+#[test]
+fn implicit_response_types_answer_in_the_fragment() {
+    use oxidot::store::GrantType;
+    let app = logged_in();
+    allow(&app, 3, vec![GrantType::Implicit]);
+    app.store
+        .write_blocking(|tx| {
+            let mut admin = tx.user(1)?.unwrap();
+            admin.first_name = "Ada".to_owned();
+            tx.put_user(&admin)
+        })
+        .unwrap();
+
+    // id_token token: both, in the fragment, never the query.
+    let location = approve(&app, &front_channel("id_token token", "openid profile"));
+    assert!(!location.contains('?'), "{location}");
+    let answer = fragment(&location);
+    assert_eq!(answer["state"], "xyz-123");
+    assert_eq!(answer["token_type"], "Bearer");
+    assert_eq!(answer["expires_in"], "36000");
+    assert_eq!(answer["scope"], "openid profile");
+    assert!(!answer.contains_key("code") && !answer.contains_key("refresh_token"));
+    let (claims, _) = verified_claims(&app, &answer["id_token"]);
+    assert_eq!(claims["nonce"], "n-0S6_WzA2Mj");
+    assert_eq!(claims["at_hash"], left_half_sha256(&answer["access_token"]));
+    assert!(claims.get("given_name").is_none(), "claims go to userinfo");
+    let (status, info, _) = userinfo(&app, &answer["access_token"]);
+    assert_eq!((status, info["given_name"].as_str()), (200, Some("Ada")));
+
+    // id_token alone: the profile claims travel in the ID token.
+    let answer = fragment(&approve(&app, &front_channel("id_token", "openid profile")));
+    assert!(!answer.contains_key("access_token"));
+    let (claims, _) = verified_claims(&app, &answer["id_token"]);
+    assert_eq!(claims["given_name"], "Ada");
+    assert!(claims.get("at_hash").is_none());
+
+    // Plain OAuth implicit: an access token, no ID token.
+    let answer = fragment(&approve(
+        &app,
+        &with(tutorial_request(), "response_type", Some("token")),
+    ));
+    assert!(answer.contains_key("access_token") && !answer.contains_key("id_token"));
+    assert_eq!(answer["scope"], "read write");
+
+    // This client may not use the code flow any more.
+    let response = app
+        .client
+        .get(url_for(&openid_request("openid")))
+        .dispatch();
+    let location = header(&response, "Location").unwrap();
+    assert_eq!(
+        param(location, "error").as_deref(),
+        Some("unauthorized_client")
+    );
+}
+
+#[test]
+fn hybrid_response_types_carry_c_hash_and_at_hash() {
+    use oxidot::store::GrantType;
+    let app = logged_in();
+    allow(&app, 3, vec![GrantType::OpenidHybrid]);
+    for response_type in ["code id_token", "code token", "code id_token token"] {
+        let answer = fragment(&approve(&app, &front_channel(response_type, "openid")));
+        let code = answer["code"].clone();
+        assert_eq!(
+            answer.contains_key("access_token"),
+            response_type.split(' ').any(|word| word == "token"),
+            "{response_type}"
+        );
+        if response_type.contains("id_token") {
+            let (claims, _) = verified_claims(&app, &answer["id_token"]);
+            assert_eq!(claims["c_hash"], left_half_sha256(&code), "{response_type}");
+            assert_eq!(claims["nonce"], "n-0S6_WzA2Mj");
+            match answer.get("access_token") {
+                Some(token) => assert_eq!(claims["at_hash"], left_half_sha256(token)),
+                None => assert!(claims.get("at_hash").is_none()),
+            }
+        } else {
+            assert!(!answer.contains_key("id_token"));
+        }
+        // The code is exchanged as in the code flow, and brings its own ID token.
+        let (status, tokens) = tutorial_exchange(&app, &code);
+        assert_eq!(status, 200, "{response_type}: {tokens}");
+        let claims = payload_of(tokens["id_token"].as_str().unwrap());
+        assert_eq!(claims["nonce"], "n-0S6_WzA2Mj");
+    }
+}
+
+#[test]
+fn code_token_answers_its_access_token_in_the_fragment() {
+    use oxidot::store::GrantType;
+    let app = logged_in();
+    allow(&app, 3, vec![GrantType::OpenidHybrid]);
+    let answer = fragment(&approve(&app, &front_channel("code token", "openid read")));
+    assert!(answer.contains_key("code") && answer.contains_key("access_token"));
+    assert!(!answer.contains_key("id_token"));
+    let response = app
+        .client
+        .get("/api/hello")
+        .header(Header::new(
+            "Authorization",
+            format!("Bearer {}", answer["access_token"]),
+        ))
+        .dispatch();
+    assert_eq!(response.status().code, 200);
+}
+
+#[test]
+fn front_channel_requests_are_checked_and_refused_in_their_response_mode() {
+    use oxidot::store::GrantType;
+    let app = logged_in();
+    allow(
+        &app,
+        3,
+        vec![GrantType::Implicit, GrantType::AuthorizationCode],
+    );
+    for (pairs, error) in [
+        (
+            with(front_channel("id_token", "openid"), "nonce", None),
+            "invalid_request",
+        ),
+        (front_channel("id_token", "read"), "invalid_request"),
+        (
+            with(
+                front_channel("token", "read"),
+                "response_mode",
+                Some("query"),
+            ),
+            "invalid_request",
+        ),
+        (
+            with(
+                front_channel("id_token token", "openid"),
+                "response_mode",
+                Some("smoke"),
+            ),
+            "invalid_request",
+        ),
+        (
+            front_channel("code id_token", "openid"),
+            "unauthorized_client",
+        ),
+    ] {
+        let response = app.client.get(url_for(&pairs)).dispatch();
+        assert_eq!(response.status().code, 302, "{pairs:?}");
+        let location = header(&response, "Location").unwrap();
+        assert!(
+            !location.contains('?'),
+            "errors too stay out of the query: {location}"
+        );
+        let answer = fragment(location);
+        assert_eq!(answer["error"], error, "{pairs:?}");
+        assert_eq!(answer["state"], "xyz-123");
+    }
+}
+
+#[test]
+fn form_post_answers_with_a_self_submitting_form() {
+    let app = logged_in();
+    let request = with(openid_request("openid"), "response_mode", Some("form_post"));
+    let page = app.client.get(url_for(&request)).dispatch();
+    assert_eq!(page.status().code, 200, "the consent page");
+    let html = page.into_string().unwrap();
+    let mut body = "allow=Authorize".to_owned();
+    for (name, value) in hidden_fields(&html, "/o/authorize/") {
+        body.push_str(&format!("&{name}={}", enc(&value)));
+    }
+    let answer = app.post_form("/o/authorize/", &body);
+    assert_eq!(answer.status().code, 200);
+    assert!(header(&answer, "Location").is_none());
+    assert!(header(&answer, "Content-Security-Policy").is_some());
+    let html = answer.into_string().unwrap();
+    assert!(
+        html.contains("action=\"https:&#x2F;&#x2F;oauth.pstmn.io&#x2F;v1&#x2F;callback\""),
+        "{html}"
+    );
+    assert!(html.contains("/static/form_post.js"));
+    let fields = hidden_fields(
+        &html,
+        "https:&#x2F;&#x2F;oauth.pstmn.io&#x2F;v1&#x2F;callback",
+    );
+    let names: Vec<&str> = fields.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(names, ["code", "state"]);
+    let (status, _) = tutorial_exchange(&app, &fields[0].1);
+    assert_eq!(status, 200);
+    // The script that submits it is served.
+    let script = app.client.get("/static/form_post.js").dispatch();
+    assert_eq!(script.status().code, 200);
+    // A refusal goes the same way.
+    let mut body = String::new();
+    for (name, value) in hidden_fields(&html_of_consent(&app, &request), "/o/authorize/") {
+        body.push_str(&format!("&{name}={}", enc(&value)));
+    }
+    let refused = app.post_form("/o/authorize/", &format!("cancel=Cancel{body}"));
+    assert_eq!(refused.status().code, 200);
+    let html = refused.into_string().unwrap();
+    assert!(
+        html.contains("name=\"error\" value=\"access_denied\""),
+        "{html}"
+    );
+}
+
+fn html_of_consent(app: &App, request: &[(&'static str, String)]) -> String {
+    let page = app.client.get(url_for(request)).dispatch();
+    assert_eq!(page.status().code, 200);
+    page.into_string().unwrap()
+}

@@ -5,13 +5,16 @@ use rocket::http::CookieJar;
 use rocket::{Route, State, get, post, routes};
 use serde_json::json;
 
-use crate::oauth::{AuthorizationRequest, AuthorizeFailure, OAuthError, validate_authorization};
+use crate::oauth::{
+    AuthorizationRequest, AuthorizationResponse, AuthorizeFailure, OAuthError, ResponseMode,
+    validate_authorization,
+};
 use crate::params::Params;
 use crate::store::{OidcSession, Timestamp};
 use crate::web::error::{Found, Page, WebError};
 use crate::web::form::{FormBody, FormError, Query};
 use crate::web::session::{CurrentUser, SignedIn};
-use crate::web::{AppState, application_label, csrf, scope_descriptions};
+use crate::web::{AppState, RequestOrigin, application_label, csrf, scope_descriptions};
 
 /// The answer of the authorization endpoint.
 #[derive(rocket::Responder)]
@@ -20,13 +23,26 @@ enum Answer {
     Page(Page),
 }
 
+/// Sends the client its answer as its response mode asks: a redirect carrying it in the query
+/// or fragment, or (`form_post`) a page that posts it to the redirect URI.
+fn deliver(state: &AppState, response: AuthorizationResponse) -> Result<Answer, WebError> {
+    if response.mode != ResponseMode::FormPost {
+        return Ok(Answer::Redirect(Found(response.location())));
+    }
+    let html = state.templates.render(
+        "form_post.html.tera",
+        &json!({ "redirect_uri": response.redirect_uri, "params": response.params }),
+    )?;
+    Ok(Answer::Page(Page::ok(html)))
+}
+
 fn failure(
     state: &AppState,
     user: &CurrentUser,
     failure: AuthorizeFailure,
 ) -> Result<Answer, WebError> {
     match failure {
-        AuthorizeFailure::Redirect(location) => Ok(Answer::Redirect(Found(location))),
+        AuthorizeFailure::Redirect(response) => deliver(state, response),
         AuthorizeFailure::Page(message) => {
             let html = state.templates.render(
                 "error.html.tera",
@@ -45,12 +61,17 @@ fn failure(
     }
 }
 
-fn oauth_failure(request: &AuthorizationRequest, error: OAuthError) -> Result<Answer, WebError> {
+fn oauth_failure(
+    state: &AppState,
+    request: &AuthorizationRequest,
+    error: OAuthError,
+) -> Result<Answer, WebError> {
     match error {
         OAuthError::Server(detail) => Err(WebError::Internal(detail)),
-        other => Ok(Answer::Redirect(Found(
-            request.error_location(&other.code(), &other.description()),
-        ))),
+        other => deliver(
+            state,
+            request.error_response(&other.code(), &other.description()),
+        ),
     }
 }
 
@@ -67,6 +88,7 @@ fn login_location(request: &AuthorizationRequest) -> String {
 #[get("/o/authorize")]
 async fn authorize(
     query: Result<Query, FormError>,
+    origin: RequestOrigin,
     user: CurrentUser,
     cookies: &CookieJar<'_>,
     state: &State<AppState>,
@@ -81,14 +103,15 @@ async fn authorize(
             Err(error) => return failure(state, &user, error),
         };
     if let Some(refused) = check_openid(state, &mut request) {
-        return Ok(refused);
+        return refused;
     }
     let expected_user = match expected_user(state, &request) {
         Ok(expected) => expected,
         Err(description) => {
-            return Ok(Answer::Redirect(Found(
-                request.error_location("invalid_request", &description),
-            )));
+            return deliver(
+                state,
+                request.error_response("invalid_request", &description),
+            );
         }
     };
     let now = Timestamp::from_datetime(state.clock.now());
@@ -101,38 +124,43 @@ async fn authorize(
     };
     let Some(signed_in) = user.0.as_ref().filter(usable) else {
         if request.has_prompt("none") {
-            return Ok(Answer::Redirect(Found(
-                request.error_location("login_required", "the user is not logged in"),
-            )));
+            return deliver(
+                state,
+                request.error_response("login_required", "the user is not logged in"),
+            );
         }
         return Ok(Answer::Redirect(Found(login_location(&request))));
     };
     let needs_consent = match state.oauth.needs_consent(&request, signed_in.user.id) {
         Ok(needs) => needs,
-        Err(error) => return oauth_failure(&request, error),
+        Err(error) => return oauth_failure(state, &request, error),
     };
     if !needs_consent {
-        return approve(state, &request, signed_in, false).await;
+        return approve(state, &request, signed_in, false, &state.issuer(&origin)).await;
     }
     if request.has_prompt("none") {
-        return Ok(Answer::Redirect(Found(request.error_location(
-            "consent_required",
-            "the user has not approved this client",
-        ))));
+        return deliver(
+            state,
+            request.error_response("consent_required", "the user has not approved this client"),
+        );
     }
     consent_page(state, &request, &user, cookies).map(Answer::Page)
 }
 
 /// An OpenID request from a client that cannot be given ID tokens is refused; `openid` that
 /// came only from `default_scopes` is dropped instead.
-fn check_openid(state: &AppState, request: &mut AuthorizationRequest) -> Option<Answer> {
+fn check_openid(
+    state: &AppState,
+    request: &mut AuthorizationRequest,
+) -> Option<Result<Answer, WebError>> {
     let refusal = state
         .oauth
         .id_token_refusal(&request.application, &request.scope)?;
     if request.scope_given {
-        return Some(Answer::Redirect(Found(
-            request.error_location("invalid_scope", &refusal),
-        )));
+        return Some(deliver(
+            state,
+            request.error_response("invalid_scope", &refusal),
+        ));
     }
     request.drop_openid();
     None
@@ -164,6 +192,7 @@ async fn approve(
     request: &AuthorizationRequest,
     signed_in: &SignedIn,
     consented: bool,
+    issuer: &str,
 ) -> Result<Answer, WebError> {
     let session = OidcSession {
         auth_time: signed_in.session.auth_time,
@@ -172,11 +201,11 @@ async fn approve(
     };
     match state
         .oauth
-        .approve(request, signed_in.user.id, &session, consented)
+        .approve(request, signed_in.user.id, &session, consented, issuer)
         .await
     {
-        Ok(location) => Ok(Answer::Redirect(Found(location))),
-        Err(error) => oauth_failure(request, error),
+        Ok(response) => deliver(state, response),
+        Err(error) => oauth_failure(state, request, error),
     }
 }
 
@@ -210,6 +239,7 @@ fn consent_page(
 async fn decide(
     form: Result<FormBody, FormError>,
     check: csrf::CsrfCheck,
+    origin: RequestOrigin,
     user: CurrentUser,
     state: &State<AppState>,
 ) -> Result<Answer, WebError> {
@@ -224,14 +254,15 @@ async fn decide(
         return Ok(Answer::Redirect(Found(login_location(&request))));
     };
     if let Some(refused) = check_openid(state, &mut request) {
-        return Ok(refused);
+        return refused;
     }
     if params.single("allow")? != Some("Authorize") {
-        return Ok(Answer::Redirect(Found(
-            request.error_location("access_denied", "the user refused the request"),
-        )));
+        return deliver(
+            state,
+            request.error_response("access_denied", "the user refused the request"),
+        );
     }
-    approve(state, &request, signed_in, true).await
+    approve(state, &request, signed_in, true, &state.issuer(&origin)).await
 }
 
 pub fn routes() -> Vec<Route> {
