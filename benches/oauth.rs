@@ -39,6 +39,16 @@ const FIXTURE: &str = r#"
   fields: {client_id: web, client_type: confidential, authorization_grant_type: authorization-code,
            client_secret: web-secret, hash_client_secret: true, name: Web app,
            redirect_uris: "http://127.0.0.1:9/callback"}
+- model: oauth2_provider.application
+  pk: 4
+  fields: {client_id: rs, client_type: confidential, authorization_grant_type: authorization-code,
+           client_secret: rs-secret, hash_client_secret: true, name: RS256 app, algorithm: RS256,
+           redirect_uris: "http://127.0.0.1:9/callback"}
+- model: oauth2_provider.application
+  pk: 5
+  fields: {client_id: es, client_type: confidential, authorization_grant_type: authorization-code,
+           client_secret: es-secret, hash_client_secret: true, name: ES256 app, algorithm: ES256,
+           redirect_uris: "http://127.0.0.1:9/callback"}
 "#;
 
 struct Response {
@@ -324,7 +334,6 @@ fn main() {
     runtime.block_on(async move {
         let cc = basic("cc", "cc-secret");
         let pw = basic("pw", "pw-secret");
-        let web = basic("web", "web-secret");
 
         // A token for the read benchmarks (and the first, full-price argon2 check of cc).
         let mut conn = Conn::open(port).await;
@@ -422,20 +431,55 @@ fn main() {
         )
         .await;
 
+
+        // userinfo with a token carrying openid and profile.
+        let mut conn = Conn::open(port).await;
+        let openid_token = conn
+            .send(
+                "POST",
+                "/o/token/",
+                &[("Authorization", &pw)],
+                "grant_type=password&username=bench&password=bench-password-1&scope=openid+profile",
+            )
+            .await
+            .json()["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let bearer = format!("Bearer {openid_token}");
+        run(
+            "userinfo (bearer, openid profile)",
+            port,
+            pid,
+            async |conn: Conn| (conn, String::new()),
+            async move |conn: &mut Conn, _: &mut String| {
+                let response = conn.send("GET", "/o/userinfo/", &[("Authorization", &bearer)], "").await;
+                response.status == 200 && response.body.starts_with(b"{\"sub\":")
+            },
+        )
+        .await;
+
         // The full authorization code flow: consent page, consent POST, code exchange, with a
         // logged-in browser session per connection.
         let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(VERIFIER));
+        for (name, client, scope) in [
+            ("authorization code flow (page + consent + token)", "web", "read"),
+            ("authorization code flow with openid, RS256 ID token", "rs", "openid+read"),
+            ("authorization code flow with openid, ES256 ID token", "es", "openid+read"),
+        ] {
+        let web = basic(client, &format!("{client}-secret"));
+        let wants_id_token = scope.starts_with("openid");
         let authorize = format!(
-            "/o/authorize/?response_type=code&client_id=web&redirect_uri={}&scope=read&state=s&code_challenge={challenge}&code_challenge_method=S256",
+            "/o/authorize/?response_type=code&client_id={client}&redirect_uri={}&scope={scope}&state=s&nonce=n&code_challenge={challenge}&code_challenge_method=S256",
             enc(CALLBACK)
         );
         let consent_body = format!(
-            "client_id=web&response_type=code&scope=read&redirect_uri={}&state=s&code_challenge={challenge}&code_challenge_method=S256&allow=Authorize",
+            "client_id={client}&response_type=code&scope={scope}&redirect_uri={}&state=s&nonce=n&code_challenge={challenge}&code_challenge_method=S256&allow=Authorize",
             enc(CALLBACK)
         );
         let exchange_prefix = format!("grant_type=authorization_code&redirect_uri={}&code_verifier={VERIFIER}&code=", enc(CALLBACK));
         run(
-            "authorization code flow (page + consent + token)",
+            name,
             port,
             pid,
             async |mut conn: Conn| {
@@ -492,10 +536,12 @@ fn main() {
                         .send("POST", "/o/token/", &[("Authorization", &web)], &format!("{exchange_prefix}{code}"))
                         .await;
                     token.status == 200
+                        && (!wants_id_token || token.json()["id_token"].is_string())
                 }
             },
         )
         .await;
+        }
     });
     let _ = Command::new("kill")
         .args(["-TERM", &pid.to_string()])

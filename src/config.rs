@@ -201,6 +201,9 @@ pub struct Settings {
     pub log_level: String,
     /// The scope `/api/hello` (the tutorial's protected API) requires.
     pub protected_resource_scope: String,
+    /// Reverse proxies (addresses or CIDR ranges) whose `X-Forwarded-For`, `-Proto` and `-Host`
+    /// are believed: for the client's IP (throttling) and the derived issuer.
+    pub trusted_proxies: Vec<String>,
     pub limits: Limits,
     pub sessions: Sessions,
     pub login_throttle: LoginThrottle,
@@ -228,12 +231,40 @@ impl Default for Settings {
             max_concurrent_hashes: 0,
             log_level: "info".to_owned(),
             protected_resource_scope: "read".to_owned(),
+            trusted_proxies: Vec::new(),
             limits: Limits::default(),
             sessions: Sessions::default(),
             login_throttle: LoginThrottle::default(),
             oauth2_provider: OAuth2Provider::default(),
         }
     }
+}
+
+/// An IP address or CIDR range (`10.0.0.0/8`, `::1`), as an address and a prefix length.
+pub fn parse_network(text: &str) -> Option<(IpAddr, u8)> {
+    let (address, prefix) = match text.split_once('/') {
+        Some((address, prefix)) => (address, Some(prefix)),
+        None => (text, None),
+    };
+    let address: IpAddr = address.trim().parse().ok()?;
+    let bits = if address.is_ipv4() { 32 } else { 128 };
+    let prefix = match prefix {
+        Some(prefix) => prefix.trim().parse::<u8>().ok().filter(|p| *p <= bits)?,
+        None => bits,
+    };
+    Some((address, prefix))
+}
+
+/// Whether `ip` lies in the network `(address, prefix)`.
+pub fn network_contains(network: (IpAddr, u8), ip: IpAddr) -> bool {
+    let (address, prefix) = network;
+    let (network, ip, bits): (u128, u128, u32) = match (address, ip.to_canonical()) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => (u32::from(a).into(), u32::from(b).into(), 32),
+        (IpAddr::V6(a), IpAddr::V6(b)) => (u128::from(a), u128::from(b), 128),
+        _ => return false,
+    };
+    let shift = bits - u32::from(prefix);
+    shift >= bits || (network >> shift) == (ip >> shift)
 }
 
 /// Where to read configuration from.
@@ -392,6 +423,16 @@ impl LoadedConfig {
         }
         if s.database_cache_mb == 0 {
             return Err(self.bad_value("database_cache_mb", "must be at least 1"));
+        }
+        if let Some(bad) = s
+            .trusted_proxies
+            .iter()
+            .find(|proxy| parse_network(proxy).is_none())
+        {
+            return Err(self.bad_value(
+                "trusted_proxies",
+                format!("{bad:?} is not an IP address or CIDR range"),
+            ));
         }
         if s.log_level
             .parse::<tracing_subscriber::EnvFilter>()
@@ -661,6 +702,28 @@ fn is_uri_scheme(scheme: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn networks_parse_and_contain() {
+        let ten = super::parse_network("10.0.0.0/8").unwrap();
+        assert!(super::network_contains(ten, "10.1.2.3".parse().unwrap()));
+        assert!(!super::network_contains(ten, "11.0.0.1".parse().unwrap()));
+        let one = super::parse_network("192.0.2.7").unwrap();
+        assert!(super::network_contains(one, "192.0.2.7".parse().unwrap()));
+        assert!(!super::network_contains(one, "192.0.2.8".parse().unwrap()));
+        let v6 = super::parse_network("2001:db8::/32").unwrap();
+        assert!(super::network_contains(v6, "2001:db8::1".parse().unwrap()));
+        // IPv4-mapped IPv6 peers count as their IPv4 address.
+        assert!(super::network_contains(
+            ten,
+            "::ffff:10.0.0.1".parse().unwrap()
+        ));
+        let all = super::parse_network("0.0.0.0/0").unwrap();
+        assert!(super::network_contains(all, "203.0.113.9".parse().unwrap()));
+        for bad in ["10.0.0.0/33", "nope", "10.0.0.0/x", ""] {
+            assert!(super::parse_network(bad).is_none(), "{bad}");
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -103,7 +103,7 @@ impl OAuth {
         });
         let id_token_row = id_token_signer.as_ref().map(|_| {
             id_token_row(
-                provider,
+                provider.id_token_expire_seconds,
                 &jti,
                 user,
                 request.application.id,
@@ -190,11 +190,11 @@ impl OAuth {
         let id_token_record = {
             let jti = jti.clone();
             let wanted = self.id_tokens.is_some();
-            let provider = provider.clone();
+            let lifetime = provider.id_token_expire_seconds;
             move |grant: &Grant| {
                 (wanted && is_openid(&grant.scope)).then(|| {
                     id_token_row(
-                        &provider,
+                        lifetime,
                         &jti,
                         grant.user,
                         grant.application,

@@ -20,8 +20,8 @@ use crate::oauth::{
 use crate::params::Params;
 use crate::random;
 use crate::store::{
-    AccessToken, Application, ClientType, FamilyId, GrantType, IdToken, RefreshToken, SecretKey,
-    Store, Timestamp,
+    AccessToken, Application, ClientType, FamilyId, GrantType, IdToken, ReadTx, RefreshToken,
+    SecretKey, Store, StoreError, Timestamp,
 };
 use crate::throttle::Throttle;
 
@@ -135,7 +135,7 @@ pub(super) fn token_records(
 
 /// The record of an issued ID token (DOT keeps them; the cleanup deletes them once expired).
 pub(super) fn id_token_row(
-    provider: &OAuth2Provider,
+    lifetime: u64,
     jti: &str,
     user: u64,
     application: u64,
@@ -147,7 +147,7 @@ pub(super) fn id_token_row(
         application,
         jti: jti.to_owned(),
         scope: scope.to_owned(),
-        expires: now.plus_seconds(provider.id_token_expire_seconds),
+        expires: now.plus_seconds(lifetime),
         created: now,
     };
     (SecretKey::of_token(jti), record)
@@ -501,7 +501,7 @@ impl OAuth {
                         let session = tx.family_session(old.family)?;
                         if session.is_some() {
                             let (key, record) = id_token_row(
-                                &provider,
+                                provider.id_token_expire_seconds,
                                 &row_jti,
                                 user,
                                 application_id,
@@ -553,6 +553,17 @@ impl OAuth {
 
     /// A live access token and its application, for protected resources.
     pub fn bearer(&self, token: Option<&str>) -> Result<(AccessToken, Application), BearerError> {
+        self.bearer_then(token, |_, _, _| Ok(()))
+            .map(|(access, application, ())| (access, application))
+    }
+
+    /// A live access token and its application, and what `then` reads in the same snapshot
+    /// (protected resources that need more than the token: userinfo).
+    pub fn bearer_then<T>(
+        &self,
+        token: Option<&str>,
+        then: impl FnOnce(&ReadTx, &AccessToken, &Application) -> Result<T, StoreError>,
+    ) -> Result<(AccessToken, Application, T), BearerError> {
         let token = token.ok_or(BearerError::Missing)?;
         let key = SecretKey::of_token(token);
         let now = self.now();
@@ -564,9 +575,11 @@ impl OAuth {
                 if access.expires <= now {
                     return Ok(None);
                 }
-                Ok(tx
-                    .application(access.application)?
-                    .map(|application| (access, application)))
+                let Some(application) = tx.application(access.application)? else {
+                    return Ok(None);
+                };
+                let found = then(tx, &access, &application)?;
+                Ok(Some((access, application, found)))
             })?
             .ok_or(BearerError::InvalidToken)
     }

@@ -74,6 +74,11 @@ fn claim_value(user: &User, groups: &[Group], name: &str) -> Option<Value> {
     }
 }
 
+/// Whether answering `scope` and `requested` needs the user's groups (for `permissions`).
+pub fn needs_groups(scope: &str, requested: &[String]) -> bool {
+    scope.split(' ').any(|s| s == "permissions") || requested.iter().any(|r| r == "permissions")
+}
+
 /// The user's claims released by `scope` (space-separated) or asked for by name.
 pub fn user_claims(
     user: &User,

@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256, Sha512};
 
 use crate::clock::Clock;
 use crate::oauth::{IdTokenContext, IdTokenSigner, OAuthError, application_refusal};
-use crate::oidc::claims::{ClaimsRequest, user_claims};
+use crate::oidc::claims::{ClaimsRequest, needs_groups, user_claims};
 use crate::oidc::keys::KeyRing;
 use crate::store::{Algorithm, Application, Store, Timestamp};
 
@@ -209,9 +209,20 @@ impl IdTokenSigner for IdTokens {
             let user = self
                 .store
                 .read(|tx| {
-                    let user = tx.user(context.user)?;
-                    let groups = tx.groups()?;
-                    Ok((user, groups))
+                    let Some(user) = tx.user(context.user)? else {
+                        return Ok((None, Vec::new()));
+                    };
+                    let scope = if scope_claims {
+                        context.scope.as_str()
+                    } else {
+                        ""
+                    };
+                    let groups = if needs_groups(scope, &extra) {
+                        tx.groups_of(&user)?
+                    } else {
+                        Vec::new()
+                    };
+                    Ok((Some(user), groups))
                 })
                 .map_err(OAuthError::from)?;
             if let (Some(user), groups) = user {

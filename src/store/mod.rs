@@ -361,6 +361,18 @@ impl ReadTx {
         self.all(GROUPS)
     }
 
+    /// The groups `user` belongs to.
+    pub fn groups_of(&self, user: &User) -> Result<Vec<Group>, StoreError> {
+        let table = self.txn.open_table(GROUPS)?;
+        let mut groups = Vec::with_capacity(user.groups.len());
+        for id in &user.groups {
+            if let Some(value) = table.get(id)? {
+                groups.push(decode(value.value())?);
+            }
+        }
+        Ok(groups)
+    }
+
     pub fn applications(&self) -> Result<Vec<Application>, StoreError> {
         self.all(APPLICATIONS)
     }

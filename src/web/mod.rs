@@ -8,6 +8,7 @@ pub mod error;
 mod fairings;
 pub mod form;
 mod oauth_response;
+pub mod proxy;
 pub mod routes;
 pub mod session;
 pub mod templates;
@@ -44,6 +45,7 @@ pub struct AppState {
     pub keys: KeyRing,
     /// None when OpenID Connect is off.
     pub id_tokens: Option<Arc<IdTokens>>,
+    pub proxies: proxy::TrustedProxies,
 }
 
 impl AppState {
@@ -55,6 +57,7 @@ impl AppState {
         keys: KeyRing,
     ) -> Result<Self, StartupError> {
         let accounts = Accounts::new(store.clone(), hasher.clone(), &settings, clock.clone());
+        let proxies = proxy::TrustedProxies::new(&settings.trusted_proxies);
         let settings = Arc::new(settings);
         let clients = ClientAuthenticator::new(hasher.clone())
             .map_err(|error| StartupError(error.description()))?;
@@ -86,6 +89,7 @@ impl AppState {
             clock,
             keys,
             id_tokens,
+            proxies,
         })
     }
 
@@ -131,18 +135,11 @@ impl<'r> FromRequest<'r> for RequestOrigin {
     type Error = std::convert::Infallible;
 
     async fn from_request(req: &'r Request<'_>) -> request::Outcome<Self, Self::Error> {
-        let host = req
-            .headers()
-            .get_one("Host")
-            .filter(|host| {
-                !host.is_empty()
-                    && host
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
-            })
-            .unwrap_or("localhost")
-            .to_owned();
-        request::Outcome::Success(RequestOrigin(format!("http://{host}")))
+        let origin = match req.rocket().state::<AppState>() {
+            Some(state) => state.proxies.origin(req),
+            None => proxy::TrustedProxies::default().origin(req),
+        };
+        request::Outcome::Success(RequestOrigin(origin))
     }
 }
 

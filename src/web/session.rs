@@ -87,6 +87,10 @@ impl<'r> FromRequest<'r> for ClientIp {
     type Error = std::convert::Infallible;
 
     async fn from_request(req: &'r Request<'_>) -> request::Outcome<Self, Self::Error> {
-        request::Outcome::Success(ClientIp(req.remote().map(|addr| addr.ip().to_string())))
+        let ip = match req.rocket().state::<AppState>() {
+            Some(state) => state.proxies.client_ip(req),
+            None => req.remote().map(|addr| addr.ip()),
+        };
+        request::Outcome::Success(ClientIp(ip.map(|ip| ip.to_string())))
     }
 }

@@ -1226,3 +1226,54 @@ fn html_of_consent(app: &App, request: &[(&'static str, String)]) -> String {
     assert_eq!(page.status().code, 200);
     page.into_string().unwrap()
 }
+
+#[test]
+fn forwarded_headers_count_only_from_trusted_proxies() {
+    let app = App::with(
+        |settings| settings.trusted_proxies = vec!["10.0.0.0/8".to_owned()],
+        oxidot::server::demo_fixture_files(),
+    );
+    let issuer_seen_from = |peer: &str| {
+        let response = app
+            .client
+            .get("/o/.well-known/openid-configuration")
+            .remote(peer.parse().unwrap())
+            .header(Header::new("X-Forwarded-Proto", "https"))
+            .header(Header::new("X-Forwarded-Host", "id.example.com"))
+            .dispatch();
+        let body: Value = serde_json::from_str(&response.into_string().unwrap()).unwrap();
+        body["issuer"].as_str().unwrap().to_owned()
+    };
+    assert_eq!(
+        issuer_seen_from("10.1.2.3:4000"),
+        "https://id.example.com/o"
+    );
+    assert_eq!(issuer_seen_from("203.0.113.5:4000"), "http://localhost/o");
+
+    // The login throttle counts the forwarded client, not the proxy: one client locked out
+    // by its failures does not lock out another behind the same proxy.
+    let fail_from = |client: &str, username: &str| {
+        // The cookie jar is read when a request is built: fetch the CSRF cookie first.
+        let csrf = app.csrf();
+        app.client
+            .post("/accounts/login/")
+            .remote("10.0.0.1:5000".parse().unwrap())
+            .header(ContentType::Form)
+            .header(Header::new(
+                "X-Forwarded-For",
+                format!("{client}, 10.0.0.2"),
+            ))
+            .body(format!(
+                "csrfmiddlewaretoken={csrf}&username={username}&password=wrong"
+            ))
+            .dispatch()
+            .status()
+            .code
+    };
+    let per_ip = oxidot::config::LoginThrottle::default().max_failures_per_ip;
+    for attempt in 0..per_ip {
+        assert_eq!(fail_from("198.51.100.7", &format!("nobody{attempt}")), 400);
+    }
+    assert_eq!(fail_from("198.51.100.7", "someone"), 429);
+    assert_eq!(fail_from("198.51.100.8", "someone"), 400);
+}

@@ -16,18 +16,23 @@ type Answer = Cors<Result<OAuthJson<Map<String, Value>>, BearerError>>;
 fn answer(state: &AppState, token: Result<Option<&str>, BearerError>, origin: &Origin) -> Answer {
     let mut cors = None;
     let result = (|| {
-        let (token, application) = state.oauth.bearer(token?)?;
+        let oidc = state.settings.oauth2_provider.oidc_enabled;
+        let (token, application, claims) = state.oauth.bearer_then(token?, |tx, token, _| {
+            if oidc && has_scope(&token.scope, "openid") {
+                userinfo(tx, token)
+            } else {
+                Ok(None)
+            }
+        })?;
         cors = origin
             .0
             .as_deref()
             .filter(|origin| application_allows(&application, origin))
             .map(str::to_owned);
-        if !state.settings.oauth2_provider.oidc_enabled || !has_scope(&token.scope, "openid") {
+        if !oidc || !has_scope(&token.scope, "openid") {
             return Err(BearerError::InsufficientScope("openid".to_owned()));
         }
-        userinfo(&state.store, &token)?
-            .map(OAuthJson)
-            .ok_or(BearerError::InvalidToken)
+        claims.map(OAuthJson).ok_or(BearerError::InvalidToken)
     })();
     Cors::new(result, cors)
 }
