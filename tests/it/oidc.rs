@@ -1277,3 +1277,95 @@ fn forwarded_headers_count_only_from_trusted_proxies() {
     assert_eq!(fail_from("198.51.100.7", "someone"), 429);
     assert_eq!(fail_from("198.51.100.8", "someone"), 400);
 }
+
+#[test]
+fn oidc_endpoints_answer_bad_input_with_4xx_and_change_nothing() {
+    let app = logged_in();
+    with_logout_uri(&app);
+    let tokens = code_flow(&app, &openid_request("openid"));
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    let before = (
+        app.session_count(),
+        app.store.read(|tx| tx.access_token_count()).unwrap(),
+    );
+    let big = "a".repeat(200 * 1024);
+    let post = |path: &str, content_type: ContentType, body: Vec<u8>| {
+        app.client
+            .post(path.to_owned())
+            .header(content_type)
+            .body(body)
+            .dispatch()
+            .status()
+            .code
+    };
+    for (path, content_type, body) in [
+        (
+            "/o/userinfo/",
+            ContentType::Form,
+            b"access_token=\xff\xfe".to_vec(),
+        ),
+        (
+            "/o/userinfo/",
+            ContentType::Form,
+            format!("access_token={access}&access_token={access}").into_bytes(),
+        ),
+        (
+            "/o/userinfo/",
+            ContentType::Form,
+            format!("access_token={big}").into_bytes(),
+        ),
+        (
+            "/o/userinfo/",
+            ContentType::JSON,
+            format!("{{\"access_token\":\"{access}\"}}").into_bytes(),
+        ),
+        ("/o/logout/", ContentType::Form, b"client_id=\xff".to_vec()),
+        (
+            "/o/logout/",
+            ContentType::Form,
+            b"client_id=hash1&client_id=hash2".to_vec(),
+        ),
+        (
+            "/o/logout/",
+            ContentType::Form,
+            format!("state={big}").into_bytes(),
+        ),
+    ] {
+        let status = post(path, content_type.clone(), body);
+        assert!(
+            (400..500).contains(&status),
+            "{path} {content_type}: {status}"
+        );
+    }
+    for path in [
+        "/o/logout/?client_id=%FF",
+        "/o/logout/?state=a&state=b",
+        "/o/logout/?id_token_hint=a.b.c",
+        "/o/authorize/?client_id=hash1&redirect_uri=https%3A%2F%2Foauth.pstmn.io%2Fv1%2Fcallback&response_type=code&response_mode=query&response_mode=fragment",
+    ] {
+        let response = app.client.get(path).dispatch();
+        let status = response.status().code;
+        assert!((300..500).contains(&status), "{path}: {status}");
+        if status == 302 {
+            let location = header(&response, "Location").unwrap();
+            assert_eq!(
+                param(location, "error").as_deref(),
+                Some("invalid_request"),
+                "{path}"
+            );
+        }
+    }
+    for path in [
+        "/o/.well-known/jwks.json",
+        "/o/.well-known/openid-configuration",
+    ] {
+        let status = post(path, ContentType::Form, b"x=1".to_vec());
+        assert_eq!(status, 405, "{path}");
+    }
+    let after = (
+        app.session_count(),
+        app.store.read(|tx| tx.access_token_count()).unwrap(),
+    );
+    assert_eq!(before, after, "nothing changed");
+    assert_eq!(userinfo(&app, &access).0, 200, "the token still works");
+}
