@@ -226,7 +226,7 @@ impl Default for Settings {
             port: 8000,
             workers: 0,
             database: PathBuf::from("oxidot.redb"),
-            database_cache_mb: 16,
+            database_cache_mb: 8,
             issuer: None,
             max_concurrent_hashes: 0,
             log_level: "info".to_owned(),
