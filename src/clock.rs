@@ -8,7 +8,8 @@ use time::OffsetDateTime;
 
 #[derive(Clone, Debug, Default)]
 pub struct Clock {
-    /// Seconds added to the system time; only a manual clock changes it.
+    /// Microseconds added to the system time; only a manual clock changes it (to the
+    /// microsecond, so expiry boundaries can be tested exactly).
     offset: Arc<AtomicI64>,
     frozen_at: Option<Arc<AtomicI64>>,
 }
@@ -31,11 +32,12 @@ impl Clock {
             Some(frozen) => from_unix_micros(frozen.load(Ordering::Relaxed)),
             None => OffsetDateTime::now_utc(),
         };
-        base + time::Duration::seconds(self.offset.load(Ordering::Relaxed))
+        base + time::Duration::microseconds(self.offset.load(Ordering::Relaxed))
     }
 
     pub fn advance(&self, by: time::Duration) {
-        self.offset.fetch_add(by.whole_seconds(), Ordering::Relaxed);
+        let micros = i64::try_from(by.whole_microseconds()).unwrap_or(i64::MAX);
+        self.offset.fetch_add(micros, Ordering::Relaxed);
     }
 }
 

@@ -5,8 +5,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::accounts::{self, AccountError};
+use crate::cleanup;
 use crate::clock::Clock;
-use crate::config::Settings;
+use crate::config::{OAuth2Provider, Settings};
 use crate::fixtures::{self, FixtureError, FixtureFile, Format};
 use crate::oidc::{KeyAdmin, KeyError, KeyRing};
 use crate::passwords::Hasher;
@@ -35,6 +36,7 @@ pub enum Command {
     Keys {
         action: KeysAction,
     },
+    ClearTokens,
 }
 
 /// `oxidot keys …`: the ID token signing keys.
@@ -60,6 +62,7 @@ pub enum KeysAction {
 pub struct CommandContext {
     pub store: Store,
     pub hasher: Hasher,
+    pub provider: OAuth2Provider,
     pub id_token_lifetime: u64,
     pub jwks_max_age: u64,
     pub keys: Option<KeyRing>,
@@ -71,6 +74,7 @@ impl CommandContext {
         Self {
             store,
             hasher,
+            provider: settings.oauth2_provider.clone(),
             id_token_lifetime: settings.oauth2_provider.id_token_expire_seconds,
             jwks_max_age: settings.oauth2_provider.oidc_jwks_max_age_seconds,
             keys: None,
@@ -128,6 +132,14 @@ pub async fn execute(context: &CommandContext, command: Command) -> Result<Strin
         }
         Command::Status => status(store),
         Command::Keys { action } => keys(context, action).await,
+        Command::ClearTokens => {
+            let never = std::sync::atomic::AtomicBool::new(false);
+            let report =
+                cleanup::clear_expired(store, &context.provider, &context.clock, &never).await?;
+            let mut output = report.lines().join("\n");
+            output.push_str(&format!("\n({} ms)\n", report.elapsed_millis));
+            Ok(output)
+        }
     }
 }
 

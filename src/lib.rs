@@ -6,6 +6,7 @@
 )]
 
 pub mod accounts;
+pub mod cleanup;
 pub mod clock;
 pub mod commands;
 pub mod config;

@@ -91,6 +91,9 @@ enum Cmd {
     },
     /// Validate the configuration and the database; print every setting and its source
     Check,
+    /// Delete expired and no longer needed tokens, codes, device grants and sessions (DOT's
+    /// cleartokens; works while the server runs)
+    Cleartokens,
     /// Manage the ID token signing keys (works while the server runs)
     Keys {
         #[command(subcommand)]
@@ -278,6 +281,11 @@ async fn dispatch(command: Cmd, loaded: LoadedConfig) -> Result<(), String> {
             Ok(())
         }
         Cmd::Check => check(&loaded).await,
+        Cmd::Cleartokens => {
+            let output = run_command(&loaded, Command::ClearTokens).await?;
+            print!("{output}");
+            Ok(())
+        }
         Cmd::Keys { action } => {
             let action = match action {
                 KeysCmd::List => KeysAction::List,

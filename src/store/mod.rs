@@ -29,7 +29,7 @@ pub use records::{ORDERED_PREFIX_BYTES, ORDERED_TOKEN_BYTES, ORDERED_TOKEN_VERSI
 use writer::{TypedJob, Writer};
 
 /// Bumped when a change needs a real migration (a new optional field does not).
-pub const SCHEMA_VERSION: u64 = 1;
+pub const SCHEMA_VERSION: u64 = 2;
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const USERS: TableDefinition<u64, &[u8]> = TableDefinition::new("users");
@@ -40,7 +40,11 @@ const APPLICATIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("applicat
 const CLIENT_IDS: TableDefinition<&str, u64> = TableDefinition::new("applications_by_client_id");
 const SESSIONS: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("sessions");
 /// `(expires_at micros, kind, key)`: cleanup walks this from the start up to "now".
-const EXPIRY: TableDefinition<(i64, u8, [u8; 32]), ()> = TableDefinition::new("expiry");
+/// When each expiring record expires (or a refresh token was revoked), by kind then time, so
+/// the cleanup walks exactly the rows of one kind that are due.
+const EXPIRY: TableDefinition<(u8, i64, [u8; 32]), ()> = TableDefinition::new("expiry_by_kind");
+/// Schema 1's expiry index, ordered by time first.
+const LEGACY_EXPIRY: TableDefinition<(i64, u8, [u8; 32]), ()> = TableDefinition::new("expiry");
 
 // Tables of the OAuth/OIDC layers, created with the schema so the file layout is fixed from
 // version 1 on. Token-like rows are keyed by the SHA-256 of their value (DOT's
@@ -276,7 +280,13 @@ fn migrate(db: &Database, path: &Path) -> Result<(), StoreError> {
                     found: version,
                 });
             }
-            Some(_) => {}
+            Some(SCHEMA_VERSION) => {}
+            Some(_) => {
+                drop(meta);
+                upgrade_expiry_index(&txn)?;
+                txn.open_table(META)?
+                    .insert("schema_version", encode(&SCHEMA_VERSION)?.as_slice())?;
+            }
             None => {
                 meta.insert("schema_version", encode(&SCHEMA_VERSION)?.as_slice())?;
             }
@@ -304,6 +314,36 @@ fn migrate(db: &Database, path: &Path) -> Result<(), StoreError> {
         txn.open_table(SIGNING_KEYS)?;
     }
     txn.commit()?;
+    Ok(())
+}
+
+/// Schema 1 → 2: the expiry index ordered by kind first (the cleanup walks one kind at a
+/// time), and revoked refresh tokens filed by their revocation time.
+fn upgrade_expiry_index(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
+    let mut expiry = txn.open_table(EXPIRY)?;
+    {
+        let legacy = txn.open_table(LEGACY_EXPIRY)?;
+        for row in legacy.iter()? {
+            let (at, kind, key) = row?.0.value();
+            expiry.insert((kind, at, key), ())?;
+        }
+    }
+    txn.delete_table(LEGACY_EXPIRY)?;
+    let refresh_tokens = txn.open_table(REFRESH_TOKENS)?;
+    for row in refresh_tokens.iter()? {
+        let row = row?;
+        let token: RefreshToken = decode(row.1.value())?;
+        if let Some(revoked) = token.revoked {
+            expiry.insert(
+                (
+                    ExpiringKind::RevokedRefreshToken as u8,
+                    revoked.0,
+                    row.0.value(),
+                ),
+                (),
+            )?;
+        }
+    }
     Ok(())
 }
 
@@ -527,7 +567,7 @@ enum IndexChange {
     Remove,
 }
 
-type ExpiryTable<'a> = redb::Table<'a, (i64, u8, [u8; 32]), ()>;
+type ExpiryTable<'a> = redb::Table<'a, (u8, i64, [u8; 32]), ()>;
 type RecordTable<'a> = redb::Table<'a, [u8; 32], &'static [u8]>;
 type IndexTable<'a, K> = redb::MultimapTable<'a, K, (u8, [u8; 32])>;
 
@@ -722,7 +762,7 @@ impl<'a> WriteTx<'a> {
             .open_table(SESSIONS)?
             .insert(key.0, encode(session)?.as_slice())?;
         self.expiry()?.insert(
-            (session.expires_at.0, ExpiringKind::Session as u8, key.0),
+            (ExpiringKind::Session as u8, session.expires_at.0, key.0),
             (),
         )?;
         Ok(())
@@ -739,7 +779,7 @@ impl<'a> WriteTx<'a> {
             return Ok(false);
         };
         self.expiry()?
-            .remove((session.expires_at.0, ExpiringKind::Session as u8, key.0))?;
+            .remove((ExpiringKind::Session as u8, session.expires_at.0, key.0))?;
         Ok(true)
     }
 
@@ -826,7 +866,7 @@ impl<'a> WriteTx<'a> {
         self.access_tokens()?
             .insert(key.0, encode(token)?.as_slice())?;
         self.expiry()?.insert(
-            (token.expires.0, ExpiringKind::AccessToken as u8, key.0),
+            (ExpiringKind::AccessToken as u8, token.expires.0, key.0),
             (),
         )?;
         self.change_token_index(
@@ -851,7 +891,7 @@ impl<'a> WriteTx<'a> {
             return Ok(false);
         };
         self.expiry()?
-            .remove((token.expires.0, ExpiringKind::AccessToken as u8, key.0))?;
+            .remove((ExpiringKind::AccessToken as u8, token.expires.0, key.0))?;
         self.change_token_index(
             IndexChange::Remove,
             ExpiringKind::AccessToken,
@@ -871,15 +911,28 @@ impl<'a> WriteTx<'a> {
         token: &RefreshToken,
     ) -> Result<(), StoreError> {
         let previous = self.refresh_token(key)?;
-        if let Some(expires) = previous.as_ref().and_then(|old| old.expires) {
-            self.expiry()?
-                .remove((expires.0, ExpiringKind::RefreshToken as u8, key.0))?;
-        }
+        let (old_expires, old_revoked) = previous
+            .as_ref()
+            .map_or((None, None), |old| (old.expires, old.revoked));
         self.refresh_tokens()?
             .insert(key.0, encode(token)?.as_slice())?;
-        if let Some(expires) = token.expires {
-            self.expiry()?
-                .insert((expires.0, ExpiringKind::RefreshToken as u8, key.0), ())?;
+        for (kind, old, new) in [
+            (ExpiringKind::RefreshToken, old_expires, token.expires),
+            (
+                ExpiringKind::RevokedRefreshToken,
+                old_revoked,
+                token.revoked,
+            ),
+        ] {
+            if old == new {
+                continue;
+            }
+            if let Some(old) = old {
+                self.expiry()?.remove((kind as u8, old.0, key.0))?;
+            }
+            if let Some(new) = new {
+                self.expiry()?.insert((kind as u8, new.0, key.0), ())?;
+            }
         }
         if previous.is_none() {
             self.ensure_family(token.family, token.user, token.application)?;
@@ -990,7 +1043,7 @@ impl<'a> WriteTx<'a> {
         self.grants()?.insert(key.0, encode(grant)?.as_slice())?;
         if is_new {
             self.expiry()?
-                .insert((grant.expires.0, ExpiringKind::Grant as u8, key.0), ())?;
+                .insert((ExpiringKind::Grant as u8, grant.expires.0, key.0), ())?;
         }
         Ok(())
     }
@@ -1027,7 +1080,7 @@ impl<'a> WriteTx<'a> {
             codes.insert(grant.user_code.as_str(), key.0)?;
             drop(codes);
             self.expiry()?.insert(
-                (grant.expires.0, ExpiringKind::DeviceGrant as u8, key.0),
+                (ExpiringKind::DeviceGrant as u8, grant.expires.0, key.0),
                 (),
             )?;
         }
@@ -1047,7 +1100,7 @@ impl<'a> WriteTx<'a> {
             .open_table(DEVICE_USER_CODES)?
             .remove(grant.user_code.as_str())?;
         self.expiry()?
-            .remove((grant.expires.0, ExpiringKind::DeviceGrant as u8, key.0))?;
+            .remove((ExpiringKind::DeviceGrant as u8, grant.expires.0, key.0))?;
         Ok(())
     }
 
@@ -1056,13 +1109,13 @@ impl<'a> WriteTx<'a> {
         let previous: Option<IdToken> = self.record(ID_TOKENS, key.0)?;
         if let Some(previous) = previous {
             self.expiry()?
-                .remove((previous.expires.0, ExpiringKind::IdToken as u8, key.0))?;
+                .remove((ExpiringKind::IdToken as u8, previous.expires.0, key.0))?;
         }
         self.txn
             .open_table(ID_TOKENS)?
             .insert(key.0, encode(token)?.as_slice())?;
         self.expiry()?
-            .insert((token.expires.0, ExpiringKind::IdToken as u8, key.0), ())?;
+            .insert((ExpiringKind::IdToken as u8, token.expires.0, key.0), ())?;
         Ok(())
     }
 
@@ -1110,5 +1163,195 @@ impl<'a> WriteTx<'a> {
             .open_table(SIGNING_KEYS)?
             .insert(key.kid.as_str(), encode(key)?.as_slice())?;
         Ok(())
+    }
+
+    /// Deletes a refresh token with its index rows; its family goes too once it has no
+    /// members left. False when there was none.
+    pub fn delete_refresh_token(&mut self, key: &SecretKey) -> Result<bool, StoreError> {
+        let removed: Option<RefreshToken> = {
+            let tokens = self.refresh_tokens()?;
+            let removed = tokens.remove(key.0)?;
+            removed.map(|value| decode(value.value())).transpose()?
+        };
+        let Some(token) = removed else {
+            return Ok(false);
+        };
+        for (kind, at) in [
+            (ExpiringKind::RefreshToken, token.expires),
+            (ExpiringKind::RevokedRefreshToken, token.revoked),
+        ] {
+            if let Some(at) = at {
+                self.expiry()?.remove((kind as u8, at.0, key.0))?;
+            }
+        }
+        self.change_token_index(
+            IndexChange::Remove,
+            ExpiringKind::RefreshToken,
+            key,
+            token.user,
+            token.application,
+            Some(token.family),
+            true,
+        )?;
+        let family = token.family;
+        if self.tokens_by_family()?.get(family.0)?.next().is_none() {
+            let owner = Self::family_record(self.families()?, family)?;
+            self.families()?.remove(family.0)?;
+            if let Some(owner) = owner {
+                let entry = family_entry(family);
+                self.tokens_by_client()?.remove(owner.application, entry)?;
+                if let Some(user) = owner.user {
+                    self.tokens_by_user()?.remove(user, entry)?;
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// Deletes up to `limit` records of `kind` whose row in the expiry index is before
+    /// `cutoff`, oldest first, stopping early once `budget` has passed (so the one writer soon
+    /// gets back to issuing tokens). Returns how many records were deleted and whether rows
+    /// before `cutoff` remain.
+    pub fn clear_expired_batch(
+        &mut self,
+        kind: ExpiringKind,
+        cutoff: Timestamp,
+        limit: usize,
+        budget: std::time::Duration,
+    ) -> Result<(u64, bool), StoreError> {
+        let started = std::time::Instant::now();
+        let rows: Vec<(i64, [u8; 32])> = {
+            let expiry = self.expiry()?;
+            let mut rows = Vec::new();
+            let kind = kind as u8;
+            for row in expiry.range((kind, i64::MIN, [0u8; 32])..(kind, cutoff.0, [0u8; 32]))? {
+                let (_, at, key) = row?.0.value();
+                rows.push((at, key));
+                if rows.len() > limit {
+                    break;
+                }
+            }
+            rows
+        };
+        let more = rows.len() > limit;
+        let mut deleted = 0;
+        for (index, (at, raw)) in rows.into_iter().take(limit).enumerate() {
+            if index % 64 == 63 && started.elapsed() > budget {
+                return Ok((deleted, true));
+            }
+            let key = SecretKey(raw);
+            let gone = match kind {
+                ExpiringKind::AccessToken => self.delete_access_token(&key)?,
+                ExpiringKind::RefreshToken | ExpiringKind::RevokedRefreshToken => {
+                    self.delete_refresh_token(&key)?
+                }
+                ExpiringKind::Grant => self.delete_grant(&key)?,
+                ExpiringKind::IdToken => self.delete_id_token(&key)?,
+                ExpiringKind::DeviceGrant => {
+                    let found = self.device_grant(&key)?.is_some();
+                    self.delete_device_grant(&key)?;
+                    found
+                }
+                ExpiringKind::Session => self.delete_session(&key)?,
+            };
+            // A row whose record was already gone (or re-filed) is dropped with it.
+            self.expiry()?.remove((kind as u8, at, raw))?;
+            if gone {
+                deleted += 1;
+            }
+        }
+        Ok((deleted, more))
+    }
+
+    pub fn delete_grant(&mut self, key: &SecretKey) -> Result<bool, StoreError> {
+        let removed: Option<Grant> = {
+            let grants = self.grants()?;
+            let removed = grants.remove(key.0)?;
+            removed.map(|value| decode(value.value())).transpose()?
+        };
+        let Some(grant) = removed else {
+            return Ok(false);
+        };
+        self.expiry()?
+            .remove((ExpiringKind::Grant as u8, grant.expires.0, key.0))?;
+        Ok(true)
+    }
+
+    pub fn delete_id_token(&mut self, key: &SecretKey) -> Result<bool, StoreError> {
+        let removed: Option<IdToken> = {
+            let mut table = self.txn.open_table(ID_TOKENS)?;
+            let removed = table.remove(key.0)?;
+            removed.map(|value| decode(value.value())).transpose()?
+        };
+        let Some(token) = removed else {
+            return Ok(false);
+        };
+        self.expiry()?
+            .remove((ExpiringKind::IdToken as u8, token.expires.0, key.0))?;
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_1_expiry_rows_move_to_the_kind_ordered_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v1.redb");
+        let revoked_key = [7u8; 32];
+        {
+            let db = Database::create(&path).unwrap();
+            let txn = db.begin_write().unwrap();
+            {
+                let mut meta = txn.open_table(META).unwrap();
+                meta.insert("schema_version", encode(&1u64).unwrap().as_slice())
+                    .unwrap();
+                let mut legacy = txn.open_table(LEGACY_EXPIRY).unwrap();
+                legacy
+                    .insert((1_000, ExpiringKind::AccessToken as u8, [1u8; 32]), ())
+                    .unwrap();
+                let token = RefreshToken {
+                    user: Some(1),
+                    application: 1,
+                    scope: "read".to_owned(),
+                    created: Timestamp(10),
+                    revoked: Some(Timestamp(20)),
+                    access_token: None,
+                    family: FamilyId([0; 16]),
+                    expires: None,
+                    tail: String::new(),
+                };
+                txn.open_table(REFRESH_TOKENS)
+                    .unwrap()
+                    .insert(revoked_key, encode(&token).unwrap().as_slice())
+                    .unwrap();
+            }
+            txn.commit().unwrap();
+        }
+        let (store, _) = Store::open(&path, 1 << 20).unwrap();
+        assert_eq!(
+            store.read(|tx| tx.schema_version()).unwrap(),
+            SCHEMA_VERSION
+        );
+        let rows: Vec<(u8, i64, [u8; 32])> = store
+            .read(|tx| {
+                let table = tx.txn.open_table(EXPIRY)?;
+                let mut rows = Vec::new();
+                for row in table.iter()? {
+                    rows.push(row?.0.value());
+                }
+                Ok(rows)
+            })
+            .unwrap();
+        assert_eq!(
+            rows,
+            [
+                (ExpiringKind::AccessToken as u8, 1_000, [1u8; 32]),
+                (ExpiringKind::RevokedRefreshToken as u8, 20, revoked_key),
+            ]
+        );
+        store.close().unwrap();
     }
 }

@@ -288,6 +288,9 @@ pub enum ExpiringKind {
     Grant = 4,
     DeviceGrant = 5,
     IdToken = 6,
+    /// A refresh token's revocation time (not an expiry): the cleanup deletes revoked tokens
+    /// once they are no longer needed for the grace period or reuse detection.
+    RevokedRefreshToken = 7,
 }
 
 /// Tokens issued from one grant (an authorization code, a password or refresh chain) share a

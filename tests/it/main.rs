@@ -2,6 +2,7 @@
 //! separately, which is slow on two cores).
 
 mod authorize;
+mod cleanup;
 mod cli;
 mod device;
 mod e2e;
