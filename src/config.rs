@@ -208,6 +208,60 @@ pub struct Settings {
     pub sessions: Sessions,
     pub login_throttle: LoginThrottle,
     pub oauth2_provider: OAuth2Provider,
+    /// Periodic tasks, written to the store at every start (`[<profile>.tasks.<name>]`).
+    pub tasks: BTreeMap<String, TaskConfig>,
+}
+
+/// A periodic task declared in the configuration: `every` + `period`, or `crontab`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskConfig {
+    /// The registered task: `clear_tokens` or `debug_task`.
+    pub task: String,
+    #[serde(default)]
+    pub every: Option<u64>,
+    /// `seconds`, `minutes`, `hours` or `days`.
+    #[serde(default)]
+    pub period: Option<String>,
+    /// `second minute hour day-of-month month day-of-week`, UTC.
+    #[serde(default)]
+    pub crontab: Option<String>,
+    #[serde(default = "enabled_by_default")]
+    pub enabled: bool,
+    #[serde(default)]
+    pub one_off: bool,
+    #[serde(default)]
+    pub description: String,
+}
+
+fn enabled_by_default() -> bool {
+    true
+}
+
+impl TaskConfig {
+    /// The schedule it declares; the error says what is wrong.
+    pub fn schedule(&self) -> Result<crate::store::TaskSchedule, String> {
+        use crate::store::TaskSchedule;
+        let schedule = match (&self.every, &self.period, &self.crontab) {
+            (Some(every), period, None) => TaskSchedule::Interval {
+                every: *every,
+                period: period.clone().unwrap_or_else(|| "seconds".to_owned()),
+            },
+            (None, None, Some(expression)) => TaskSchedule::Crontab {
+                expression: expression.clone(),
+            },
+            _ => return Err("give either every (and period) or crontab".to_owned()),
+        };
+        crate::scheduler::check_schedule(&schedule)?;
+        if !crate::scheduler::TASKS.contains(&self.task.as_str()) {
+            return Err(format!(
+                "unknown task {:?} (known: {})",
+                self.task,
+                crate::scheduler::TASKS.join(", ")
+            ));
+        }
+        Ok(schedule)
+    }
 }
 
 impl Settings {
@@ -236,6 +290,18 @@ impl Default for Settings {
             sessions: Sessions::default(),
             login_throttle: LoginThrottle::default(),
             oauth2_provider: OAuth2Provider::default(),
+            tasks: BTreeMap::from([(
+                "clear_tokens".to_owned(),
+                TaskConfig {
+                    task: "clear_tokens".to_owned(),
+                    every: Some(1),
+                    period: Some("hours".to_owned()),
+                    crontab: None,
+                    enabled: true,
+                    one_off: false,
+                    description: "Delete expired tokens (DOT's cleartokens)".to_owned(),
+                },
+            )]),
         }
     }
 }
@@ -354,6 +420,13 @@ fn seed_env_var(var: &'static str, key: &'static str, raw: &str) -> Result<Value
 fn builtin_demo_profile() -> Dict {
     let mut dict = Dict::new();
     dict.insert("database".to_owned(), Value::from("oxidot-demo.redb"));
+    // The tutorial's Celery beat schedule: every 10 seconds, so the cleanup is seen at work.
+    let mut clear_tokens = Dict::new();
+    clear_tokens.insert("every".to_owned(), Value::from(10u64));
+    clear_tokens.insert("period".to_owned(), Value::from("seconds"));
+    let mut tasks = Dict::new();
+    tasks.insert("clear_tokens".to_owned(), Value::from(clear_tokens));
+    dict.insert("tasks".to_owned(), Value::from(tasks));
     dict
 }
 
@@ -423,6 +496,10 @@ impl LoadedConfig {
         }
         if s.database_cache_mb == 0 {
             return Err(self.bad_value("database_cache_mb", "must be at least 1"));
+        }
+        for (name, task) in &s.tasks {
+            task.schedule()
+                .map_err(|error| self.bad_value(&format!("tasks.{name}"), error))?;
         }
         if let Some(bad) = s
             .trusted_proxies

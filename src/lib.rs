@@ -17,6 +17,7 @@ pub mod oidc;
 pub mod params;
 pub mod passwords;
 pub mod random;
+pub mod scheduler;
 pub mod server;
 pub mod store;
 pub mod throttle;

@@ -13,6 +13,7 @@ use crate::control::ControlSocket;
 use crate::fixtures::{self, FixtureError, FixtureFile};
 use crate::oidc::KeyRing;
 use crate::passwords::Hasher;
+use crate::scheduler::Scheduler;
 use crate::store::{Store, StoreError, Timestamp};
 use crate::web::{self, AppState};
 
@@ -140,8 +141,12 @@ async fn serve(
     let mut context = CommandContext::new(store.clone(), hasher.clone(), &settings, clock.clone());
     context.keys = Some(keys.clone());
     let control_task = tokio::spawn(control.serve(context));
-    let state = AppState::new(settings, store, hasher, clock, keys)
+    let scheduler = Scheduler::start(store.clone(), &settings, clock.clone())
+        .await
         .map_err(|error| ServerError::Startup(error.to_string()))?;
+    let mut state = AppState::new(settings, store, hasher, clock, keys)
+        .map_err(|error| ServerError::Startup(error.to_string()))?;
+    state.scheduler = Some(scheduler.clone());
     let launched = web::build(state)
         .attach(AdHoc::on_liftoff("announce", move |_| {
             Box::pin(async move {
@@ -150,6 +155,8 @@ async fn serve(
         }))
         .launch()
         .await;
+    // A running task stops at its next batch boundary before the store closes.
+    scheduler.shutdown().await;
     control_task.abort();
     // Dropping the socket task removes the socket file.
     let _ = control_task.await;

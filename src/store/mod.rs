@@ -22,8 +22,9 @@ use serde::de::DeserializeOwned;
 
 pub use records::{
     AccessToken, Algorithm, Application, ClientType, Consent, DeviceDecision, DeviceGrant,
-    ExpiringKind, FamilyId, Grant, GrantType, Group, IdToken, OidcSession, Permission,
-    RefreshToken, SecretKey, Session, SigningKey, Timestamp, User,
+    ExpiringKind, FamilyId, Grant, GrantType, Group, IdToken, OidcSession, PeriodicTask,
+    Permission, RefreshToken, SecretKey, Session, SigningKey, TaskOutcome, TaskSchedule, Timestamp,
+    User,
 };
 pub use records::{ORDERED_PREFIX_BYTES, ORDERED_TOKEN_BYTES, ORDERED_TOKEN_VERSION};
 use writer::{TypedJob, Writer};
@@ -363,9 +364,9 @@ impl ReadTx {
         value.map(|value| decode(value.value())).transpose()
     }
 
-    fn all<T: DeserializeOwned>(
+    fn all<K: redb::Key + 'static, T: DeserializeOwned>(
         &self,
-        table: TableDefinition<u64, &'static [u8]>,
+        table: TableDefinition<K, &'static [u8]>,
     ) -> Result<Vec<T>, StoreError> {
         let table = self.txn.open_table(table)?;
         let mut out = Vec::new();
@@ -504,6 +505,14 @@ impl ReadTx {
 
     pub fn id_token(&self, key: &SecretKey) -> Result<Option<IdToken>, StoreError> {
         self.record(ID_TOKENS, key.0)
+    }
+
+    pub fn periodic_tasks(&self) -> Result<Vec<PeriodicTask>, StoreError> {
+        self.all(PERIODIC_TASKS)
+    }
+
+    pub fn periodic_task(&self, name: &str) -> Result<Option<PeriodicTask>, StoreError> {
+        self.record(PERIODIC_TASKS, name)
     }
 
     /// What an OpenID grant keeps for its later ID tokens and userinfo answers.
@@ -1156,6 +1165,30 @@ impl<'a> WriteTx<'a> {
             keys.push(decode(row?.1.value())?);
         }
         Ok(keys)
+    }
+
+    pub fn periodic_task(&self, name: &str) -> Result<Option<PeriodicTask>, StoreError> {
+        self.record(PERIODIC_TASKS, name)
+    }
+
+    pub fn periodic_task_names(&self) -> Result<Vec<String>, StoreError> {
+        let table = self.txn.open_table(PERIODIC_TASKS)?;
+        let mut names = Vec::new();
+        for row in table.iter()? {
+            names.push(row?.0.value().to_owned());
+        }
+        Ok(names)
+    }
+
+    pub fn put_periodic_task(&mut self, task: &PeriodicTask) -> Result<(), StoreError> {
+        self.txn
+            .open_table(PERIODIC_TASKS)?
+            .insert(task.name.as_str(), encode(task)?.as_slice())?;
+        Ok(())
+    }
+
+    pub fn delete_periodic_task(&mut self, name: &str) -> Result<bool, StoreError> {
+        Ok(self.txn.open_table(PERIODIC_TASKS)?.remove(name)?.is_some())
     }
 
     pub fn put_signing_key(&mut self, key: &SigningKey) -> Result<(), StoreError> {

@@ -442,3 +442,54 @@ pub struct IdToken {
     pub expires: Timestamp,
     pub created: Timestamp,
 }
+
+/// When a periodic task runs (django-celery-beat's interval and crontab schedules).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum TaskSchedule {
+    /// Every `every` `period`s (`seconds`, `minutes`, `hours`, `days`).
+    Interval { every: u64, period: String },
+    /// A cron expression with seconds: `second minute hour day-of-month month day-of-week`, UTC.
+    Crontab { expression: String },
+}
+
+/// How a task's last run ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskOutcome {
+    pub ok: bool,
+    /// The task's report (counts) or its error.
+    pub message: String,
+    pub started: Timestamp,
+    pub duration_millis: u64,
+}
+
+/// A periodic task, with django-celery-beat's fields.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PeriodicTask {
+    /// Unique.
+    pub name: String,
+    /// The registered task it runs (`clear_tokens`, `debug_task`).
+    pub task: String,
+    pub schedule: TaskSchedule,
+    pub enabled: bool,
+    /// Runs once, then disables itself.
+    #[serde(default)]
+    pub one_off: bool,
+    #[serde(default)]
+    pub start_time: Option<Timestamp>,
+    /// No runs after this time.
+    #[serde(default)]
+    pub expires: Option<Timestamp>,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub last_run_at: Option<Timestamp>,
+    #[serde(default)]
+    pub total_run_count: u64,
+    #[serde(default)]
+    pub last_result: Option<TaskOutcome>,
+    /// Declared in the configuration (rewritten from it at every start) or made in the admin.
+    #[serde(default)]
+    pub from_config: bool,
+    pub changed: Timestamp,
+}

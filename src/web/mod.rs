@@ -46,6 +46,8 @@ pub struct AppState {
     /// None when OpenID Connect is off.
     pub id_tokens: Option<Arc<IdTokens>>,
     pub proxies: proxy::TrustedProxies,
+    /// The periodic tasks' scheduler (the server starts it; tests may not).
+    pub scheduler: Option<Arc<crate::scheduler::Scheduler>>,
 }
 
 impl AppState {
@@ -90,6 +92,7 @@ impl AppState {
             keys,
             id_tokens,
             proxies,
+            scheduler: None,
         })
     }
 
@@ -193,5 +196,6 @@ pub fn build(state: AppState) -> Rocket<Build> {
         .mount("/", routes::metadata::routes())
         .mount("/", routes::userinfo::routes())
         .mount("/", routes::logout::routes())
+        .mount("/", routes::admin_tasks::routes())
         .register("/", catchers::all())
 }

@@ -12,4 +12,5 @@ mod login;
 mod oauth;
 mod oidc;
 mod pages;
+mod scheduler;
 mod support;

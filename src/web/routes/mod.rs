@@ -1,4 +1,5 @@
 pub mod accounts;
+pub mod admin_tasks;
 pub mod assets;
 pub mod authorize;
 pub mod device;

@@ -1,0 +1,471 @@
+//! `/admin/periodic-tasks/`: django-celery-beat's page for staff. List with next run, last run
+//! and result; add, edit, enable/disable, delete (confirmed), "Run now". Every change goes to
+//! the store and the scheduler at once; every state change is a POST with CSRF.
+
+use rocket::http::{CookieJar, Status};
+use rocket::{Route, State, get, post, routes};
+use serde_json::{Value, json};
+
+use crate::config::TaskConfig;
+use crate::params::Params;
+use crate::scheduler::{Scheduler, TASKS, describe};
+use crate::store::{PeriodicTask, TaskSchedule, Timestamp};
+use crate::web::error::{Page, SeeOther, WebError};
+use crate::web::form::{FormBody, FormError};
+use crate::web::session::{CurrentUser, SignedIn};
+use crate::web::{AppState, csrf};
+
+const LIST: &str = "/admin/periodic-tasks/";
+
+#[derive(rocket::Responder)]
+enum Answer {
+    Page(Page),
+    Redirect(SeeOther),
+}
+
+/// Staff only: others are sent to log in, or refused.
+fn staff<'a>(
+    state: &AppState,
+    user: &'a CurrentUser,
+    path: &str,
+) -> Result<Result<&'a SignedIn, Answer>, WebError> {
+    match &user.0 {
+        None => {
+            let next: String = url::form_urlencoded::byte_serialize(path.as_bytes()).collect();
+            Ok(Err(Answer::Redirect(SeeOther(format!(
+                "/admin/login/?next={next}"
+            )))))
+        }
+        Some(signed_in) if signed_in.user.is_active && signed_in.user.is_staff => Ok(Ok(signed_in)),
+        Some(_) => {
+            let html = state.templates.render(
+                "error.html.tera",
+                &json!({
+                    "status": 403, "reason": "Forbidden",
+                    "message": "This page is for staff users.",
+                    "user": user.view(), "csrf_token": "",
+                }),
+            )?;
+            Ok(Err(Answer::Page(Page {
+                status: Status::Forbidden,
+                html,
+                headers: Vec::new(),
+            })))
+        }
+    }
+}
+
+fn scheduler(state: &AppState) -> Result<&Scheduler, WebError> {
+    state
+        .scheduler
+        .as_deref()
+        .ok_or_else(|| WebError::Internal("the scheduler is not running".to_owned()))
+}
+
+fn when(at: Option<Timestamp>) -> String {
+    at.map_or_else(|| "—".to_owned(), Timestamp::to_rfc3339)
+}
+
+fn path_of(name: &str) -> String {
+    percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+/// A task as the form shows it.
+fn form_of(task: &PeriodicTask) -> Value {
+    let (every, period, crontab) = match &task.schedule {
+        TaskSchedule::Interval { every, period } => {
+            (every.to_string(), period.clone(), String::new())
+        }
+        TaskSchedule::Crontab { expression } => {
+            (String::new(), "seconds".to_owned(), expression.clone())
+        }
+    };
+    json!({
+        "name": task.name, "task": task.task, "every": every, "period": period,
+        "crontab": crontab, "enabled": task.enabled, "one_off": task.one_off,
+        "description": task.description,
+    })
+}
+
+/// The task a submitted form describes; the error is shown on the form.
+fn task_from(params: &Params, now: Timestamp) -> Result<PeriodicTask, String> {
+    let text = |name: &str| -> Result<String, String> {
+        Ok(params
+            .single(name)
+            .map_err(|error| error.to_string())?
+            .unwrap_or_default()
+            .trim()
+            .to_owned())
+    };
+    let name = text("name")?;
+    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+        return Err("A name of 1 to 200 characters is required.".to_owned());
+    }
+    let every = text("every")?;
+    let crontab = text("crontab")?;
+    let config = TaskConfig {
+        task: text("task")?,
+        every: if every.is_empty() {
+            None
+        } else {
+            Some(
+                every
+                    .parse()
+                    .map_err(|_| "every must be a whole number.".to_owned())?,
+            )
+        },
+        period: (!every.is_empty()).then(|| text("period")).transpose()?,
+        crontab: (!crontab.is_empty()).then_some(crontab),
+        enabled: text("enabled")? == "on",
+        one_off: text("one_off")? == "on",
+        description: text("description")?,
+    };
+    let schedule = config.schedule()?;
+    Ok(PeriodicTask {
+        name,
+        task: config.task,
+        schedule,
+        enabled: config.enabled,
+        one_off: config.one_off,
+        start_time: None,
+        expires: None,
+        description: config.description,
+        last_run_at: None,
+        total_run_count: 0,
+        last_result: None,
+        from_config: false,
+        changed: now,
+    })
+}
+
+async fn list_page(
+    state: &AppState,
+    user: &CurrentUser,
+    cookies: &CookieJar<'_>,
+    message: Option<&str>,
+    form: Value,
+) -> Result<Page, WebError> {
+    let scheduler = scheduler(state)?;
+    let tasks = state.store.read(|tx| tx.periodic_tasks())?;
+    let mut rows = Vec::new();
+    for task in &tasks {
+        rows.push(json!({
+            "name": task.name, "path": path_of(&task.name), "task": task.task,
+            "schedule": describe(&task.schedule), "enabled": task.enabled,
+            "next_run": when(scheduler.next_run(&task.name).await),
+            "last_run": when(task.last_run_at), "runs": task.total_run_count,
+            "result_ok": task.last_result.as_ref().map(|result| result.ok),
+            "result": task.last_result.as_ref().map(|result| result.message.clone()).unwrap_or_default(),
+            "from_config": task.from_config,
+        }));
+    }
+    let html = state.templates.render(
+        "admin_tasks.html.tera",
+        &json!({
+            "user": user.view(),
+            "csrf_token": csrf::token(cookies, state.settings.public_https())?,
+            "tasks": rows, "message": message, "form": form, "registered": TASKS,
+        }),
+    )?;
+    Ok(Page {
+        status: if message.is_some() {
+            Status::BadRequest
+        } else {
+            Status::Ok
+        },
+        html,
+        headers: Vec::new(),
+    })
+}
+
+fn empty_form() -> Value {
+    json!({"name": "", "task": "clear_tokens", "every": "1", "period": "hours", "crontab": "",
+           "enabled": true, "one_off": false, "description": ""})
+}
+
+#[get("/admin/periodic-tasks")]
+async fn list(
+    user: CurrentUser,
+    cookies: &CookieJar<'_>,
+    state: &State<AppState>,
+) -> Result<Answer, WebError> {
+    if let Err(answer) = staff(state, &user, LIST)? {
+        return Ok(answer);
+    }
+    Ok(Answer::Page(
+        list_page(state, &user, cookies, None, empty_form()).await?,
+    ))
+}
+
+#[post("/admin/periodic-tasks", data = "<form>")]
+async fn add(
+    form: Result<FormBody, FormError>,
+    check: csrf::CsrfCheck,
+    user: CurrentUser,
+    cookies: &CookieJar<'_>,
+    state: &State<AppState>,
+) -> Result<Answer, WebError> {
+    let signed_in = match staff(state, &user, LIST)? {
+        Ok(signed_in) => signed_in,
+        Err(answer) => return Ok(answer),
+    };
+    let params = form?.0;
+    check.verify(params.single(csrf::FIELD)?)?;
+    let now = Timestamp::from_datetime(state.clock.now());
+    let task = match task_from(&params, now) {
+        Ok(task) => task,
+        Err(message) => {
+            let form = form_echo(&params);
+            return Ok(Answer::Page(
+                list_page(state, &user, cookies, Some(&message), form).await?,
+            ));
+        }
+    };
+    let name = task.name.clone();
+    let created = state
+        .store
+        .write(move |tx| {
+            if tx.periodic_task(&task.name)?.is_some() {
+                return Ok(false);
+            }
+            tx.put_periodic_task(&task)?;
+            Ok(true)
+        })
+        .await?;
+    if !created {
+        let message = format!("A periodic task named {name:?} exists already.");
+        return Ok(Answer::Page(
+            list_page(state, &user, cookies, Some(&message), form_echo(&params)).await?,
+        ));
+    }
+    scheduler(state)?
+        .sync()
+        .await
+        .map_err(|error| WebError::Internal(error.to_string()))?;
+    tracing::info!(
+        admin = signed_in.user.username.as_str(),
+        task = name.as_str(),
+        "periodic task added"
+    );
+    Ok(Answer::Redirect(SeeOther(LIST.to_owned())))
+}
+
+fn form_echo(params: &Params) -> Value {
+    let get = |name: &str| {
+        params
+            .single(name)
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    json!({
+        "name": get("name"), "task": get("task"), "every": get("every"), "period": get("period"),
+        "crontab": get("crontab"), "enabled": get("enabled") == "on", "one_off": get("one_off") == "on",
+        "description": get("description"),
+    })
+}
+
+async fn task_page(
+    state: &AppState,
+    user: &CurrentUser,
+    cookies: &CookieJar<'_>,
+    task: &PeriodicTask,
+    message: Option<&str>,
+    form: Value,
+) -> Result<Page, WebError> {
+    let scheduler = scheduler(state)?;
+    let html = state.templates.render(
+        "admin_task.html.tera",
+        &json!({
+            "user": user.view(),
+            "csrf_token": csrf::token(cookies, state.settings.public_https())?,
+            "form": form, "path": path_of(&task.name), "registered": TASKS,
+            "from_config": task.from_config, "message": message,
+            "next_run": when(scheduler.next_run(&task.name).await),
+            "last_run": when(task.last_run_at), "runs": task.total_run_count,
+            "running": scheduler.is_running(&task.name),
+        }),
+    )?;
+    Ok(Page {
+        status: if message.is_some() {
+            Status::BadRequest
+        } else {
+            Status::Ok
+        },
+        html,
+        headers: Vec::new(),
+    })
+}
+
+fn not_found(state: &AppState, user: &CurrentUser) -> Result<Answer, WebError> {
+    let html = state.templates.render(
+        "error.html.tera",
+        &json!({"status": 404, "reason": "Not found", "message": "There is no such periodic task.",
+                "user": user.view(), "csrf_token": ""}),
+    )?;
+    Ok(Answer::Page(Page {
+        status: Status::NotFound,
+        html,
+        headers: Vec::new(),
+    }))
+}
+
+#[get("/admin/periodic-tasks/<name>")]
+async fn show(
+    name: &str,
+    user: CurrentUser,
+    cookies: &CookieJar<'_>,
+    state: &State<AppState>,
+) -> Result<Answer, WebError> {
+    if let Err(answer) = staff(state, &user, &format!("{LIST}{}/", path_of(name)))? {
+        return Ok(answer);
+    }
+    let Some(task) = state.store.read(|tx| tx.periodic_task(name))? else {
+        return not_found(state, &user);
+    };
+    Ok(Answer::Page(
+        task_page(state, &user, cookies, &task, None, form_of(&task)).await?,
+    ))
+}
+
+#[post("/admin/periodic-tasks/<name>", data = "<form>")]
+async fn change(
+    name: &str,
+    form: Result<FormBody, FormError>,
+    check: csrf::CsrfCheck,
+    user: CurrentUser,
+    cookies: &CookieJar<'_>,
+    state: &State<AppState>,
+) -> Result<Answer, WebError> {
+    let signed_in = match staff(state, &user, &format!("{LIST}{}/", path_of(name)))? {
+        Ok(signed_in) => signed_in,
+        Err(answer) => return Ok(answer),
+    };
+    let params = form?.0;
+    check.verify(params.single(csrf::FIELD)?)?;
+    let Some(current) = state.store.read(|tx| tx.periodic_task(name))? else {
+        return not_found(state, &user);
+    };
+    let scheduler = scheduler(state)?;
+    let action = params.single("action")?.unwrap_or_default().to_owned();
+    let now = Timestamp::from_datetime(state.clock.now());
+    let updated = match action.as_str() {
+        "run" => {
+            scheduler.run_now(name);
+            tracing::info!(
+                admin = signed_in.user.username.as_str(),
+                task = name,
+                "periodic task run by hand"
+            );
+            return Ok(Answer::Redirect(SeeOther(LIST.to_owned())));
+        }
+        "enable" | "disable" => PeriodicTask {
+            enabled: action == "enable",
+            changed: now,
+            ..current.clone()
+        },
+        "delete" => {
+            if params.single("confirm")? != Some("yes") {
+                let message = "Tick the box to confirm the deletion.";
+                return Ok(Answer::Page(
+                    task_page(
+                        state,
+                        &user,
+                        cookies,
+                        &current,
+                        Some(message),
+                        form_of(&current),
+                    )
+                    .await?,
+                ));
+            }
+            let target = name.to_owned();
+            state
+                .store
+                .write(move |tx| tx.delete_periodic_task(&target))
+                .await?;
+            scheduler
+                .sync()
+                .await
+                .map_err(|error| WebError::Internal(error.to_string()))?;
+            tracing::info!(
+                admin = signed_in.user.username.as_str(),
+                task = name,
+                "periodic task deleted"
+            );
+            return Ok(Answer::Redirect(SeeOther(LIST.to_owned())));
+        }
+        "save" => match task_from(&params, now) {
+            Ok(edited) if edited.name == current.name => PeriodicTask {
+                task: edited.task,
+                schedule: edited.schedule,
+                enabled: edited.enabled,
+                one_off: edited.one_off,
+                description: edited.description,
+                changed: now,
+                ..current.clone()
+            },
+            Ok(_) => {
+                let message = "The name of a task cannot change.";
+                return Ok(Answer::Page(
+                    task_page(
+                        state,
+                        &user,
+                        cookies,
+                        &current,
+                        Some(message),
+                        form_echo(&params),
+                    )
+                    .await?,
+                ));
+            }
+            Err(message) => {
+                return Ok(Answer::Page(
+                    task_page(
+                        state,
+                        &user,
+                        cookies,
+                        &current,
+                        Some(&message),
+                        form_echo(&params),
+                    )
+                    .await?,
+                ));
+            }
+        },
+        other => {
+            let message = format!("Unknown action {other:?}.");
+            return Ok(Answer::Page(
+                task_page(
+                    state,
+                    &user,
+                    cookies,
+                    &current,
+                    Some(&message),
+                    form_of(&current),
+                )
+                .await?,
+            ));
+        }
+    };
+    state
+        .store
+        .write(move |tx| tx.put_periodic_task(&updated))
+        .await?;
+    scheduler
+        .sync()
+        .await
+        .map_err(|error| WebError::Internal(error.to_string()))?;
+    tracing::info!(
+        admin = signed_in.user.username.as_str(),
+        task = name,
+        action = action.as_str(),
+        "periodic task changed"
+    );
+    Ok(Answer::Redirect(SeeOther(LIST.to_owned())))
+}
+
+pub fn routes() -> Vec<Route> {
+    routes![list, add, show, change]
+}

@@ -1,0 +1,373 @@
+//! The scheduler: tasks run on their schedules, never overlap themselves, record failures and
+//! go on; the admin's periodic-tasks page changes them at once (the real binary, over HTTP).
+
+use std::time::{Duration, Instant};
+
+use oxidot::clock::Clock;
+use oxidot::config::Settings;
+use oxidot::scheduler::Scheduler;
+use oxidot::store::{FamilyId, Grant, PeriodicTask, SecretKey, Store, TaskSchedule, Timestamp};
+
+use crate::support::{Server, hidden_fields, http_client};
+
+fn task(name: &str, registered: &str, every_seconds: u64) -> PeriodicTask {
+    PeriodicTask {
+        name: name.to_owned(),
+        task: registered.to_owned(),
+        schedule: TaskSchedule::Interval {
+            every: every_seconds,
+            period: "seconds".to_owned(),
+        },
+        enabled: true,
+        one_off: false,
+        start_time: None,
+        expires: None,
+        description: String::new(),
+        last_run_at: None,
+        total_run_count: 0,
+        last_result: None,
+        from_config: false,
+        changed: Timestamp(0),
+    }
+}
+
+#[test]
+fn failing_tasks_are_recorded_and_slow_ones_never_overlap() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = Store::open(&dir.path().join("s.redb"), 1 << 20).unwrap();
+    let mut settings = Settings::default();
+    settings.tasks.clear();
+    // A cleanup of four expired codes, one per batch, 0.7 s apart: about 2.1 s.
+    settings.oauth2_provider.clear_expired_tokens_batch_size = 1;
+    settings.oauth2_provider.clear_expired_tokens_batch_interval = 0.7;
+    store
+        .write_blocking(|tx| {
+            for byte in 1..=4u8 {
+                let grant = Grant {
+                    user: 1,
+                    application: 1,
+                    redirect_uri: None,
+                    scope: "read".to_owned(),
+                    code_challenge: None,
+                    code_challenge_method: None,
+                    nonce: None,
+                    auth_time: Timestamp(1),
+                    created: Timestamp(1),
+                    expires: Timestamp(2),
+                    used: None,
+                    family: FamilyId([byte; 16]),
+                    sid: None,
+                    claims: None,
+                };
+                tx.put_grant(&SecretKey([byte; 32]), &grant)?;
+            }
+            // A task whose registered task is gone (say, after an upgrade): it fails each run.
+            tx.put_periodic_task(&task("broken", "no_such_task", 1))?;
+            tx.put_periodic_task(&task("slow", "clear_tokens", 1))
+        })
+        .unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let scheduler = Scheduler::start(store.clone(), &settings, Clock::system())
+            .await
+            .unwrap();
+        let read = |name: &str| store.read(|tx| tx.periodic_task(name)).unwrap().unwrap();
+        let started = Instant::now();
+        // The slow cleanup starts at the first tick (~1 s) and runs ~2.1 s; the ticks at ~2 s
+        // and ~3 s are skipped, not started beside it. By ~5 s at most three runs have ended
+        // (run alongside, the ticks would have made four or five).
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        assert!(scheduler.is_running("slow"));
+        assert_eq!(read("slow").total_run_count, 0);
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        let slow = read("slow");
+        assert!(
+            (1..=3).contains(&slow.total_run_count),
+            "{} runs in {:?}",
+            slow.total_run_count,
+            started.elapsed()
+        );
+        let first = slow.last_result.unwrap();
+        assert!(first.ok);
+        assert!(
+            first.message.contains("Expired grant tokens deleted"),
+            "{}",
+            first.message
+        );
+        // The broken task failed every second, and kept being run.
+        let broken = read("broken");
+        assert!(broken.total_run_count >= 3, "{}", broken.total_run_count);
+        let result = broken.last_result.unwrap();
+        assert!(
+            !result.ok && result.message.contains("no task"),
+            "{result:?}"
+        );
+        scheduler.shutdown().await;
+    });
+    store.close().unwrap();
+}
+
+/// The admin's session on the real binary, and the CSRF token of the page at `path`.
+fn admin_page(
+    browser: &reqwest::blocking::Client,
+    base: &str,
+    path: &str,
+) -> (u16, String, String) {
+    let response = browser.get(format!("{base}{path}")).send().unwrap();
+    let status = response.status().as_u16();
+    let html = response.text().unwrap();
+    let csrf = html
+        .split("name=\"csrfmiddlewaretoken\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_default()
+        .to_owned();
+    (status, html, csrf)
+}
+
+fn log_in(browser: &reqwest::blocking::Client, base: &str, username: &str, password: &str) {
+    let page = browser
+        .get(format!("{base}/admin/login/"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    let mut form = hidden_fields(&page, "/admin/login/");
+    form.push(("username".to_owned(), username.to_owned()));
+    form.push(("password".to_owned(), password.to_owned()));
+    let response = browser
+        .post(format!("{base}/admin/login/"))
+        .form(&form)
+        .send()
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 303);
+}
+
+fn runs(html: &str) -> u64 {
+    html.split("runs: ")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|digits| digits.parse().ok())
+        .unwrap_or_else(|| panic!("no run count in {html}"))
+}
+
+#[test]
+fn the_periodic_tasks_page_changes_schedules_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["demo"]);
+    let base = server.base.clone();
+    let list = "/admin/periodic-tasks/";
+
+    // Not logged in: to the admin login. Not staff: 403.
+    let anonymous = http_client();
+    let response = anonymous.get(format!("{base}{list}")).send().unwrap();
+    assert_eq!(response.status().as_u16(), 303);
+    let fixture = dir.path().join("bob.yaml");
+    std::fs::write(
+        &fixture,
+        "- model: auth.user\n  pk: 9\n  fields: {username: bob, password: '', is_active: true}\n",
+    )
+    .unwrap();
+    let oxidot = |args: &[&str], stdin: &str| {
+        use std::io::Write as _;
+        let mut child = crate::support::oxidot(dir.path())
+            .args([&["--profile", "demo"][..], args].concat())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        let output = child.wait_with_output().unwrap();
+        assert!(output.status.success(), "{output:?}");
+    };
+    oxidot(&["loaddata", fixture.to_str().unwrap()], "");
+    oxidot(
+        &["changepassword", "bob", "--password-stdin"],
+        "not-staff-42\n",
+    );
+    let user = http_client();
+    log_in(&user, &base, "bob", "not-staff-42");
+    assert_eq!(admin_page(&user, &base, list).0, 403);
+
+    let admin = http_client();
+    log_in(&admin, &base, "admin", "admin123");
+    let (status, html, csrf) = admin_page(&admin, &base, list);
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("clear_tokens") && html.contains("every 10 seconds"),
+        "{html}"
+    );
+    assert!(html.contains("configuration"));
+
+    let post = |path: &str, fields: &[(&str, &str)]| {
+        let response = admin
+            .post(format!("{base}{path}"))
+            .form(fields)
+            .send()
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.text().unwrap())
+    };
+    // Refused: no CSRF token; a bad schedule; an unknown task. Nothing is added.
+    assert_eq!(
+        post(
+            list,
+            &[
+                ("action", "save"),
+                ("name", "x"),
+                ("task", "debug_task"),
+                ("every", "1"),
+                ("period", "seconds")
+            ]
+        )
+        .0,
+        403
+    );
+    let (status, page) = post(
+        list,
+        &[
+            ("csrfmiddlewaretoken", &csrf),
+            ("name", "x"),
+            ("task", "debug_task"),
+            ("crontab", "every tuesday"),
+            ("enabled", "on"),
+        ],
+    );
+    assert_eq!(status, 400);
+    assert!(page.contains("is not a crontab"), "{page}");
+    let (status, page) = post(
+        list,
+        &[
+            ("csrfmiddlewaretoken", &csrf),
+            ("name", "x"),
+            ("task", "rm_rf"),
+            ("every", "1"),
+            ("period", "seconds"),
+        ],
+    );
+    assert_eq!(status, 400);
+    assert!(page.contains("unknown task"), "{page}");
+    assert!(
+        !admin_page(&admin, &base, list)
+            .1
+            .contains("/admin/periodic-tasks/x/")
+    );
+
+    // A debug task every second runs every second.
+    let (status, _) = post(
+        list,
+        &[
+            ("csrfmiddlewaretoken", &csrf),
+            ("name", "tick"),
+            ("task", "debug_task"),
+            ("every", "1"),
+            ("period", "seconds"),
+            ("enabled", "on"),
+        ],
+    );
+    assert_eq!(status, 303);
+    std::thread::sleep(Duration::from_millis(2600));
+    let (_, page, _) = admin_page(&admin, &base, "/admin/periodic-tasks/tick/");
+    assert!(runs(&page) >= 2, "{page}");
+    assert!(page.contains("Made in the admin"));
+
+    // Every hour instead: no more runs for now, and the next run is an hour away.
+    let (status, _) = post(
+        "/admin/periodic-tasks/tick/",
+        &[
+            ("csrfmiddlewaretoken", &csrf),
+            ("action", "save"),
+            ("name", "tick"),
+            ("task", "debug_task"),
+            ("every", "1"),
+            ("period", "hours"),
+            ("enabled", "on"),
+        ],
+    );
+    assert_eq!(status, 303);
+    let before = runs(&admin_page(&admin, &base, "/admin/periodic-tasks/tick/").1);
+    std::thread::sleep(Duration::from_millis(2000));
+    let (_, page, _) = admin_page(&admin, &base, "/admin/periodic-tasks/tick/");
+    assert_eq!(runs(&page), before, "the edit applied without a restart");
+    assert!(
+        page.contains("every 1 hours")
+            || page.contains("value=\"hours\" selected")
+            || page.contains("selected>hours"),
+        "{page}"
+    );
+
+    // Run now: once.
+    let (status, _) = post(
+        "/admin/periodic-tasks/tick/",
+        &[("csrfmiddlewaretoken", &csrf), ("action", "run")],
+    );
+    assert_eq!(status, 303);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        runs(&admin_page(&admin, &base, "/admin/periodic-tasks/tick/").1),
+        before + 1
+    );
+
+    // Disabled: not scheduled.
+    let (status, _) = post(
+        "/admin/periodic-tasks/tick/",
+        &[("csrfmiddlewaretoken", &csrf), ("action", "disable")],
+    );
+    assert_eq!(status, 303);
+    let (_, page, _) = admin_page(&admin, &base, "/admin/periodic-tasks/tick/");
+    assert!(page.contains("Next run: —"), "{page}");
+
+    // Deleting asks for confirmation.
+    let (status, _) = post(
+        "/admin/periodic-tasks/tick/",
+        &[("csrfmiddlewaretoken", &csrf), ("action", "delete")],
+    );
+    assert_eq!(status, 400);
+    let (status, _) = post(
+        "/admin/periodic-tasks/tick/",
+        &[
+            ("csrfmiddlewaretoken", &csrf),
+            ("action", "delete"),
+            ("confirm", "yes"),
+        ],
+    );
+    assert_eq!(status, 303);
+    assert_eq!(
+        admin_page(&admin, &base, "/admin/periodic-tasks/tick/").0,
+        404
+    );
+
+    assert!(server.terminate());
+}
+
+#[test]
+fn a_bad_task_in_the_configuration_stops_start_up_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, value, expected) in [
+        ("OXIDOT_TASKS__NIGHTLY__CRONTAB", "at midnight", "is not a crontab"),
+        ("OXIDOT_TASKS__NIGHTLY__EVERY", "0", "every must be at least 1"),
+    ] {
+        let output = crate::support::oxidot(dir.path())
+            .arg("check")
+            .env("OXIDOT_TASKS__NIGHTLY__TASK", "debug_task")
+            .env(name, value)
+            .output()
+            .unwrap();
+        assert!(!output.status.success());
+        let message = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            message.contains("tasks.nightly") && message.contains(expected),
+            "{message}"
+        );
+    }
+}
