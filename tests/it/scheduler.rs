@@ -354,8 +354,16 @@ fn the_periodic_tasks_page_changes_schedules_at_once() {
 fn a_bad_task_in_the_configuration_stops_start_up_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     for (name, value, expected) in [
-        ("OXIDOT_TASKS__NIGHTLY__CRONTAB", "at midnight", "is not a crontab"),
-        ("OXIDOT_TASKS__NIGHTLY__EVERY", "0", "every must be at least 1"),
+        (
+            "OXIDOT_TASKS__NIGHTLY__CRONTAB",
+            "at midnight",
+            "is not a crontab",
+        ),
+        (
+            "OXIDOT_TASKS__NIGHTLY__EVERY",
+            "0",
+            "every must be at least 1",
+        ),
     ] {
         let output = crate::support::oxidot(dir.path())
             .arg("check")
