@@ -202,13 +202,19 @@ fn selected(name: &str) -> bool {
     wanted.is_empty() || wanted.iter().any(|part| name.contains(part.as_str()))
 }
 
-async fn run<S, F>(name: &str, port: u16, pid: u32, setup: S, iteration: F)
+/// A run's figures: requests per second, p50 and p99 in ms, peak RSS in MiB.
+#[derive(Clone, Copy)]
+struct Figures {
+    p99: f64,
+}
+
+async fn run<S, F>(name: &str, port: u16, pid: u32, setup: S, iteration: F) -> Option<Figures>
 where
     S: AsyncFn(Conn) -> (Conn, String),
     F: AsyncFn(&mut Conn, &mut String) -> bool + Clone + 'static,
 {
     if !selected(name) {
-        return;
+        return None;
     }
     let stop = Arc::new(AtomicBool::new(false));
     let local = tokio::task::LocalSet::new();
@@ -269,6 +275,7 @@ where
         pct(0.99),
         peak as f64 / 1024.0
     );
+    Some(Figures { p99: pct(0.99) })
 }
 
 fn start_server(dir: &std::path::Path, port: u16) -> Child {
@@ -296,6 +303,264 @@ fn start_server(dir: &std::path::Path, port: u16) -> Child {
     child
 }
 
+/// Rows the cleanup benchmark files: expired access tokens, then expired ID tokens, codes and
+/// revoked refresh tokens of each, and live access tokens.
+const EXPIRED_ACCESS: usize = 1_000_000;
+const EXPIRED_OTHERS: usize = 100_000;
+const LIVE_ACCESS: usize = 100_000;
+
+/// Files expired and live rows straight into the (stopped) server's database, as a year of
+/// traffic would have left them.
+fn fill(database: &std::path::Path) {
+    use oxidot::store::{
+        AccessToken, FamilyId, Grant, IdToken, RefreshToken, SecretKey, Store, Timestamp,
+    };
+    let (store, _) = Store::open(database, 8 << 20).unwrap();
+    let now = Timestamp::from_datetime(time::OffsetDateTime::now_utc());
+    let long_ago = Timestamp(now.0 - 2 * 86_400 * 1_000_000);
+    let key_at = |at: Timestamp| SecretKey::of_token(&oxidot::random::ordered_token(at.0).unwrap());
+    let chunk = 20_000;
+    let kinds: [(usize, u8); 5] = [
+        (EXPIRED_ACCESS, 0),
+        (EXPIRED_OTHERS, 1),
+        (EXPIRED_OTHERS, 2),
+        (EXPIRED_OTHERS, 3),
+        (LIVE_ACCESS, 4),
+    ];
+    for (count, kind) in kinds {
+        for start in (0..count).step_by(chunk) {
+            let end = (start + chunk).min(count);
+            store
+                .write_blocking(move |tx| {
+                    for i in start..end {
+                        let created = Timestamp(long_ago.0 + i as i64);
+                        let key = key_at(if kind == 4 { now } else { created });
+                        match kind {
+                            0 | 4 => {
+                                let (created, expires) = if kind == 4 {
+                                    (now, now.plus_seconds(36_000))
+                                } else {
+                                    (created, created.plus_seconds(3_600))
+                                };
+                                tx.put_access_token(
+                                    &key,
+                                    &AccessToken {
+                                        user: None,
+                                        application: 1,
+                                        scope: "read".to_owned(),
+                                        expires,
+                                        created,
+                                        refresh_token: None,
+                                        family: None,
+                                        tail: String::new(),
+                                    },
+                                )?;
+                            }
+                            1 => tx.put_id_token(
+                                &key,
+                                &IdToken {
+                                    user: Some(1),
+                                    application: 3,
+                                    jti: String::new(),
+                                    scope: "openid".to_owned(),
+                                    expires: created.plus_seconds(3_600),
+                                    created,
+                                },
+                            )?,
+                            2 => tx.put_grant(
+                                &key,
+                                &Grant {
+                                    user: 1,
+                                    application: 3,
+                                    redirect_uri: None,
+                                    scope: "read".to_owned(),
+                                    code_challenge: None,
+                                    code_challenge_method: None,
+                                    nonce: None,
+                                    auth_time: created,
+                                    created,
+                                    expires: created.plus_seconds(60),
+                                    used: Some(created),
+                                    family: FamilyId(key.0[..16].try_into().unwrap()),
+                                    sid: None,
+                                    claims: None,
+                                },
+                            )?,
+                            _ => tx.put_refresh_token(
+                                &key,
+                                &RefreshToken {
+                                    user: Some(1),
+                                    application: 2,
+                                    scope: "read".to_owned(),
+                                    created,
+                                    revoked: Some(created),
+                                    access_token: None,
+                                    family: FamilyId(key.0[..16].try_into().unwrap()),
+                                    expires: None,
+                                    tail: String::new(),
+                                },
+                            )?,
+                        }
+                    }
+                    Ok(())
+                })
+                .unwrap();
+        }
+    }
+    store.close().unwrap();
+}
+
+fn file_mib(path: &std::path::Path) -> f64 {
+    std::fs::metadata(path).map_or(0.0, |meta| meta.len() as f64 / (1024.0 * 1024.0))
+}
+
+/// MiB in pages the database uses, with the server stopped.
+fn used_mib(path: &std::path::Path) -> f64 {
+    let (store, _) = oxidot::store::Store::open(path, 8 << 20).unwrap();
+    let bytes = store.allocated_bytes().unwrap();
+    store.close().unwrap();
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+/// `oxidot cleartokens` through the running server (or on the file when none runs); its output.
+fn cleartokens(dir: &std::path::Path) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_oxidot"))
+        .arg("cleartokens")
+        .current_dir(dir)
+        .env(
+            "OXIDOT_OAUTH2_PROVIDER__REFRESH_TOKEN_REUSE_PROTECTION",
+            "false",
+        )
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn cleanup_figures(output: &str) -> (u64, f64) {
+    let deleted: u64 = output
+        .lines()
+        .filter_map(|line| line.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    let millis: f64 = output
+        .lines()
+        .find_map(|line| line.strip_prefix('(')?.strip_suffix(" ms)")?.parse().ok())
+        .unwrap_or(f64::NAN);
+    (deleted, millis)
+}
+
+/// The cleanup benchmark (`cargo bench --bench oauth -- cleanup`): 1.3 million expired rows
+/// and 100,000 live ones; cleanup rate, the server's peak RSS during it, the file size before,
+/// after and after refilling, and token-endpoint p99 during the cleanup against idle.
+fn cleanup_bench(dir: &std::path::Path) {
+    let database = dir.join("oxidot.redb");
+    let filling = Instant::now();
+    fill(&database);
+    let expired = EXPIRED_ACCESS + 3 * EXPIRED_OTHERS;
+    println!(
+        "filled {expired} expired and {LIVE_ACCESS} live rows in {:.1} s; file {:.1} MiB, {:.1} MiB in use",
+        filling.elapsed().as_secs_f64(),
+        file_mib(&database),
+        used_mib(&database)
+    );
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    // Without reuse protection, revoked refresh tokens are due at once (the benchmark's
+    // refresh rows were revoked two days ago).
+    let mut child = Command::new(env!("CARGO_BIN_EXE_oxidot"));
+    child
+        .arg("serve")
+        .current_dir(dir)
+        .env("OXIDOT_PORT", port.to_string())
+        .env("OXIDOT_LOG_LEVEL", "warn")
+        .env(
+            "OXIDOT_OAUTH2_PROVIDER__REFRESH_TOKEN_REUSE_PROTECTION",
+            "false",
+        )
+        .env("OXIDOT_TASKS__CLEAR_TOKENS__ENABLED", "false")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut server = child.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "the server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pid = server.id();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let cc = basic("cc", "cc-secret");
+    let load = |name: &'static str| {
+        let auth = cc.clone();
+        run(
+            name,
+            port,
+            pid,
+            async |conn: Conn| (conn, String::new()),
+            async move |conn: &mut Conn, _: &mut String| {
+                conn.send(
+                    "POST",
+                    "/o/token/",
+                    &[("Authorization", &auth)],
+                    "grant_type=client_credentials&scope=read",
+                )
+                .await
+                .status
+                    == 200
+            },
+        )
+    };
+    let idle = runtime
+        .block_on(load("client_credentials, idle (cleanup bench)"))
+        .unwrap();
+    let cleaner = {
+        let dir = dir.to_owned();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(500));
+            cleartokens(&dir)
+        })
+    };
+    let busy = runtime
+        .block_on(load("client_credentials while cleanup runs"))
+        .unwrap();
+    let output = cleaner.join().unwrap();
+    let (deleted, millis) = cleanup_figures(&output);
+    println!(
+        "cleanup: {deleted} rows in {millis:.0} ms = {:.0} rows/s; p99 while it ran {:.2} ms vs idle {:.2} ms ({:.1}x)",
+        deleted as f64 / (millis / 1000.0),
+        busy.p99,
+        idle.p99,
+        busy.p99 / idle.p99
+    );
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    let _ = server.wait();
+    let after = (file_mib(&database), used_mib(&database));
+    fill(&database);
+    let refilled = (file_mib(&database), used_mib(&database));
+    let output = cleartokens(dir);
+    let (deleted_again, millis_again) = cleanup_figures(&output);
+    println!(
+        "file (in use): {:.1} ({:.1}) MiB after the cleanup, {:.1} ({:.1}) MiB refilled with the \
+         same rows, {:.1} ({:.1}) MiB after cleaning again ({deleted_again} rows in {millis_again:.0} ms, \
+         server stopped)",
+        after.0,
+        after.1,
+        refilled.0,
+        refilled.1,
+        file_mib(&database),
+        used_mib(&database)
+    );
+    for line in output.lines() {
+        println!("  {line}");
+    }
+}
+
 fn main() {
     let dir = tempfile::tempdir().unwrap();
     let binary = env!("CARGO_BIN_EXE_oxidot");
@@ -316,6 +581,11 @@ fn main() {
         .unwrap();
     std::io::Write::write_all(password.stdin.as_mut().unwrap(), b"bench-password-1\n").unwrap();
     assert!(password.wait().unwrap().success());
+    // Heavy: only when named (`cargo bench --bench oauth -- cleanup`).
+    if std::env::args().skip(1).any(|arg| arg == "cleanup") {
+        cleanup_bench(dir.path());
+        return;
+    }
 
     let port = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -14,7 +14,7 @@ use crate::config::OAuth2Provider;
 use crate::store::{ExpiringKind, Store, StoreError, Timestamp};
 
 /// Longest a cleanup batch holds the writer.
-const BATCH_BUDGET: Duration = Duration::from_millis(5);
+const BATCH_BUDGET: Duration = Duration::from_millis(10);
 
 /// How many records each category lost.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -247,6 +247,18 @@ impl Store {
         work(&ReadTx { txn })
     }
 
+    /// Bytes in pages the database uses (the file may be larger: freed pages are kept for
+    /// reuse, and the file grows in steps).
+    pub fn allocated_bytes(&self) -> Result<u64, StoreError> {
+        let txn = self.inner.db.begin_write()?;
+        let stats = txn
+            .stats()
+            .map_err(|error| StoreError::Storage(error.to_string()))?;
+        let bytes = stats.allocated_pages() * stats.page_size() as u64;
+        txn.abort()?;
+        Ok(bytes)
+    }
+
     pub fn file_size(&self) -> u64 {
         std::fs::metadata(&self.inner.path)
             .map(|meta| meta.len())
@@ -1244,7 +1256,7 @@ impl<'a> WriteTx<'a> {
     /// Deletes up to `limit` records of `kind` whose row in the expiry index is before
     /// `cutoff`, oldest first, stopping early once `budget` has passed (so the one writer soon
     /// gets back to issuing tokens). Returns how many records were deleted and whether rows
-    /// before `cutoff` remain.
+    /// before `cutoff` may remain.
     pub fn clear_expired_batch(
         &mut self,
         kind: ExpiringKind,
@@ -1252,48 +1264,58 @@ impl<'a> WriteTx<'a> {
         limit: usize,
         budget: std::time::Duration,
     ) -> Result<(u64, bool), StoreError> {
+        /// Rows read from the index at a time: the budget is checked between chunks.
+        const CHUNK: usize = 256;
         let started = std::time::Instant::now();
-        let rows: Vec<(i64, [u8; 32])> = {
-            let expiry = self.expiry()?;
-            let mut rows = Vec::new();
-            let kind = kind as u8;
-            for row in expiry.range((kind, i64::MIN, [0u8; 32])..(kind, cutoff.0, [0u8; 32]))? {
-                let (_, at, key) = row?.0.value();
-                rows.push((at, key));
-                if rows.len() > limit {
-                    break;
-                }
-            }
-            rows
-        };
-        let more = rows.len() > limit;
         let mut deleted = 0;
-        for (index, (at, raw)) in rows.into_iter().take(limit).enumerate() {
-            if index % 64 == 63 && started.elapsed() > budget {
+        let mut processed = 0;
+        loop {
+            let want = CHUNK.min(limit - processed);
+            let rows: Vec<(i64, [u8; 32])> = {
+                let expiry = self.expiry()?;
+                let kind = kind as u8;
+                let mut rows = Vec::with_capacity(want);
+                for row in expiry.range((kind, i64::MIN, [0u8; 32])..(kind, cutoff.0, [0u8; 32]))? {
+                    let (_, at, key) = row?.0.value();
+                    rows.push((at, key));
+                    if rows.len() == want {
+                        break;
+                    }
+                }
+                rows
+            };
+            if rows.is_empty() {
+                return Ok((deleted, false));
+            }
+            for (at, raw) in rows {
+                let key = SecretKey(raw);
+                // Each delete removes the record's own expiry row.
+                let gone = match kind {
+                    ExpiringKind::AccessToken => self.delete_access_token(&key)?,
+                    ExpiringKind::RefreshToken | ExpiringKind::RevokedRefreshToken => {
+                        self.delete_refresh_token(&key)?
+                    }
+                    ExpiringKind::Grant => self.delete_grant(&key)?,
+                    ExpiringKind::IdToken => self.delete_id_token(&key)?,
+                    ExpiringKind::DeviceGrant => {
+                        let found = self.device_grant(&key)?.is_some();
+                        self.delete_device_grant(&key)?;
+                        found
+                    }
+                    ExpiringKind::Session => self.delete_session(&key)?,
+                };
+                if gone {
+                    deleted += 1;
+                } else {
+                    // A row whose record was already gone.
+                    self.expiry()?.remove((kind as u8, at, raw))?;
+                }
+                processed += 1;
+            }
+            if processed >= limit || started.elapsed() > budget {
                 return Ok((deleted, true));
             }
-            let key = SecretKey(raw);
-            let gone = match kind {
-                ExpiringKind::AccessToken => self.delete_access_token(&key)?,
-                ExpiringKind::RefreshToken | ExpiringKind::RevokedRefreshToken => {
-                    self.delete_refresh_token(&key)?
-                }
-                ExpiringKind::Grant => self.delete_grant(&key)?,
-                ExpiringKind::IdToken => self.delete_id_token(&key)?,
-                ExpiringKind::DeviceGrant => {
-                    let found = self.device_grant(&key)?.is_some();
-                    self.delete_device_grant(&key)?;
-                    found
-                }
-                ExpiringKind::Session => self.delete_session(&key)?,
-            };
-            // A row whose record was already gone (or re-filed) is dropped with it.
-            self.expiry()?.remove((kind as u8, at, raw))?;
-            if gone {
-                deleted += 1;
-            }
         }
-        Ok((deleted, more))
     }
 
     pub fn delete_grant(&mut self, key: &SecretKey) -> Result<bool, StoreError> {
