@@ -127,6 +127,11 @@ pub async fn clear_expired(
             ExpiringKind::Session => report.sessions = deleted,
         }
     }
+    // The batches committed without an fsync: two durable commits put them on disk and let
+    // redb hand the pages they freed to later writes (it does so two commits on).
+    for _ in 0..2 {
+        store.write(|_| Ok(())).await?;
+    }
     report.elapsed_millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     for line in report.lines() {
         tracing::info!(target: "oxidot::cleanup", "{line}");
@@ -156,7 +161,7 @@ async fn delete_before(
             return Ok((total, true));
         }
         let (deleted, more) = store
-            .write(move |tx| tx.clear_expired_batch(kind, cutoff, limit, BATCH_BUDGET))
+            .write_deferred(move |tx| tx.clear_expired_batch(kind, cutoff, limit, BATCH_BUDGET))
             .await?;
         total += deleted;
         if !more {

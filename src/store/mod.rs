@@ -220,7 +220,20 @@ impl Store {
         F: FnMut(&mut WriteTx<'_>) -> Result<T, StoreError> + Send + 'static,
         T: Send + 'static,
     {
-        let (job, receiver) = TypedJob::boxed(work);
+        let (job, receiver) = TypedJob::boxed(work, true);
+        self.inner.writer.submit(job)?;
+        receiver.await.map_err(|_| StoreError::WriterGone)?
+    }
+
+    /// `write` for changes that may reach the disk with the next durable commit rather than
+    /// before the answer (work a crash would only cause to be redone, like deleting expired
+    /// rows). Follow a series of them with `write` so they end durable.
+    pub async fn write_deferred<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        F: FnMut(&mut WriteTx<'_>) -> Result<T, StoreError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let (job, receiver) = TypedJob::boxed(work, false);
         self.inner.writer.submit(job)?;
         receiver.await.map_err(|_| StoreError::WriterGone)?
     }
@@ -231,7 +244,7 @@ impl Store {
         F: FnMut(&mut WriteTx<'_>) -> Result<T, StoreError> + Send + 'static,
         T: Send + 'static,
     {
-        let (job, receiver) = TypedJob::boxed(work);
+        let (job, receiver) = TypedJob::boxed(work, true);
         self.inner.writer.submit(job)?;
         receiver
             .blocking_recv()

@@ -21,6 +21,10 @@ const MAX_BATCH: usize = 512;
 pub(super) trait Job: Send {
     /// Runs the job; false when it failed (its error is kept for `finish`).
     fn run(&mut self, tx: &mut WriteTx<'_>) -> bool;
+    /// Whether the job's changes must be on disk before it is answered. A batch of jobs that
+    /// need not be (cleanup deletions, which a crash would only cause to be redone) commits
+    /// without an fsync; the next durable commit writes them too.
+    fn durable(&self) -> bool;
     /// Reports the outcome once the transaction it ran in has committed or aborted.
     fn finish(self: Box<Self>, committed: Result<(), StoreError>);
 }
@@ -29,6 +33,7 @@ pub(super) struct TypedJob<F, T> {
     work: F,
     outcome: Option<Result<T, StoreError>>,
     reply: oneshot::Sender<Result<T, StoreError>>,
+    durable: bool,
 }
 
 impl<F, T> TypedJob<F, T>
@@ -36,12 +41,16 @@ where
     F: FnMut(&mut WriteTx<'_>) -> Result<T, StoreError> + Send + 'static,
     T: Send + 'static,
 {
-    pub(super) fn boxed(work: F) -> (Box<dyn Job>, oneshot::Receiver<Result<T, StoreError>>) {
+    pub(super) fn boxed(
+        work: F,
+        durable: bool,
+    ) -> (Box<dyn Job>, oneshot::Receiver<Result<T, StoreError>>) {
         let (reply, receiver) = oneshot::channel();
         let job = Box::new(Self {
             work,
             outcome: None,
             reply,
+            durable,
         });
         (job, receiver)
     }
@@ -52,6 +61,10 @@ where
     F: FnMut(&mut WriteTx<'_>) -> Result<T, StoreError> + Send + 'static,
     T: Send + 'static,
 {
+    fn durable(&self) -> bool {
+        self.durable
+    }
+
     fn run(&mut self, tx: &mut WriteTx<'_>) -> bool {
         let outcome = (self.work)(tx);
         let ok = outcome.is_ok();
@@ -123,7 +136,8 @@ fn write_loop(db: &Database, receiver: &mpsc::Receiver<Box<dyn Job>>) {
 }
 
 fn commit_batch(db: &Database, mut batch: Vec<Box<dyn Job>>) {
-    let txn = match begin(db) {
+    let durable = batch.iter().any(|job| job.durable());
+    let txn = match begin(db, durable) {
         Ok(txn) => txn,
         Err(error) => {
             for job in batch {
@@ -159,7 +173,7 @@ fn commit_batch(db: &Database, mut batch: Vec<Box<dyn Job>>) {
 }
 
 fn run_alone(db: &Database, mut job: Box<dyn Job>) {
-    match begin(db) {
+    match begin(db, job.durable()) {
         Err(error) => job.finish(Err(error)),
         Ok(txn) => {
             if job.run(&mut WriteTx::new(&txn)) {
@@ -174,9 +188,13 @@ fn run_alone(db: &Database, mut job: Box<dyn Job>) {
     }
 }
 
-fn begin(db: &Database) -> Result<redb::WriteTransaction, StoreError> {
+fn begin(db: &Database, durable: bool) -> Result<redb::WriteTransaction, StoreError> {
     let mut txn = db.begin_write().map_err(StoreError::from)?;
-    txn.set_durability(Durability::Immediate)
-        .map_err(|error| StoreError::Storage(error.to_string()))?;
+    txn.set_durability(if durable {
+        Durability::Immediate
+    } else {
+        Durability::None
+    })
+    .map_err(|error| StoreError::Storage(error.to_string()))?;
     Ok(txn)
 }
