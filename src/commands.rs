@@ -37,6 +37,9 @@ pub enum Command {
         action: KeysAction,
     },
     ClearTokens,
+    Backup {
+        destination: std::path::PathBuf,
+    },
 }
 
 /// `oxidot keys …`: the ID token signing keys.
@@ -132,6 +135,10 @@ pub async fn execute(context: &CommandContext, command: Command) -> Result<Strin
         }
         Command::Status => status(store),
         Command::Keys { action } => keys(context, action).await,
+        Command::Backup { destination } => {
+            let now = Timestamp::from_datetime(context.clock.now());
+            Ok(crate::backups::backup(store, &destination, now).await?)
+        }
         Command::ClearTokens => {
             let never = std::sync::atomic::AtomicBool::new(false);
             let report =

@@ -210,6 +210,37 @@ pub struct Settings {
     pub oauth2_provider: OAuth2Provider,
     /// Periodic tasks, written to the store at every start (`[<profile>.tasks.<name>]`).
     pub tasks: BTreeMap<String, TaskConfig>,
+    pub backup: Backup,
+}
+
+/// Where the `backup` task writes, and how many copies it keeps.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Backup {
+    /// Default: a `backups` directory beside the database.
+    pub directory: Option<PathBuf>,
+    /// The newest this many `oxidot-*.redb` copies are kept.
+    pub keep: usize,
+}
+
+impl Default for Backup {
+    fn default() -> Self {
+        Self {
+            directory: None,
+            keep: 7,
+        }
+    }
+}
+
+impl Settings {
+    /// Where the `backup` task writes.
+    pub fn backup_directory(&self) -> PathBuf {
+        self.backup.directory.clone().unwrap_or_else(|| {
+            self.database
+                .parent()
+                .map_or_else(|| PathBuf::from("backups"), |dir| dir.join("backups"))
+        })
+    }
 }
 
 /// A periodic task declared in the configuration: `every` + `period`, or `crontab`.
@@ -302,6 +333,7 @@ impl Default for Settings {
                     description: "Delete expired tokens (DOT's cleartokens)".to_owned(),
                 },
             )]),
+            backup: Backup::default(),
         }
     }
 }
@@ -493,6 +525,9 @@ impl LoadedConfig {
         }
         if s.database.as_os_str().is_empty() {
             return Err(self.bad_value("database", "must be a file path"));
+        }
+        if s.backup.keep == 0 {
+            return Err(self.bad_value("backup.keep", "must be at least 1"));
         }
         if s.database_cache_mb == 0 {
             return Err(self.bad_value("database_cache_mb", "must be at least 1"));

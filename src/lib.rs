@@ -6,6 +6,7 @@
 )]
 
 pub mod accounts;
+pub mod backups;
 pub mod cleanup;
 pub mod clock;
 pub mod commands;

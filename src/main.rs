@@ -91,6 +91,12 @@ enum Cmd {
     },
     /// Validate the configuration and the database; print every setting and its source
     Check,
+    /// Copy the database, consistently, while the server runs or not: to FILE, or to a
+    /// time-named file in DIRECTORY
+    Backup {
+        #[arg(value_name = "FILE|DIRECTORY")]
+        destination: PathBuf,
+    },
     /// Delete expired and no longer needed tokens, codes, device grants and sessions (DOT's
     /// cleartokens; works while the server runs)
     Cleartokens,
@@ -281,6 +287,14 @@ async fn dispatch(command: Cmd, loaded: LoadedConfig) -> Result<(), String> {
             Ok(())
         }
         Cmd::Check => check(&loaded).await,
+        Cmd::Backup { destination } => {
+            // The server may run elsewhere: give it an absolute path.
+            let destination =
+                std::path::absolute(&destination).map_err(|error| error.to_string())?;
+            let output = run_command(&loaded, Command::Backup { destination }).await?;
+            println!("{output}");
+            Ok(())
+        }
         Cmd::Cleartokens => {
             let output = run_command(&loaded, Command::ClearTokens).await?;
             print!("{output}");

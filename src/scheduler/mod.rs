@@ -22,7 +22,7 @@ use crate::config::{OAuth2Provider, Settings};
 use crate::store::{PeriodicTask, Store, StoreError, TaskOutcome, TaskSchedule, Timestamp};
 
 /// The registered tasks a periodic task may run.
-pub const TASKS: [&str; 2] = ["clear_tokens", "debug_task"];
+pub const TASKS: [&str; 3] = ["clear_tokens", "debug_task", "backup"];
 
 /// Interval periods and their length in seconds.
 const PERIODS: [(&str, u64); 4] = [
@@ -92,6 +92,8 @@ pub fn describe(schedule: &TaskSchedule) -> String {
 struct Runner {
     store: Store,
     provider: OAuth2Provider,
+    backup_directory: std::path::PathBuf,
+    backup_keep: usize,
     clock: Clock,
     stop: AtomicBool,
     running: Mutex<HashSet<String>>,
@@ -228,6 +230,14 @@ impl Runner {
                 tracing::info!(target: "oxidot::tasks", "{message}");
                 Ok(message)
             }
+            "backup" => crate::backups::backup_and_prune(
+                &self.store,
+                &self.backup_directory,
+                self.backup_keep,
+                self.now(),
+            )
+            .await
+            .map_err(|error| error.to_string()),
             other => Err(format!("no task {other:?} is registered")),
         }
     }
@@ -256,6 +266,8 @@ impl Scheduler {
             runner: Arc::new(Runner {
                 store,
                 provider: settings.oauth2_provider.clone(),
+                backup_directory: settings.backup_directory(),
+                backup_keep: settings.backup.keep,
                 clock,
                 stop: AtomicBool::new(false),
                 running: Mutex::new(HashSet::new()),

@@ -6,6 +6,7 @@
 //! writer thread (see `writer`), which commits many callers' changes in one durable
 //! transaction.
 
+mod backup;
 mod records;
 mod writer;
 
@@ -40,7 +41,6 @@ const GROUP_NAMES: TableDefinition<&str, u64> = TableDefinition::new("groups_by_
 const APPLICATIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("applications");
 const CLIENT_IDS: TableDefinition<&str, u64> = TableDefinition::new("applications_by_client_id");
 const SESSIONS: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("sessions");
-/// `(expires_at micros, kind, key)`: cleanup walks this from the start up to "now".
 /// When each expiring record expires (or a refresh token was revoked), by kind then time, so
 /// the cleanup walks exactly the rows of one kind that are due.
 const EXPIRY: TableDefinition<(u8, i64, [u8; 32]), ()> = TableDefinition::new("expiry_by_kind");
@@ -48,8 +48,8 @@ const EXPIRY: TableDefinition<(u8, i64, [u8; 32]), ()> = TableDefinition::new("e
 const LEGACY_EXPIRY: TableDefinition<(i64, u8, [u8; 32]), ()> = TableDefinition::new("expiry");
 
 // Tables of the OAuth/OIDC layers, created with the schema so the file layout is fixed from
-// version 1 on. Token-like rows are keyed by the SHA-256 of their value (DOT's
-// `token_checksum`); the `*_BY_*` multimaps let revocation and logout touch only what they must.
+// version 1 on. Token-like rows are keyed by `SecretKey::of_token` (an ordering prefix and the
+// SHA-256 for tokens oxidot minted, DOT's `token_checksum` for imported ones); the `*_BY_*` multimaps let revocation and logout touch only what they must.
 const ACCESS_TOKENS: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("access_tokens");
 const REFRESH_TOKENS: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("refresh_tokens");
 const GRANTS: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("grants");

@@ -379,3 +379,87 @@ fn a_bad_task_in_the_configuration_stops_start_up_naming_it() {
         );
     }
 }
+
+#[test]
+fn the_backup_task_keeps_the_newest_copies() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = Store::open(&dir.path().join("b.redb"), 1 << 20).unwrap();
+    let mut settings = Settings::default();
+    settings.tasks.clear();
+    settings.backup.directory = Some(dir.path().join("copies"));
+    settings.backup.keep = 2;
+    store
+        .write_blocking(|tx| tx.put_periodic_task(&task("nightly", "backup", 1)))
+        .unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let scheduler = Scheduler::start(store.clone(), &settings, Clock::system())
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(4600)).await;
+        scheduler.shutdown().await;
+    });
+    let done = store
+        .read(|tx| tx.periodic_task("nightly"))
+        .unwrap()
+        .unwrap();
+    assert!(done.total_run_count >= 3, "{done:?}");
+    let mut copies: Vec<_> = std::fs::read_dir(dir.path().join("copies"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .collect();
+    copies.sort();
+    assert_eq!(copies.len(), 2, "{copies:?}");
+    assert!(
+        copies
+            .iter()
+            .all(|name| name.starts_with("oxidot-") && name.ends_with("Z.redb"))
+    );
+    store.close().unwrap();
+    // A copy opens as a database of its own, with the task in it.
+    let (copy, _) = Store::open(&dir.path().join("copies").join(&copies[1]), 1 << 20).unwrap();
+    assert!(
+        copy.read(|tx| tx.periodic_task("nightly"))
+            .unwrap()
+            .is_some()
+    );
+    copy.close().unwrap();
+}
+
+#[test]
+fn oxidot_backup_copies_a_running_and_a_stopped_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let oxidot = |args: &[&str]| {
+        crate::support::oxidot(dir.path())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let server = Server::start(dir.path(), &["demo"]);
+    let live = oxidot(&["--profile", "demo", "backup", "live.redb"]);
+    assert!(live.status.success(), "{live:?}");
+    assert!(String::from_utf8_lossy(&live.stdout).contains("backup written to"));
+    // Never over an existing file.
+    let again = oxidot(&["--profile", "demo", "backup", "live.redb"]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("exists already"));
+    assert!(server.terminate());
+    // The copy is a database with the demo's users and clients.
+    let dumped = oxidot(&["--database", "live.redb", "dumpdata", "auth.user"]);
+    assert!(dumped.status.success(), "{dumped:?}");
+    assert!(String::from_utf8_lossy(&dumped.stdout).contains("username: admin"));
+    // With the server stopped, into a directory: a time-named file.
+    std::fs::create_dir(dir.path().join("copies")).unwrap();
+    let stopped = oxidot(&["--profile", "demo", "backup", "copies"]);
+    assert!(stopped.status.success(), "{stopped:?}");
+    let names: Vec<_> = std::fs::read_dir(dir.path().join("copies"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names.len(), 1);
+    assert!(names[0].starts_with("oxidot-"), "{names:?}");
+}
