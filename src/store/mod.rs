@@ -656,6 +656,15 @@ impl<'a> WriteTx<'a> {
         IndexTable<'a, [u8; 16]>
     );
 
+    /// Removes a record, returning what it held.
+    fn take_record<T: DeserializeOwned>(
+        table: &mut RecordTable<'a>,
+        key: &SecretKey,
+    ) -> Result<Option<T>, StoreError> {
+        let removed = table.remove(key.0)?;
+        removed.map(|value| decode(value.value())).transpose()
+    }
+
     fn cached_record<T: DeserializeOwned>(
         table: &RecordTable<'a>,
         key: &SecretKey,
@@ -916,11 +925,7 @@ impl<'a> WriteTx<'a> {
 
     /// Deletes an access token and its index entries; false when there was none.
     pub fn delete_access_token(&mut self, key: &SecretKey) -> Result<bool, StoreError> {
-        let removed: Option<AccessToken> = {
-            let tokens = self.access_tokens()?;
-            let removed = tokens.remove(key.0)?;
-            removed.map(|value| decode(value.value())).transpose()?
-        };
+        let removed: Option<AccessToken> = Self::take_record(self.access_tokens()?, key)?;
         let Some(token) = removed else {
             return Ok(false);
         };
@@ -1226,11 +1231,7 @@ impl<'a> WriteTx<'a> {
     /// Deletes a refresh token with its index rows; its family goes too once it has no
     /// members left. False when there was none.
     pub fn delete_refresh_token(&mut self, key: &SecretKey) -> Result<bool, StoreError> {
-        let removed: Option<RefreshToken> = {
-            let tokens = self.refresh_tokens()?;
-            let removed = tokens.remove(key.0)?;
-            removed.map(|value| decode(value.value())).transpose()?
-        };
+        let removed: Option<RefreshToken> = Self::take_record(self.refresh_tokens()?, key)?;
         let Some(token) = removed else {
             return Ok(false);
         };
@@ -1332,11 +1333,7 @@ impl<'a> WriteTx<'a> {
     }
 
     pub fn delete_grant(&mut self, key: &SecretKey) -> Result<bool, StoreError> {
-        let removed: Option<Grant> = {
-            let grants = self.grants()?;
-            let removed = grants.remove(key.0)?;
-            removed.map(|value| decode(value.value())).transpose()?
-        };
+        let removed: Option<Grant> = Self::take_record(self.grants()?, key)?;
         let Some(grant) = removed else {
             return Ok(false);
         };

@@ -62,6 +62,14 @@ fn scheduler(state: &AppState) -> Result<&Scheduler, WebError> {
         .ok_or_else(|| WebError::Internal("the scheduler is not running".to_owned()))
 }
 
+/// Applies a change in the store to the running jobs.
+async fn resync(state: &AppState) -> Result<(), WebError> {
+    scheduler(state)?
+        .sync()
+        .await
+        .map_err(|error| WebError::Internal(error.to_string()))
+}
+
 fn when(at: Option<Timestamp>) -> String {
     at.map_or_else(|| "—".to_owned(), Timestamp::to_rfc3339)
 }
@@ -238,10 +246,7 @@ async fn add(
             list_page(state, &user, cookies, Some(&message), form_echo(&params)).await?,
         ));
     }
-    scheduler(state)?
-        .sync()
-        .await
-        .map_err(|error| WebError::Internal(error.to_string()))?;
+    resync(state).await?;
     tracing::info!(
         admin = signed_in.user.username.as_str(),
         task = name.as_str(),
@@ -385,10 +390,7 @@ async fn change(
                 .store
                 .write(move |tx| tx.delete_periodic_task(&target))
                 .await?;
-            scheduler
-                .sync()
-                .await
-                .map_err(|error| WebError::Internal(error.to_string()))?;
+            resync(state).await?;
             tracing::info!(
                 admin = signed_in.user.username.as_str(),
                 task = name,
@@ -453,10 +455,7 @@ async fn change(
         .store
         .write(move |tx| tx.put_periodic_task(&updated))
         .await?;
-    scheduler
-        .sync()
-        .await
-        .map_err(|error| WebError::Internal(error.to_string()))?;
+    resync(state).await?;
     tracing::info!(
         admin = signed_in.user.username.as_str(),
         task = name,
