@@ -263,6 +263,38 @@ fn the_periodic_tasks_page_changes_schedules_at_once() {
             .contains("/admin/periodic-tasks/x/")
     );
 
+    // A start time ahead keeps a task from running; a malformed one is refused.
+    let (status, page) = post(
+        list,
+        &[
+            ("csrfmiddlewaretoken", &csrf),
+            ("name", "later"),
+            ("task", "debug_task"),
+            ("every", "1"),
+            ("period", "seconds"),
+            ("enabled", "on"),
+            ("start_time", "tomorrow"),
+        ],
+    );
+    assert_eq!(status, 400);
+    assert!(
+        page.contains("The start time must be a time like"),
+        "{page}"
+    );
+    let (status, _) = post(
+        list,
+        &[
+            ("csrfmiddlewaretoken", &csrf),
+            ("name", "later"),
+            ("task", "debug_task"),
+            ("every", "1"),
+            ("period", "seconds"),
+            ("enabled", "on"),
+            ("start_time", "2099-01-01T00:00:00Z"),
+        ],
+    );
+    assert_eq!(status, 303);
+
     // A debug task every second runs every second.
     let (status, _) = post(
         list,
@@ -280,6 +312,10 @@ fn the_periodic_tasks_page_changes_schedules_at_once() {
     let (_, page, _) = admin_page(&admin, &base, "/admin/periodic-tasks/tick/");
     assert!(runs(&page) >= 2, "{page}");
     assert!(page.contains("Made in the admin"));
+
+    let (_, page, _) = admin_page(&admin, &base, "/admin/periodic-tasks/later/");
+    assert_eq!(runs(&page), 0, "not before its start time");
+    assert!(page.contains("2099-01-01T00:00:00Z"), "{page}");
 
     // Every hour instead: no more runs for now, and the next run is an hour away.
     let (status, _) = post(
@@ -462,4 +498,44 @@ fn oxidot_backup_copies_a_running_and_a_stopped_database() {
         .collect();
     assert_eq!(names.len(), 1);
     assert!(names[0].starts_with("oxidot-"), "{names:?}");
+}
+
+#[test]
+fn one_off_tasks_run_once_and_expired_tasks_not_at_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = Store::open(&dir.path().join("o.redb"), 1 << 20).unwrap();
+    let mut settings = Settings::default();
+    settings.tasks.clear();
+    store
+        .write_blocking(|tx| {
+            let mut once = task("once", "debug_task", 1);
+            once.one_off = true;
+            tx.put_periodic_task(&once)?;
+            let mut over = task("over", "debug_task", 1);
+            over.expires = Some(Timestamp(1));
+            tx.put_periodic_task(&over)
+        })
+        .unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let scheduler = Scheduler::start(store.clone(), &settings, Clock::system())
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(3200)).await;
+        assert!(
+            scheduler.next_run("once").await.is_none(),
+            "unscheduled after its run"
+        );
+        scheduler.shutdown().await;
+    });
+    let read = |name: &str| store.read(|tx| tx.periodic_task(name)).unwrap().unwrap();
+    let once = read("once");
+    assert_eq!((once.total_run_count, once.enabled), (1, false));
+    let over = read("over");
+    assert_eq!((over.total_run_count, over.enabled), (0, false));
+    store.close().unwrap();
 }

@@ -92,7 +92,19 @@ fn form_of(task: &PeriodicTask) -> Value {
         "name": task.name, "task": task.task, "every": every, "period": period,
         "crontab": crontab, "enabled": task.enabled, "one_off": task.one_off,
         "description": task.description,
+        "start_time": task.start_time.map(Timestamp::to_rfc3339).unwrap_or_default(),
+        "expires": task.expires.map(Timestamp::to_rfc3339).unwrap_or_default(),
     })
+}
+
+/// An optional RFC 3339 time from the form.
+fn optional_time(text: &str, label: &str) -> Result<Option<Timestamp>, String> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map(|at| Some(Timestamp::from_datetime(at)))
+        .map_err(|_| format!("{label} must be a time like 2026-12-01T00:00:00Z."))
 }
 
 /// The task a submitted form describes; the error is shown on the form.
@@ -135,8 +147,8 @@ fn task_from(params: &Params, now: Timestamp) -> Result<PeriodicTask, String> {
         schedule,
         enabled: config.enabled,
         one_off: config.one_off,
-        start_time: None,
-        expires: None,
+        start_time: optional_time(&text("start_time")?, "The start time")?,
+        expires: optional_time(&text("expires")?, "The expiry")?,
         description: config.description,
         last_run_at: None,
         total_run_count: 0,
@@ -188,7 +200,7 @@ async fn list_page(
 
 fn empty_form() -> Value {
     json!({"name": "", "task": "clear_tokens", "every": "1", "period": "hours", "crontab": "",
-           "enabled": true, "one_off": false, "description": ""})
+           "enabled": true, "one_off": false, "description": "", "start_time": "", "expires": ""})
 }
 
 #[get("/admin/periodic-tasks")]
@@ -267,7 +279,7 @@ fn form_echo(params: &Params) -> Value {
     json!({
         "name": get("name"), "task": get("task"), "every": get("every"), "period": get("period"),
         "crontab": get("crontab"), "enabled": get("enabled") == "on", "one_off": get("one_off") == "on",
-        "description": get("description"),
+        "description": get("description"), "start_time": get("start_time"), "expires": get("expires"),
     })
 }
 
@@ -405,6 +417,8 @@ async fn change(
                 enabled: edited.enabled,
                 one_off: edited.one_off,
                 description: edited.description,
+                start_time: edited.start_time,
+                expires: edited.expires,
                 changed: now,
                 ..current.clone()
             },
