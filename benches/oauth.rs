@@ -559,6 +559,19 @@ fn cleanup_bench(dir: &std::path::Path) {
     for line in output.lines() {
         println!("  {line}");
     }
+    let compacting = Instant::now();
+    let compacted = Command::new(env!("CARGO_BIN_EXE_oxidot"))
+        .arg("compact")
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(compacted.status.success(), "{compacted:?}");
+    println!(
+        "oxidot compact: {:.1} MiB file ({:.1} MiB in use) in {:.1} s",
+        file_mib(&database),
+        used_mib(&database),
+        compacting.elapsed().as_secs_f64()
+    );
 }
 
 fn main() {

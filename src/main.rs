@@ -97,6 +97,8 @@ enum Cmd {
         #[arg(value_name = "FILE|DIRECTORY")]
         destination: PathBuf,
     },
+    /// Shrink the database file to what it holds (with the server stopped)
+    Compact,
     /// Delete expired and no longer needed tokens, codes, device grants and sessions (DOT's
     /// cleartokens; works while the server runs)
     Cleartokens,
@@ -294,6 +296,24 @@ async fn dispatch(command: Cmd, loaded: LoadedConfig) -> Result<(), String> {
             let output = run_command(&loaded, Command::Backup { destination }).await?;
             println!("{output}");
             Ok(())
+        }
+        Cmd::Compact => {
+            let database = loaded.settings.database.clone();
+            match tokio::task::block_in_place(|| Store::compact(&database)) {
+                Ok((before, after)) => {
+                    println!(
+                        "{}: {before} bytes before, {after} bytes after compaction",
+                        database.display()
+                    );
+                    Ok(())
+                }
+                Err(StoreError::AlreadyOpen(_)) => Err(format!(
+                    "{} is in use (a server is running?): compaction needs the file to itself; \
+                     stop the server and run `oxidot compact` again",
+                    database.display()
+                )),
+                Err(error) => Err(error.to_string()),
+            }
         }
         Cmd::Cleartokens => {
             let output = run_command(&loaded, Command::ClearTokens).await?;

@@ -272,3 +272,67 @@ fn cleartokens_runs_against_a_stopped_and_a_running_server() {
     let text = String::from_utf8_lossy(&stopped.stdout);
     assert!(text.contains("refresh_expire_at is None"), "{text}");
 }
+
+#[test]
+fn compact_shrinks_a_cleaned_database_and_waits_for_the_server_to_stop() {
+    use oxidot::store::{AccessToken, SecretKey, Store, Timestamp};
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("oxidot-demo.redb");
+    let server = Server::start(dir.path(), &["demo"]);
+    let refused = crate::support::oxidot(dir.path())
+        .args(["--profile", "demo", "compact"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("stop the server"));
+    assert!(server.terminate());
+    // Fill, then clean: the file keeps the space.
+    let (store, _) = Store::open(&database, 1 << 20).unwrap();
+    store
+        .write_blocking(|tx| {
+            for i in 0..30_000u32 {
+                let mut raw = [0u8; 32];
+                raw[..4].copy_from_slice(&i.to_be_bytes());
+                let token = AccessToken {
+                    user: None,
+                    application: 1,
+                    scope: "read write".repeat(8),
+                    expires: Timestamp(1),
+                    created: Timestamp(0),
+                    refresh_token: None,
+                    family: None,
+                    tail: String::new(),
+                };
+                tx.put_access_token(&SecretKey(raw), &token)?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    store.close().unwrap();
+    let cleaned = crate::support::oxidot(dir.path())
+        .args(["--profile", "demo", "cleartokens"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&cleaned.stdout).contains("30000 Expired access tokens deleted")
+    );
+    let full = std::fs::metadata(&database).unwrap().len();
+    let compacted = crate::support::oxidot(dir.path())
+        .args(["--profile", "demo", "compact"])
+        .output()
+        .unwrap();
+    assert!(compacted.status.success(), "{compacted:?}");
+    let small = std::fs::metadata(&database).unwrap().len();
+    assert!(small < full, "{small} < {full}");
+    // Still the same database.
+    let server = Server::start(dir.path(), &["demo"]);
+    assert_eq!(
+        http_client_status(&format!("{}/o/.well-known/jwks.json", server.base)),
+        200
+    );
+    assert!(server.terminate());
+}
+
+fn http_client_status(url: &str) -> u16 {
+    reqwest::blocking::get(url).unwrap().status().as_u16()
+}
