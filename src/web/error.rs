@@ -183,6 +183,41 @@ impl Page {
             headers: Vec::new(),
         }
     }
+
+    /// A page showing a form: 400 when it carries an error message for the user.
+    pub fn form(html: String, message: Option<&str>) -> Self {
+        Self {
+            status: if message.is_some() {
+                Status::BadRequest
+            } else {
+                Status::Ok
+            },
+            html,
+            headers: Vec::new(),
+        }
+    }
+
+    /// The error page: `reason` as its title, `message` to explain.
+    pub fn error(
+        state: &crate::web::AppState,
+        user: &crate::web::session::CurrentUser,
+        status: Status,
+        reason: &str,
+        message: &str,
+    ) -> Result<Self, WebError> {
+        let html = state.templates.render(
+            "error.html.tera",
+            &serde_json::json!({
+                "status": status.code, "reason": reason,
+                "message": message, "user": user.view(), "csrf_token": "",
+            }),
+        )?;
+        Ok(Self {
+            status,
+            html,
+            headers: Vec::new(),
+        })
+    }
 }
 
 impl<'r> Responder<'r, 'static> for Page {

@@ -6,15 +6,6 @@ use rocket::http::{ContentType, Header};
 use crate::flow::*;
 use crate::support::{App, enc, header};
 
-fn hello(app: &App, token: &str) -> u16 {
-    app.client
-        .get("/api/hello")
-        .header(Header::new("Authorization", format!("Bearer {token}")))
-        .dispatch()
-        .status()
-        .code
-}
-
 #[test]
 fn the_tutorial_flow_login_consent_code_pkce_token_hello() {
     let app = App::demo();

@@ -64,16 +64,9 @@ fn refresh(app: &App, token: &str) -> (u16, Value) {
     )
 }
 
-fn hello(app: &App, token: &Value) -> u16 {
-    app.client
-        .get("/api/hello")
-        .header(Header::new(
-            "Authorization",
-            format!("Bearer {}", token["access_token"].as_str().unwrap()),
-        ))
-        .dispatch()
-        .status()
-        .code
+/// `/api/hello` with a token response's access token.
+fn hello_with(app: &App, tokens: &Value) -> u16 {
+    hello(app, tokens["access_token"].as_str().unwrap())
 }
 
 fn tokens(app: &App) -> Value {
@@ -90,7 +83,7 @@ fn nothing_live_is_deleted() {
     let pending_code = approve(&app, &tutorial_request());
     let report = cleanup(&app, &provider);
     assert_eq!(report.total(), 0, "{report:?}");
-    assert_eq!(hello(&app, &body), 200);
+    assert_eq!(hello_with(&app, &body), 200);
     let (status, _) = tutorial_exchange(&app, &param(&pending_code, "code").unwrap());
     assert_eq!(status, 200, "the unexpired code still works");
     assert_eq!(app.session_count(), 1);
@@ -107,11 +100,11 @@ fn expired_access_tokens_go_at_their_expiry_and_their_refresh_token_keeps_workin
     let report = cleanup(&app, &provider);
     assert_eq!(report.access_tokens, 1, "{report:?}");
     assert_eq!(app.store.read(|tx| tx.access_token_count()).unwrap(), 0);
-    assert_eq!(hello(&app, &body), 401);
+    assert_eq!(hello_with(&app, &body), 401);
     // The refresh token lives on (DOT deletes neither, oxidot keeps the one that works).
     let (status, renewed) = refresh(&app, body["refresh_token"].as_str().unwrap());
     assert_eq!(status, 200, "{renewed}");
-    assert_eq!(hello(&app, &renewed), 200);
+    assert_eq!(hello_with(&app, &renewed), 200);
 }
 
 #[test]

@@ -113,3 +113,16 @@ pub fn tutorial_exchange(app: &App, code: &str) -> (u16, Value) {
         Some(("hash1", "hashed")),
     )
 }
+
+/// The status `/api/hello` answers for a bearer token.
+pub fn hello(app: &App, access_token: &str) -> u16 {
+    app.client
+        .get("/api/hello")
+        .header(Header::new(
+            "Authorization",
+            format!("Bearer {access_token}"),
+        ))
+        .dispatch()
+        .status()
+        .code
+}

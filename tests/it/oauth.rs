@@ -7,6 +7,7 @@ use rocket::local::blocking::LocalResponse;
 use serde_json::Value;
 
 use crate::fixtures::sample;
+use crate::flow::hello;
 use crate::support::{App, header};
 
 /// The DOT 3.4.1 sample: `cc-client`, `password-client`, `introspector` (secret `<id>-secret`),
@@ -84,15 +85,6 @@ fn refresh(app: &App, token: &str, extra: &str) -> (u16, Value) {
         Some(basic("password-client", "password-client-secret")),
         &format!("grant_type=refresh_token&refresh_token={token}{extra}"),
     ))
-}
-
-fn hello(app: &App, token: &str) -> u16 {
-    app.client
-        .get("/api/hello")
-        .header(bearer(token))
-        .dispatch()
-        .status()
-        .code
 }
 
 fn token_counts(app: &App) -> (u64, u64) {

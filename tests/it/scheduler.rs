@@ -10,6 +10,22 @@ use oxidot::store::{FamilyId, Grant, PeriodicTask, SecretKey, Store, TaskSchedul
 
 use crate::support::{Server, hidden_fields, http_client};
 
+/// Runs a scheduler on `store` for as long as `body` takes, then shuts it down.
+fn with_scheduler(store: &Store, settings: &Settings, body: impl AsyncFnOnce(&Scheduler)) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let scheduler = Scheduler::start(store.clone(), settings, Clock::system())
+            .await
+            .unwrap();
+        body(&scheduler).await;
+        scheduler.shutdown().await;
+    });
+}
+
 fn task(name: &str, registered: &str, every_seconds: u64) -> PeriodicTask {
     PeriodicTask {
         name: name.to_owned(),
@@ -66,15 +82,7 @@ fn failing_tasks_are_recorded_and_slow_ones_never_overlap() {
             tx.put_periodic_task(&task("slow", "clear_tokens", 1))
         })
         .unwrap();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let scheduler = Scheduler::start(store.clone(), &settings, Clock::system())
-            .await
-            .unwrap();
+    with_scheduler(&store, &settings, async |scheduler: &Scheduler| {
         let read = |name: &str| store.read(|tx| tx.periodic_task(name)).unwrap().unwrap();
         let started = Instant::now();
         // The slow cleanup starts at the first tick (~1 s) and runs ~2.1 s; the ticks at ~2 s
@@ -106,7 +114,6 @@ fn failing_tasks_are_recorded_and_slow_ones_never_overlap() {
             !result.ok && result.message.contains("no task"),
             "{result:?}"
         );
-        scheduler.shutdown().await;
     });
     store.close().unwrap();
 }
@@ -427,17 +434,8 @@ fn the_backup_task_keeps_the_newest_copies() {
     store
         .write_blocking(|tx| tx.put_periodic_task(&task("nightly", "backup", 1)))
         .unwrap();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let scheduler = Scheduler::start(store.clone(), &settings, Clock::system())
-            .await
-            .unwrap();
+    with_scheduler(&store, &settings, async |_: &Scheduler| {
         tokio::time::sleep(Duration::from_millis(4600)).await;
-        scheduler.shutdown().await;
     });
     let done = store
         .read(|tx| tx.periodic_task("nightly"))
@@ -516,21 +514,12 @@ fn one_off_tasks_run_once_and_expired_tasks_not_at_all() {
             tx.put_periodic_task(&over)
         })
         .unwrap();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let scheduler = Scheduler::start(store.clone(), &settings, Clock::system())
-            .await
-            .unwrap();
+    with_scheduler(&store, &settings, async |scheduler: &Scheduler| {
         tokio::time::sleep(Duration::from_millis(3200)).await;
         assert!(
             scheduler.next_run("once").await.is_none(),
             "unscheduled after its run"
         );
-        scheduler.shutdown().await;
     });
     let read = |name: &str| store.read(|tx| tx.periodic_task(name)).unwrap().unwrap();
     let once = read("once");

@@ -37,21 +37,14 @@ fn staff<'a>(
             )))))
         }
         Some(signed_in) if signed_in.user.is_active && signed_in.user.is_staff => Ok(Ok(signed_in)),
-        Some(_) => {
-            let html = state.templates.render(
-                "error.html.tera",
-                &json!({
-                    "status": 403, "reason": "Forbidden",
-                    "message": "This page is for staff users.",
-                    "user": user.view(), "csrf_token": "",
-                }),
-            )?;
-            Ok(Err(Answer::Page(Page {
-                status: Status::Forbidden,
-                html,
-                headers: Vec::new(),
-            })))
-        }
+        Some(_) => Page::error(
+            state,
+            user,
+            Status::Forbidden,
+            "Forbidden",
+            "This page is for staff users.",
+        )
+        .map(|page| Err(Answer::Page(page))),
     }
 }
 
@@ -187,15 +180,7 @@ async fn list_page(
             "tasks": rows, "message": message, "form": form, "registered": TASKS,
         }),
     )?;
-    Ok(Page {
-        status: if message.is_some() {
-            Status::BadRequest
-        } else {
-            Status::Ok
-        },
-        html,
-        headers: Vec::new(),
-    })
+    Ok(Page::form(html, message))
 }
 
 fn empty_form() -> Value {
@@ -304,28 +289,18 @@ async fn task_page(
             "running": scheduler.is_running(&task.name),
         }),
     )?;
-    Ok(Page {
-        status: if message.is_some() {
-            Status::BadRequest
-        } else {
-            Status::Ok
-        },
-        html,
-        headers: Vec::new(),
-    })
+    Ok(Page::form(html, message))
 }
 
 fn not_found(state: &AppState, user: &CurrentUser) -> Result<Answer, WebError> {
-    let html = state.templates.render(
-        "error.html.tera",
-        &json!({"status": 404, "reason": "Not found", "message": "There is no such periodic task.",
-                "user": user.view(), "csrf_token": ""}),
-    )?;
-    Ok(Answer::Page(Page {
-        status: Status::NotFound,
-        html,
-        headers: Vec::new(),
-    }))
+    Page::error(
+        state,
+        user,
+        Status::NotFound,
+        "Not found",
+        "There is no such periodic task.",
+    )
+    .map(Answer::Page)
 }
 
 #[get("/admin/periodic-tasks/<name>")]

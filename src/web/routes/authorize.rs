@@ -43,20 +43,14 @@ fn failure(
 ) -> Result<Answer, WebError> {
     match failure {
         AuthorizeFailure::Redirect(response) => deliver(state, response),
-        AuthorizeFailure::Page(message) => {
-            let html = state.templates.render(
-                "error.html.tera",
-                &json!({
-                    "status": 400, "reason": "Invalid authorization request",
-                    "message": message, "user": user.view(), "csrf_token": "",
-                }),
-            )?;
-            Ok(Answer::Page(Page {
-                status: rocket::http::Status::BadRequest,
-                html,
-                headers: Vec::new(),
-            }))
-        }
+        AuthorizeFailure::Page(message) => Page::error(
+            state,
+            user,
+            rocket::http::Status::BadRequest,
+            "Invalid authorization request",
+            &message,
+        )
+        .map(Answer::Page),
         AuthorizeFailure::Store(error) => Err(error.into()),
     }
 }

@@ -27,18 +27,7 @@ fn error_page(
     status: Status,
     message: &str,
 ) -> Result<Answer, WebError> {
-    let html = state.templates.render(
-        "error.html.tera",
-        &json!({
-            "status": status.code, "reason": "Invalid logout request",
-            "message": message, "user": user.view(), "csrf_token": "",
-        }),
-    )?;
-    Ok(Answer::Page(Page {
-        status,
-        html,
-        headers: Vec::new(),
-    }))
+    Page::error(state, user, status, "Invalid logout request", message).map(Answer::Page)
 }
 
 /// The checked request, or the page that says why it cannot be followed.
