@@ -278,10 +278,17 @@ where
     Some(Figures { p99: pct(0.99) })
 }
 
-fn start_server(dir: &std::path::Path, port: u16) -> Child {
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// `oxidot serve` on `dir`'s database with `settings` (environment variables) added.
+fn start_server(dir: &std::path::Path, port: u16, settings: &[(&str, &str)]) -> Child {
     let child = Command::new(env!("CARGO_BIN_EXE_oxidot"))
         .arg("serve")
         .current_dir(dir)
+        .envs(settings.iter().copied())
         .env("OXIDOT_PORT", port.to_string())
         // OXIDOT_LOG_LEVEL=oxidot::store=trace shows each group commit (to bench-server.log).
         .env(
@@ -295,7 +302,8 @@ fn start_server(dir: &std::path::Path, port: u16) -> Child {
         )
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
+    // Opening a database of a million rows takes longer than the small ones.
+    let deadline = Instant::now() + Duration::from_secs(60);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(Instant::now() < deadline, "the server did not start");
         std::thread::sleep(Duration::from_millis(20));
@@ -463,31 +471,20 @@ fn cleanup_bench(dir: &std::path::Path) {
         file_mib(&database),
         used_mib(&database)
     );
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
+    let port = free_port();
     // Without reuse protection, revoked refresh tokens are due at once (the benchmark's
     // refresh rows were revoked two days ago).
-    let mut child = Command::new(env!("CARGO_BIN_EXE_oxidot"));
-    child
-        .arg("serve")
-        .current_dir(dir)
-        .env("OXIDOT_PORT", port.to_string())
-        .env("OXIDOT_LOG_LEVEL", "warn")
-        .env(
-            "OXIDOT_OAUTH2_PROVIDER__REFRESH_TOKEN_REUSE_PROTECTION",
-            "false",
-        )
-        .env("OXIDOT_TASKS__CLEAR_TOKENS__ENABLED", "false")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let mut server = child.spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "the server did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut server = start_server(
+        dir,
+        port,
+        &[
+            (
+                "OXIDOT_OAUTH2_PROVIDER__REFRESH_TOKEN_REUSE_PROTECTION",
+                "false",
+            ),
+            ("OXIDOT_TASKS__CLEAR_TOKENS__ENABLED", "false"),
+        ],
+    );
     let pid = server.id();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -600,11 +597,8 @@ fn main() {
         return;
     }
 
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
-    let mut child = start_server(dir.path(), port);
+    let port = free_port();
+    let mut child = start_server(dir.path(), port, &[]);
     let pid = child.id();
     println!(
         "oxidot serve, release build, {CONCURRENCY} connections, {} s per run, generator on one thread of the same 2-core machine",
