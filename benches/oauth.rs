@@ -571,6 +571,79 @@ fn cleanup_bench(dir: &std::path::Path) {
     );
 }
 
+/// Steady issue-and-expire load (`cargo bench --bench oauth -- growth`): each cycle issues
+/// `PER_CYCLE` access tokens in small durable transactions, as the token endpoint's group
+/// commits do, lets them expire and cleans them; the file size and the pages in use after each
+/// cycle show whether freed pages are reused.
+fn growth_bench(dir: &std::path::Path) {
+    use oxidot::store::{AccessToken, SecretKey, Store, Timestamp};
+    const PER_CYCLE: usize = 200_000;
+    const PER_TRANSACTION: usize = 100;
+    const CYCLES: usize = 8;
+    let database = dir.join("growth.redb");
+    let (store, _) = Store::open(&database, 8 << 20).unwrap();
+    let start = time::OffsetDateTime::now_utc();
+    let clock = oxidot::clock::Clock::manual(start);
+    let provider = oxidot::config::OAuth2Provider::default();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    for cycle in 1..=CYCLES {
+        let issuing = Instant::now();
+        for _ in 0..PER_CYCLE / PER_TRANSACTION {
+            let now = Timestamp::from_datetime(clock.now());
+            store
+                .write_blocking(move |tx| {
+                    for i in 0..PER_TRANSACTION {
+                        let created = Timestamp(now.0 + i as i64);
+                        let key =
+                            SecretKey::of_token(&oxidot::random::ordered_token(created.0).unwrap());
+                        tx.put_access_token(
+                            &key,
+                            &AccessToken {
+                                user: None,
+                                application: 1,
+                                scope: "read".to_owned(),
+                                expires: created.plus_seconds(3_600),
+                                created,
+                                refresh_token: None,
+                                family: None,
+                                tail: String::new(),
+                            },
+                        )?;
+                    }
+                    Ok(())
+                })
+                .unwrap();
+            clock.advance(time::Duration::milliseconds(10));
+        }
+        let issued = (
+            file_mib(&database),
+            store.allocated_bytes().unwrap() as f64 / 1048576.0,
+        );
+        let issue_seconds = issuing.elapsed().as_secs_f64();
+        clock.advance(time::Duration::hours(2));
+        let report = runtime
+            .block_on(oxidot::cleanup::clear_expired(
+                &store, &provider, &clock, &stop,
+            ))
+            .unwrap();
+        println!(
+            "cycle {cycle}: issued {PER_CYCLE} in {issue_seconds:.1} s -> file {:.1} MiB ({:.1} in use); \
+             cleaned {} in {} ms -> file {:.1} MiB ({:.1} in use)",
+            issued.0,
+            issued.1,
+            report.total(),
+            report.elapsed_millis,
+            file_mib(&database),
+            store.allocated_bytes().unwrap() as f64 / 1048576.0
+        );
+    }
+    store.close().unwrap();
+}
+
 fn main() {
     let dir = tempfile::tempdir().unwrap();
     let binary = env!("CARGO_BIN_EXE_oxidot");
@@ -591,6 +664,11 @@ fn main() {
         .unwrap();
     std::io::Write::write_all(password.stdin.as_mut().unwrap(), b"bench-password-1\n").unwrap();
     assert!(password.wait().unwrap().success());
+    // Heavy: only when named (`cargo bench --bench oauth -- growth`).
+    if std::env::args().skip(1).any(|arg| arg == "growth") {
+        growth_bench(dir.path());
+        return;
+    }
     // Heavy: only when named (`cargo bench --bench oauth -- cleanup`).
     if std::env::args().skip(1).any(|arg| arg == "cleanup") {
         cleanup_bench(dir.path());
