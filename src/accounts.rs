@@ -218,6 +218,15 @@ pub fn validate_password(username: &str, password: &str) -> Result<(), AccountEr
     }
 }
 
+/// Who a new account is: its name, email, password, and rank.
+pub struct NewUser {
+    pub username: String,
+    pub email: String,
+    pub password: String,
+    pub is_staff: bool,
+    pub is_superuser: bool,
+}
+
 pub async fn create_superuser(
     store: &Store,
     hasher: &Hasher,
@@ -225,6 +234,36 @@ pub async fn create_superuser(
     email: String,
     password: String,
 ) -> Result<User, AccountError> {
+    let now = Timestamp::from_datetime(time::OffsetDateTime::now_utc());
+    create_user(
+        store,
+        hasher,
+        NewUser {
+            username,
+            email,
+            password,
+            is_staff: true,
+            is_superuser: true,
+        },
+        now,
+    )
+    .await
+}
+
+/// Creates an active account with Django's username, password and email rules.
+pub async fn create_user(
+    store: &Store,
+    hasher: &Hasher,
+    new: NewUser,
+    now: Timestamp,
+) -> Result<User, AccountError> {
+    let NewUser {
+        username,
+        email,
+        password,
+        is_staff,
+        is_superuser,
+    } = new;
     validate_username(&username)?;
     validate_password(&username, &password)?;
     if !email.is_empty() && !email.contains('@') {
@@ -233,7 +272,6 @@ pub async fn create_superuser(
         )));
     }
     let password = hasher.hash(password).await?;
-    let now = Timestamp::from_datetime(time::OffsetDateTime::now_utc());
     let user = store
         .write(move |tx| {
             if tx.user_by_username(&username)?.is_some() {
@@ -249,8 +287,8 @@ pub async fn create_superuser(
                 last_name: String::new(),
                 email: email.clone(),
                 is_active: true,
-                is_staff: true,
-                is_superuser: true,
+                is_staff,
+                is_superuser,
                 last_login: None,
                 date_joined: now,
                 groups: Vec::new(),

@@ -6,6 +6,7 @@
 )]
 
 pub mod accounts;
+pub mod applications;
 pub mod backups;
 pub mod cleanup;
 pub mod clock;

@@ -55,6 +55,15 @@ impl Params {
         Ok(first)
     }
 
+    /// Every value of `name`, in order: a group of checkboxes sends one name many times.
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.pairs
+            .iter()
+            .filter(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+            .collect()
+    }
+
     /// Like `single`, with an empty value treated as absent.
     pub fn non_empty(&self, name: &str) -> Result<Option<&str>, FormError> {
         Ok(self.single(name)?.filter(|value| !value.is_empty()))

@@ -13,6 +13,24 @@ pub fn token(bytes: usize) -> Result<String, RandomError> {
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buffer))
 }
 
+/// `length` characters from A–Z, a–z and 0–9, as DOT generates client ids and secrets.
+pub fn alphanumeric(length: usize) -> Result<String, RandomError> {
+    const ALPHABET: &[u8; 62] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut text = String::with_capacity(length);
+    let mut buffer = [0u8; 64];
+    while text.len() < length {
+        getrandom::fill(&mut buffer).map_err(|error| RandomError(error.to_string()))?;
+        // 248 = 4 × 62: bytes at or above it are dropped so every character is equally likely.
+        for byte in buffer.iter().filter(|byte| **byte < 248) {
+            if text.len() == length {
+                break;
+            }
+            text.push(char::from(ALPHABET[usize::from(*byte % 62)]));
+        }
+    }
+    Ok(text)
+}
+
 /// A token or code in oxidot's ordered layout (see `store::records::ORDERED_TOKEN_VERSION`),
 /// issued at `issued_micros`: 54 characters, 256 random bits.
 pub fn ordered_token(issued_micros: i64) -> Result<String, RandomError> {
@@ -29,6 +47,14 @@ pub fn ordered_token(issued_micros: i64) -> Result<String, RandomError> {
 #[cfg(test)]
 mod tests {
     use crate::store::SecretKey;
+
+    #[test]
+    fn alphanumeric_values_have_their_length_and_alphabet() {
+        let value = super::alphanumeric(128).unwrap();
+        assert_eq!(value.len(), 128);
+        assert!(value.chars().all(|c| c.is_ascii_alphanumeric()));
+        assert_ne!(value, super::alphanumeric(128).unwrap());
+    }
 
     #[test]
     fn ordered_tokens_sort_by_issue_time_and_keep_their_randomness() {

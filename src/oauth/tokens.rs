@@ -660,15 +660,7 @@ impl OAuth {
                             "the token was issued to another client".to_owned(),
                         )));
                     }
-                    tx.delete_access_token(&key)?;
-                    if let Some(paired) = access.refresh_token.map(SecretKey)
-                        && let Some(mut refresh) = tx.refresh_token(&paired)?
-                        && refresh.revoked.is_none()
-                    {
-                        refresh.revoked = Some(now);
-                        refresh.access_token = None;
-                        tx.put_refresh_token(&paired, &refresh)?;
-                    }
+                    tx.revoke_access_token(&key, now)?;
                     return Ok(Ok(()));
                 }
                 if let Some(refresh) = tx.refresh_token(&key)? {

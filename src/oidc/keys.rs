@@ -358,6 +358,16 @@ impl KeyRing {
     }
 }
 
+/// A key as `oxidot keys list` and the admin page show it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct KeyRow {
+    pub kid: String,
+    pub algorithm: &'static str,
+    pub state: String,
+    pub configured: bool,
+    pub created: Timestamp,
+}
+
 /// The key operations behind `oxidot keys`, on the store alone (the server reloads after).
 pub struct KeyAdmin<'a> {
     pub store: &'a Store,
@@ -371,34 +381,49 @@ impl KeyAdmin<'_> {
         Keys::load(records, self.id_token_lifetime)
     }
 
-    /// One line per key: kid, algorithm, state.
-    pub async fn list(&self, now: Timestamp) -> Result<String, KeyError> {
+    /// Every key with where it stands, by algorithm then age.
+    pub fn rows(&self, now: Timestamp) -> Result<Vec<KeyRow>, KeyError> {
         let keys = self.keys()?;
         let mut rows: Vec<&LoadedKey> = keys.all().iter().collect();
         rows.sort_by_key(|key| (key.record.algorithm.as_str(), key.record.created));
-        let mut out = String::new();
-        for key in rows {
-            let record = &key.record;
-            let state = match keys.state(record, now) {
-                KeyState::Waiting => match record.activates {
-                    Some(at) => format!("published, signs from {}", at.to_rfc3339()),
-                    None => "published, waiting for `oxidot keys rotate`".to_owned(),
-                },
-                KeyState::Signing => "signing".to_owned(),
-                KeyState::Retired { published_until } if published_until > now => {
-                    format!("retired, published until {}", published_until.to_rfc3339())
+        Ok(rows
+            .into_iter()
+            .map(|key| {
+                let record = &key.record;
+                let state = match keys.state(record, now) {
+                    KeyState::Waiting => match record.activates {
+                        Some(at) => format!("published, signs from {}", at.to_rfc3339()),
+                        None => "published, waiting for `oxidot keys rotate`".to_owned(),
+                    },
+                    KeyState::Signing => "signing".to_owned(),
+                    KeyState::Retired { published_until } if published_until > now => {
+                        format!("retired, published until {}", published_until.to_rfc3339())
+                    }
+                    KeyState::Retired { .. } => "retired, no longer published".to_owned(),
+                };
+                KeyRow {
+                    kid: record.kid.clone(),
+                    algorithm: record.algorithm.as_str(),
+                    state,
+                    configured: record.configured,
+                    created: record.created,
                 }
-                KeyState::Retired { .. } => "retired, no longer published".to_owned(),
-            };
-            let origin = if record.configured {
+            })
+            .collect())
+    }
+
+    /// One line per key: kid, algorithm, state.
+    pub async fn list(&self, now: Timestamp) -> Result<String, KeyError> {
+        let mut out = String::new();
+        for row in self.rows(now)? {
+            let origin = if row.configured {
                 " (from oidc_rsa_private_key)"
             } else {
                 ""
             };
             out.push_str(&format!(
-                "{}  {:<5}  {state}{origin}\n",
-                record.kid,
-                record.algorithm.as_str()
+                "{}  {:<5}  {}{origin}\n",
+                row.kid, row.algorithm, row.state
             ));
         }
         Ok(out)

@@ -6,6 +6,7 @@
 //! writer thread (see `writer`), which commits many callers' changes in one durable
 //! transaction.
 
+mod admin;
 mod backup;
 mod records;
 mod writer;
@@ -21,6 +22,7 @@ use redb::{
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+pub use admin::{TokenPage, TokenTable};
 pub use records::{
     AccessToken, Algorithm, Application, ClientType, Consent, DeviceDecision, DeviceGrant,
     ExpiringKind, FamilyId, Grant, GrantType, Group, IdToken, OidcSession, PeriodicTask,

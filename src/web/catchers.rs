@@ -4,7 +4,22 @@
 use rocket::http::{Header, Method, Status};
 use rocket::{Catcher, Request, catcher};
 
-use crate::web::error::error_response;
+use crate::web::error::{error_response, is_api_path};
+
+/// A page that needs a signed-in user sends the browser to log in, and back here afterwards.
+fn login_redirect(req: &Request<'_>) -> rocket::Response<'static> {
+    let here = req.uri().to_string();
+    let form = if here.starts_with("/admin") {
+        "/admin/login/"
+    } else {
+        "/accounts/login/"
+    };
+    let next: String = url::form_urlencoded::byte_serialize(here.as_bytes()).collect();
+    rocket::Response::build()
+        .status(Status::SeeOther)
+        .header(Header::new("Location", format!("{form}?next={next}")))
+        .finalize()
+}
 
 pub fn all() -> Vec<Catcher> {
     vec![Catcher::new(None, handle)]
@@ -21,8 +36,12 @@ fn handle<'r>(status: Status, req: &'r Request<'_>) -> catcher::BoxFuture<'r> {
                 return Ok(response);
             }
         }
+        if status == Status::Unauthorized && !is_api_path(req.uri().path().as_str()) {
+            return Ok(login_redirect(req));
+        }
         let message = match status.code {
             400 => "the request is malformed",
+            403 => "your account may not use this page",
             404 => "there is nothing at this address",
             413 => "the request is too large",
             415 => "the request body has the wrong content type",

@@ -26,6 +26,10 @@ pub enum WebError {
     TooManyRequests { message: String, retry_after: u64 },
     #[error("internal error")]
     Internal(String),
+    #[error("{0}")]
+    Forbidden(&'static str),
+    #[error("{0}")]
+    NotFound(&'static str),
 }
 
 impl From<StoreError> for WebError {
@@ -69,6 +73,8 @@ impl WebError {
             WebError::Form(error) => crate::web::form::status_of(error),
             WebError::TooManyRequests { .. } => Status::TooManyRequests,
             WebError::Internal(_) => Status::InternalServerError,
+            WebError::Forbidden(_) => Status::Forbidden,
+            WebError::NotFound(_) => Status::NotFound,
         }
     }
 
@@ -195,6 +201,12 @@ impl Page {
             html,
             headers: Vec::new(),
         }
+    }
+
+    /// Kept out of every cache (a page that shows a secret once).
+    pub fn no_store(mut self) -> Self {
+        self.headers.push(Header::new("Cache-Control", "no-store"));
+        self
     }
 
     /// The error page: `reason` as its title, `message` to explain.

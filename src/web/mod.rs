@@ -1,6 +1,7 @@
 //! Rocket only: routes, request guards, fairings, the error → response mapping and templates.
 //! Everything below it (accounts, store, passwords) knows nothing of HTTP.
 
+pub mod application_editor;
 mod catchers;
 pub mod cors;
 pub mod csrf;
@@ -10,6 +11,7 @@ pub mod form;
 mod oauth_response;
 pub mod proxy;
 pub mod routes;
+pub mod screen;
 pub mod session;
 pub mod templates;
 
@@ -196,6 +198,7 @@ pub fn build(state: AppState) -> Rocket<Build> {
         .mount("/", routes::metadata::routes())
         .mount("/", routes::userinfo::routes())
         .mount("/", routes::logout::routes())
-        .mount("/", routes::admin_tasks::routes())
+        .mount("/", routes::admin::routes())
+        .mount("/", routes::self_service::routes())
         .register("/", catchers::all())
 }

@@ -55,13 +55,78 @@ pub struct UserView<'a> {
 
 impl CurrentUser {
     pub fn view(&self) -> Option<UserView<'_>> {
-        self.0.as_ref().map(|signed_in| UserView {
-            username: &signed_in.user.username,
-            is_staff: signed_in.user.is_staff,
-            is_superuser: signed_in.user.is_superuser,
-        })
+        self.0.as_ref().map(SignedIn::view)
     }
 }
+
+impl SignedIn {
+    pub fn view(&self) -> UserView<'_> {
+        UserView {
+            username: &self.user.username,
+            is_staff: self.user.is_staff,
+            is_superuser: self.user.is_superuser,
+        }
+    }
+}
+
+/// Who may use a page: anyone signed in, staff, or superusers. A request without a session
+/// fails with 401 (the catcher sends pages to the login form and back); one whose user lacks
+/// the rank fails with 403. Either way the handler never runs and its body is never read.
+async fn signed_in_with<'r>(
+    req: &'r Request<'_>,
+    allowed: fn(&User) -> bool,
+) -> request::Outcome<SignedIn, WebError> {
+    match CurrentUser::from_request(req).await {
+        request::Outcome::Success(CurrentUser(Some(signed_in))) => {
+            if allowed(&signed_in.user) {
+                request::Outcome::Success(signed_in)
+            } else {
+                request::Outcome::Error((
+                    Status::Forbidden,
+                    WebError::Forbidden("your account may not use this page"),
+                ))
+            }
+        }
+        request::Outcome::Success(CurrentUser(None)) => request::Outcome::Error((
+            Status::Unauthorized,
+            WebError::Forbidden("log in to use this page"),
+        )),
+        request::Outcome::Error(failure) => request::Outcome::Error(failure),
+        request::Outcome::Forward(status) => request::Outcome::Forward(status),
+    }
+}
+
+macro_rules! rank_guard {
+    ($(#[$doc:meta])* $name:ident, $allowed:expr) => {
+        $(#[$doc])*
+        pub struct $name(pub SignedIn);
+
+        #[rocket::async_trait]
+        impl<'r> FromRequest<'r> for $name {
+            type Error = WebError;
+
+            async fn from_request(req: &'r Request<'_>) -> request::Outcome<Self, Self::Error> {
+                signed_in_with(req, $allowed).await.map($name)
+            }
+        }
+    };
+}
+
+rank_guard!(
+    /// Any signed-in user (self-service pages).
+    Member,
+    |_| true
+);
+rank_guard!(
+    /// An active staff user (the admin console).
+    Staff,
+    |user| user.is_staff
+);
+rank_guard!(
+    /// An active superuser (users, groups and signing keys).
+    Superuser,
+    |user| user.is_staff && user.is_superuser
+);
 
 pub fn set_session_cookie(cookies: &CookieJar<'_>, state: &AppState, value: String) {
     let lifetime = i64::try_from(state.settings.sessions.expire_seconds).unwrap_or(i64::MAX);

@@ -1,6 +1,7 @@
 //! Integration and end-to-end tests, in one binary (each file in tests/ would be linked
 //! separately, which is slow on two cores).
 
+mod admin;
 mod authorize;
 mod cleanup;
 mod cli;

@@ -1,5 +1,5 @@
 pub mod accounts;
-pub mod admin_tasks;
+pub mod admin;
 pub mod assets;
 pub mod authorize;
 pub mod device;
@@ -8,4 +8,5 @@ pub mod home;
 pub mod logout;
 pub mod metadata;
 pub mod oauth;
+pub mod self_service;
 pub mod userinfo;

@@ -2,69 +2,45 @@
 //! and result; add, edit, enable/disable, delete (confirmed), "Run now". Every change goes to
 //! the store and the scheduler at once; every state change is a POST with CSRF.
 
-use rocket::http::{CookieJar, Status};
+use rocket::http::CookieJar;
 use rocket::{Route, State, get, post, routes};
 use serde_json::{Value, json};
 
+use super::{Answer, see_other, when};
 use crate::config::TaskConfig;
 use crate::params::Params;
 use crate::scheduler::{Scheduler, TASKS, describe};
 use crate::store::{PeriodicTask, TaskSchedule, Timestamp};
-use crate::web::error::{Page, SeeOther, WebError};
+use crate::web::error::{Page, WebError};
 use crate::web::form::{FormBody, FormError};
-use crate::web::session::{CurrentUser, SignedIn};
+use crate::web::screen::Screen;
+use crate::web::session::Staff;
 use crate::web::{AppState, csrf};
 
 const LIST: &str = "/admin/periodic-tasks/";
 
-#[derive(rocket::Responder)]
-enum Answer {
-    Page(Page),
-    Redirect(SeeOther),
-}
-
-/// Staff only: others are sent to log in, or refused.
-fn staff<'a>(
-    state: &AppState,
-    user: &'a CurrentUser,
-    path: &str,
-) -> Result<Result<&'a SignedIn, Answer>, WebError> {
-    match &user.0 {
-        None => {
-            let next: String = url::form_urlencoded::byte_serialize(path.as_bytes()).collect();
-            Ok(Err(Answer::Redirect(SeeOther(format!(
-                "/admin/login/?next={next}"
-            )))))
-        }
-        Some(signed_in) if signed_in.user.is_active && signed_in.user.is_staff => Ok(Ok(signed_in)),
-        Some(_) => Page::error(
-            state,
-            user,
-            Status::Forbidden,
-            "Forbidden",
-            "This page is for staff users.",
-        )
-        .map(|page| Err(Answer::Page(page))),
-    }
-}
-
-fn scheduler(state: &AppState) -> Result<&Scheduler, WebError> {
-    state
-        .scheduler
-        .as_deref()
-        .ok_or_else(|| WebError::Internal("the scheduler is not running".to_owned()))
+/// The running scheduler; without one (a process that serves no schedules) changes are kept
+/// in the store and apply when a scheduler starts.
+fn scheduler(state: &AppState) -> Option<&Scheduler> {
+    state.scheduler.as_deref()
 }
 
 /// Applies a change in the store to the running jobs.
 async fn resync(state: &AppState) -> Result<(), WebError> {
-    scheduler(state)?
-        .sync()
-        .await
-        .map_err(|error| WebError::Internal(error.to_string()))
+    match scheduler(state) {
+        Some(scheduler) => scheduler
+            .sync()
+            .await
+            .map_err(|error| WebError::Internal(error.to_string())),
+        None => Ok(()),
+    }
 }
 
-fn when(at: Option<Timestamp>) -> String {
-    at.map_or_else(|| "—".to_owned(), Timestamp::to_rfc3339)
+async fn next_run(scheduler: Option<&Scheduler>, name: &str) -> String {
+    match scheduler {
+        Some(scheduler) => when(scheduler.next_run(name).await),
+        None => "— (the scheduler is not running)".to_owned(),
+    }
 }
 
 fn path_of(name: &str) -> String {
@@ -152,35 +128,29 @@ fn task_from(params: &Params, now: Timestamp) -> Result<PeriodicTask, String> {
 }
 
 async fn list_page(
-    state: &AppState,
-    user: &CurrentUser,
-    cookies: &CookieJar<'_>,
+    screen: &Screen<'_, '_>,
     message: Option<&str>,
     form: Value,
 ) -> Result<Page, WebError> {
-    let scheduler = scheduler(state)?;
-    let tasks = state.store.read(|tx| tx.periodic_tasks())?;
+    let scheduler = scheduler(screen.state);
+    let tasks = screen.state.store.read(|tx| tx.periodic_tasks())?;
     let mut rows = Vec::new();
     for task in &tasks {
         rows.push(json!({
             "name": task.name, "path": path_of(&task.name), "task": task.task,
             "schedule": describe(&task.schedule), "enabled": task.enabled,
-            "next_run": when(scheduler.next_run(&task.name).await),
+            "next_run": next_run(scheduler, &task.name).await,
             "last_run": when(task.last_run_at), "runs": task.total_run_count,
             "result_ok": task.last_result.as_ref().map(|result| result.ok),
             "result": task.last_result.as_ref().map(|result| result.message.clone()).unwrap_or_default(),
             "from_config": task.from_config,
         }));
     }
-    let html = state.templates.render(
+    screen.render(
         "admin_tasks.html.tera",
-        &json!({
-            "user": user.view(),
-            "csrf_token": csrf::token(cookies, state.settings.public_https())?,
-            "tasks": rows, "message": message, "form": form, "registered": TASKS,
-        }),
-    )?;
-    Ok(Page::form(html, message))
+        json!({"tasks": rows, "form": form, "registered": TASKS, "section": "tasks"}),
+        message,
+    )
 }
 
 fn empty_form() -> Value {
@@ -190,29 +160,30 @@ fn empty_form() -> Value {
 
 #[get("/admin/periodic-tasks")]
 async fn list(
-    user: CurrentUser,
+    staff: Staff,
     cookies: &CookieJar<'_>,
     state: &State<AppState>,
-) -> Result<Answer, WebError> {
-    if let Err(answer) = staff(state, &user, LIST)? {
-        return Ok(answer);
-    }
-    Ok(Answer::Page(
-        list_page(state, &user, cookies, None, empty_form()).await?,
-    ))
+) -> Result<Page, WebError> {
+    let screen = Screen {
+        state,
+        who: &staff.0,
+        cookies,
+    };
+    list_page(&screen, None, empty_form()).await
 }
 
 #[post("/admin/periodic-tasks", data = "<form>")]
 async fn add(
+    staff: Staff,
     form: Result<FormBody, FormError>,
     check: csrf::CsrfCheck,
-    user: CurrentUser,
     cookies: &CookieJar<'_>,
     state: &State<AppState>,
 ) -> Result<Answer, WebError> {
-    let signed_in = match staff(state, &user, LIST)? {
-        Ok(signed_in) => signed_in,
-        Err(answer) => return Ok(answer),
+    let screen = Screen {
+        state,
+        who: &staff.0,
+        cookies,
     };
     let params = form?.0;
     check.verify(params.single(csrf::FIELD)?)?;
@@ -220,10 +191,9 @@ async fn add(
     let task = match task_from(&params, now) {
         Ok(task) => task,
         Err(message) => {
-            let form = form_echo(&params);
-            return Ok(Answer::Page(
-                list_page(state, &user, cookies, Some(&message), form).await?,
-            ));
+            return Ok(list_page(&screen, Some(&message), form_echo(&params))
+                .await?
+                .into());
         }
     };
     let name = task.name.clone();
@@ -239,17 +209,13 @@ async fn add(
         .await?;
     if !created {
         let message = format!("A periodic task named {name:?} exists already.");
-        return Ok(Answer::Page(
-            list_page(state, &user, cookies, Some(&message), form_echo(&params)).await?,
-        ));
+        return Ok(list_page(&screen, Some(&message), form_echo(&params))
+            .await?
+            .into());
     }
     resync(state).await?;
-    tracing::info!(
-        admin = signed_in.user.username.as_str(),
-        task = name.as_str(),
-        "periodic task added"
-    );
-    Ok(Answer::Redirect(SeeOther(LIST.to_owned())))
+    screen.audit("periodic task added", &name);
+    Ok(see_other(LIST))
 }
 
 fn form_echo(params: &Params) -> Value {
@@ -269,88 +235,85 @@ fn form_echo(params: &Params) -> Value {
 }
 
 async fn task_page(
-    state: &AppState,
-    user: &CurrentUser,
-    cookies: &CookieJar<'_>,
+    screen: &Screen<'_, '_>,
     task: &PeriodicTask,
     message: Option<&str>,
     form: Value,
 ) -> Result<Page, WebError> {
-    let scheduler = scheduler(state)?;
-    let html = state.templates.render(
+    let scheduler = scheduler(screen.state);
+    screen.render(
         "admin_task.html.tera",
-        &json!({
-            "user": user.view(),
-            "csrf_token": csrf::token(cookies, state.settings.public_https())?,
+        json!({
             "form": form, "path": path_of(&task.name), "registered": TASKS,
-            "from_config": task.from_config, "message": message,
-            "next_run": when(scheduler.next_run(&task.name).await),
+            "from_config": task.from_config, "section": "tasks",
+            "next_run": next_run(scheduler, &task.name).await,
             "last_run": when(task.last_run_at), "runs": task.total_run_count,
-            "running": scheduler.is_running(&task.name),
+            "running": scheduler.is_some_and(|scheduler| scheduler.is_running(&task.name)),
         }),
-    )?;
-    Ok(Page::form(html, message))
+        message,
+    )
 }
 
-fn not_found(state: &AppState, user: &CurrentUser) -> Result<Answer, WebError> {
-    Page::error(
-        state,
-        user,
-        Status::NotFound,
-        "Not found",
-        "There is no such periodic task.",
-    )
-    .map(Answer::Page)
-}
+const NO_TASK: WebError = WebError::NotFound("There is no such periodic task.");
 
 #[get("/admin/periodic-tasks/<name>")]
 async fn show(
     name: &str,
-    user: CurrentUser,
+    staff: Staff,
     cookies: &CookieJar<'_>,
     state: &State<AppState>,
-) -> Result<Answer, WebError> {
-    if let Err(answer) = staff(state, &user, &format!("{LIST}{}/", path_of(name)))? {
-        return Ok(answer);
-    }
-    let Some(task) = state.store.read(|tx| tx.periodic_task(name))? else {
-        return not_found(state, &user);
+) -> Result<Page, WebError> {
+    let screen = Screen {
+        state,
+        who: &staff.0,
+        cookies,
     };
-    Ok(Answer::Page(
-        task_page(state, &user, cookies, &task, None, form_of(&task)).await?,
-    ))
+    let task = state
+        .store
+        .read(|tx| tx.periodic_task(name))?
+        .ok_or(NO_TASK)?;
+    task_page(&screen, &task, None, form_of(&task)).await
 }
 
 #[post("/admin/periodic-tasks/<name>", data = "<form>")]
 async fn change(
     name: &str,
+    staff: Staff,
     form: Result<FormBody, FormError>,
     check: csrf::CsrfCheck,
-    user: CurrentUser,
     cookies: &CookieJar<'_>,
     state: &State<AppState>,
 ) -> Result<Answer, WebError> {
-    let signed_in = match staff(state, &user, &format!("{LIST}{}/", path_of(name)))? {
-        Ok(signed_in) => signed_in,
-        Err(answer) => return Ok(answer),
+    let screen = Screen {
+        state,
+        who: &staff.0,
+        cookies,
     };
     let params = form?.0;
     check.verify(params.single(csrf::FIELD)?)?;
-    let Some(current) = state.store.read(|tx| tx.periodic_task(name))? else {
-        return not_found(state, &user);
-    };
-    let scheduler = scheduler(state)?;
+    let current = state
+        .store
+        .read(|tx| tx.periodic_task(name))?
+        .ok_or(NO_TASK)?;
     let action = params.single("action")?.unwrap_or_default().to_owned();
     let now = Timestamp::from_datetime(state.clock.now());
+    let refuse = async |message: &str, form: Value| -> Result<Answer, WebError> {
+        Ok(task_page(&screen, &current, Some(message), form)
+            .await?
+            .into())
+    };
     let updated = match action.as_str() {
         "run" => {
+            let Some(scheduler) = scheduler(state) else {
+                return refuse(
+                    "The scheduler is not running in this process.",
+                    form_of(&current),
+                )
+                .await;
+            };
             scheduler.run_now(name);
-            tracing::info!(
-                admin = signed_in.user.username.as_str(),
-                task = name,
-                "periodic task run by hand"
-            );
-            return Ok(Answer::Redirect(SeeOther(LIST.to_owned())));
+            screen.audit("periodic task run by hand", name);
+            return Ok(see_other(LIST));
         }
         "enable" | "disable" => PeriodicTask {
             enabled: action == "enable",
@@ -359,18 +322,7 @@ async fn change(
         },
         "delete" => {
             if params.single("confirm")? != Some("yes") {
-                let message = "Tick the box to confirm the deletion.";
-                return Ok(Answer::Page(
-                    task_page(
-                        state,
-                        &user,
-                        cookies,
-                        &current,
-                        Some(message),
-                        form_of(&current),
-                    )
-                    .await?,
-                ));
+                return refuse("Tick the box to confirm the deletion.", form_of(&current)).await;
             }
             let target = name.to_owned();
             state
@@ -378,12 +330,8 @@ async fn change(
                 .write(move |tx| tx.delete_periodic_task(&target))
                 .await?;
             resync(state).await?;
-            tracing::info!(
-                admin = signed_in.user.username.as_str(),
-                task = name,
-                "periodic task deleted"
-            );
-            return Ok(Answer::Redirect(SeeOther(LIST.to_owned())));
+            screen.audit("periodic task deleted", name);
+            return Ok(see_other(LIST));
         }
         "save" => match task_from(&params, now) {
             Ok(edited) if edited.name == current.name => PeriodicTask {
@@ -397,61 +345,18 @@ async fn change(
                 changed: now,
                 ..current.clone()
             },
-            Ok(_) => {
-                let message = "The name of a task cannot change.";
-                return Ok(Answer::Page(
-                    task_page(
-                        state,
-                        &user,
-                        cookies,
-                        &current,
-                        Some(message),
-                        form_echo(&params),
-                    )
-                    .await?,
-                ));
-            }
-            Err(message) => {
-                return Ok(Answer::Page(
-                    task_page(
-                        state,
-                        &user,
-                        cookies,
-                        &current,
-                        Some(&message),
-                        form_echo(&params),
-                    )
-                    .await?,
-                ));
-            }
+            Ok(_) => return refuse("The name of a task cannot change.", form_echo(&params)).await,
+            Err(message) => return refuse(&message, form_echo(&params)).await,
         },
-        other => {
-            let message = format!("Unknown action {other:?}.");
-            return Ok(Answer::Page(
-                task_page(
-                    state,
-                    &user,
-                    cookies,
-                    &current,
-                    Some(&message),
-                    form_of(&current),
-                )
-                .await?,
-            ));
-        }
+        other => return refuse(&format!("Unknown action {other:?}."), form_of(&current)).await,
     };
     state
         .store
         .write(move |tx| tx.put_periodic_task(&updated))
         .await?;
     resync(state).await?;
-    tracing::info!(
-        admin = signed_in.user.username.as_str(),
-        task = name,
-        action = action.as_str(),
-        "periodic task changed"
-    );
-    Ok(Answer::Redirect(SeeOther(LIST.to_owned())))
+    screen.audit(&format!("periodic task {action}"), name);
+    Ok(see_other(LIST))
 }
 
 pub fn routes() -> Vec<Route> {

@@ -1,0 +1,246 @@
+//! Saving applications from a form, for the admin console and `/o/applications/` alike: DOT's
+//! rules (`crate::applications`), unique client ids, and a secret generated and shown once.
+
+use serde_json::{Value, json};
+
+use crate::applications::{
+    ApplicationForm, CLIENT_ID_LENGTH, CLIENT_SECRET_LENGTH, ValidApplication,
+};
+use crate::random;
+use crate::store::{Algorithm, Application, ClientType, GrantType, StoreError, Timestamp};
+use crate::web::AppState;
+use crate::web::error::WebError;
+
+/// A saved application, and its new secret when one was made (shown once, never stored plain
+/// when hashed).
+pub struct Saved {
+    pub application: Application,
+    pub secret: Option<String>,
+}
+
+/// What the form template needs besides the values: the choices it offers.
+pub fn form_context(form: &ApplicationForm) -> Value {
+    let grant_types: Vec<Value> = GrantType::ALL
+        .iter()
+        .map(|grant| {
+            json!({
+                "value": grant.as_str(),
+                "checked": form.grant_types.iter().any(|name| name == grant.as_str()),
+            })
+        })
+        .collect();
+    let algorithms: Vec<Value> = Algorithm::ALL
+        .iter()
+        .map(|algorithm| {
+            json!({
+                "value": algorithm.as_str(),
+                "label": if *algorithm == Algorithm::None { "No OIDC support" } else { algorithm.as_str() },
+            })
+        })
+        .collect();
+    json!({"form": form, "grant_type_choices": grant_types, "algorithm_choices": algorithms})
+}
+
+fn now(state: &AppState) -> Timestamp {
+    Timestamp::from_datetime(state.clock.now())
+}
+
+/// A new secret: the text to show, and what to store.
+async fn new_secret(state: &AppState, hashed: bool) -> Result<(String, String), WebError> {
+    let secret = random::alphanumeric(CLIENT_SECRET_LENGTH)?;
+    let stored = if hashed {
+        state
+            .hasher
+            .hash(secret.clone())
+            .await
+            .map_err(|error| WebError::Internal(error.to_string()))?
+    } else {
+        secret.clone()
+    };
+    Ok((secret, stored))
+}
+
+/// A refusal to show on the form, or a failure.
+fn refusal(error: StoreError) -> Result<String, WebError> {
+    match error {
+        StoreError::Conflict(message) => Ok(format!("{}.", capitalised(&message))),
+        other => Err(other.into()),
+    }
+}
+
+fn capitalised(text: &str) -> String {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .map(|first| first.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
+
+/// Registers an application; the error is a message for the form.
+pub async fn create(
+    state: &AppState,
+    form: &ApplicationForm,
+    owner: Option<u64>,
+) -> Result<Result<Saved, String>, WebError> {
+    let valid = match form.validate(&state.settings.oauth2_provider) {
+        Ok(valid) => valid,
+        Err(message) => return Ok(Err(message)),
+    };
+    let secret = if valid.client_type == ClientType::Confidential {
+        Some(new_secret(state, valid.hash_client_secret).await?)
+    } else {
+        None
+    };
+    let generated_id = random::alphanumeric(CLIENT_ID_LENGTH)?;
+    let now = now(state);
+    let stored_secret = secret
+        .as_ref()
+        .map(|(_, stored)| stored.clone())
+        .unwrap_or_default();
+    let result = state
+        .store
+        .write(move |tx| {
+            let id = tx.fresh_application_id()?;
+            let mut application =
+                valid
+                    .clone()
+                    .into_application(None, id, generated_id.clone(), owner, now);
+            application.client_secret.clone_from(&stored_secret);
+            tx.put_application(&application)?;
+            Ok(application)
+        })
+        .await;
+    Ok(match result {
+        Ok(application) => Ok(Saved {
+            application,
+            secret: secret.map(|(shown, _)| shown),
+        }),
+        Err(error) => Err(refusal(error)?),
+    })
+}
+
+/// Saves edits to application `id` (`owner` as the form decided it).
+pub async fn update(
+    state: &AppState,
+    id: u64,
+    form: &ApplicationForm,
+    owner: Option<u64>,
+) -> Result<Result<Saved, String>, WebError> {
+    let valid: ValidApplication = match form.validate(&state.settings.oauth2_provider) {
+        Ok(valid) => valid,
+        Err(message) => return Ok(Err(message)),
+    };
+    let Some(current) = state.store.read(|tx| tx.application(id))? else {
+        return Err(WebError::NotFound("There is no such application."));
+    };
+    // A hashed secret cannot be turned back into the plain one: stopping the hashing, or
+    // becoming confidential without a secret, makes a new secret (shown once).
+    let needs_new = valid.client_type == ClientType::Confidential
+        && (current.client_secret.is_empty()
+            || (current.hash_client_secret && !valid.hash_client_secret));
+    let secret = if needs_new {
+        Some(new_secret(state, valid.hash_client_secret).await?)
+    } else if !current.hash_client_secret
+        && valid.hash_client_secret
+        && !current.client_secret.is_empty()
+    {
+        let hashed = state
+            .hasher
+            .hash(current.client_secret.clone())
+            .await
+            .map_err(|error| WebError::Internal(error.to_string()))?;
+        Some((String::new(), hashed))
+    } else {
+        None
+    };
+    let now = now(state);
+    let expected = current.client_secret.clone();
+    let stored_secret = secret.as_ref().map(|(_, stored)| stored.clone());
+    let result = state
+        .store
+        .write(move |tx| {
+            let Some(current) = tx.application(id)? else {
+                return Ok(None);
+            };
+            if current.client_secret != expected {
+                return Err(StoreError::Conflict(
+                    "the application changed meanwhile: load it again".to_owned(),
+                ));
+            }
+            let mut application =
+                valid
+                    .clone()
+                    .into_application(Some(current), id, String::new(), owner, now);
+            if let Some(stored) = &stored_secret {
+                application.client_secret.clone_from(stored);
+            }
+            tx.put_application(&application)?;
+            Ok(Some(application))
+        })
+        .await;
+    let shown = secret
+        .map(|(shown, _)| shown)
+        .filter(|shown| !shown.is_empty());
+    match result {
+        Ok(Some(application)) => Ok(Ok(Saved {
+            application,
+            secret: shown,
+        })),
+        Ok(None) => Err(WebError::NotFound("There is no such application.")),
+        Err(error) => Ok(Err(refusal(error)?)),
+    }
+}
+
+/// Replaces the secret of application `id`; the new one is returned to be shown once.
+pub async fn regenerate_secret(state: &AppState, id: u64) -> Result<Saved, WebError> {
+    let Some(current) = state.store.read(|tx| tx.application(id))? else {
+        return Err(WebError::NotFound("There is no such application."));
+    };
+    if current.client_type != ClientType::Confidential {
+        return Err(WebError::BadRequest(
+            "A public client has no secret.".to_owned(),
+        ));
+    }
+    let (shown, stored) = new_secret(state, current.hash_client_secret).await?;
+    let now = now(state);
+    let application = state
+        .store
+        .write(move |tx| {
+            let Some(mut application) = tx.application(id)? else {
+                return Ok(None);
+            };
+            application.client_secret.clone_from(&stored);
+            application.updated = now;
+            tx.put_application(&application)?;
+            Ok(Some(application))
+        })
+        .await?
+        .ok_or(WebError::NotFound("There is no such application."))?;
+    Ok(Saved {
+        application,
+        secret: Some(shown),
+    })
+}
+
+/// The application as lists and detail pages show it (never the secret itself).
+pub fn summary(application: &Application) -> Value {
+    json!({
+        "id": application.id,
+        "name": crate::web::application_label(application),
+        "client_id": application.client_id,
+        "client_type": match application.client_type {
+            ClientType::Confidential => "confidential",
+            ClientType::Public => "public",
+        },
+        "grant_types": application.grant_types.iter().map(|grant| grant.as_str()).collect::<Vec<_>>(),
+        "redirect_uris": application.redirect_uris,
+        "post_logout_redirect_uris": application.post_logout_redirect_uris,
+        "allowed_origins": application.allowed_origins,
+        "algorithm": application.algorithm.as_str(),
+        "skip_authorization": application.skip_authorization,
+        "hash_client_secret": application.hash_client_secret,
+        "has_secret": !application.client_secret.is_empty(),
+        "created": application.created.to_rfc3339(),
+        "updated": application.updated.to_rfc3339(),
+    })
+}

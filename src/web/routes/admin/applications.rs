@@ -1,0 +1,292 @@
+//! `/admin/applications/`: every application, filtered by client type, grant type and skip
+//! authorization; create and edit every field; regenerate the secret (shown once); delete.
+
+use rocket::http::CookieJar;
+use rocket::{Route, State, get, post, routes};
+use serde_json::{Value, json};
+
+use super::{Answer, see_other};
+use crate::applications::ApplicationForm;
+use crate::params::Params;
+use crate::store::{Application, ClientType, GrantType};
+use crate::web::application_editor::{self, Saved, form_context, summary};
+use crate::web::error::{Page, WebError};
+use crate::web::form::{FormBody, FormError, Query};
+use crate::web::screen::Screen;
+use crate::web::session::Staff;
+use crate::web::{AppState, csrf};
+
+const LIST: &str = "/admin/applications/";
+const NO_APPLICATION: WebError = WebError::NotFound("There is no such application.");
+
+/// The list's filters, from the query string.
+struct Filters {
+    client_type: String,
+    grant_type: String,
+    skip_authorization: String,
+    search: String,
+}
+
+impl Filters {
+    fn from_query(params: &Params) -> Result<Self, WebError> {
+        let text = |name: &str| -> Result<String, WebError> {
+            Ok(params.single(name)?.unwrap_or_default().trim().to_owned())
+        };
+        Ok(Self {
+            client_type: text("client_type")?,
+            grant_type: text("grant_type")?,
+            skip_authorization: text("skip_authorization")?,
+            search: text("q")?,
+        })
+    }
+
+    fn keeps(&self, application: &Application) -> bool {
+        let client_type = match application.client_type {
+            ClientType::Confidential => "confidential",
+            ClientType::Public => "public",
+        };
+        (self.client_type.is_empty() || self.client_type == client_type)
+            && (self.grant_type.is_empty()
+                || GrantType::parse(&self.grant_type)
+                    .is_some_and(|grant| application.grant_types.contains(&grant)))
+            && match self.skip_authorization.as_str() {
+                "yes" => application.skip_authorization,
+                "no" => !application.skip_authorization,
+                _ => true,
+            }
+            && (self.search.is_empty() || {
+                let needle = self.search.to_lowercase();
+                application.name.to_lowercase().contains(&needle)
+                    || application.client_id.to_lowercase().contains(&needle)
+            })
+    }
+}
+
+#[get("/admin/applications")]
+async fn list(
+    staff: Staff,
+    query: Query,
+    cookies: &CookieJar<'_>,
+    state: &State<AppState>,
+) -> Result<Page, WebError> {
+    let screen = Screen {
+        state,
+        who: &staff.0,
+        cookies,
+    };
+    let filters = Filters::from_query(&query.0)?;
+    let (applications, owners) = state.store.read(|tx| {
+        let applications = tx.applications()?;
+        let mut owners = std::collections::HashMap::new();
+        for owner in applications.iter().filter_map(|app| app.user) {
+            if let Some(user) = tx.user(owner)? {
+                owners.insert(owner, user.username);
+            }
+        }
+        Ok((applications, owners))
+    })?;
+    let rows: Vec<Value> = applications
+        .iter()
+        .filter(|application| filters.keeps(application))
+        .map(|application| {
+            let mut row = summary(application);
+            row["owner"] = json!(application.user.and_then(|id| owners.get(&id)));
+            row
+        })
+        .collect();
+    screen.render(
+        "admin_applications.html.tera",
+        json!({
+            "section": "applications",
+            "applications": rows,
+            "total": applications.len(),
+            "filters": {
+                "client_type": filters.client_type, "grant_type": filters.grant_type,
+                "skip_authorization": filters.skip_authorization, "q": filters.search,
+            },
+            "grant_types": GrantType::ALL.iter().map(|grant| grant.as_str()).collect::<Vec<_>>(),
+        }),
+        None,
+    )
+}
+
+fn form_page(
+    screen: &Screen<'_, '_>,
+    form: &ApplicationForm,
+    application: Option<&Application>,
+    message: Option<&str>,
+) -> Result<Page, WebError> {
+    let mut context = form_context(form);
+    context["section"] = json!("applications");
+    context["show_owner"] = json!(true);
+    context["application"] = application.map_or(Value::Null, summary);
+    screen.render("admin_application.html.tera", context, message)
+}
+
+fn secret_page(screen: &Screen<'_, '_>, saved: &Saved) -> Result<Answer, WebError> {
+    let Some(secret) = &saved.secret else {
+        return Ok(see_other(format!("{LIST}{}/", saved.application.id)));
+    };
+    Ok(screen
+        .render(
+            "admin_application_secret.html.tera",
+            json!({
+                "section": "applications",
+                "application": summary(&saved.application),
+                "secret": secret,
+                "next": format!("{LIST}{}/", saved.application.id),
+            }),
+            None,
+        )?
+        .no_store()
+        .into())
+}
+
+/// The owner a form names, or the message refusing it.
+fn owner_of(
+    state: &AppState,
+    form: &ApplicationForm,
+) -> Result<Result<Option<u64>, String>, WebError> {
+    if form.owner.is_empty() {
+        return Ok(Ok(None));
+    }
+    Ok(
+        match state.store.read(|tx| tx.user_by_username(&form.owner))? {
+            Some(user) => Ok(Some(user.id)),
+            None => Err(format!("There is no user {:?}.", form.owner)),
+        },
+    )
+}
+
+#[get("/admin/applications/new")]
+async fn new(
+    staff: Staff,
+    cookies: &CookieJar<'_>,
+    state: &State<AppState>,
+) -> Result<Page, WebError> {
+    let screen = Screen {
+        state,
+        who: &staff.0,
+        cookies,
+    };
+    form_page(&screen, &ApplicationForm::blank(), None, None)
+}
+
+#[post("/admin/applications", data = "<form>")]
+async fn create(
+    staff: Staff,
+    form: Result<FormBody, FormError>,
+    check: csrf::CsrfCheck,
+    cookies: &CookieJar<'_>,
+    state: &State<AppState>,
+) -> Result<Answer, WebError> {
+    let screen = Screen {
+        state,
+        who: &staff.0,
+        cookies,
+    };
+    let params = form?.0;
+    check.verify(params.single(csrf::FIELD)?)?;
+    let form = ApplicationForm::from_params(&params)?;
+    let owner = match owner_of(state, &form)? {
+        Ok(owner) => owner,
+        Err(message) => return Ok(form_page(&screen, &form, None, Some(&message))?.into()),
+    };
+    match application_editor::create(state, &form, owner).await? {
+        Ok(saved) => {
+            screen.audit("application created", &saved.application.client_id);
+            secret_page(&screen, &saved)
+        }
+        Err(message) => Ok(form_page(&screen, &form, None, Some(&message))?.into()),
+    }
+}
+
+#[get("/admin/applications/<id>")]
+async fn show(
+    id: u64,
+    staff: Staff,
+    cookies: &CookieJar<'_>,
+    state: &State<AppState>,
+) -> Result<Page, WebError> {
+    let screen = Screen {
+        state,
+        who: &staff.0,
+        cookies,
+    };
+    let (application, owner) = state.store.read(|tx| {
+        let application = tx.application(id)?;
+        let owner = match application.as_ref().and_then(|app| app.user) {
+            Some(owner) => tx.user(owner)?.map(|user| user.username),
+            None => None,
+        };
+        Ok((application, owner))
+    })?;
+    let application = application.ok_or(NO_APPLICATION)?;
+    let form = ApplicationForm::of(&application, owner.as_deref());
+    form_page(&screen, &form, Some(&application), None)
+}
+
+#[post("/admin/applications/<id>", data = "<form>")]
+async fn change(
+    id: u64,
+    staff: Staff,
+    form: Result<FormBody, FormError>,
+    check: csrf::CsrfCheck,
+    cookies: &CookieJar<'_>,
+    state: &State<AppState>,
+) -> Result<Answer, WebError> {
+    let screen = Screen {
+        state,
+        who: &staff.0,
+        cookies,
+    };
+    let params = form?.0;
+    check.verify(params.single(csrf::FIELD)?)?;
+    let current = state
+        .store
+        .read(|tx| tx.application(id))?
+        .ok_or(NO_APPLICATION)?;
+    match params.single("action")?.unwrap_or("save") {
+        "regenerate" => {
+            let saved = application_editor::regenerate_secret(state, id).await?;
+            screen.audit("application secret regenerated", &current.client_id);
+            secret_page(&screen, &saved)
+        }
+        "delete" => {
+            if params.single("confirm")? != Some("yes") {
+                let form = ApplicationForm::of(&current, None);
+                let message = "Tick the box to confirm the deletion.";
+                return Ok(form_page(&screen, &form, Some(&current), Some(message))?.into());
+            }
+            state
+                .store
+                .write(move |tx| tx.delete_application(id))
+                .await?;
+            screen.audit("application deleted", &current.client_id);
+            Ok(see_other(LIST))
+        }
+        "save" => {
+            let form = ApplicationForm::from_params(&params)?;
+            let owner = match owner_of(state, &form)? {
+                Ok(owner) => owner,
+                Err(message) => {
+                    return Ok(form_page(&screen, &form, Some(&current), Some(&message))?.into());
+                }
+            };
+            match application_editor::update(state, id, &form, owner).await? {
+                Ok(saved) => {
+                    screen.audit("application changed", &saved.application.client_id);
+                    secret_page(&screen, &saved)
+                }
+                Err(message) => {
+                    Ok(form_page(&screen, &form, Some(&current), Some(&message))?.into())
+                }
+            }
+        }
+        other => Err(WebError::BadRequest(format!("unknown action {other:?}"))),
+    }
+}
+
+pub fn routes() -> Vec<Route> {
+    routes![list, new, create, show, change]
+}

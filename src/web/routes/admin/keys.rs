@@ -1,0 +1,126 @@
+//! `/admin/keys/` (superusers only): the signing keys with their states; generate, rotate
+//! (after publication, or at once for a compromised key) and retire — the operations of
+//! `oxidot keys`, applied to the running key ring at once.
+
+use rocket::http::CookieJar;
+use rocket::{Route, State, get, post, routes};
+use serde_json::json;
+
+use super::Answer;
+use crate::oidc::keys::{KEY_ALGORITHMS, KeyAdmin, KeyError};
+use crate::store::{Algorithm, Timestamp};
+use crate::web::error::{Page, WebError};
+use crate::web::form::{FormBody, FormError};
+use crate::web::screen::Screen;
+use crate::web::session::Superuser;
+use crate::web::{AppState, csrf};
+
+fn admin(state: &AppState) -> KeyAdmin<'_> {
+    KeyAdmin {
+        store: &state.store,
+        id_token_lifetime: state.settings.oauth2_provider.id_token_expire_seconds,
+        jwks_max_age: state.settings.oauth2_provider.oidc_jwks_max_age_seconds,
+    }
+}
+
+fn key_failure(error: KeyError) -> Result<String, WebError> {
+    match error {
+        KeyError::Refused(message) => Ok(message),
+        other => Err(WebError::Internal(other.to_string())),
+    }
+}
+
+fn keys_page(
+    screen: &Screen<'_, '_>,
+    message: Option<&str>,
+    done: Option<&str>,
+) -> Result<Page, WebError> {
+    let now = Timestamp::from_datetime(screen.state.clock.now());
+    let rows = admin(screen.state)
+        .rows(now)
+        .map_err(|error| WebError::Internal(error.to_string()))?;
+    let algorithms: Vec<&str> = KEY_ALGORITHMS
+        .iter()
+        .map(|algorithm| algorithm.as_str())
+        .collect();
+    screen.render(
+        "admin_keys.html.tera",
+        json!({"section": "keys", "keys": rows, "algorithms": algorithms, "done": done}),
+        message,
+    )
+}
+
+#[get("/admin/keys")]
+async fn list(
+    admin_user: Superuser,
+    cookies: &CookieJar<'_>,
+    state: &State<AppState>,
+) -> Result<Page, WebError> {
+    let screen = Screen {
+        state,
+        who: &admin_user.0,
+        cookies,
+    };
+    keys_page(&screen, None, None)
+}
+
+#[post("/admin/keys", data = "<form>")]
+async fn act(
+    admin_user: Superuser,
+    form: Result<FormBody, FormError>,
+    check: csrf::CsrfCheck,
+    cookies: &CookieJar<'_>,
+    state: &State<AppState>,
+) -> Result<Answer, WebError> {
+    let screen = Screen {
+        state,
+        who: &admin_user.0,
+        cookies,
+    };
+    let params = form?.0;
+    check.verify(params.single(csrf::FIELD)?)?;
+    let now = Timestamp::from_datetime(state.clock.now());
+    let algorithm = || -> Result<Algorithm, WebError> {
+        params
+            .single("algorithm")?
+            .and_then(Algorithm::parse)
+            .filter(|algorithm| KEY_ALGORITHMS.contains(algorithm))
+            .ok_or_else(|| {
+                WebError::BadRequest("algorithm must be RS256, ES256 or EdDSA".to_owned())
+            })
+    };
+    let confirmed = params.single("confirm")? == Some("yes");
+    let action = params.single("action")?.unwrap_or_default().to_owned();
+    let keys = admin(state);
+    let outcome = match action.as_str() {
+        "generate" => keys.generate(algorithm()?, now).await,
+        "rotate" | "rotate-now" | "retire" if !confirmed => {
+            return Ok(keys_page(&screen, Some("Tick the box to confirm."), None)?.into());
+        }
+        "rotate" => keys.rotate(algorithm()?, false, now).await,
+        "rotate-now" => keys.rotate(algorithm()?, true, now).await,
+        "retire" => {
+            let kid = params.single("kid")?.unwrap_or_default().to_owned();
+            keys.retire(&kid, now).await
+        }
+        other => return Err(WebError::BadRequest(format!("unknown action {other:?}"))),
+    };
+    match outcome {
+        Ok(done) => {
+            state
+                .keys
+                .reload()
+                .map_err(|error| WebError::Internal(error.to_string()))?;
+            screen.audit(&format!("signing key {action}"), &done);
+            Ok(keys_page(&screen, None, Some(&done))?.into())
+        }
+        Err(error) => {
+            let message = key_failure(error)?;
+            Ok(keys_page(&screen, Some(&message), None)?.into())
+        }
+    }
+}
+
+pub fn routes() -> Vec<Route> {
+    routes![list, act]
+}

@@ -1,0 +1,493 @@
+//! `/admin/users/` and `/admin/groups/` (superusers only): search and page through users,
+//! create them, edit names, email, rank and groups, set a password, deactivate; groups with
+//! their permissions.
+
+use rocket::http::CookieJar;
+use rocket::{Route, State, get, post, routes};
+use serde_json::{Value, json};
+
+use super::{Answer, see_other, when};
+use crate::accounts::{self, AccountError, NewUser};
+use crate::params::Params;
+use crate::store::{Group, Permission, StoreError, Timestamp, User};
+use crate::web::error::{Page, WebError};
+use crate::web::form::{FormBody, FormError, Query};
+use crate::web::screen::Screen;
+use crate::web::session::Superuser;
+use crate::web::{AppState, csrf};
+
+const USERS: &str = "/admin/users/";
+const GROUPS: &str = "/admin/groups/";
+const PAGE_ROWS: usize = 50;
+const NO_USER: WebError = WebError::NotFound("There is no such user.");
+const NO_GROUP: WebError = WebError::NotFound("There is no such group.");
+
+fn text(params: &Params, name: &str) -> Result<String, WebError> {
+    Ok(params.single(name)?.unwrap_or_default().trim().to_owned())
+}
+
+fn ticked(params: &Params, name: &str) -> Result<bool, WebError> {
+    Ok(params.single(name)? == Some("on"))
+}
+
+/// A refusal for the form, or a failure.
+fn refusal(error: AccountError) -> Result<String, WebError> {
+    match error {
+        AccountError::Invalid(message) => Ok(message),
+        AccountError::Store(StoreError::Conflict(message)) => Ok(message),
+        other => Err(other.into()),
+    }
+}
+
+fn user_row(user: &User) -> Value {
+    json!({
+        "id": user.id, "username": user.username, "email": user.email,
+        "first_name": user.first_name, "last_name": user.last_name,
+        "is_active": user.is_active, "is_staff": user.is_staff, "is_superuser": user.is_superuser,
+        "last_login": when(user.last_login), "date_joined": user.date_joined.to_rfc3339(),
+    })
+}
+
+#[get("/admin/users")]
+async fn list(
+    admin: Superuser,
+    query: Query,
+    cookies: &CookieJar<'_>,
+    state: &State<AppState>,
+) -> Result<Page, WebError> {
+    let screen = Screen {
+        state,
+        who: &admin.0,
+        cookies,
+    };
+    let search = text(&query.0, "q")?.to_lowercase();
+    let page: usize = text(&query.0, "page")?.parse().unwrap_or(1).max(1);
+    let users = state.store.read(|tx| tx.users())?;
+    let matching: Vec<&User> = users
+        .iter()
+        .filter(|user| {
+            search.is_empty()
+                || [
+                    &user.username,
+                    &user.email,
+                    &user.first_name,
+                    &user.last_name,
+                ]
+                .iter()
+                .any(|field| field.to_lowercase().contains(&search))
+        })
+        .collect();
+    let pages = matching.len().div_ceil(PAGE_ROWS).max(1);
+    let page = page.min(pages);
+    let rows: Vec<Value> = matching
+        .iter()
+        .skip((page - 1) * PAGE_ROWS)
+        .take(PAGE_ROWS)
+        .map(|user| user_row(user))
+        .collect();
+    let q: String = url::form_urlencoded::byte_serialize(search.as_bytes()).collect();
+    screen.render(
+        "admin_users.html.tera",
+        json!({
+            "section": "users", "users": rows, "q": search, "page": page, "pages": pages,
+            "matching": matching.len(), "total": users.len(),
+            "previous": (page > 1).then(|| format!("q={q}&page={}", page - 1)),
+            "next": (page < pages).then(|| format!("q={q}&page={}", page + 1)),
+        }),
+        None,
+    )
+}
+
+fn new_user_page(
+    screen: &Screen<'_, '_>,
+    form: Value,
+    message: Option<&str>,
+) -> Result<Page, WebError> {
+    screen.render(
+        "admin_user_new.html.tera",
+        json!({"section": "users", "form": form}),
+        message,
+    )
+}
+
+#[get("/admin/users/new")]
+async fn new(
+    admin: Superuser,
+    cookies: &CookieJar<'_>,
+    state: &State<AppState>,
+) -> Result<Page, WebError> {
+    let screen = Screen {
+        state,
+        who: &admin.0,
+        cookies,
+    };
+    new_user_page(&screen, json!({}), None)
+}
+
+#[post("/admin/users", data = "<form>")]
+async fn create(
+    admin: Superuser,
+    form: Result<FormBody, FormError>,
+    check: csrf::CsrfCheck,
+    cookies: &CookieJar<'_>,
+    state: &State<AppState>,
+) -> Result<Answer, WebError> {
+    let screen = Screen {
+        state,
+        who: &admin.0,
+        cookies,
+    };
+    let params = form?.0;
+    check.verify(params.single(csrf::FIELD)?)?;
+    let echo = json!({
+        "username": text(&params, "username")?, "email": text(&params, "email")?,
+        "is_staff": ticked(&params, "is_staff")?, "is_superuser": ticked(&params, "is_superuser")?,
+    });
+    let password = params.single("password")?.unwrap_or_default().to_owned();
+    if params.single("password2")?.unwrap_or_default() != password {
+        return Ok(new_user_page(&screen, echo, Some("The two passwords differ."))?.into());
+    }
+    let new = NewUser {
+        username: text(&params, "username")?,
+        email: text(&params, "email")?,
+        password,
+        is_staff: ticked(&params, "is_staff")?,
+        is_superuser: ticked(&params, "is_superuser")?,
+    };
+    let now = Timestamp::from_datetime(state.clock.now());
+    match accounts::create_user(&state.store, &state.hasher, new, now).await {
+        Ok(user) => {
+            screen.audit("user created", &user.username);
+            Ok(see_other(format!("{USERS}{}/", user.id)))
+        }
+        Err(error) => {
+            let message = refusal(error)?;
+            Ok(new_user_page(&screen, echo, Some(&message))?.into())
+        }
+    }
+}
+
+fn user_page(
+    screen: &Screen<'_, '_>,
+    user: &User,
+    message: Option<&str>,
+) -> Result<Page, WebError> {
+    let groups = screen.state.store.read(|tx| tx.groups())?;
+    let groups: Vec<Value> = groups
+        .iter()
+        .map(|group| json!({"id": group.id, "name": group.name, "member": user.groups.contains(&group.id)}))
+        .collect();
+    screen.render(
+        "admin_user.html.tera",
+        json!({"section": "users", "account": user_row(user), "groups": groups}),
+        message,
+    )
+}
+
+#[get("/admin/users/<id>")]
+async fn show(
+    id: u64,
+    admin: Superuser,
+    cookies: &CookieJar<'_>,
+    state: &State<AppState>,
+) -> Result<Page, WebError> {
+    let screen = Screen {
+        state,
+        who: &admin.0,
+        cookies,
+    };
+    let user = state.store.read(|tx| tx.user(id))?.ok_or(NO_USER)?;
+    user_page(&screen, &user, None)
+}
+
+#[post("/admin/users/<id>", data = "<form>")]
+async fn change(
+    id: u64,
+    admin: Superuser,
+    form: Result<FormBody, FormError>,
+    check: csrf::CsrfCheck,
+    cookies: &CookieJar<'_>,
+    state: &State<AppState>,
+) -> Result<Answer, WebError> {
+    let screen = Screen {
+        state,
+        who: &admin.0,
+        cookies,
+    };
+    let params = form?.0;
+    check.verify(params.single(csrf::FIELD)?)?;
+    let current = state.store.read(|tx| tx.user(id))?.ok_or(NO_USER)?;
+    match params.single("action")?.unwrap_or("save") {
+        "password" => {
+            let password = params.single("password")?.unwrap_or_default().to_owned();
+            if params.single("password2")?.unwrap_or_default() != password {
+                return Ok(user_page(&screen, &current, Some("The two passwords differ."))?.into());
+            }
+            if let Err(error) = accounts::change_password(
+                &state.store,
+                &state.hasher,
+                current.username.clone(),
+                password,
+            )
+            .await
+            {
+                let message = refusal(error)?;
+                return Ok(user_page(&screen, &current, Some(&message))?.into());
+            }
+            screen.audit("password set", &current.username);
+            Ok(see_other(format!("{USERS}{id}/")))
+        }
+        "save" => {
+            let email = text(&params, "email")?;
+            if !email.is_empty() && !email.contains('@') {
+                return Ok(
+                    user_page(&screen, &current, Some("That is not an email address."))?.into(),
+                );
+            }
+            let mut groups = Vec::new();
+            for value in params.all("groups") {
+                let group: u64 = value
+                    .parse()
+                    .map_err(|_| WebError::BadRequest("groups must be group ids".to_owned()))?;
+                groups.push(group);
+            }
+            let updated = User {
+                first_name: text(&params, "first_name")?,
+                last_name: text(&params, "last_name")?,
+                email,
+                is_active: ticked(&params, "is_active")?,
+                is_staff: ticked(&params, "is_staff")?,
+                is_superuser: ticked(&params, "is_superuser")?,
+                groups,
+                ..current.clone()
+            };
+            if id == admin.0.user.id
+                && !(updated.is_active && updated.is_staff && updated.is_superuser)
+            {
+                let message = "You cannot take away your own access: ask another superuser.";
+                return Ok(user_page(&screen, &current, Some(message))?.into());
+            }
+            let saved = state
+                .store
+                .write(move |tx| {
+                    for group in &updated.groups {
+                        if tx.group(*group)?.is_none() {
+                            return Ok(false);
+                        }
+                    }
+                    tx.put_user(&updated)?;
+                    Ok(true)
+                })
+                .await?;
+            if !saved {
+                return Ok(
+                    user_page(&screen, &current, Some("A chosen group does not exist."))?.into(),
+                );
+            }
+            screen.audit("user changed", &current.username);
+            Ok(see_other(format!("{USERS}{id}/")))
+        }
+        other => Err(WebError::BadRequest(format!("unknown action {other:?}"))),
+    }
+}
+
+/// Permissions as the form shows them: one per line, a pk or `codename app_label model`.
+fn permissions_text(permissions: &[Permission]) -> String {
+    permissions
+        .iter()
+        .map(|permission| match permission {
+            Permission::Pk(pk) => pk.to_string(),
+            Permission::Natural(parts) => parts.join(" "),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn parse_permissions(text: &str) -> Result<Vec<Permission>, String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .map(|line| {
+            if let Ok(pk) = line.parse() {
+                return Ok(Permission::Pk(pk));
+            }
+            let parts: Vec<String> = line.split_whitespace().map(str::to_owned).collect();
+            if parts.len() == 3 {
+                Ok(Permission::Natural(parts))
+            } else {
+                Err(format!(
+                    "{line:?} is neither a permission pk nor \"codename app_label model\"."
+                ))
+            }
+        })
+        .collect()
+}
+
+fn group_from(params: &Params, id: u64) -> Result<Result<Group, String>, WebError> {
+    let name = text(params, "name")?;
+    if name.is_empty() || name.chars().count() > 150 {
+        return Ok(Err("A group name is 1 to 150 characters.".to_owned()));
+    }
+    Ok(
+        parse_permissions(&text(params, "permissions")?).map(|permissions| Group {
+            id,
+            name,
+            permissions,
+        }),
+    )
+}
+
+fn groups_page(
+    screen: &Screen<'_, '_>,
+    form: Value,
+    message: Option<&str>,
+) -> Result<Page, WebError> {
+    let groups = screen.state.store.read(|tx| tx.groups())?;
+    let rows: Vec<Value> = groups
+        .iter()
+        .map(|group| json!({"id": group.id, "name": group.name, "permissions": group.permissions.len()}))
+        .collect();
+    screen.render(
+        "admin_groups.html.tera",
+        json!({"section": "groups", "groups": rows, "form": form}),
+        message,
+    )
+}
+
+#[get("/admin/groups")]
+async fn groups(
+    admin: Superuser,
+    cookies: &CookieJar<'_>,
+    state: &State<AppState>,
+) -> Result<Page, WebError> {
+    let screen = Screen {
+        state,
+        who: &admin.0,
+        cookies,
+    };
+    groups_page(&screen, json!({}), None)
+}
+
+async fn save_group(state: &AppState, group: Group) -> Result<Result<(), String>, WebError> {
+    match state.store.write(move |tx| tx.put_group(&group)).await {
+        Ok(()) => Ok(Ok(())),
+        Err(StoreError::Conflict(message)) => Ok(Err(message)),
+        Err(other) => Err(other.into()),
+    }
+}
+
+#[post("/admin/groups", data = "<form>")]
+async fn add_group(
+    admin: Superuser,
+    form: Result<FormBody, FormError>,
+    check: csrf::CsrfCheck,
+    cookies: &CookieJar<'_>,
+    state: &State<AppState>,
+) -> Result<Answer, WebError> {
+    let screen = Screen {
+        state,
+        who: &admin.0,
+        cookies,
+    };
+    let params = form?.0;
+    check.verify(params.single(csrf::FIELD)?)?;
+    let echo =
+        json!({"name": text(&params, "name")?, "permissions": text(&params, "permissions")?});
+    let id = state
+        .store
+        .read(|tx| tx.groups())?
+        .iter()
+        .map(|group| group.id)
+        .max()
+        .unwrap_or(0)
+        + 1;
+    let group = match group_from(&params, id)? {
+        Ok(group) => group,
+        Err(message) => return Ok(groups_page(&screen, echo, Some(&message))?.into()),
+    };
+    let name = group.name.clone();
+    if let Err(message) = save_group(state, group).await? {
+        return Ok(groups_page(&screen, echo, Some(&message))?.into());
+    }
+    screen.audit("group created", &name);
+    Ok(see_other(GROUPS))
+}
+
+fn group_page(
+    screen: &Screen<'_, '_>,
+    id: u64,
+    form: Value,
+    message: Option<&str>,
+) -> Result<Page, WebError> {
+    screen.render(
+        "admin_group.html.tera",
+        json!({"section": "groups", "id": id, "form": form}),
+        message,
+    )
+}
+
+#[get("/admin/groups/<id>")]
+async fn show_group(
+    id: u64,
+    admin: Superuser,
+    cookies: &CookieJar<'_>,
+    state: &State<AppState>,
+) -> Result<Page, WebError> {
+    let screen = Screen {
+        state,
+        who: &admin.0,
+        cookies,
+    };
+    let group = state.store.read(|tx| tx.group(id))?.ok_or(NO_GROUP)?;
+    group_page(
+        &screen,
+        id,
+        json!({"name": group.name, "permissions": permissions_text(&group.permissions)}),
+        None,
+    )
+}
+
+#[post("/admin/groups/<id>", data = "<form>")]
+async fn change_group(
+    id: u64,
+    admin: Superuser,
+    form: Result<FormBody, FormError>,
+    check: csrf::CsrfCheck,
+    cookies: &CookieJar<'_>,
+    state: &State<AppState>,
+) -> Result<Answer, WebError> {
+    let screen = Screen {
+        state,
+        who: &admin.0,
+        cookies,
+    };
+    let params = form?.0;
+    check.verify(params.single(csrf::FIELD)?)?;
+    state.store.read(|tx| tx.group(id))?.ok_or(NO_GROUP)?;
+    let echo =
+        json!({"name": text(&params, "name")?, "permissions": text(&params, "permissions")?});
+    let group = match group_from(&params, id)? {
+        Ok(group) => group,
+        Err(message) => return Ok(group_page(&screen, id, echo, Some(&message))?.into()),
+    };
+    let name = group.name.clone();
+    if let Err(message) = save_group(state, group).await? {
+        return Ok(group_page(&screen, id, echo, Some(&message))?.into());
+    }
+    screen.audit("group changed", &name);
+    Ok(see_other(GROUPS))
+}
+
+pub fn routes() -> Vec<Route> {
+    routes![
+        list,
+        new,
+        create,
+        show,
+        change,
+        groups,
+        add_group,
+        show_group,
+        change_group
+    ]
+}

@@ -1,0 +1,389 @@
+//! DOT's pages for every signed-in user: `/o/applications/` (register and manage their own
+//! clients; never another user's) and `/o/authorized_tokens/` (what they granted, revocable).
+
+use std::collections::BTreeMap;
+
+use rocket::http::CookieJar;
+use rocket::{Route, State, get, post, routes};
+use serde_json::{Value, json};
+
+use crate::applications::ApplicationForm;
+use crate::store::{Application, ExpiringKind, Timestamp};
+use crate::web::application_editor::{self, Saved, form_context, summary};
+use crate::web::error::{Page, SeeOther, WebError};
+use crate::web::form::{FormBody, FormError};
+use crate::web::screen::Screen;
+use crate::web::session::Member;
+use crate::web::{AppState, csrf};
+
+const LIST: &str = "/o/applications/";
+/// Another user's application is answered exactly like a missing one.
+const NO_APPLICATION: WebError = WebError::NotFound("There is no such application.");
+
+#[derive(rocket::Responder)]
+enum Answer {
+    Page(Page),
+    Redirect(SeeOther),
+}
+
+impl From<Page> for Answer {
+    fn from(page: Page) -> Self {
+        Answer::Page(page)
+    }
+}
+
+/// The signed-in user's own application `id`.
+fn own_application(state: &AppState, member: &Member, id: u64) -> Result<Application, WebError> {
+    state
+        .store
+        .read(|tx| tx.application(id))?
+        .filter(|application| application.user == Some(member.0.user.id))
+        .ok_or(NO_APPLICATION)
+}
+
+#[get("/o/applications")]
+async fn list(
+    member: Member,
+    cookies: &CookieJar<'_>,
+    state: &State<AppState>,
+) -> Result<Page, WebError> {
+    let screen = Screen {
+        state,
+        who: &member.0,
+        cookies,
+    };
+    let mine: Vec<Value> = state
+        .store
+        .read(|tx| tx.applications())?
+        .iter()
+        .filter(|application| application.user == Some(member.0.user.id))
+        .map(summary)
+        .collect();
+    screen.render(
+        "o_applications.html.tera",
+        json!({"applications": mine}),
+        None,
+    )
+}
+
+fn form_page(
+    screen: &Screen<'_, '_>,
+    form: &ApplicationForm,
+    application: Option<&Application>,
+    message: Option<&str>,
+) -> Result<Page, WebError> {
+    let mut context = form_context(form);
+    context["show_owner"] = json!(false);
+    context["application"] = application.map_or(Value::Null, summary);
+    screen.render("o_application_form.html.tera", context, message)
+}
+
+fn after_save(screen: &Screen<'_, '_>, saved: &Saved) -> Result<Answer, WebError> {
+    let detail = format!("{LIST}{}/", saved.application.id);
+    let Some(secret) = &saved.secret else {
+        return Ok(Answer::Redirect(SeeOther(detail)));
+    };
+    Ok(screen
+        .render(
+            "o_application_secret.html.tera",
+            json!({"application": summary(&saved.application), "secret": secret, "next": detail}),
+            None,
+        )?
+        .no_store()
+        .into())
+}
+
+#[get("/o/applications/register")]
+async fn register_form(
+    member: Member,
+    cookies: &CookieJar<'_>,
+    state: &State<AppState>,
+) -> Result<Page, WebError> {
+    let screen = Screen {
+        state,
+        who: &member.0,
+        cookies,
+    };
+    form_page(&screen, &ApplicationForm::blank(), None, None)
+}
+
+#[post("/o/applications/register", data = "<form>")]
+async fn register(
+    member: Member,
+    form: Result<FormBody, FormError>,
+    check: csrf::CsrfCheck,
+    cookies: &CookieJar<'_>,
+    state: &State<AppState>,
+) -> Result<Answer, WebError> {
+    let screen = Screen {
+        state,
+        who: &member.0,
+        cookies,
+    };
+    let params = form?.0;
+    check.verify(params.single(csrf::FIELD)?)?;
+    let form = ApplicationForm::from_params(&params)?;
+    match application_editor::create(state, &form, Some(member.0.user.id)).await? {
+        Ok(saved) => {
+            screen.audit("application registered", &saved.application.client_id);
+            after_save(&screen, &saved)
+        }
+        Err(message) => Ok(form_page(&screen, &form, None, Some(&message))?.into()),
+    }
+}
+
+#[get("/o/applications/<id>")]
+async fn detail(
+    id: u64,
+    member: Member,
+    cookies: &CookieJar<'_>,
+    state: &State<AppState>,
+) -> Result<Page, WebError> {
+    let screen = Screen {
+        state,
+        who: &member.0,
+        cookies,
+    };
+    let application = own_application(state, &member, id)?;
+    screen.render(
+        "o_application.html.tera",
+        json!({"application": summary(&application)}),
+        None,
+    )
+}
+
+#[get("/o/applications/<id>/update")]
+async fn update_form(
+    id: u64,
+    member: Member,
+    cookies: &CookieJar<'_>,
+    state: &State<AppState>,
+) -> Result<Page, WebError> {
+    let screen = Screen {
+        state,
+        who: &member.0,
+        cookies,
+    };
+    let application = own_application(state, &member, id)?;
+    form_page(
+        &screen,
+        &ApplicationForm::of(&application, None),
+        Some(&application),
+        None,
+    )
+}
+
+#[post("/o/applications/<id>/update", data = "<form>")]
+async fn update(
+    id: u64,
+    member: Member,
+    form: Result<FormBody, FormError>,
+    check: csrf::CsrfCheck,
+    cookies: &CookieJar<'_>,
+    state: &State<AppState>,
+) -> Result<Answer, WebError> {
+    let screen = Screen {
+        state,
+        who: &member.0,
+        cookies,
+    };
+    let application = own_application(state, &member, id)?;
+    let params = form?.0;
+    check.verify(params.single(csrf::FIELD)?)?;
+    if params.single("action")? == Some("regenerate") {
+        let saved = application_editor::regenerate_secret(state, id).await?;
+        screen.audit("application secret regenerated", &application.client_id);
+        return after_save(&screen, &saved);
+    }
+    let form = ApplicationForm::from_params(&params)?;
+    match application_editor::update(state, id, &form, Some(member.0.user.id)).await? {
+        Ok(saved) => {
+            screen.audit("application changed", &saved.application.client_id);
+            after_save(&screen, &saved)
+        }
+        Err(message) => Ok(form_page(&screen, &form, Some(&application), Some(&message))?.into()),
+    }
+}
+
+#[get("/o/applications/<id>/delete")]
+async fn delete_form(
+    id: u64,
+    member: Member,
+    cookies: &CookieJar<'_>,
+    state: &State<AppState>,
+) -> Result<Page, WebError> {
+    let screen = Screen {
+        state,
+        who: &member.0,
+        cookies,
+    };
+    let application = own_application(state, &member, id)?;
+    screen.render(
+        "o_application_delete.html.tera",
+        json!({"application": summary(&application)}),
+        None,
+    )
+}
+
+#[post("/o/applications/<id>/delete", data = "<form>")]
+async fn delete(
+    id: u64,
+    member: Member,
+    form: Result<FormBody, FormError>,
+    check: csrf::CsrfCheck,
+    cookies: &CookieJar<'_>,
+    state: &State<AppState>,
+) -> Result<Answer, WebError> {
+    let screen = Screen {
+        state,
+        who: &member.0,
+        cookies,
+    };
+    let application = own_application(state, &member, id)?;
+    let params = form?.0;
+    check.verify(params.single(csrf::FIELD)?)?;
+    state
+        .store
+        .write(move |tx| tx.delete_application(id))
+        .await?;
+    screen.audit("application deleted", &application.client_id);
+    Ok(Answer::Redirect(SeeOther(LIST.to_owned())))
+}
+
+/// What the user granted, per application: the scopes of their live tokens and consents.
+fn grants_of(state: &AppState, user: u64) -> Result<Vec<Value>, WebError> {
+    let now = Timestamp::from_datetime(state.clock.now());
+    Ok(state.store.read(|tx| {
+        let mut by_application: BTreeMap<u64, (std::collections::BTreeSet<String>, u64)> =
+            BTreeMap::new();
+        for (kind, key) in tx.token_keys_of_user(user)? {
+            let found = match kind {
+                ExpiringKind::AccessToken => tx
+                    .access_token(&key)?
+                    .filter(|token| token.expires > now)
+                    .map(|token| (token.application, token.scope)),
+                _ => tx
+                    .refresh_token(&key)?
+                    .filter(|token| {
+                        token.revoked.is_none() && token.expires.is_none_or(|at| at > now)
+                    })
+                    .map(|token| (token.application, token.scope)),
+            };
+            if let Some((application, scope)) = found {
+                let entry = by_application.entry(application).or_default();
+                entry.0.extend(
+                    scope
+                        .split(' ')
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_owned),
+                );
+                entry.1 += 1;
+            }
+        }
+        for (application, consent) in tx.consents_of(user)? {
+            let entry = by_application.entry(application).or_default();
+            entry.0.extend(
+                consent
+                    .scope
+                    .split(' ')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned),
+            );
+        }
+        let mut rows = Vec::new();
+        for (id, (scopes, tokens)) in by_application {
+            let Some(application) = tx.application(id)? else {
+                continue;
+            };
+            let scope: Vec<String> = scopes.into_iter().collect();
+            rows.push(json!({
+                "id": id,
+                "name": crate::web::application_label(&application),
+                "scopes": crate::web::scope_descriptions(&state.settings, &scope.join(" ")),
+                "tokens": tokens,
+            }));
+        }
+        Ok(rows)
+    })?)
+}
+
+#[get("/o/authorized_tokens")]
+async fn authorized(
+    member: Member,
+    cookies: &CookieJar<'_>,
+    state: &State<AppState>,
+) -> Result<Page, WebError> {
+    let screen = Screen {
+        state,
+        who: &member.0,
+        cookies,
+    };
+    let grants = grants_of(state, member.0.user.id)?;
+    screen.render(
+        "o_authorized_tokens.html.tera",
+        json!({"grants": grants}),
+        None,
+    )
+}
+
+#[post("/o/authorized_tokens/<id>/delete", data = "<form>")]
+async fn revoke(
+    id: u64,
+    member: Member,
+    form: Result<FormBody, FormError>,
+    check: csrf::CsrfCheck,
+    cookies: &CookieJar<'_>,
+    state: &State<AppState>,
+) -> Result<Answer, WebError> {
+    let screen = Screen {
+        state,
+        who: &member.0,
+        cookies,
+    };
+    let params = form?.0;
+    check.verify(params.single(csrf::FIELD)?)?;
+    let user = member.0.user.id;
+    if params.single("confirm")? != Some("yes") {
+        let Some(application) = state.store.read(|tx| tx.application(id))? else {
+            return Err(WebError::NotFound("There is no such application."));
+        };
+        return Ok(screen
+            .render(
+                "o_authorized_revoke.html.tera",
+                json!({"application": {"id": id, "name": crate::web::application_label(&application)}}),
+                None,
+            )?
+            .into());
+    }
+    let now = Timestamp::from_datetime(state.clock.now());
+    let revoked = state
+        .store
+        .write(move |tx| {
+            let revoked = tx.revoke_tokens_of(user, id, now)?;
+            tx.delete_consent(user, id)?;
+            Ok(revoked)
+        })
+        .await?;
+    screen.audit(
+        "access revoked by its user",
+        &format!("application {id}: {revoked} tokens"),
+    );
+    Ok(Answer::Redirect(SeeOther(
+        "/o/authorized_tokens/".to_owned(),
+    )))
+}
+
+pub fn routes() -> Vec<Route> {
+    routes![
+        list,
+        register_form,
+        register,
+        detail,
+        update_form,
+        update,
+        delete_form,
+        delete,
+        authorized,
+        revoke
+    ]
+}

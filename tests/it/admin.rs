@@ -1,0 +1,712 @@
+//! The admin console and the self-service pages over HTTP: who may use them, CSRF on every
+//! form, applications with their secret shown once, token lists and revocation, users.
+
+use base64::Engine as _;
+use rocket::http::{ContentType, Header};
+use rocket::local::blocking::LocalResponse;
+use serde_json::Value;
+
+use crate::flow::{approve, hello, logged_in, param, tutorial_exchange, tutorial_request};
+use crate::support::{App, header};
+
+/// Adds an active user with a password (not staff unless asked).
+fn add_user(app: &App, username: &str, staff: bool, superuser: bool) {
+    let hash = oxidot::passwords::hash("user-pass-123").unwrap();
+    let username = username.to_owned();
+    app.store
+        .write_blocking(move |tx| {
+            let user = oxidot::store::User {
+                id: tx.next_user_id()?,
+                username: username.clone(),
+                password: hash.clone(),
+                first_name: String::new(),
+                last_name: String::new(),
+                email: String::new(),
+                is_active: true,
+                is_staff: staff,
+                is_superuser: superuser,
+                last_login: None,
+                date_joined: oxidot::store::Timestamp(0),
+                groups: Vec::new(),
+                user_permissions: Vec::new(),
+            };
+            tx.put_user(&user)
+        })
+        .unwrap();
+}
+
+fn signed_in(username: &str, staff: bool, superuser: bool) -> App {
+    let app = App::demo();
+    add_user(&app, username, staff, superuser);
+    assert_eq!(app.login(username, "user-pass-123").status().code, 303);
+    app
+}
+
+fn body(response: LocalResponse<'_>) -> (u16, String) {
+    let status = response.status().code;
+    (status, response.into_string().unwrap_or_default())
+}
+
+fn page(app: &App, path: &str) -> (u16, String) {
+    body(app.client.get(path.to_owned()).dispatch())
+}
+
+fn post(app: &App, path: &str, form: &str) -> (u16, String) {
+    let form = format!("csrfmiddlewaretoken={}&{form}", app.csrf());
+    body(app.post_form(path, &form))
+}
+
+fn application_count(app: &App) -> usize {
+    app.store.read(|tx| tx.applications()).unwrap().len()
+}
+
+/// The value of the read-only secret field of a "copy it now" page.
+fn shown_secret(html: &str) -> String {
+    let field = html.find("id=\"client-secret\"").expect("a secret field");
+    let value = html[field..].find("value=\"").unwrap() + field + 7;
+    let end = html[value..].find('"').unwrap() + value;
+    html[value..end].to_owned()
+}
+
+fn shown_client_id(html: &str) -> String {
+    let start = html.find("<code id=\"client-id\">").unwrap() + "<code id=\"client-id\">".len();
+    let end = html[start..].find('<').unwrap() + start;
+    html[start..end].to_owned()
+}
+
+fn basic(id: &str, secret: &str) -> Header<'static> {
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"));
+    Header::new("Authorization", format!("Basic {encoded}"))
+}
+
+fn token_request(app: &App, id: &str, secret: &str, form: &str) -> (u16, Value) {
+    let response = app
+        .client
+        .post("/o/token/")
+        .header(ContentType::Form)
+        .header(basic(id, secret))
+        .body(form)
+        .dispatch();
+    let status = response.status().code;
+    (
+        status,
+        serde_json::from_str(&response.into_string().unwrap()).unwrap(),
+    )
+}
+
+const CC_APPLICATION: &str = "name=Reporting&client_id=&client_type=confidential\
+    &grant_types=client-credentials&redirect_uris=&post_logout_redirect_uris=\
+    &allowed_origins=&algorithm=&hash_client_secret=on&owner=";
+
+/// Creates a client-credentials application in the admin; its client id and secret.
+fn admin_creates_cc_application(app: &App) -> (String, String) {
+    let (status, html) = post(app, "/admin/applications/", CC_APPLICATION);
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("Copy the client secret now"));
+    (shown_client_id(&html), shown_secret(&html))
+}
+
+const ADMIN_PAGES: [&str; 16] = [
+    "/admin/",
+    "/admin/users/",
+    "/admin/users/1/",
+    "/admin/users/new/",
+    "/admin/groups/",
+    "/admin/groups/1/",
+    "/admin/applications/",
+    "/admin/applications/new/",
+    "/admin/applications/1/",
+    "/admin/access-tokens/",
+    "/admin/refresh-tokens/",
+    "/admin/grants/",
+    "/admin/id-tokens/",
+    "/admin/device-grants/",
+    "/admin/periodic-tasks/",
+    "/admin/keys/",
+];
+
+const ADMIN_ACTIONS: [(&str, &str); 9] = [
+    ("/admin/applications/", CC_APPLICATION),
+    ("/admin/applications/1/", "action=delete&confirm=yes"),
+    (
+        "/admin/users/",
+        "username=mallory&password=mallory-pass-1&password2=mallory-pass-1&is_superuser=on&is_staff=on",
+    ),
+    (
+        "/admin/users/1/",
+        "action=password&password=taken-over-1&password2=taken-over-1",
+    ),
+    ("/admin/groups/", "name=owners"),
+    ("/admin/access-tokens/", "action=revoke&confirm=yes"),
+    ("/admin/refresh-tokens/", "action=revoke&confirm=yes"),
+    ("/admin/keys/", "action=generate&algorithm=ES256"),
+    (
+        "/admin/periodic-tasks/",
+        "name=x&task=debug_task&every=1&period=hours&enabled=on",
+    ),
+];
+
+/// Everything the admin actions above could change.
+fn snapshot(app: &App) -> String {
+    app.store
+        .read(|tx| {
+            Ok(format!(
+                "{:?} {:?} {:?} {:?} {:?}",
+                tx.applications()?,
+                tx.users()?,
+                tx.groups()?,
+                tx.signing_keys()?.len(),
+                tx.periodic_tasks()?.len()
+            ))
+        })
+        .unwrap()
+}
+
+#[test]
+fn the_admin_is_for_staff_and_users_groups_and_keys_for_superusers() {
+    // Signed out: every page sends the browser to log in and back.
+    let app = App::demo();
+    let response = app
+        .client
+        .get("/admin/applications/?client_type=public")
+        .dispatch();
+    assert_eq!(response.status().code, 303);
+    assert_eq!(
+        header(&response, "Location"),
+        Some("/admin/login/?next=%2Fadmin%2Fapplications%2F%3Fclient_type%3Dpublic")
+    );
+    drop(response);
+    let response = app.client.get("/o/applications/").dispatch();
+    assert_eq!(
+        header(&response, "Location"),
+        Some("/accounts/login/?next=%2Fo%2Fapplications%2F")
+    );
+    drop(response);
+
+    // A user without staff status: 403 on every page and every action, nothing changes.
+    let app = signed_in("carol", false, false);
+    for path in ADMIN_PAGES {
+        assert_eq!(page(&app, path).0, 403, "{path}");
+    }
+    let before = snapshot(&app);
+    for (path, form) in ADMIN_ACTIONS {
+        assert_eq!(post(&app, path, form).0, 403, "{path}");
+    }
+    assert_eq!(snapshot(&app), before);
+    // Self-service pages are theirs.
+    assert_eq!(page(&app, "/o/applications/").0, 200);
+    assert_eq!(page(&app, "/o/authorized_tokens/").0, 200);
+
+    // Staff without superuser: the console, but not users, groups or keys.
+    let app = signed_in("sam", true, false);
+    for path in ADMIN_PAGES {
+        let expected = if path.starts_with("/admin/users")
+            || path.starts_with("/admin/groups")
+            || path.starts_with("/admin/keys")
+        {
+            403
+        } else {
+            200
+        };
+        assert_eq!(page(&app, path).0, expected, "{path}");
+    }
+    let (_, dashboard) = page(&app, "/admin/");
+    assert!(dashboard.contains("Access tokens"));
+    assert!(!dashboard.contains("href=\"/admin/users/\""));
+}
+
+#[test]
+fn every_admin_form_refuses_a_missing_csrf_token() {
+    let app = logged_in();
+    let before = snapshot(&app);
+    for (path, form) in ADMIN_ACTIONS.iter().copied().chain([
+        ("/admin/groups/1/", "name=renamed"),
+        ("/admin/users/1/", "action=save&is_active=on"),
+    ]) {
+        let (status, _) = body(app.post_form(path, form));
+        assert_eq!(status, 403, "{path}");
+    }
+    for (path, form) in [
+        ("/o/applications/register/", CC_APPLICATION),
+        ("/o/authorized_tokens/3/delete/", "confirm=yes"),
+    ] {
+        assert_eq!(body(app.post_form(path, form)).0, 403, "{path}");
+    }
+    assert_eq!(snapshot(&app), before);
+}
+
+#[test]
+fn an_application_made_in_the_admin_shows_its_secret_once_and_the_secret_works() {
+    let app = logged_in();
+    let (client_id, secret) = admin_creates_cc_application(&app);
+    assert_eq!(client_id.len(), 40);
+    assert_eq!(secret.len(), 128);
+    let (status, token) = token_request(&app, &client_id, &secret, "grant_type=client_credentials");
+    assert_eq!(status, 200, "{token}");
+    // Stored hashed; the pages afterwards never show it.
+    let application = app
+        .store
+        .read(|tx| tx.application_by_client_id(&client_id))
+        .unwrap()
+        .unwrap();
+    assert!(application.client_secret.starts_with("argon2$"));
+    let (_, list) = page(&app, "/admin/applications/");
+    assert!(list.contains(&client_id));
+    let (status, detail) = page(&app, &format!("/admin/applications/{}/", application.id));
+    assert_eq!(status, 200);
+    assert!(!detail.contains(&secret));
+    assert!(detail.contains("stored hashed"));
+    // A regenerated secret replaces the old one at once.
+    let (status, regenerated) = post(
+        &app,
+        &format!("/admin/applications/{}/", application.id),
+        "action=regenerate",
+    );
+    assert_eq!(status, 200);
+    let new_secret = shown_secret(&regenerated);
+    assert_ne!(new_secret, secret);
+    assert_eq!(
+        token_request(&app, &client_id, &secret, "grant_type=client_credentials").0,
+        401
+    );
+    assert_eq!(
+        token_request(
+            &app,
+            &client_id,
+            &new_secret,
+            "grant_type=client_credentials"
+        )
+        .0,
+        200
+    );
+    // Filters.
+    let (_, public) = page(
+        &app,
+        "/admin/applications/?client_type=public&grant_type=&skip_authorization=",
+    );
+    assert!(!public.contains(&client_id));
+    let (_, cc) = page(&app, "/admin/applications/?grant_type=client-credentials");
+    assert!(cc.contains(&client_id) && !cc.contains(">hash1<"));
+}
+
+#[test]
+fn invalid_application_input_returns_the_form_with_a_message_and_changes_nothing() {
+    let app = logged_in();
+    let before = snapshot(&app);
+    let cases = [
+        (
+            "redirect_uris=ftp%3A%2F%2Fx%2Fcb&grant_types=authorization-code",
+            "is not a valid redirect URI",
+        ),
+        (
+            "redirect_uris=https%3A%2F%2Fx%2Fcb%23frag&grant_types=authorization-code",
+            "fragment",
+        ),
+        (
+            "grant_types=authorization-code",
+            "Redirect URIs cannot be empty",
+        ),
+        ("grant_types=magic", "is not a grant type"),
+        (
+            "grant_types=client-credentials&client_id=hash1",
+            "already exists",
+        ),
+        (
+            "grant_types=client-credentials&allowed_origins=https%3A%2F%2Fspa.example%2Fapp",
+            "is not a valid allowed origin",
+        ),
+        (
+            "grant_types=client-credentials&algorithm=HS256&hash_client_secret=on",
+            "HS256",
+        ),
+        (
+            "grant_types=client-credentials&owner=nobody",
+            "There is no user",
+        ),
+    ];
+    for (form, message) in cases {
+        let form = format!("name=Bad&client_type=confidential&{form}");
+        for path in ["/admin/applications/", "/o/applications/register/"] {
+            if path.starts_with("/o/") && form.contains("owner=") {
+                continue;
+            }
+            let (status, html) = post(&app, path, &form);
+            assert_eq!(status, 400, "{path} {form}");
+            assert!(html.contains(message), "{path} {form}: {html}");
+            assert!(
+                html.contains("value=\"Bad\""),
+                "the form keeps what was typed"
+            );
+        }
+    }
+    // Editing hash1 into a duplicate of clear1 is refused too.
+    let (status, html) = post(
+        &app,
+        "/admin/applications/3/",
+        "action=save&name=x&client_id=clear1&client_type=confidential&grant_types=authorization-code&redirect_uris=https%3A%2F%2Fa%2Fcb",
+    );
+    assert_eq!(status, 400);
+    assert!(html.contains("already exists"));
+    assert_eq!(snapshot(&app), before);
+}
+
+#[test]
+fn tokens_are_listed_masked_paged_and_revoked_from_the_admin() {
+    let app = logged_in();
+    let (client_id, secret) = admin_creates_cc_application(&app);
+    let mut tokens = Vec::new();
+    for _ in 0..55 {
+        app.clock.advance(time::Duration::milliseconds(1));
+        let (status, token) =
+            token_request(&app, &client_id, &secret, "grant_type=client_credentials");
+        assert_eq!(status, 200);
+        tokens.push(token["access_token"].as_str().unwrap().to_owned());
+    }
+    let (status, list) = page(&app, "/admin/access-tokens/");
+    assert_eq!(status, 200);
+    let newest = tokens.last().unwrap();
+    assert!(!list.contains(newest.as_str()), "values are masked");
+    assert!(list.contains(&format!("…{}", &newest[newest.len() - 4..])));
+    assert_eq!(list.matches("name=\"key\"").count(), 50);
+    let older = list.find("Older →").map(|_| ());
+    assert!(older.is_some());
+    let next = {
+        let start = list.find("href=\"/admin/access-tokens/?").unwrap() + "href=\"".len();
+        let end = list[start..].find('"').unwrap() + start;
+        list[start..end].replace("&amp;", "&")
+    };
+    let (_, second) = page(&app, &next);
+    assert_eq!(second.matches("name=\"key\"").count(), 5);
+    // Filters by application and user.
+    let (_, filtered) = page(
+        &app,
+        &format!("/admin/access-tokens/?application={client_id}&user=&state=live"),
+    );
+    assert_eq!(filtered.matches("name=\"key\"").count(), 50);
+    let (_, nobody) = page(&app, "/admin/access-tokens/?user=admin");
+    assert_eq!(nobody.matches("name=\"key\"").count(), 0);
+    let (status, unknown) = page(&app, "/admin/access-tokens/?user=ghost");
+    assert_eq!(status, 200);
+    assert!(unknown.contains("There is no such user"));
+    assert_eq!(page(&app, "/admin/access-tokens/?before=zz").0, 400);
+
+    // Revoke the newest: a confirmation first, then introspection says inactive.
+    let key = {
+        let start = list.find("name=\"key\" value=\"").unwrap() + "name=\"key\" value=\"".len();
+        list[start..start + 64].to_owned()
+    };
+    let (status, confirm) = post(
+        &app,
+        "/admin/access-tokens/",
+        &format!("action=revoke&key={key}"),
+    );
+    assert_eq!(status, 200);
+    assert!(confirm.contains("Revoke 1 selected access tokens?"));
+    let introspection = |token: &str| -> Value {
+        let response = app
+            .client
+            .post("/o/introspect/")
+            .header(ContentType::Form)
+            .header(basic(&client_id, &secret))
+            .body(format!("token={token}"))
+            .dispatch();
+        serde_json::from_str(&response.into_string().unwrap()).unwrap()
+    };
+    assert_eq!(introspection(newest)["active"], true);
+    let response = app.post_form(
+        "/admin/access-tokens/",
+        &format!(
+            "csrfmiddlewaretoken={}&action=revoke&confirm=yes&key={key}",
+            app.csrf()
+        ),
+    );
+    assert_eq!(response.status().code, 303);
+    drop(response);
+    assert_eq!(introspection(newest)["active"], false);
+    assert_eq!(introspection(&tokens[0])["active"], true);
+    // Its detail page says so; a malformed key is a 404.
+    let (_, detail) = page(&app, &format!("/admin/access-tokens/{key}/"));
+    assert!(detail.is_empty() || !detail.contains(newest.as_str()));
+    assert_eq!(page(&app, "/admin/access-tokens/not-a-key/").0, 404);
+    assert_eq!(
+        post(
+            &app,
+            "/admin/access-tokens/",
+            "action=revoke&confirm=yes&key=zz"
+        )
+        .0,
+        400
+    );
+}
+
+#[test]
+fn users_manage_only_their_own_applications() {
+    let app = signed_in("carol", false, false);
+    let form = "name=Carols+app&client_id=&client_type=confidential&grant_types=authorization-code\
+        &redirect_uris=https%3A%2F%2Fcarol.example%2Fcb&algorithm=&hash_client_secret=on";
+    let (status, html) = post(&app, "/o/applications/register/", form);
+    assert_eq!(status, 200, "{html}");
+    let client_id = shown_client_id(&html);
+    let mine = app
+        .store
+        .read(|tx| tx.application_by_client_id(&client_id))
+        .unwrap()
+        .unwrap();
+    let (_, list) = page(&app, "/o/applications/");
+    assert!(list.contains("Carols app") && !list.contains("hash1"));
+    assert_eq!(page(&app, &format!("/o/applications/{}/", mine.id)).0, 200);
+    // Edit, then delete with the confirmation page first.
+    let edited = form.replace("Carols+app", "Carols+renamed");
+    let response = app.post_form(
+        &format!("/o/applications/{}/update/", mine.id),
+        &format!("csrfmiddlewaretoken={}&{edited}", app.csrf()),
+    );
+    assert_eq!(response.status().code, 303);
+    drop(response);
+    assert_eq!(
+        app.store
+            .read(|tx| tx.application(mine.id))
+            .unwrap()
+            .unwrap()
+            .name,
+        "Carols renamed"
+    );
+
+    // The tutorial's applications belong to admin: carol can neither see nor change them.
+    let before = snapshot(&app);
+    for path in [
+        "/o/applications/3/",
+        "/o/applications/3/update/",
+        "/o/applications/3/delete/",
+    ] {
+        assert_eq!(page(&app, path).0, 404, "{path}");
+    }
+    assert_eq!(post(&app, "/o/applications/3/update/", &edited).0, 404);
+    assert_eq!(post(&app, "/o/applications/3/delete/", "").0, 404);
+    assert_eq!(snapshot(&app), before);
+
+    assert_eq!(
+        page(&app, &format!("/o/applications/{}/delete/", mine.id)).0,
+        200
+    );
+    let count = application_count(&app);
+    let response = app.post_form(
+        &format!("/o/applications/{}/delete/", mine.id),
+        &format!("csrfmiddlewaretoken={}", app.csrf()),
+    );
+    assert_eq!(response.status().code, 303);
+    drop(response);
+    assert_eq!(application_count(&app), count - 1);
+}
+
+#[test]
+fn authorized_tokens_lists_what_the_user_granted_and_revokes_it() {
+    let app = logged_in();
+    let pairs = tutorial_request();
+    let location = approve(&app, &pairs);
+    let code = param(&location, "code").unwrap();
+    let (status, tokens) = tutorial_exchange(&app, &code);
+    assert_eq!(status, 200);
+    let access = tokens["access_token"].as_str().unwrap();
+    assert_eq!(hello(&app, access), 200);
+    let (status, listed) = page(&app, "/o/authorized_tokens/");
+    assert_eq!(status, 200);
+    assert!(
+        listed.contains("/o/authorized_tokens/3/delete/"),
+        "{listed}"
+    );
+    // Asked to confirm, then revoked: the access token, its refresh token and the consent.
+    let (status, confirm) = post(&app, "/o/authorized_tokens/3/delete/", "");
+    assert_eq!(status, 200);
+    assert!(confirm.contains("confirm"));
+    let response = app.post_form(
+        "/o/authorized_tokens/3/delete/",
+        &format!("csrfmiddlewaretoken={}&confirm=yes", app.csrf()),
+    );
+    assert_eq!(response.status().code, 303);
+    drop(response);
+    assert_eq!(hello(&app, access), 401);
+    let refresh = tokens["refresh_token"].as_str().unwrap();
+    let (status, _) = token_request(
+        &app,
+        "hash1",
+        "hashed",
+        &format!("grant_type=refresh_token&refresh_token={refresh}"),
+    );
+    assert_eq!(status, 400);
+    assert!(app.store.read(|tx| tx.consent(1, 3)).unwrap().is_none());
+    let (_, listed) = page(&app, "/o/authorized_tokens/");
+    assert!(listed.contains("There are no authorized applications"));
+}
+
+#[test]
+fn superusers_create_users_set_passwords_and_deactivate_them() {
+    let app = logged_in();
+    let (status, html) = post(
+        &app,
+        "/admin/users/",
+        "username=dora&email=dora%40example.com&password=dora-pass-123&password2=dora-pass-12",
+    );
+    assert_eq!(status, 400);
+    assert!(html.contains("The two passwords differ"));
+    let (status, html) = post(
+        &app,
+        "/admin/users/",
+        "username=dora&password=short&password2=short",
+    );
+    assert_eq!(status, 400);
+    assert!(html.contains("too short"));
+    let response = app.post_form(
+        "/admin/users/",
+        &format!(
+            "csrfmiddlewaretoken={}&username=dora&email=dora%40example.com&password=dora-pass-123&password2=dora-pass-123",
+            app.csrf()
+        ),
+    );
+    assert_eq!(response.status().code, 303);
+    let location = header(&response, "Location").unwrap().to_owned();
+    drop(response);
+    let (status, html) = post(
+        &app,
+        "/admin/users/",
+        "username=dora&password=dora-pass-123&password2=dora-pass-123",
+    );
+    assert_eq!(status, 400);
+    assert!(html.contains("already exists"));
+    let (_, list) = page(&app, "/admin/users/?q=DORA");
+    assert!(list.contains("dora@example.com") && !list.contains("href=\"/admin/users/1/\""));
+
+    // Groups: a name and permissions, one per line.
+    let response = app.post_form(
+        "/admin/groups/",
+        &format!(
+            "csrfmiddlewaretoken={}&name=auditors&permissions=view_user+auth+user%0A7",
+            app.csrf()
+        ),
+    );
+    assert_eq!(response.status().code, 303);
+    drop(response);
+    let group = app
+        .store
+        .read(|tx| tx.groups())
+        .unwrap()
+        .into_iter()
+        .find(|g| g.name == "auditors")
+        .unwrap();
+    assert_eq!(group.permissions.len(), 2);
+    assert_eq!(post(&app, "/admin/groups/", "name=auditors").0, 400);
+    assert_eq!(
+        post(&app, "/admin/groups/", "name=bad&permissions=not+a").0,
+        400
+    );
+
+    // Edit: names, groups, then deactivate; the user can no longer log in.
+    let (status, _) = post(
+        &app,
+        &location,
+        &format!(
+            "action=save&first_name=Dora&email=dora%40example.com&is_active=on&groups={}",
+            group.id
+        ),
+    );
+    assert_eq!(status, 303);
+    let dora = app
+        .store
+        .read(|tx| tx.user_by_username("dora"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(dora.first_name, "Dora");
+    assert_eq!(dora.groups, [group.id]);
+    assert_eq!(
+        post(
+            &app,
+            &location,
+            "action=password&password=dora-new-pass-1&password2=dora-new-pass-1"
+        )
+        .0,
+        303
+    );
+    assert_eq!(
+        post(&app, &location, "action=save&email=dora%40example.com").0,
+        303
+    );
+    assert!(
+        !app.store
+            .read(|tx| tx.user_by_username("dora"))
+            .unwrap()
+            .unwrap()
+            .is_active
+    );
+    // Nobody takes away their own access.
+    let (status, html) = post(
+        &app,
+        "/admin/users/1/",
+        "action=save&is_active=on&is_staff=on",
+    );
+    assert_eq!(status, 400);
+    assert!(html.contains("your own access"));
+}
+
+#[test]
+fn deleting_an_application_deletes_its_tokens_and_never_reuses_its_id() {
+    let app = logged_in();
+    let (client_id, secret) = admin_creates_cc_application(&app);
+    let (_, token) = token_request(&app, &client_id, &secret, "grant_type=client_credentials");
+    let id = app
+        .store
+        .read(|tx| tx.application_by_client_id(&client_id))
+        .unwrap()
+        .unwrap()
+        .id;
+    let (status, html) = post(&app, &format!("/admin/applications/{id}/"), "action=delete");
+    assert_eq!(status, 400);
+    assert!(html.contains("confirm"));
+    assert_eq!(
+        post(
+            &app,
+            &format!("/admin/applications/{id}/"),
+            "action=delete&confirm=yes"
+        )
+        .0,
+        303
+    );
+    assert_eq!(hello(&app, token["access_token"].as_str().unwrap()), 401);
+    assert_eq!(app.store.read(|tx| tx.access_token_count()).unwrap(), 0);
+    let (new_id, _) = admin_creates_cc_application(&app);
+    let new = app
+        .store
+        .read(|tx| tx.application_by_client_id(&new_id))
+        .unwrap()
+        .unwrap();
+    assert!(new.id > id);
+}
+
+#[test]
+fn superusers_manage_signing_keys_from_the_admin() {
+    let app = logged_in();
+    let (status, listed) = page(&app, "/admin/keys/");
+    assert_eq!(status, 200);
+    assert!(listed.contains("signing"));
+    let before = app.store.read(|tx| tx.signing_keys()).unwrap().len();
+    let (status, html) = post(&app, "/admin/keys/", "action=generate&algorithm=ES256");
+    assert_eq!(status, 200);
+    assert!(html.contains("Generated ES256 key"));
+    assert_eq!(
+        app.store.read(|tx| tx.signing_keys()).unwrap().len(),
+        before + 1
+    );
+    let (status, html) = post(&app, "/admin/keys/", "action=rotate&algorithm=ES256");
+    assert_eq!(status, 400);
+    assert!(html.contains("confirm"));
+    assert_eq!(
+        post(&app, "/admin/keys/", "action=generate&algorithm=HS256").0,
+        400
+    );
+    let (status, html) = post(
+        &app,
+        "/admin/keys/",
+        "action=rotate&algorithm=RS256&confirm=yes",
+    );
+    assert_eq!(status, 400);
+    assert!(html.contains("oidc_rsa_private_key"));
+}
