@@ -71,3 +71,40 @@ impl<'r> FromRequest<'r> for Query {
         }
     }
 }
+
+/// A form body whose CSRF token matched the cookie (and that no other site submitted): what
+/// every state-changing page form is read as.
+pub struct CheckedForm(pub Params);
+
+#[rocket::async_trait]
+impl<'r> FromData<'r> for CheckedForm {
+    type Error = crate::web::error::WebError;
+
+    async fn from_data(req: &'r Request<'_>, data: Data<'r>) -> data::Outcome<'r, Self> {
+        use crate::web::csrf::{CsrfCheck, FIELD};
+        let params = match FormBody::from_data(req, data).await {
+            data::Outcome::Success(FormBody(params)) => params,
+            data::Outcome::Error((status, error)) => {
+                return data::Outcome::Error((status, error.into()));
+            }
+            data::Outcome::Forward(forward) => return data::Outcome::Forward(forward),
+        };
+        let check = match CsrfCheck::from_request(req).await {
+            request::Outcome::Success(check) => check,
+            _ => {
+                return data::Outcome::Error((
+                    Status::Forbidden,
+                    crate::web::error::WebError::Csrf("the CSRF check failed"),
+                ));
+            }
+        };
+        let verified = params
+            .single(FIELD)
+            .map_err(crate::web::error::WebError::from)
+            .and_then(|token| check.verify(token));
+        match verified {
+            Ok(()) => data::Outcome::Success(CheckedForm(params)),
+            Err(error) => data::Outcome::Error((error.status(), error)),
+        }
+    }
+}

@@ -8,13 +8,14 @@ use crate::web::error::{Page, WebError};
 use crate::web::session::SignedIn;
 use crate::web::{AppState, csrf};
 
-pub struct Screen<'a, 'r> {
-    pub state: &'a AppState,
-    pub who: &'a SignedIn,
-    pub cookies: &'a CookieJar<'r>,
+/// Built by the rank guards (`session::Member`, `Staff`, `Superuser`) for their handlers.
+pub struct Screen<'r> {
+    pub state: &'r AppState,
+    pub who: SignedIn,
+    pub cookies: &'r CookieJar<'r>,
 }
 
-impl Screen<'_, '_> {
+impl Screen<'_> {
     /// Renders `template`; with a `message` the page is a refused form (400).
     pub fn render(
         &self,

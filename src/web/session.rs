@@ -7,6 +7,7 @@ use serde::Serialize;
 use crate::store::{Session, User};
 use crate::web::AppState;
 use crate::web::error::WebError;
+use crate::web::screen::Screen;
 
 pub struct SignedIn {
     pub user: User,
@@ -96,17 +97,43 @@ async fn signed_in_with<'r>(
     }
 }
 
+/// The page a handler renders for the user the guard let in.
+async fn screen_for<'r>(
+    req: &'r Request<'_>,
+    allowed: fn(&User) -> bool,
+) -> request::Outcome<Screen<'r>, WebError> {
+    let Some(state) = req.rocket().state::<AppState>() else {
+        return request::Outcome::Error((
+            Status::InternalServerError,
+            WebError::Internal("no application state".to_owned()),
+        ));
+    };
+    signed_in_with(req, allowed).await.map(|who| Screen {
+        state,
+        who,
+        cookies: req.cookies(),
+    })
+}
+
 macro_rules! rank_guard {
     ($(#[$doc:meta])* $name:ident, $allowed:expr) => {
         $(#[$doc])*
-        pub struct $name(pub SignedIn);
+        pub struct $name<'r>(pub Screen<'r>);
 
         #[rocket::async_trait]
-        impl<'r> FromRequest<'r> for $name {
+        impl<'r> FromRequest<'r> for $name<'r> {
             type Error = WebError;
 
             async fn from_request(req: &'r Request<'_>) -> request::Outcome<Self, Self::Error> {
-                signed_in_with(req, $allowed).await.map($name)
+                screen_for(req, $allowed).await.map($name)
+            }
+        }
+
+        impl<'r> std::ops::Deref for $name<'r> {
+            type Target = Screen<'r>;
+
+            fn deref(&self) -> &Screen<'r> {
+                &self.0
             }
         }
     };

@@ -3,18 +3,17 @@
 
 use std::collections::BTreeMap;
 
-use rocket::http::CookieJar;
-use rocket::{Route, State, get, post, routes};
+use rocket::{Route, get, post, routes};
 use serde_json::{Value, json};
 
 use crate::applications::ApplicationForm;
 use crate::store::{Application, ExpiringKind, Timestamp};
+use crate::web::AppState;
 use crate::web::application_editor::{self, Saved, form_context, summary};
 use crate::web::error::{Page, SeeOther, WebError};
-use crate::web::form::{FormBody, FormError};
+use crate::web::form::CheckedForm;
 use crate::web::screen::Screen;
 use crate::web::session::Member;
-use crate::web::{AppState, csrf};
 
 const LIST: &str = "/o/applications/";
 /// Another user's application is answered exactly like a missing one.
@@ -33,30 +32,23 @@ impl From<Page> for Answer {
 }
 
 /// The signed-in user's own application `id`.
-fn own_application(state: &AppState, member: &Member, id: u64) -> Result<Application, WebError> {
-    state
+fn own_application(screen: &Screen<'_>, id: u64) -> Result<Application, WebError> {
+    screen
+        .state
         .store
         .read(|tx| tx.application(id))?
-        .filter(|application| application.user == Some(member.0.user.id))
+        .filter(|application| application.user == Some(screen.who.user.id))
         .ok_or(NO_APPLICATION)
 }
 
 #[get("/o/applications")]
-async fn list(
-    member: Member,
-    cookies: &CookieJar<'_>,
-    state: &State<AppState>,
-) -> Result<Page, WebError> {
-    let screen = Screen {
-        state,
-        who: &member.0,
-        cookies,
-    };
+async fn list(screen: Member<'_>) -> Result<Page, WebError> {
+    let state = screen.state;
     let mine: Vec<Value> = state
         .store
         .read(|tx| tx.applications())?
         .iter()
-        .filter(|application| application.user == Some(member.0.user.id))
+        .filter(|application| application.user == Some(screen.who.user.id))
         .map(summary)
         .collect();
     screen.render(
@@ -67,7 +59,7 @@ async fn list(
 }
 
 fn form_page(
-    screen: &Screen<'_, '_>,
+    screen: &Screen<'_>,
     form: &ApplicationForm,
     application: Option<&Application>,
     message: Option<&str>,
@@ -78,7 +70,7 @@ fn form_page(
     screen.render("o_application_form.html.tera", context, message)
 }
 
-fn after_save(screen: &Screen<'_, '_>, saved: &Saved) -> Result<Answer, WebError> {
+fn after_save(screen: &Screen<'_>, saved: &Saved) -> Result<Answer, WebError> {
     let detail = format!("{LIST}{}/", saved.application.id);
     let Some(secret) = &saved.secret else {
         return Ok(Answer::Redirect(SeeOther(detail)));
@@ -94,36 +86,19 @@ fn after_save(screen: &Screen<'_, '_>, saved: &Saved) -> Result<Answer, WebError
 }
 
 #[get("/o/applications/register")]
-async fn register_form(
-    member: Member,
-    cookies: &CookieJar<'_>,
-    state: &State<AppState>,
-) -> Result<Page, WebError> {
-    let screen = Screen {
-        state,
-        who: &member.0,
-        cookies,
-    };
+async fn register_form(screen: Member<'_>) -> Result<Page, WebError> {
     form_page(&screen, &ApplicationForm::blank(), None, None)
 }
 
 #[post("/o/applications/register", data = "<form>")]
 async fn register(
-    member: Member,
-    form: Result<FormBody, FormError>,
-    check: csrf::CsrfCheck,
-    cookies: &CookieJar<'_>,
-    state: &State<AppState>,
+    screen: Member<'_>,
+    form: Result<CheckedForm, WebError>,
 ) -> Result<Answer, WebError> {
-    let screen = Screen {
-        state,
-        who: &member.0,
-        cookies,
-    };
+    let state = screen.state;
     let params = form?.0;
-    check.verify(params.single(csrf::FIELD)?)?;
     let form = ApplicationForm::from_params(&params)?;
-    match application_editor::create(state, &form, Some(member.0.user.id)).await? {
+    match application_editor::create(state, &form, Some(screen.who.user.id)).await? {
         Ok(saved) => {
             screen.audit("application registered", &saved.application.client_id);
             after_save(&screen, &saved)
@@ -133,18 +108,8 @@ async fn register(
 }
 
 #[get("/o/applications/<id>")]
-async fn detail(
-    id: u64,
-    member: Member,
-    cookies: &CookieJar<'_>,
-    state: &State<AppState>,
-) -> Result<Page, WebError> {
-    let screen = Screen {
-        state,
-        who: &member.0,
-        cookies,
-    };
-    let application = own_application(state, &member, id)?;
+async fn detail(id: u64, screen: Member<'_>) -> Result<Page, WebError> {
+    let application = own_application(&screen, id)?;
     screen.render(
         "o_application.html.tera",
         json!({"application": summary(&application)}),
@@ -153,18 +118,8 @@ async fn detail(
 }
 
 #[get("/o/applications/<id>/update")]
-async fn update_form(
-    id: u64,
-    member: Member,
-    cookies: &CookieJar<'_>,
-    state: &State<AppState>,
-) -> Result<Page, WebError> {
-    let screen = Screen {
-        state,
-        who: &member.0,
-        cookies,
-    };
-    let application = own_application(state, &member, id)?;
+async fn update_form(id: u64, screen: Member<'_>) -> Result<Page, WebError> {
+    let application = own_application(&screen, id)?;
     form_page(
         &screen,
         &ApplicationForm::of(&application, None),
@@ -176,27 +131,19 @@ async fn update_form(
 #[post("/o/applications/<id>/update", data = "<form>")]
 async fn update(
     id: u64,
-    member: Member,
-    form: Result<FormBody, FormError>,
-    check: csrf::CsrfCheck,
-    cookies: &CookieJar<'_>,
-    state: &State<AppState>,
+    screen: Member<'_>,
+    form: Result<CheckedForm, WebError>,
 ) -> Result<Answer, WebError> {
-    let screen = Screen {
-        state,
-        who: &member.0,
-        cookies,
-    };
-    let application = own_application(state, &member, id)?;
+    let state = screen.state;
+    let application = own_application(&screen, id)?;
     let params = form?.0;
-    check.verify(params.single(csrf::FIELD)?)?;
     if params.single("action")? == Some("regenerate") {
         let saved = application_editor::regenerate_secret(state, id).await?;
         screen.audit("application secret regenerated", &application.client_id);
         return after_save(&screen, &saved);
     }
     let form = ApplicationForm::from_params(&params)?;
-    match application_editor::update(state, id, &form, Some(member.0.user.id)).await? {
+    match application_editor::update(state, id, &form, Some(screen.who.user.id)).await? {
         Ok(saved) => {
             screen.audit("application changed", &saved.application.client_id);
             after_save(&screen, &saved)
@@ -206,18 +153,8 @@ async fn update(
 }
 
 #[get("/o/applications/<id>/delete")]
-async fn delete_form(
-    id: u64,
-    member: Member,
-    cookies: &CookieJar<'_>,
-    state: &State<AppState>,
-) -> Result<Page, WebError> {
-    let screen = Screen {
-        state,
-        who: &member.0,
-        cookies,
-    };
-    let application = own_application(state, &member, id)?;
+async fn delete_form(id: u64, screen: Member<'_>) -> Result<Page, WebError> {
+    let application = own_application(&screen, id)?;
     screen.render(
         "o_application_delete.html.tera",
         json!({"application": summary(&application)}),
@@ -228,20 +165,13 @@ async fn delete_form(
 #[post("/o/applications/<id>/delete", data = "<form>")]
 async fn delete(
     id: u64,
-    member: Member,
-    form: Result<FormBody, FormError>,
-    check: csrf::CsrfCheck,
-    cookies: &CookieJar<'_>,
-    state: &State<AppState>,
+    screen: Member<'_>,
+    form: Result<CheckedForm, WebError>,
 ) -> Result<Answer, WebError> {
-    let screen = Screen {
-        state,
-        who: &member.0,
-        cookies,
-    };
-    let application = own_application(state, &member, id)?;
-    let params = form?.0;
-    check.verify(params.single(csrf::FIELD)?)?;
+    let state = screen.state;
+    let application = own_application(&screen, id)?;
+    // The body carries only the CSRF token.
+    form?;
     state
         .store
         .write(move |tx| tx.delete_application(id))
@@ -308,17 +238,9 @@ fn grants_of(state: &AppState, user: u64) -> Result<Vec<Value>, WebError> {
 }
 
 #[get("/o/authorized_tokens")]
-async fn authorized(
-    member: Member,
-    cookies: &CookieJar<'_>,
-    state: &State<AppState>,
-) -> Result<Page, WebError> {
-    let screen = Screen {
-        state,
-        who: &member.0,
-        cookies,
-    };
-    let grants = grants_of(state, member.0.user.id)?;
+async fn authorized(screen: Member<'_>) -> Result<Page, WebError> {
+    let state = screen.state;
+    let grants = grants_of(state, screen.who.user.id)?;
     screen.render(
         "o_authorized_tokens.html.tera",
         json!({"grants": grants}),
@@ -329,20 +251,12 @@ async fn authorized(
 #[post("/o/authorized_tokens/<id>/delete", data = "<form>")]
 async fn revoke(
     id: u64,
-    member: Member,
-    form: Result<FormBody, FormError>,
-    check: csrf::CsrfCheck,
-    cookies: &CookieJar<'_>,
-    state: &State<AppState>,
+    screen: Member<'_>,
+    form: Result<CheckedForm, WebError>,
 ) -> Result<Answer, WebError> {
-    let screen = Screen {
-        state,
-        who: &member.0,
-        cookies,
-    };
+    let state = screen.state;
     let params = form?.0;
-    check.verify(params.single(csrf::FIELD)?)?;
-    let user = member.0.user.id;
+    let user = screen.who.user.id;
     if params.single("confirm")? != Some("yes") {
         let Some(application) = state.store.read(|tx| tx.application(id))? else {
             return Err(WebError::NotFound("There is no such application."));

@@ -1,20 +1,19 @@
 //! `/admin/applications/`: every application, filtered by client type, grant type and skip
 //! authorization; create and edit every field; regenerate the secret (shown once); delete.
 
-use rocket::http::CookieJar;
-use rocket::{Route, State, get, post, routes};
+use rocket::{Route, get, post, routes};
 use serde_json::{Value, json};
 
 use super::{Answer, see_other};
 use crate::applications::ApplicationForm;
 use crate::params::Params;
 use crate::store::{Application, ClientType, GrantType};
+use crate::web::AppState;
 use crate::web::application_editor::{self, Saved, form_context, summary};
 use crate::web::error::{Page, WebError};
-use crate::web::form::{FormBody, FormError, Query};
+use crate::web::form::{CheckedForm, Query};
 use crate::web::screen::Screen;
 use crate::web::session::Staff;
-use crate::web::{AppState, csrf};
 
 const LIST: &str = "/admin/applications/";
 const NO_APPLICATION: WebError = WebError::NotFound("There is no such application.");
@@ -63,17 +62,8 @@ impl Filters {
 }
 
 #[get("/admin/applications")]
-async fn list(
-    staff: Staff,
-    query: Query,
-    cookies: &CookieJar<'_>,
-    state: &State<AppState>,
-) -> Result<Page, WebError> {
-    let screen = Screen {
-        state,
-        who: &staff.0,
-        cookies,
-    };
+async fn list(screen: Staff<'_>, query: Query) -> Result<Page, WebError> {
+    let state = screen.state;
     let filters = Filters::from_query(&query.0)?;
     let (applications, owners) = state.store.read(|tx| {
         let applications = tx.applications()?;
@@ -111,7 +101,7 @@ async fn list(
 }
 
 fn form_page(
-    screen: &Screen<'_, '_>,
+    screen: &Screen<'_>,
     form: &ApplicationForm,
     application: Option<&Application>,
     message: Option<&str>,
@@ -123,7 +113,7 @@ fn form_page(
     screen.render("admin_application.html.tera", context, message)
 }
 
-fn secret_page(screen: &Screen<'_, '_>, saved: &Saved) -> Result<Answer, WebError> {
+fn secret_page(screen: &Screen<'_>, saved: &Saved) -> Result<Answer, WebError> {
     let Some(secret) = &saved.secret else {
         return Ok(see_other(format!("{LIST}{}/", saved.application.id)));
     };
@@ -159,34 +149,17 @@ fn owner_of(
 }
 
 #[get("/admin/applications/new")]
-async fn new(
-    staff: Staff,
-    cookies: &CookieJar<'_>,
-    state: &State<AppState>,
-) -> Result<Page, WebError> {
-    let screen = Screen {
-        state,
-        who: &staff.0,
-        cookies,
-    };
+async fn new(screen: Staff<'_>) -> Result<Page, WebError> {
     form_page(&screen, &ApplicationForm::blank(), None, None)
 }
 
 #[post("/admin/applications", data = "<form>")]
 async fn create(
-    staff: Staff,
-    form: Result<FormBody, FormError>,
-    check: csrf::CsrfCheck,
-    cookies: &CookieJar<'_>,
-    state: &State<AppState>,
+    screen: Staff<'_>,
+    form: Result<CheckedForm, WebError>,
 ) -> Result<Answer, WebError> {
-    let screen = Screen {
-        state,
-        who: &staff.0,
-        cookies,
-    };
+    let state = screen.state;
     let params = form?.0;
-    check.verify(params.single(csrf::FIELD)?)?;
     let form = ApplicationForm::from_params(&params)?;
     let owner = match owner_of(state, &form)? {
         Ok(owner) => owner,
@@ -202,17 +175,8 @@ async fn create(
 }
 
 #[get("/admin/applications/<id>")]
-async fn show(
-    id: u64,
-    staff: Staff,
-    cookies: &CookieJar<'_>,
-    state: &State<AppState>,
-) -> Result<Page, WebError> {
-    let screen = Screen {
-        state,
-        who: &staff.0,
-        cookies,
-    };
+async fn show(id: u64, screen: Staff<'_>) -> Result<Page, WebError> {
+    let state = screen.state;
     let (application, owner) = state.store.read(|tx| {
         let application = tx.application(id)?;
         let owner = match application.as_ref().and_then(|app| app.user) {
@@ -229,19 +193,11 @@ async fn show(
 #[post("/admin/applications/<id>", data = "<form>")]
 async fn change(
     id: u64,
-    staff: Staff,
-    form: Result<FormBody, FormError>,
-    check: csrf::CsrfCheck,
-    cookies: &CookieJar<'_>,
-    state: &State<AppState>,
+    screen: Staff<'_>,
+    form: Result<CheckedForm, WebError>,
 ) -> Result<Answer, WebError> {
-    let screen = Screen {
-        state,
-        who: &staff.0,
-        cookies,
-    };
+    let state = screen.state;
     let params = form?.0;
-    check.verify(params.single(csrf::FIELD)?)?;
     let current = state
         .store
         .read(|tx| tx.application(id))?

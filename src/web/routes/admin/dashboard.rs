@@ -1,30 +1,19 @@
 //! `/admin/`: what is in the store at a glance, the last cleanup, and links to everything.
 
-use rocket::http::CookieJar;
-use rocket::{Route, State, get, routes};
+use rocket::{Route, get, routes};
 use serde_json::json;
 
 use super::when;
 use crate::store::{ExpiringKind, Timestamp, TokenTable};
-use crate::web::AppState;
 use crate::web::error::{Page, WebError};
-use crate::web::screen::Screen;
 use crate::web::session::Staff;
 
 /// Counting expired rows walks the expiry index; past this many the page says "more than".
 const EXPIRED_COUNT_CAP: u64 = 100_000;
 
 #[get("/admin")]
-async fn dashboard(
-    staff: Staff,
-    cookies: &CookieJar<'_>,
-    state: &State<AppState>,
-) -> Result<Page, WebError> {
-    let screen = Screen {
-        state,
-        who: &staff.0,
-        cookies,
-    };
+async fn dashboard(screen: Staff<'_>) -> Result<Page, WebError> {
+    let state = screen.state;
     let now = Timestamp::from_datetime(state.clock.now());
     let (counts, cleanup) = state.store.read(|tx| {
         let expired = |kind| tx.expired_count(kind, now, EXPIRED_COUNT_CAP);

@@ -2,18 +2,17 @@
 //! (after publication, or at once for a compromised key) and retire — the operations of
 //! `oxidot keys`, applied to the running key ring at once.
 
-use rocket::http::CookieJar;
-use rocket::{Route, State, get, post, routes};
+use rocket::{Route, get, post, routes};
 use serde_json::json;
 
 use super::Answer;
 use crate::oidc::keys::{KEY_ALGORITHMS, KeyAdmin, KeyError};
 use crate::store::{Algorithm, Timestamp};
+use crate::web::AppState;
 use crate::web::error::{Page, WebError};
-use crate::web::form::{FormBody, FormError};
+use crate::web::form::CheckedForm;
 use crate::web::screen::Screen;
 use crate::web::session::Superuser;
-use crate::web::{AppState, csrf};
 
 fn admin(state: &AppState) -> KeyAdmin<'_> {
     KeyAdmin {
@@ -31,7 +30,7 @@ fn key_failure(error: KeyError) -> Result<String, WebError> {
 }
 
 fn keys_page(
-    screen: &Screen<'_, '_>,
+    screen: &Screen<'_>,
     message: Option<&str>,
     done: Option<&str>,
 ) -> Result<Page, WebError> {
@@ -51,34 +50,17 @@ fn keys_page(
 }
 
 #[get("/admin/keys")]
-async fn list(
-    admin_user: Superuser,
-    cookies: &CookieJar<'_>,
-    state: &State<AppState>,
-) -> Result<Page, WebError> {
-    let screen = Screen {
-        state,
-        who: &admin_user.0,
-        cookies,
-    };
+async fn list(screen: Superuser<'_>) -> Result<Page, WebError> {
     keys_page(&screen, None, None)
 }
 
 #[post("/admin/keys", data = "<form>")]
 async fn act(
-    admin_user: Superuser,
-    form: Result<FormBody, FormError>,
-    check: csrf::CsrfCheck,
-    cookies: &CookieJar<'_>,
-    state: &State<AppState>,
+    screen: Superuser<'_>,
+    form: Result<CheckedForm, WebError>,
 ) -> Result<Answer, WebError> {
-    let screen = Screen {
-        state,
-        who: &admin_user.0,
-        cookies,
-    };
+    let state = screen.state;
     let params = form?.0;
-    check.verify(params.single(csrf::FIELD)?)?;
     let now = Timestamp::from_datetime(state.clock.now());
     let algorithm = || -> Result<Algorithm, WebError> {
         params

@@ -2,8 +2,7 @@
 //! and result; add, edit, enable/disable, delete (confirmed), "Run now". Every change goes to
 //! the store and the scheduler at once; every state change is a POST with CSRF.
 
-use rocket::http::CookieJar;
-use rocket::{Route, State, get, post, routes};
+use rocket::{Route, get, post, routes};
 use serde_json::{Value, json};
 
 use super::{Answer, see_other, when};
@@ -11,11 +10,11 @@ use crate::config::TaskConfig;
 use crate::params::Params;
 use crate::scheduler::{Scheduler, TASKS, describe};
 use crate::store::{PeriodicTask, TaskSchedule, Timestamp};
+use crate::web::AppState;
 use crate::web::error::{Page, WebError};
-use crate::web::form::{FormBody, FormError};
+use crate::web::form::CheckedForm;
 use crate::web::screen::Screen;
 use crate::web::session::Staff;
-use crate::web::{AppState, csrf};
 
 const LIST: &str = "/admin/periodic-tasks/";
 
@@ -128,7 +127,7 @@ fn task_from(params: &Params, now: Timestamp) -> Result<PeriodicTask, String> {
 }
 
 async fn list_page(
-    screen: &Screen<'_, '_>,
+    screen: &Screen<'_>,
     message: Option<&str>,
     form: Value,
 ) -> Result<Page, WebError> {
@@ -159,34 +158,14 @@ fn empty_form() -> Value {
 }
 
 #[get("/admin/periodic-tasks")]
-async fn list(
-    staff: Staff,
-    cookies: &CookieJar<'_>,
-    state: &State<AppState>,
-) -> Result<Page, WebError> {
-    let screen = Screen {
-        state,
-        who: &staff.0,
-        cookies,
-    };
+async fn list(screen: Staff<'_>) -> Result<Page, WebError> {
     list_page(&screen, None, empty_form()).await
 }
 
 #[post("/admin/periodic-tasks", data = "<form>")]
-async fn add(
-    staff: Staff,
-    form: Result<FormBody, FormError>,
-    check: csrf::CsrfCheck,
-    cookies: &CookieJar<'_>,
-    state: &State<AppState>,
-) -> Result<Answer, WebError> {
-    let screen = Screen {
-        state,
-        who: &staff.0,
-        cookies,
-    };
+async fn add(screen: Staff<'_>, form: Result<CheckedForm, WebError>) -> Result<Answer, WebError> {
+    let state = screen.state;
     let params = form?.0;
-    check.verify(params.single(csrf::FIELD)?)?;
     let now = Timestamp::from_datetime(state.clock.now());
     let task = match task_from(&params, now) {
         Ok(task) => task,
@@ -235,7 +214,7 @@ fn form_echo(params: &Params) -> Value {
 }
 
 async fn task_page(
-    screen: &Screen<'_, '_>,
+    screen: &Screen<'_>,
     task: &PeriodicTask,
     message: Option<&str>,
     form: Value,
@@ -257,17 +236,8 @@ async fn task_page(
 const NO_TASK: WebError = WebError::NotFound("There is no such periodic task.");
 
 #[get("/admin/periodic-tasks/<name>")]
-async fn show(
-    name: &str,
-    staff: Staff,
-    cookies: &CookieJar<'_>,
-    state: &State<AppState>,
-) -> Result<Page, WebError> {
-    let screen = Screen {
-        state,
-        who: &staff.0,
-        cookies,
-    };
+async fn show(name: &str, screen: Staff<'_>) -> Result<Page, WebError> {
+    let state = screen.state;
     let task = state
         .store
         .read(|tx| tx.periodic_task(name))?
@@ -278,19 +248,11 @@ async fn show(
 #[post("/admin/periodic-tasks/<name>", data = "<form>")]
 async fn change(
     name: &str,
-    staff: Staff,
-    form: Result<FormBody, FormError>,
-    check: csrf::CsrfCheck,
-    cookies: &CookieJar<'_>,
-    state: &State<AppState>,
+    screen: Staff<'_>,
+    form: Result<CheckedForm, WebError>,
 ) -> Result<Answer, WebError> {
-    let screen = Screen {
-        state,
-        who: &staff.0,
-        cookies,
-    };
+    let state = screen.state;
     let params = form?.0;
-    check.verify(params.single(csrf::FIELD)?)?;
     let current = state
         .store
         .read(|tx| tx.periodic_task(name))?

@@ -3,8 +3,7 @@
 //! pages walk the table newest first with a bounded scan (fast at a million rows), filters by
 //! user, application and state, and "revoke selected" — never a raw delete of a live token.
 
-use rocket::http::CookieJar;
-use rocket::{Route, State, get, post, routes};
+use rocket::{Route, get, post, routes};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
@@ -15,10 +14,9 @@ use crate::store::{
     StoreError, Timestamp, TokenTable, WriteTx,
 };
 use crate::web::error::{Page, WebError};
-use crate::web::form::{FormBody, FormError, Query};
+use crate::web::form::{CheckedForm, Query};
 use crate::web::screen::Screen;
 use crate::web::session::Staff;
-use crate::web::{AppState, csrf};
 
 /// Rows per page, and rows a page may look at to find them.
 const PAGE_ROWS: usize = 50;
@@ -321,7 +319,7 @@ fn row_of<T: Listed>(
 }
 
 async fn list_page<T: Listed>(
-    screen: &Screen<'_, '_>,
+    screen: &Screen<'_>,
     params: &Params,
     message: Option<&str>,
 ) -> Result<Page, WebError> {
@@ -375,7 +373,7 @@ async fn list_page<T: Listed>(
 }
 
 async fn revoke_selected<T: Listed>(
-    screen: &Screen<'_, '_>,
+    screen: &Screen<'_>,
     params: &Params,
 ) -> Result<Answer, WebError> {
     let mut keys = Vec::new();
@@ -435,7 +433,7 @@ async fn revoke_selected<T: Listed>(
     Ok(see_other(format!("/admin/{}/?revoked={revoked}", T::PATH)))
 }
 
-async fn detail_page<T: Listed>(screen: &Screen<'_, '_>, key_text: &str) -> Result<Page, WebError> {
+async fn detail_page<T: Listed>(screen: &Screen<'_>, key_text: &str) -> Result<Page, WebError> {
     const NO_RECORD: WebError = WebError::NotFound("There is no such record.");
     let key = key_from_hex(key_text).ok_or(NO_RECORD)?;
     let now = Timestamp::from_datetime(screen.state.clock.now());
@@ -457,35 +455,16 @@ async fn detail_page<T: Listed>(screen: &Screen<'_, '_>, key_text: &str) -> Resu
 macro_rules! token_routes {
     ($record:ty, $list:ident, $act:ident, $show:ident, $path:tt, $detail:tt) => {
         #[get($path)]
-        async fn $list(
-            staff: Staff,
-            query: Query,
-            cookies: &CookieJar<'_>,
-            state: &State<AppState>,
-        ) -> Result<Page, WebError> {
-            let screen = Screen {
-                state,
-                who: &staff.0,
-                cookies,
-            };
+        async fn $list(screen: Staff<'_>, query: Query) -> Result<Page, WebError> {
             list_page::<$record>(&screen, &query.0, None).await
         }
 
         #[post($path, data = "<form>")]
         async fn $act(
-            staff: Staff,
-            form: Result<FormBody, FormError>,
-            check: csrf::CsrfCheck,
-            cookies: &CookieJar<'_>,
-            state: &State<AppState>,
+            screen: Staff<'_>,
+            form: Result<CheckedForm, WebError>,
         ) -> Result<Answer, WebError> {
-            let screen = Screen {
-                state,
-                who: &staff.0,
-                cookies,
-            };
             let params = form?.0;
-            check.verify(params.single(csrf::FIELD)?)?;
             match params.single("action")?.unwrap_or_default() {
                 "revoke" => revoke_selected::<$record>(&screen, &params).await,
                 other => Err(WebError::BadRequest(format!("unknown action {other:?}"))),
@@ -493,17 +472,7 @@ macro_rules! token_routes {
         }
 
         #[get($detail)]
-        async fn $show(
-            key: &str,
-            staff: Staff,
-            cookies: &CookieJar<'_>,
-            state: &State<AppState>,
-        ) -> Result<Page, WebError> {
-            let screen = Screen {
-                state,
-                who: &staff.0,
-                cookies,
-            };
+        async fn $show(key: &str, screen: Staff<'_>) -> Result<Page, WebError> {
             detail_page::<$record>(&screen, key).await
         }
     };

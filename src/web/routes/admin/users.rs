@@ -2,19 +2,18 @@
 //! create them, edit names, email, rank and groups, set a password, deactivate; groups with
 //! their permissions.
 
-use rocket::http::CookieJar;
-use rocket::{Route, State, get, post, routes};
+use rocket::{Route, get, post, routes};
 use serde_json::{Value, json};
 
 use super::{Answer, see_other, when};
 use crate::accounts::{self, AccountError, NewUser};
 use crate::params::Params;
 use crate::store::{Group, Permission, StoreError, Timestamp, User};
+use crate::web::AppState;
 use crate::web::error::{Page, WebError};
-use crate::web::form::{FormBody, FormError, Query};
+use crate::web::form::{CheckedForm, Query};
 use crate::web::screen::Screen;
 use crate::web::session::Superuser;
-use crate::web::{AppState, csrf};
 
 const USERS: &str = "/admin/users/";
 const GROUPS: &str = "/admin/groups/";
@@ -49,17 +48,8 @@ fn user_row(user: &User) -> Value {
 }
 
 #[get("/admin/users")]
-async fn list(
-    admin: Superuser,
-    query: Query,
-    cookies: &CookieJar<'_>,
-    state: &State<AppState>,
-) -> Result<Page, WebError> {
-    let screen = Screen {
-        state,
-        who: &admin.0,
-        cookies,
-    };
+async fn list(screen: Superuser<'_>, query: Query) -> Result<Page, WebError> {
+    let state = screen.state;
     let search = text(&query.0, "q")?.to_lowercase();
     let page: usize = text(&query.0, "page")?.parse().unwrap_or(1).max(1);
     let users = state.store.read(|tx| tx.users())?;
@@ -99,7 +89,7 @@ async fn list(
 }
 
 fn new_user_page(
-    screen: &Screen<'_, '_>,
+    screen: &Screen<'_>,
     form: Value,
     message: Option<&str>,
 ) -> Result<Page, WebError> {
@@ -111,34 +101,17 @@ fn new_user_page(
 }
 
 #[get("/admin/users/new")]
-async fn new(
-    admin: Superuser,
-    cookies: &CookieJar<'_>,
-    state: &State<AppState>,
-) -> Result<Page, WebError> {
-    let screen = Screen {
-        state,
-        who: &admin.0,
-        cookies,
-    };
+async fn new(screen: Superuser<'_>) -> Result<Page, WebError> {
     new_user_page(&screen, json!({}), None)
 }
 
 #[post("/admin/users", data = "<form>")]
 async fn create(
-    admin: Superuser,
-    form: Result<FormBody, FormError>,
-    check: csrf::CsrfCheck,
-    cookies: &CookieJar<'_>,
-    state: &State<AppState>,
+    screen: Superuser<'_>,
+    form: Result<CheckedForm, WebError>,
 ) -> Result<Answer, WebError> {
-    let screen = Screen {
-        state,
-        who: &admin.0,
-        cookies,
-    };
+    let state = screen.state;
     let params = form?.0;
-    check.verify(params.single(csrf::FIELD)?)?;
     let echo = json!({
         "username": text(&params, "username")?, "email": text(&params, "email")?,
         "is_staff": ticked(&params, "is_staff")?, "is_superuser": ticked(&params, "is_superuser")?,
@@ -167,11 +140,7 @@ async fn create(
     }
 }
 
-fn user_page(
-    screen: &Screen<'_, '_>,
-    user: &User,
-    message: Option<&str>,
-) -> Result<Page, WebError> {
+fn user_page(screen: &Screen<'_>, user: &User, message: Option<&str>) -> Result<Page, WebError> {
     let groups = screen.state.store.read(|tx| tx.groups())?;
     let groups: Vec<Value> = groups
         .iter()
@@ -185,17 +154,8 @@ fn user_page(
 }
 
 #[get("/admin/users/<id>")]
-async fn show(
-    id: u64,
-    admin: Superuser,
-    cookies: &CookieJar<'_>,
-    state: &State<AppState>,
-) -> Result<Page, WebError> {
-    let screen = Screen {
-        state,
-        who: &admin.0,
-        cookies,
-    };
+async fn show(id: u64, screen: Superuser<'_>) -> Result<Page, WebError> {
+    let state = screen.state;
     let user = state.store.read(|tx| tx.user(id))?.ok_or(NO_USER)?;
     user_page(&screen, &user, None)
 }
@@ -203,19 +163,11 @@ async fn show(
 #[post("/admin/users/<id>", data = "<form>")]
 async fn change(
     id: u64,
-    admin: Superuser,
-    form: Result<FormBody, FormError>,
-    check: csrf::CsrfCheck,
-    cookies: &CookieJar<'_>,
-    state: &State<AppState>,
+    screen: Superuser<'_>,
+    form: Result<CheckedForm, WebError>,
 ) -> Result<Answer, WebError> {
-    let screen = Screen {
-        state,
-        who: &admin.0,
-        cookies,
-    };
+    let state = screen.state;
     let params = form?.0;
-    check.verify(params.single(csrf::FIELD)?)?;
     let current = state.store.read(|tx| tx.user(id))?.ok_or(NO_USER)?;
     match params.single("action")?.unwrap_or("save") {
         "password" => {
@@ -261,7 +213,7 @@ async fn change(
                 groups,
                 ..current.clone()
             };
-            if id == admin.0.user.id
+            if id == screen.who.user.id
                 && !(updated.is_active && updated.is_staff && updated.is_superuser)
             {
                 let message = "You cannot take away your own access: ask another superuser.";
@@ -337,11 +289,7 @@ fn group_from(params: &Params, id: u64) -> Result<Result<Group, String>, WebErro
     )
 }
 
-fn groups_page(
-    screen: &Screen<'_, '_>,
-    form: Value,
-    message: Option<&str>,
-) -> Result<Page, WebError> {
+fn groups_page(screen: &Screen<'_>, form: Value, message: Option<&str>) -> Result<Page, WebError> {
     let groups = screen.state.store.read(|tx| tx.groups())?;
     let rows: Vec<Value> = groups
         .iter()
@@ -355,16 +303,7 @@ fn groups_page(
 }
 
 #[get("/admin/groups")]
-async fn groups(
-    admin: Superuser,
-    cookies: &CookieJar<'_>,
-    state: &State<AppState>,
-) -> Result<Page, WebError> {
-    let screen = Screen {
-        state,
-        who: &admin.0,
-        cookies,
-    };
+async fn groups(screen: Superuser<'_>) -> Result<Page, WebError> {
     groups_page(&screen, json!({}), None)
 }
 
@@ -378,19 +317,11 @@ async fn save_group(state: &AppState, group: Group) -> Result<Result<(), String>
 
 #[post("/admin/groups", data = "<form>")]
 async fn add_group(
-    admin: Superuser,
-    form: Result<FormBody, FormError>,
-    check: csrf::CsrfCheck,
-    cookies: &CookieJar<'_>,
-    state: &State<AppState>,
+    screen: Superuser<'_>,
+    form: Result<CheckedForm, WebError>,
 ) -> Result<Answer, WebError> {
-    let screen = Screen {
-        state,
-        who: &admin.0,
-        cookies,
-    };
+    let state = screen.state;
     let params = form?.0;
-    check.verify(params.single(csrf::FIELD)?)?;
     let echo =
         json!({"name": text(&params, "name")?, "permissions": text(&params, "permissions")?});
     let id = state
@@ -414,7 +345,7 @@ async fn add_group(
 }
 
 fn group_page(
-    screen: &Screen<'_, '_>,
+    screen: &Screen<'_>,
     id: u64,
     form: Value,
     message: Option<&str>,
@@ -427,17 +358,8 @@ fn group_page(
 }
 
 #[get("/admin/groups/<id>")]
-async fn show_group(
-    id: u64,
-    admin: Superuser,
-    cookies: &CookieJar<'_>,
-    state: &State<AppState>,
-) -> Result<Page, WebError> {
-    let screen = Screen {
-        state,
-        who: &admin.0,
-        cookies,
-    };
+async fn show_group(id: u64, screen: Superuser<'_>) -> Result<Page, WebError> {
+    let state = screen.state;
     let group = state.store.read(|tx| tx.group(id))?.ok_or(NO_GROUP)?;
     group_page(
         &screen,
@@ -450,19 +372,11 @@ async fn show_group(
 #[post("/admin/groups/<id>", data = "<form>")]
 async fn change_group(
     id: u64,
-    admin: Superuser,
-    form: Result<FormBody, FormError>,
-    check: csrf::CsrfCheck,
-    cookies: &CookieJar<'_>,
-    state: &State<AppState>,
+    screen: Superuser<'_>,
+    form: Result<CheckedForm, WebError>,
 ) -> Result<Answer, WebError> {
-    let screen = Screen {
-        state,
-        who: &admin.0,
-        cookies,
-    };
+    let state = screen.state;
     let params = form?.0;
-    check.verify(params.single(csrf::FIELD)?)?;
     state.store.read(|tx| tx.group(id))?.ok_or(NO_GROUP)?;
     let echo =
         json!({"name": text(&params, "name")?, "permissions": text(&params, "permissions")?});
