@@ -571,6 +571,143 @@ fn cleanup_bench(dir: &std::path::Path) {
     );
 }
 
+/// Logs the bench user in on `conn`: its Cookie header value and CSRF token.
+async fn log_in(conn: &mut Conn) -> (String, String) {
+    let page = conn.send("GET", "/accounts/login/", &[], "").await;
+    let csrf = page.headers["set-cookie"]
+        .lines()
+        .find_map(|line| line.strip_prefix("csrftoken="))
+        .and_then(|rest| rest.split(';').next())
+        .unwrap()
+        .to_owned();
+    let cookie = format!("csrftoken={csrf}");
+    let login = conn
+        .send(
+            "POST",
+            "/accounts/login/",
+            &[("Cookie", &cookie)],
+            &format!("csrfmiddlewaretoken={csrf}&username=bench&password=bench-password-1"),
+        )
+        .await;
+    let mut cookies = HashMap::new();
+    for line in login.headers["set-cookie"].lines() {
+        if let Some((name, rest)) = line.split_once('=') {
+            cookies.insert(
+                name.to_owned(),
+                rest.split(';').next().unwrap_or_default().to_owned(),
+            );
+        }
+    }
+    (
+        format!(
+            "sessionid={}; csrftoken={}",
+            cookies["sessionid"], cookies["csrftoken"]
+        ),
+        cookies["csrftoken"].clone(),
+    )
+}
+
+/// Admin pages over a million tokens (`cargo bench --bench oauth -- admin`): the cleanup
+/// bench's 1.4 million rows, then each list page fetched 20 times by a signed-in staff user.
+fn admin_bench(dir: &std::path::Path) {
+    let database = dir.join("oxidot.redb");
+    fill(&database);
+    {
+        let (store, _) = oxidot::store::Store::open(&database, 8 << 20).unwrap();
+        store
+            .write_blocking(|tx| {
+                let mut user = tx.user_by_username("bench")?.unwrap();
+                user.is_staff = true;
+                user.is_superuser = true;
+                tx.put_user(&user)
+            })
+            .unwrap();
+        store.close().unwrap();
+    }
+    let port = free_port();
+    let mut server = start_server(
+        dir,
+        port,
+        &[("OXIDOT_TASKS__CLEAR_TOKENS__ENABLED", "false")],
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // A cursor in the middle of the expired access tokens (keys start with their issue time).
+    let middle = {
+        let now = time::OffsetDateTime::now_utc();
+        let micros = (now.unix_timestamp_nanos() / 1000) as i64 - 2 * 86_400 * 1_000_000
+            + (EXPIRED_ACCESS / 2) as i64;
+        let key =
+            oxidot::store::SecretKey::of_token(&oxidot::random::ordered_token(micros).unwrap());
+        key.0
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect::<String>()
+    };
+    let pages = [
+        ("dashboard", "/admin/".to_owned()),
+        ("access tokens, newest", "/admin/access-tokens/".to_owned()),
+        (
+            "access tokens, a page in the middle",
+            format!("/admin/access-tokens/?before={middle}"),
+        ),
+        (
+            "access tokens of one client, live",
+            "/admin/access-tokens/?application=cc&state=live".to_owned(),
+        ),
+        (
+            "access tokens, expired",
+            "/admin/access-tokens/?state=expired".to_owned(),
+        ),
+        (
+            "access tokens, revoked (none: a full 20,000-row scan)",
+            "/admin/access-tokens/?state=revoked".to_owned(),
+        ),
+        (
+            "access tokens of a user",
+            "/admin/access-tokens/?user=bench".to_owned(),
+        ),
+        ("refresh tokens", "/admin/refresh-tokens/".to_owned()),
+        ("authorization codes", "/admin/grants/".to_owned()),
+        ("ID tokens", "/admin/id-tokens/".to_owned()),
+        ("applications", "/admin/applications/".to_owned()),
+        ("users", "/admin/users/".to_owned()),
+    ];
+    runtime.block_on(async {
+        let mut conn = Conn::open(port).await;
+        let (cookie, _) = log_in(&mut conn).await;
+        println!(
+            "admin pages over {} access tokens (20 requests each, one connection):",
+            EXPIRED_ACCESS + LIVE_ACCESS
+        );
+        for (label, path) in &pages {
+            let mut times = Vec::new();
+            let mut rows = 0;
+            for _ in 0..20 {
+                let started = Instant::now();
+                let page = conn.send("GET", path, &[("Cookie", &cookie)], "").await;
+                times.push(started.elapsed());
+                assert_eq!(page.status, 200, "{path}");
+                rows = String::from_utf8_lossy(&page.body)
+                    .matches("name=\"key\"")
+                    .count();
+            }
+            times.sort();
+            println!(
+                "  {label:<55} p50 {:>7.2} ms  max {:>7.2} ms  rows {rows}",
+                times[times.len() / 2].as_secs_f64() * 1000.0,
+                times[times.len() - 1].as_secs_f64() * 1000.0
+            );
+        }
+    });
+    let _ = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status();
+    let _ = server.wait();
+}
+
 /// Steady issue-and-expire load (`cargo bench --bench oauth -- growth`): each cycle issues
 /// `PER_CYCLE` access tokens in small durable transactions, as the token endpoint's group
 /// commits do, lets them expire and cleans them; the file size and the pages in use after each
@@ -664,6 +801,11 @@ fn main() {
         .unwrap();
     std::io::Write::write_all(password.stdin.as_mut().unwrap(), b"bench-password-1\n").unwrap();
     assert!(password.wait().unwrap().success());
+    // Heavy: only when named (`cargo bench --bench oauth -- admin`).
+    if std::env::args().skip(1).any(|arg| arg == "admin") {
+        admin_bench(dir.path());
+        return;
+    }
     // Heavy: only when named (`cargo bench --bench oauth -- growth`).
     if std::env::args().skip(1).any(|arg| arg == "growth") {
         growth_bench(dir.path());
@@ -839,32 +981,8 @@ fn main() {
             pid,
             async |mut conn: Conn| {
                 {
-                    let page = conn.send("GET", "/accounts/login/", &[], "").await;
-                    let csrf = page.headers["set-cookie"]
-                        .lines()
-                        .find_map(|line| line.strip_prefix("csrftoken="))
-                        .and_then(|rest| rest.split(';').next())
-                        .unwrap()
-                        .to_owned();
-                    let cookie = format!("csrftoken={csrf}");
-                    let login = conn
-                        .send(
-                            "POST",
-                            "/accounts/login/",
-                            &[("Cookie", &cookie)],
-                            &format!("csrfmiddlewaretoken={csrf}&username=bench&password=bench-password-1"),
-                        )
-                        .await;
-                    let mut cookies = HashMap::new();
-                    for line in login.headers["set-cookie"].lines() {
-                        if let Some((name, rest)) = line.split_once('=') {
-                            cookies.insert(name.to_owned(), rest.split(';').next().unwrap_or_default().to_owned());
-                        }
-                    }
-                    let state = format!(
-                        "sessionid={}; csrftoken={}\n{}",
-                        cookies["sessionid"], cookies["csrftoken"], cookies["csrftoken"]
-                    );
+                    let (cookie, csrf) = log_in(&mut conn).await;
+                    let state = format!("{cookie}\n{csrf}");
                     (conn, state)
                 }
             },

@@ -366,6 +366,10 @@ pub struct KeyRow {
     pub state: String,
     pub configured: bool,
     pub created: Timestamp,
+    pub activates: Option<Timestamp>,
+    pub retired: Option<Timestamp>,
+    /// The public JWK as JWKS publishes it (never the private parts).
+    pub public: Value,
 }
 
 /// The key operations behind `oxidot keys`, on the store alone (the server reloads after).
@@ -407,6 +411,9 @@ impl KeyAdmin<'_> {
                     state,
                     configured: record.configured,
                     created: record.created,
+                    activates: record.activates,
+                    retired: record.retired,
+                    public: Value::Object(key.public.clone()),
                 }
             })
             .collect())

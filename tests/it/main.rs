@@ -3,6 +3,7 @@
 
 mod admin;
 mod authorize;
+mod browser;
 mod cleanup;
 mod cli;
 mod device;

@@ -20,6 +20,16 @@ async fn dashboard(screen: Staff<'_>) -> Result<Page, WebError> {
         let row = |label: &str, path: &str, table, kind| -> Result<_, crate::store::StoreError> {
             let total = tx.token_count(table)?;
             let expired = expired(kind)?;
+            // Revoked refresh tokens are kept (reuse detection) but are not live.
+            let revoked = if kind == ExpiringKind::RefreshToken {
+                tx.expired_count(
+                    ExpiringKind::RevokedRefreshToken,
+                    Timestamp(i64::MAX),
+                    EXPIRED_COUNT_CAP,
+                )?
+            } else {
+                0
+            };
             Ok(json!({
                 "label": label, "path": path, "total": total,
                 "expired": if expired == EXPIRED_COUNT_CAP {
@@ -27,7 +37,7 @@ async fn dashboard(screen: Staff<'_>) -> Result<Page, WebError> {
                 } else {
                     expired.to_string()
                 },
-                "live": total.saturating_sub(expired),
+                "live": total.saturating_sub(expired).saturating_sub(revoked),
             }))
         };
         let counts = vec![

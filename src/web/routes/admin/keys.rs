@@ -103,6 +103,27 @@ async fn act(
     }
 }
 
+#[get("/admin/keys/<kid>")]
+async fn show(kid: &str, screen: Superuser<'_>) -> Result<Page, WebError> {
+    let now = Timestamp::from_datetime(screen.state.clock.now());
+    let row = admin(screen.state)
+        .rows(now)
+        .map_err(|error| WebError::Internal(error.to_string()))?
+        .into_iter()
+        .find(|row| row.kid == kid)
+        .ok_or(WebError::NotFound("There is no such key."))?;
+    let public = serde_json::to_string_pretty(&row.public).unwrap_or_default();
+    screen.render(
+        "admin_key.html.tera",
+        json!({
+            "section": "keys", "key": row, "public": public,
+            "created": row.created.to_rfc3339(), "activates": super::when(row.activates),
+            "retired": super::when(row.retired),
+        }),
+        None,
+    )
+}
+
 pub fn routes() -> Vec<Route> {
-    routes![list, act]
+    routes![list, act, show]
 }

@@ -1,0 +1,412 @@
+//! The admin console, the consent page and the self-service pages in headless Chromium, driven
+//! over WebDriver (chromedriver) against the real binary running the demo.
+//!
+//! Skipped when chromedriver is missing, unless `OXIDOT_REQUIRE_BROWSER` is set (as `.ci/run`
+//! does), which turns a missing browser into a failure. Screenshots of the pages the README
+//! shows are written to `target/screenshots/`.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+
+use crate::flow::challenge;
+use crate::support::{Server, free_port, http_client};
+
+const VERIFIER: &str = "browser-test-verifier-0123456789-abcdefghijklmnopqrstuvwxyz";
+
+/// chromedriver and the browser it drives, when both are installed.
+fn installed() -> Option<(PathBuf, PathBuf)> {
+    let find = |variable: &str, candidates: &[&str]| -> Option<PathBuf> {
+        std::env::var_os(variable)
+            .map(PathBuf::from)
+            .into_iter()
+            .chain(candidates.iter().map(PathBuf::from))
+            .find(|path| path.is_file())
+    };
+    let driver = find("CHROMEDRIVER", &["/usr/bin/chromedriver"]);
+    let browser = find(
+        "CHROMIUM",
+        &["/usr/bin/chromium", "/usr/bin/chromium-browser"],
+    );
+    match (driver, browser) {
+        (Some(driver), Some(browser)) => Some((driver, browser)),
+        _ => {
+            assert!(
+                std::env::var_os("OXIDOT_REQUIRE_BROWSER").is_none(),
+                "OXIDOT_REQUIRE_BROWSER is set but chromedriver or chromium is missing \
+                 (Debian: apt-get install chromium chromium-driver)"
+            );
+            eprintln!("browser tests skipped: chromedriver or chromium is not installed");
+            None
+        }
+    }
+}
+
+/// A chromedriver process on a loopback port, killed when dropped.
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Driver {
+    fn start(path: &PathBuf) -> Self {
+        let port = free_port();
+        let child = Command::new(path)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn open_browser(driver: &Driver, browser: &PathBuf, profile: &std::path::Path) -> Client {
+    let mut capabilities = serde_json::Map::new();
+    capabilities.insert(
+        "goog:chromeOptions".to_owned(),
+        json!({
+            "binary": browser,
+            // The machine's network is closed: no background connections, no first-run work.
+            "args": [
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--window-size=1280,900", format!("--user-data-dir={}", profile.display()),
+            ],
+        }),
+    );
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(capabilities)
+        .connect(&driver.url)
+        .await
+        .expect("a WebDriver session")
+}
+
+/// Waits until the browser's address starts with `prefix` (after a click that navigates).
+async fn wait_for_address(browser: &Client, prefix: &str) -> url::Url {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let current = browser.current_url().await.unwrap();
+        if current.as_str().starts_with(prefix) {
+            return current;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still at {current}, waiting for {prefix}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn type_into(browser: &Client, css: &str, text: &str) {
+    let field = browser.find(Locator::Css(css)).await.unwrap();
+    field.clear().await.unwrap();
+    field.send_keys(text).await.unwrap();
+}
+
+async fn click(browser: &Client, css: &str) {
+    browser
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|error| panic!("{css}: {error}"))
+        .click()
+        .await
+        .unwrap();
+}
+
+async fn text_of(browser: &Client, css: &str) -> String {
+    browser
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|error| panic!("{css}: {error}"))
+        .text()
+        .await
+        .unwrap()
+}
+
+async fn screenshot(browser: &Client, name: &str) {
+    let png = browser.screenshot().await.unwrap();
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+}
+
+fn parse_time(text: &str) -> time::OffsetDateTime {
+    time::OffsetDateTime::parse(text.trim(), &time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| panic!("{text:?} is not a time"))
+}
+
+/// Sends a form to the running server with a client's Basic credentials; the JSON answer.
+/// (The blocking HTTP client runs outside the browser's async tasks.)
+fn post_as_client(
+    base: &str,
+    path: &str,
+    id: &str,
+    secret: &str,
+    form: &[(&str, &str)],
+) -> (u16, Value) {
+    tokio::task::block_in_place(|| {
+        let response = http_client()
+            .post(format!("{base}{path}"))
+            .basic_auth(id, Some(secret))
+            .form(form)
+            .send()
+            .unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    })
+}
+
+fn hello(base: &str, token: &str) -> u16 {
+    tokio::task::block_in_place(|| {
+        http_client()
+            .get(format!("{base}/api/hello"))
+            .bearer_auth(token)
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    })
+}
+
+/// Registers an application through one of the application forms; its client id and secret.
+async fn save_application_form(
+    browser: &Client,
+    name: &str,
+    grant: &str,
+    redirect: &str,
+) -> (String, String) {
+    type_into(browser, "#f-name", name).await;
+    let code = browser
+        .find(Locator::Css(
+            "input[name=grant_types][value=authorization-code]",
+        ))
+        .await
+        .unwrap();
+    let wants_code = grant == "authorization-code";
+    if code.is_selected().await.unwrap() && !wants_code {
+        code.click().await.unwrap();
+    }
+    if !wants_code {
+        click(browser, &format!("input[name=grant_types][value={grant}]")).await;
+    }
+    type_into(browser, "#f-redirect", redirect).await;
+    click(browser, "form.stacked button[type=submit]").await;
+    browser
+        .wait()
+        .for_element(Locator::Css("#client-secret"))
+        .await
+        .unwrap();
+    // The Copy button appears once its script has run.
+    let copy = browser
+        .find(Locator::Css("button[data-copy]"))
+        .await
+        .unwrap();
+    assert!(copy.is_displayed().await.unwrap());
+    let secret = browser
+        .find(Locator::Css("#client-secret"))
+        .await
+        .unwrap()
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap();
+    (text_of(browser, "#client-id").await, secret)
+}
+
+async fn scenario(browser: &Client, base: &str) {
+    // Log in as the demo's superuser through the admin's login page.
+    browser
+        .goto(&format!("{base}/admin/login/?next=/admin/"))
+        .await
+        .unwrap();
+    type_into(browser, "input[name=username]", "admin").await;
+    type_into(browser, "input[name=password]", "admin123").await;
+    click(browser, "main form button[type=submit]").await;
+    wait_for_address(browser, &format!("{base}/admin/")).await;
+    assert!(text_of(browser, "h1").await.contains("Dashboard"));
+
+    // A confidential application; its secret, copied from the page, works at the token endpoint.
+    browser
+        .goto(&format!("{base}/admin/applications/new/"))
+        .await
+        .unwrap();
+    let (client_id, secret) =
+        save_application_form(browser, "Browser reporting", "client-credentials", "").await;
+    let (status, token) = post_as_client(
+        base,
+        "/o/token/",
+        &client_id,
+        &secret,
+        &[("grant_type", "client_credentials")],
+    );
+    assert_eq!(status, 200, "{token}");
+    let access = token["access_token"].as_str().unwrap().to_owned();
+
+    // Edit the clear_tokens schedule (every 10 s in the demo): the next run moves.
+    browser
+        .goto(&format!("{base}/admin/periodic-tasks/"))
+        .await
+        .unwrap();
+    screenshot(browser, "admin-periodic-tasks").await;
+    let before = text_of(browser, "#task-clear_tokens .next-run").await;
+    let soon = parse_time(&before) - time::OffsetDateTime::now_utc();
+    assert!(soon < time::Duration::seconds(15), "next run {before}");
+    browser
+        .goto(&format!("{base}/admin/periodic-tasks/clear_tokens/"))
+        .await
+        .unwrap();
+    type_into(browser, "input[name=every]", "2").await;
+    browser
+        .find(Locator::Css("select[name=period]"))
+        .await
+        .unwrap()
+        .select_by_value("hours")
+        .await
+        .unwrap();
+    click(browser, "form.stacked button[type=submit]").await;
+    wait_for_address(browser, &format!("{base}/admin/periodic-tasks/")).await;
+    assert_eq!(
+        text_of(browser, "#task-clear_tokens .schedule").await,
+        "every 2 hours"
+    );
+    let after = parse_time(&text_of(browser, "#task-clear_tokens .next-run").await);
+    assert!(after - time::OffsetDateTime::now_utc() > time::Duration::minutes(110));
+
+    // Revoke the application's token from the admin: introspection answers inactive.
+    let introspect = |token: &str| {
+        post_as_client(
+            base,
+            "/o/introspect/",
+            &client_id,
+            &secret,
+            &[("token", token)],
+        )
+        .1["active"]
+            .clone()
+    };
+    assert_eq!(introspect(&access), true);
+    browser
+        .goto(&format!(
+            "{base}/admin/access-tokens/?application={client_id}"
+        ))
+        .await
+        .unwrap();
+    click(browser, "input[name=key]").await;
+    click(browser, "button[value=revoke]").await;
+    browser
+        .wait()
+        .for_element(Locator::Css("input[name=confirm]"))
+        .await
+        .unwrap();
+    click(browser, "button.danger").await;
+    wait_for_address(browser, &format!("{base}/admin/access-tokens/")).await;
+    assert_eq!(introspect(&access), false);
+
+    // A user registers a client of their own, approves its consent, then revokes it.
+    let callback = format!("{base}/callback");
+    browser
+        .goto(&format!("{base}/o/applications/register/"))
+        .await
+        .unwrap();
+    let (web_id, web_secret) =
+        save_application_form(browser, "Browser web app", "authorization-code", &callback).await;
+    let authorize = format!(
+        "{base}/o/authorize/?response_type=code&client_id={web_id}&redirect_uri={}&scope=read&state=s1\
+         &code_challenge={}&code_challenge_method=S256",
+        url::form_urlencoded::byte_serialize(callback.as_bytes()).collect::<String>(),
+        challenge(VERIFIER)
+    );
+    browser.goto(&authorize).await.unwrap();
+    assert!(text_of(browser, "h1").await.contains("Browser web app"));
+    screenshot(browser, "consent").await;
+    click(browser, "button[name=allow]").await;
+    let landed = wait_for_address(browser, &callback).await;
+    let code = landed
+        .query_pairs()
+        .find(|(name, _)| name == "code")
+        .map(|(_, value)| value.into_owned())
+        .expect("a code");
+    let (status, tokens) = post_as_client(
+        base,
+        "/o/token/",
+        &web_id,
+        &web_secret,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", &callback),
+            ("code_verifier", VERIFIER),
+        ],
+    );
+    assert_eq!(status, 200, "{tokens}");
+    let user_token = tokens["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(hello(base, &user_token), 200);
+    browser
+        .goto(&format!("{base}/o/authorized_tokens/"))
+        .await
+        .unwrap();
+    assert!(text_of(browser, "main").await.contains("Browser web app"));
+    click(browser, "form[action$='/delete/'] button").await;
+    browser
+        .wait()
+        .for_element(Locator::Css("input[name=confirm]"))
+        .await
+        .unwrap();
+    click(browser, "button.danger").await;
+    wait_for_address(browser, &format!("{base}/o/authorized_tokens/")).await;
+    assert_eq!(hello(base, &user_token), 401);
+
+    // The dashboard after all that.
+    browser.goto(&format!("{base}/admin/")).await.unwrap();
+    assert!(text_of(browser, "main").await.contains("Access tokens"));
+    screenshot(browser, "admin-dashboard").await;
+}
+
+#[test]
+fn admin_consent_and_self_service_pages_work_in_a_real_browser() {
+    let Some((driver_path, browser_path)) = installed() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["demo"]);
+    let driver = Driver::start(&driver_path);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let browser = open_browser(&driver, &browser_path, &dir.path().join("chromium")).await;
+        let outcome = tokio::spawn({
+            let browser = browser.clone();
+            let base = server.base.clone();
+            async move { scenario(&browser, &base).await }
+        })
+        .await;
+        let _ = browser.close().await;
+        if let Err(failure) = outcome {
+            std::panic::resume_unwind(failure.into_panic());
+        }
+    });
+    assert!(server.terminate());
+}
