@@ -509,6 +509,18 @@ fn authorized_tokens_lists_what_the_user_granted_and_revokes_it() {
     assert_eq!(status, 200);
     let access = tokens["access_token"].as_str().unwrap();
     assert_eq!(hello(&app, access), 200);
+    // Another user revoking "their" access to the same application touches none of admin's.
+    add_user(&app, "carol", false, false);
+    assert_eq!(app.login("carol", "user-pass-123").status().code, 303);
+    let (_, theirs) = page(&app, "/o/authorized_tokens/");
+    assert!(theirs.contains("There are no authorized applications"));
+    assert_eq!(
+        post(&app, "/o/authorized_tokens/3/delete/", "confirm=yes").0,
+        303
+    );
+    assert_eq!(hello(&app, access), 200);
+    assert!(app.store.read(|tx| tx.consent(1, 3)).unwrap().is_some());
+    assert_eq!(app.login("admin", "admin123").status().code, 303);
     let (status, listed) = page(&app, "/o/authorized_tokens/");
     assert_eq!(status, 200);
     assert!(
