@@ -133,6 +133,7 @@ pub async fn clear_expired(
         store.write(|_| Ok(())).await?;
     }
     report.elapsed_millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    crate::metrics::global().record_cleanup(&report);
     for line in report.lines() {
         tracing::info!(target: "oxidot::cleanup", "{line}");
     }

@@ -211,6 +211,36 @@ pub struct Settings {
     /// Periodic tasks, written to the store at every start (`[<profile>.tasks.<name>]`).
     pub tasks: BTreeMap<String, TaskConfig>,
     pub backup: Backup,
+    /// `text` (human-readable, the default) or `json` (one JSON object per line).
+    pub log_format: String,
+    pub metrics: MetricsSettings,
+    /// HTTPS served directly: PEM certificate chain and private key.
+    pub tls: Option<TlsSettings>,
+}
+
+/// `/metrics`: on the main address, on an address of its own, or off.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSettings {
+    pub enabled: bool,
+    /// Serve `/metrics` here instead of on the main address (e.g. "127.0.0.1:9100").
+    pub address: Option<std::net::SocketAddr>,
+}
+
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            address: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSettings {
+    pub certs: PathBuf,
+    pub key: PathBuf,
 }
 
 /// Where the `backup` task writes, and how many copies it keeps.
@@ -298,9 +328,11 @@ impl TaskConfig {
 impl Settings {
     /// Whether the server is reached over https, so cookies must be `Secure`.
     pub fn public_https(&self) -> bool {
-        self.issuer
-            .as_deref()
-            .is_some_and(|issuer| issuer.starts_with("https://"))
+        self.tls.is_some()
+            || self
+                .issuer
+                .as_deref()
+                .is_some_and(|issuer| issuer.starts_with("https://"))
     }
 }
 
@@ -334,6 +366,9 @@ impl Default for Settings {
                 },
             )]),
             backup: Backup::default(),
+            log_format: "text".to_owned(),
+            metrics: MetricsSettings::default(),
+            tls: None,
         }
     }
 }
@@ -528,6 +563,25 @@ impl LoadedConfig {
         }
         if s.backup.keep == 0 {
             return Err(self.bad_value("backup.keep", "must be at least 1"));
+        }
+        if !["text", "json"].contains(&s.log_format.as_str()) {
+            return Err(self.bad_value("log_format", "must be \"text\" or \"json\""));
+        }
+        #[cfg(not(feature = "tls"))]
+        if s.tls.is_some() {
+            return Err(self.bad_value(
+                "tls",
+                "this oxidot was built without TLS (cargo feature `tls`)",
+            ));
+        }
+        if let Some(tls) = &s.tls {
+            for (key, path) in [("tls.certs", &tls.certs), ("tls.key", &tls.key)] {
+                if !path.is_file() {
+                    return Err(
+                        self.bad_value(key, format!("{} is not a readable file", path.display()))
+                    );
+                }
+            }
         }
         if s.database_cache_mb == 0 {
             return Err(self.bad_value("database_cache_mb", "must be at least 1"));

@@ -14,6 +14,7 @@ pub mod commands;
 pub mod config;
 pub mod control;
 pub mod fixtures;
+pub mod metrics;
 pub mod oauth;
 pub mod oidc;
 pub mod params;

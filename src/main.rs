@@ -25,7 +25,7 @@ use oxidot::store::{Store, StoreError};
 /// An OAuth 2.0 authorization server and OpenID Connect provider in one binary,
 /// compatible with the Django OAuth Toolkit (same URLs, settings and data).
 #[derive(Parser)]
-#[command(name = "oxidot", version, about, long_about = None)]
+#[command(name = "oxidot", version = env!("BUILT_VERSION_LINE"), about, long_about = None)]
 struct Cli {
     /// Config file (default: ./Rocket.toml when it exists)
     #[arg(long, global = true, env = "OXIDOT_CONFIG", value_name = "FILE")]
@@ -90,7 +90,21 @@ enum Cmd {
         password_stdin: bool,
     },
     /// Validate the configuration and the database; print every setting and its source
-    Check,
+    Check {
+        /// Also run redb's integrity check on the database file (the server must be stopped)
+        #[arg(long)]
+        db: bool,
+    },
+    /// Upgrade the database to this version's schema, loading no data (a PaaS release step;
+    /// `serve` does the same at start)
+    Migrate,
+    /// Replace the database with a backup made by `oxidot backup` (the server must be
+    /// stopped); the replaced file is kept beside it
+    Restore {
+        /// The backup file
+        #[arg(value_name = "FILE")]
+        source: PathBuf,
+    },
     /// Copy the database, consistently, while the server runs or not: to FILE, or to a
     /// time-named file in DIRECTORY
     Backup {
@@ -160,11 +174,14 @@ fn main() -> ExitCode {
         loaded.settings.database = database.clone();
     }
     let serving = matches!(cli.command, Cmd::Demo | Cmd::Serve { .. });
-    init_logging(if serving {
-        &loaded.settings.log_level
-    } else {
-        "warn"
-    });
+    init_logging(
+        if serving {
+            &loaded.settings.log_level
+        } else {
+            "warn"
+        },
+        loaded.settings.log_format == "json",
+    );
     let workers = match loaded.settings.workers {
         0 => std::thread::available_parallelism().map_or(2, usize::from),
         n => n,
@@ -189,14 +206,20 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(filter: &str) {
+/// Human-readable lines by default; one JSON object per line with `log_format = "json"`
+/// (a request's lines carry its id either way).
+fn init_logging(filter: &str, json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_target(false)
-        .try_init();
+        .with_target(false);
+    let _ = if json {
+        builder.json().with_current_span(true).try_init()
+    } else {
+        builder.try_init()
+    };
 }
 
 async fn dispatch(command: Cmd, loaded: LoadedConfig) -> Result<(), String> {
@@ -288,7 +311,15 @@ async fn dispatch(command: Cmd, loaded: LoadedConfig) -> Result<(), String> {
             say!("{output}");
             Ok(())
         }
-        Cmd::Check => check(&loaded).await,
+        Cmd::Check { db } => {
+            check(&loaded).await?;
+            if db {
+                check_integrity(&loaded)?;
+            }
+            Ok(())
+        }
+        Cmd::Migrate => migrate(&loaded),
+        Cmd::Restore { source } => restore(&loaded, &source),
         Cmd::Backup { destination } => {
             // The server may run elsewhere: give it an absolute path.
             let destination =
@@ -307,11 +338,7 @@ async fn dispatch(command: Cmd, loaded: LoadedConfig) -> Result<(), String> {
                     );
                     Ok(())
                 }
-                Err(StoreError::AlreadyOpen(_)) => Err(format!(
-                    "{} is in use (a server is running?): compaction needs the file to itself; \
-                     stop the server and run `oxidot compact` again",
-                    database.display()
-                )),
+                Err(StoreError::AlreadyOpen(_)) => Err(held_by_server(&database, "compaction")),
                 Err(error) => Err(error.to_string()),
             }
         }
@@ -375,6 +402,74 @@ async fn run_command(loaded: &LoadedConfig, command: Command) -> Result<String, 
         Err(StoreError::AlreadyOpen(_)) => control::send(&database, &command)
             .await
             .map_err(|error: CommandError| error.to_string()),
+        Err(error) => Err(error.to_string()),
+    }
+}
+
+/// The message for a command that needs the database file to itself.
+fn held_by_server(database: &std::path::Path, what: &str) -> String {
+    format!(
+        "{} is in use (a server is running?): {what} needs the file to itself; stop the server \
+         and run it again",
+        database.display()
+    )
+}
+
+fn check_integrity(loaded: &LoadedConfig) -> Result<(), String> {
+    let database = &loaded.settings.database;
+    match tokio::task::block_in_place(|| Store::check_integrity(database)) {
+        Ok(report) => {
+            if report.repaired {
+                say!(
+                    "# integrity: damage found and repaired (schema {})",
+                    report.schema_version
+                );
+            } else {
+                say!("# integrity: OK (schema {})", report.schema_version);
+            }
+            Ok(())
+        }
+        Err(StoreError::AlreadyOpen(_)) => Err(held_by_server(database, "the integrity check")),
+        Err(error) => Err(error.to_string()),
+    }
+}
+
+fn migrate(loaded: &LoadedConfig) -> Result<(), String> {
+    let database = &loaded.settings.database;
+    match tokio::task::block_in_place(|| Store::open(database, cache_bytes(loaded))) {
+        Ok((store, report)) => {
+            tokio::task::block_in_place(|| store.close()).map_err(|error| error.to_string())?;
+            match (report.created, report.upgraded_from) {
+                (true, _) => say!("{}: created with the current schema", database.display()),
+                (false, Some(old)) => say!("{}: upgraded from schema {old}", database.display()),
+                (false, None) => say!("{}: up to date", database.display()),
+            }
+            Ok(())
+        }
+        // A running server upgraded the file when it started.
+        Err(StoreError::AlreadyOpen(_)) => {
+            say!(
+                "{}: held by the running server, which upgraded it at start",
+                database.display()
+            );
+            Ok(())
+        }
+        Err(error) => Err(error.to_string()),
+    }
+}
+
+fn restore(loaded: &LoadedConfig, source: &std::path::Path) -> Result<(), String> {
+    let database = &loaded.settings.database;
+    let now = oxidot::store::Timestamp::from_datetime(time::OffsetDateTime::now_utc());
+    match tokio::task::block_in_place(|| Store::restore(source, database, now)) {
+        Ok(report) => {
+            say!("{} restored from {}", database.display(), source.display());
+            if let Some(previous) = report.previous {
+                say!("the database it replaced is kept as {}", previous.display());
+            }
+            Ok(())
+        }
+        Err(StoreError::AlreadyOpen(_)) => Err(held_by_server(database, "a restore")),
         Err(error) => Err(error.to_string()),
     }
 }

@@ -282,6 +282,8 @@ pub fn dummy_verify(password: &str, memory: &mut Argon2Memory) {
 pub struct Hasher {
     permits: Arc<Semaphore>,
     buffers: Arc<Mutex<Vec<Argon2Memory>>>,
+    /// Hashes waiting for a permit (the `argon2_queue_depth` metric).
+    waiting: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Hasher {
@@ -294,6 +296,7 @@ impl Hasher {
         Self {
             permits: Arc::new(Semaphore::new(max)),
             buffers: Arc::new(Mutex::new(Vec::new())),
+            waiting: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
         }
     }
 
@@ -301,11 +304,11 @@ impl Hasher {
         &self,
         work: impl FnOnce(&mut Argon2Memory) -> T + Send + 'static,
     ) -> Result<T, PasswordError> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|error| PasswordError::Hashing(error.to_string()))?;
+        use std::sync::atomic::Ordering;
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        let permit = self.permits.acquire().await;
+        self.waiting.fetch_sub(1, Ordering::Relaxed);
+        let _permit = permit.map_err(|error| PasswordError::Hashing(error.to_string()))?;
         let mut memory = self
             .buffers
             .lock()
@@ -322,6 +325,11 @@ impl Hasher {
         })
         .await
         .map_err(|error| PasswordError::Hashing(error.to_string()))
+    }
+
+    /// Hashes waiting for a slot right now.
+    pub fn queue_depth(&self) -> usize {
+        self.waiting.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Verifies against `encoded`, or burns a dummy verification when there is no hash to check

@@ -144,6 +144,21 @@ async fn serve(
     let scheduler = Scheduler::start(store.clone(), &settings, clock.clone())
         .await
         .map_err(|error| ServerError::Startup(error.to_string()))?;
+    let metrics_task = match (settings.metrics.enabled, settings.metrics.address) {
+        (true, Some(address)) => {
+            let (store, hasher, clock) = (store.clone(), hasher.clone(), clock.clone());
+            let listener = crate::metrics::serve_alone(address, move || {
+                web::routes::health::render_from(&store, &hasher, &clock)
+            });
+            tracing::info!("metrics on http://{address}/metrics");
+            Some(tokio::spawn(async move {
+                if let Err(error) = listener.await {
+                    tracing::error!("the metrics listener stopped: {error}");
+                }
+            }))
+        }
+        _ => None,
+    };
     let mut state = AppState::new(settings, store, hasher, clock, keys)
         .map_err(|error| ServerError::Startup(error.to_string()))?;
     state.scheduler = Some(scheduler.clone());
@@ -155,6 +170,10 @@ async fn serve(
         }))
         .launch()
         .await;
+    tracing::info!("shutting down: stopping the scheduler at a batch boundary");
+    if let Some(task) = metrics_task {
+        task.abort();
+    }
     // A running task stops at its next batch boundary before the store closes.
     scheduler.shutdown().await;
     control_task.abort();

@@ -186,6 +186,7 @@ impl Runner {
         if !outcome.ok {
             tracing::error!(task = name, "failed: {}", outcome.message);
         }
+        crate::metrics::global().record_task(&task.task, outcome.ok);
         let name = name.to_owned();
         let one_off = task.one_off;
         self.store
@@ -351,6 +352,11 @@ impl Scheduler {
         let runner = self.runner.clone();
         let name = name.to_owned();
         tokio::spawn(async move { runner.run(&name).await });
+    }
+
+    /// Whether the scheduler still schedules (it has not been shut down).
+    pub fn is_alive(&self) -> bool {
+        !self.runner.stop.load(Ordering::Relaxed)
     }
 
     pub fn is_running(&self, name: &str) -> bool {

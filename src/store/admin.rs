@@ -157,6 +157,14 @@ impl WriteTx<'_> {
         Ok(last.max(mark) + 1)
     }
 
+    /// A real, tiny write (the readiness probe): fails when the file cannot take writes.
+    pub fn record_probe(&mut self, at: Timestamp) -> Result<(), StoreError> {
+        self.txn
+            .open_table(META)?
+            .insert("readiness_probe", encode(&at)?.as_slice())?;
+        Ok(())
+    }
+
     /// Revokes an access token: it is deleted, and its refresh token marked revoked.
     pub fn revoke_access_token(
         &mut self,

@@ -123,3 +123,119 @@ impl Store {
         })
     }
 }
+
+/// What `oxidot check --db` found.
+#[derive(Debug, Clone)]
+pub struct IntegrityReport {
+    pub schema_version: u64,
+    /// redb found damage and repaired it (the file was not closed cleanly, or worse).
+    pub repaired: bool,
+}
+
+/// What `oxidot restore` did.
+#[derive(Debug, Clone)]
+pub struct RestoreReport {
+    pub schema_version: u64,
+    /// Where the database it replaced was kept.
+    pub previous: Option<PathBuf>,
+}
+
+fn open_alone(path: &Path) -> Result<Database, StoreError> {
+    Database::builder().open(path).map_err(|error| match error {
+        redb::DatabaseError::DatabaseAlreadyOpen => StoreError::AlreadyOpen(path.to_owned()),
+        other => StoreError::Storage(format!("cannot open {}: {other}", path.display())),
+    })
+}
+
+/// Runs redb's integrity check on `path` (which must not be in use) and reads its schema.
+fn check_file(path: &Path) -> Result<IntegrityReport, StoreError> {
+    let mut db = open_alone(path)?;
+    let intact = db
+        .check_integrity()
+        .map_err(|error| StoreError::Storage(format!("{} is damaged: {error}", path.display())))?;
+    let schema_version: Option<u64> = {
+        let txn = db.begin_read()?;
+        match txn.open_table(META) {
+            Ok(meta) => meta
+                .get("schema_version")?
+                .map(|value| decode(value.value()))
+                .transpose()?,
+            Err(redb::TableError::TableDoesNotExist(_)) => None,
+            Err(error) => return Err(error.into()),
+        }
+    };
+    let schema_version = schema_version.ok_or_else(|| {
+        StoreError::Storage(format!("{} is not an oxidot database", path.display()))
+    })?;
+    if schema_version > SCHEMA_VERSION {
+        return Err(StoreError::NewerSchema {
+            path: path.to_owned(),
+            found: schema_version,
+        });
+    }
+    Ok(IntegrityReport {
+        schema_version,
+        repaired: !intact,
+    })
+}
+
+impl Store {
+    /// `oxidot check --db`: the integrity of a database no process holds.
+    pub fn check_integrity(path: &Path) -> Result<IntegrityReport, StoreError> {
+        if !path.exists() {
+            return Err(StoreError::Storage(format!(
+                "{} does not exist",
+                path.display()
+            )));
+        }
+        check_file(path)
+    }
+
+    /// Replaces the database at `database` (no server may hold it) with the backup `source`,
+    /// after checking the backup. The file it replaces is kept beside it.
+    pub fn restore(
+        source: &Path,
+        database: &Path,
+        now: Timestamp,
+    ) -> Result<RestoreReport, StoreError> {
+        if !source.is_file() {
+            return Err(StoreError::Storage(format!(
+                "{} is not a file",
+                source.display()
+            )));
+        }
+        check_file(source)?;
+        // Holding the current file while the copy is made keeps a server from starting on it.
+        let current = if database.exists() {
+            Some(open_alone(database)?)
+        } else {
+            None
+        };
+        let incoming = database.with_extension("restoring");
+        std::fs::copy(source, &incoming)
+            .and_then(|_| std::fs::File::open(&incoming)?.sync_all())
+            .map_err(|error| StoreError::Storage(format!("cannot copy the backup: {error}")))?;
+        let previous = match current {
+            Some(held) => {
+                drop(held);
+                let stamp = now.to_rfc3339().replace(':', "");
+                let kept = database.with_extension(format!("before-restore-{stamp}.redb"));
+                std::fs::rename(database, &kept).map_err(|error| {
+                    StoreError::Storage(format!("cannot set the current database aside: {error}"))
+                })?;
+                Some(kept)
+            }
+            None => None,
+        };
+        std::fs::rename(&incoming, database).map_err(|error| {
+            StoreError::Storage(format!("cannot put the backup in place: {error}"))
+        })?;
+        // Opening upgrades an older schema and proves the file serves.
+        let (store, _) = Store::open(database, 1 << 20)?;
+        store.close()?;
+        Ok(RestoreReport {
+            schema_version: SCHEMA_VERSION,
+            previous,
+        })
+    }
+}

@@ -23,6 +23,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use admin::{TokenPage, TokenTable};
+pub use backup::{IntegrityReport, RestoreReport};
 pub use records::{
     AccessToken, Algorithm, Application, ClientType, Consent, DeviceDecision, DeviceGrant,
     ExpiringKind, FamilyId, Grant, GrantType, Group, IdToken, OidcSession, PeriodicTask,
@@ -150,6 +151,8 @@ pub struct OpenReport {
     pub created: bool,
     /// The previous process did not close the file cleanly and redb had to repair it.
     pub repaired: bool,
+    /// The schema version the file had, when this open upgraded it.
+    pub upgraded_from: Option<u64>,
 }
 
 #[derive(Clone)]
@@ -177,7 +180,7 @@ impl Store {
             redb::DatabaseError::DatabaseAlreadyOpen => StoreError::AlreadyOpen(path.to_owned()),
             other => StoreError::Storage(format!("cannot open {}: {other}", path.display())),
         })?;
-        migrate(&db, path)?;
+        let upgraded_from = migrate(&db, path)?;
         let db = Arc::new(db);
         let writer = Writer::start(db.clone())?;
         let store = Self {
@@ -192,6 +195,7 @@ impl Store {
             OpenReport {
                 created,
                 repaired: repaired.load(Ordering::Relaxed),
+                upgraded_from,
             },
         ))
     }
@@ -326,8 +330,10 @@ impl Store {
     }
 }
 
-fn migrate(db: &Database, path: &Path) -> Result<(), StoreError> {
+/// Brings the file to `SCHEMA_VERSION`; the version it had when it needed an upgrade.
+fn migrate(db: &Database, path: &Path) -> Result<Option<u64>, StoreError> {
     let txn = db.begin_write()?;
+    let mut upgraded_from = None;
     {
         let mut meta = txn.open_table(META)?;
         let found = meta
@@ -342,7 +348,8 @@ fn migrate(db: &Database, path: &Path) -> Result<(), StoreError> {
                 });
             }
             Some(SCHEMA_VERSION) => {}
-            Some(_) => {
+            Some(old) => {
+                upgraded_from = Some(old);
                 drop(meta);
                 upgrade_expiry_index(&txn)?;
                 txn.open_table(META)?
@@ -375,7 +382,7 @@ fn migrate(db: &Database, path: &Path) -> Result<(), StoreError> {
         txn.open_table(SIGNING_KEYS)?;
     }
     txn.commit()?;
-    Ok(())
+    Ok(upgraded_from)
 }
 
 /// Schema 1 → 2: the expiry index ordered by kind first (the cleanup walks one kind at a

@@ -39,6 +39,38 @@ pub struct RequestLog;
 #[derive(Clone, Copy)]
 struct Started(Instant);
 
+/// A short random id per request: in the `X-Request-Id` header and on every log line the
+/// request's handler writes (its span), so one request's lines can be found together.
+#[derive(Clone)]
+pub struct RequestId(pub String);
+
+fn request_id<'r>(req: &'r Request<'_>) -> &'r RequestId {
+    req.local_cache(|| RequestId(crate::random::token(6).unwrap_or_else(|_| "-".to_owned())))
+}
+
+/// Runs each route's handler inside a `request` span carrying the request id.
+#[derive(Clone)]
+struct Traced(Box<dyn rocket::route::Handler>);
+
+#[rocket::async_trait]
+impl rocket::route::Handler for Traced {
+    async fn handle<'r>(&self, req: &'r Request<'_>, data: Data<'r>) -> rocket::route::Outcome<'r> {
+        use tracing::Instrument as _;
+        let span = tracing::info_span!("request", id = %request_id(req).0);
+        self.0.handle(req, data).instrument(span).await
+    }
+}
+
+pub fn traced(routes: Vec<rocket::Route>) -> Vec<rocket::Route> {
+    routes
+        .into_iter()
+        .map(|mut route| {
+            route.handler = Box::new(Traced(route.handler));
+            route
+        })
+        .collect()
+}
+
 #[rocket::async_trait]
 impl Fairing for RequestLog {
     fn info(&self) -> Info {
@@ -50,15 +82,47 @@ impl Fairing for RequestLog {
 
     async fn on_request(&self, req: &mut Request<'_>, _: &mut Data<'_>) {
         req.local_cache(|| Started(Instant::now()));
+        request_id(req);
     }
 
     async fn on_response<'r>(&self, req: &'r Request<'_>, res: &mut Response<'r>) {
         let started = req.local_cache(|| Started(Instant::now()));
+        let elapsed = started.0.elapsed();
+        let id = request_id(req);
+        res.set_header(Header::new("X-Request-Id", id.0.clone()));
+        // The route's template, never the path itself (paths can hold ids; unmatched paths
+        // are unbounded).
+        let route = req.route().map_or_else(
+            || "unmatched".to_owned(),
+            |route| {
+                route
+                    .uri
+                    .as_str()
+                    .split('?')
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned()
+            },
+        );
+        let metrics = crate::metrics::global();
+        metrics
+            .requests
+            .get_or_create(&crate::metrics::RequestLabels {
+                method: req.method().as_str().to_owned(),
+                route: route.clone(),
+                status: res.status().code,
+            })
+            .inc();
+        metrics
+            .request_seconds
+            .get_or_create(&crate::metrics::RouteLabels { route })
+            .observe(elapsed.as_secs_f64());
         tracing::debug!(
+            request_id = %id.0,
             method = %req.method(),
             path = %req.uri().path(),
             status = res.status().code,
-            micros = started.0.elapsed().as_micros() as u64,
+            micros = elapsed.as_micros() as u64,
             "request"
         );
     }

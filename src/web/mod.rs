@@ -163,7 +163,8 @@ pub fn rocket_config(settings: &Settings) -> rocket::Config {
         ..Shutdown::default()
     };
     shutdown.signals.insert(Sig::Term);
-    rocket::Config {
+    #[allow(unused_mut)]
+    let mut config = rocket::Config {
         address: settings.address,
         port: settings.port,
         workers,
@@ -178,27 +179,42 @@ pub fn rocket_config(settings: &Settings) -> rocket::Config {
         shutdown,
         ident: rocket::config::Ident::try_new("oxidot").unwrap_or_default(),
         ..rocket::Config::default()
+    };
+    #[cfg(feature = "tls")]
+    if let Some(tls) = &settings.tls {
+        config.tls = Some(rocket::config::TlsConfig::from_paths(&tls.certs, &tls.key));
     }
+    config
 }
 
 pub fn build(state: AppState) -> Rocket<Build> {
     let config = rocket_config(&state.settings);
+    let metrics = &state.settings.metrics;
+    let mut all = Vec::new();
+    if metrics.enabled && metrics.address.is_none() {
+        all.extend(routes::health::metrics_routes());
+    }
+    for group in [
+        routes::home::routes(),
+        routes::accounts::routes(),
+        routes::health::routes(),
+        routes::assets::routes(),
+        routes::oauth::routes(),
+        routes::authorize::routes(),
+        cors::routes(),
+        routes::device::routes(),
+        routes::metadata::routes(),
+        routes::userinfo::routes(),
+        routes::logout::routes(),
+        routes::admin::routes(),
+        routes::self_service::routes(),
+    ] {
+        all.extend(group);
+    }
     rocket::custom(config)
         .manage(state)
         .attach(fairings::SecurityHeaders)
         .attach(fairings::RequestLog)
-        .mount("/", routes::home::routes())
-        .mount("/", routes::accounts::routes())
-        .mount("/", routes::health::routes())
-        .mount("/", routes::assets::routes())
-        .mount("/", routes::oauth::routes())
-        .mount("/", routes::authorize::routes())
-        .mount("/", cors::routes())
-        .mount("/", routes::device::routes())
-        .mount("/", routes::metadata::routes())
-        .mount("/", routes::userinfo::routes())
-        .mount("/", routes::logout::routes())
-        .mount("/", routes::admin::routes())
-        .mount("/", routes::self_service::routes())
+        .mount("/", fairings::traced(all))
         .register("/", catchers::all())
 }

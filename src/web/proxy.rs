@@ -69,9 +69,14 @@ impl TrustedProxies {
                 .and_then(|value| value.split(',').next())
                 .map(str::trim)
         };
+        // Served over TLS directly, the request came over https; behind a trusted proxy, the
+        // proxy says how the client connected.
+        let direct_tls = req.rocket().config().tls_enabled();
         let scheme = match first("X-Forwarded-Proto") {
             Some("https") => "https",
-            _ => "http",
+            Some(_) => "http",
+            None if direct_tls => "https",
+            None => "http",
         };
         let host = first("X-Forwarded-Host")
             .filter(|host| valid_host(host))

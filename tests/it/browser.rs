@@ -100,17 +100,19 @@ async fn open_browser(driver: &Driver, browser: &PathBuf, profile: &std::path::P
         .expect("a WebDriver session")
 }
 
-/// Waits until the browser's address starts with `prefix` (after a click that navigates).
-async fn wait_for_address(browser: &Client, prefix: &str) -> url::Url {
+/// Waits until the browser is at `address`, with or without a query (after a click that
+/// navigates: the page it leaves may share a prefix with the one it goes to).
+async fn wait_for_address(browser: &Client, address: &str) -> url::Url {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let current = browser.current_url().await.unwrap();
-        if current.as_str().starts_with(prefix) {
+        let at = current.as_str();
+        if at == address || at.starts_with(&format!("{address}?")) {
             return current;
         }
         assert!(
             Instant::now() < deadline,
-            "still at {current}, waiting for {prefix}"
+            "still at {current}, waiting for {address}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -319,7 +321,8 @@ async fn scenario(browser: &Client, base: &str) {
         .await
         .unwrap();
     click(browser, "button.danger").await;
-    wait_for_address(browser, &format!("{base}/admin/access-tokens/")).await;
+    // The confirmation page has the list's address; the redirect after it says what it did.
+    wait_for_address(browser, &format!("{base}/admin/access-tokens/?revoked=1")).await;
     assert_eq!(introspect(&access), false);
 
     // A user registers a client of their own, approves its consent, then revokes it.

@@ -13,6 +13,7 @@ mod flow;
 mod login;
 mod oauth;
 mod oidc;
+mod operations;
 mod pages;
 mod scheduler;
 mod support;

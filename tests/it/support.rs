@@ -200,9 +200,15 @@ pub struct Server {
 impl Server {
     /// Starts `oxidot <args>` in `dir` on a free loopback port and waits until it answers.
     pub fn start(dir: &Path, args: &[&str]) -> Self {
+        Self::start_with(dir, args, &[])
+    }
+
+    /// `start` with extra environment variables.
+    pub fn start_with(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
         let port = free_port();
         let child = oxidot(dir)
             .args(args)
+            .envs(env.iter().copied())
             .env("OXIDOT_PORT", port.to_string())
             .env("OXIDOT_ADDRESS", "127.0.0.1")
             .stdout(Stdio::null())

@@ -61,6 +61,14 @@ async fn token(
                 &state.issuer(&request_origin),
             )
             .await?;
+        if let Ok(Some(grant_type)) = params.single("grant_type") {
+            crate::metrics::global()
+                .tokens_issued
+                .get_or_create(&crate::metrics::GrantLabels {
+                    grant_type: grant_type.to_owned(),
+                })
+                .inc();
+        }
         Ok(OAuthJson(response))
     }
     .await;
