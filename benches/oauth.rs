@@ -708,6 +708,68 @@ fn admin_bench(dir: &std::path::Path) {
     let _ = server.wait();
 }
 
+/// The server's peak resident memory so far (VmHWM).
+fn peak_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|line| line.starts_with("VmHWM:"))
+        .and_then(|line| line.split_whitespace().nth(1))
+        .and_then(|kib| kib.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Backup and restore of a million-token database (`cargo bench --bench oauth -- backup`):
+/// `oxidot backup` through the running server (its peak RSS before and after), then
+/// `oxidot restore` with the server stopped.
+fn backup_bench(dir: &std::path::Path) {
+    let database = dir.join("oxidot.redb");
+    fill(&database);
+    let port = free_port();
+    let mut server = start_server(
+        dir,
+        port,
+        &[("OXIDOT_TASKS__CLEAR_TOKENS__ENABLED", "false")],
+    );
+    let pid = server.id();
+    let before = peak_rss_kib(pid);
+    let started = Instant::now();
+    let output = Command::new(env!("CARGO_BIN_EXE_oxidot"))
+        .args(["backup", "copy.redb"])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    assert!(output.status.success(), "{output:?}");
+    let after = peak_rss_kib(pid);
+    println!(
+        "backup of a {:.1} MiB database ({} access tokens and {} other rows) through the running \
+         server: {:.2} s, {:.1} MiB copy; server peak RSS {:.1} MiB before, {:.1} MiB after",
+        file_mib(&database),
+        EXPIRED_ACCESS + LIVE_ACCESS,
+        3 * EXPIRED_OTHERS,
+        took.as_secs_f64(),
+        file_mib(&dir.join("copy.redb")),
+        before as f64 / 1024.0,
+        after as f64 / 1024.0
+    );
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    let _ = server.wait();
+    let started = Instant::now();
+    let output = Command::new(env!("CARGO_BIN_EXE_oxidot"))
+        .args(["restore", "copy.redb"])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    println!(
+        "restore with the server stopped: {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
+}
+
 /// Steady issue-and-expire load (`cargo bench --bench oauth -- growth`): each cycle issues
 /// `PER_CYCLE` access tokens in small durable transactions, as the token endpoint's group
 /// commits do, lets them expire and cleans them; the file size and the pages in use after each
@@ -801,6 +863,11 @@ fn main() {
         .unwrap();
     std::io::Write::write_all(password.stdin.as_mut().unwrap(), b"bench-password-1\n").unwrap();
     assert!(password.wait().unwrap().success());
+    // Heavy: only when named (`cargo bench --bench oauth -- backup`).
+    if std::env::args().skip(1).any(|arg| arg == "backup") {
+        backup_bench(dir.path());
+        return;
+    }
     // Heavy: only when named (`cargo bench --bench oauth -- admin`).
     if std::env::args().skip(1).any(|arg| arg == "admin") {
         admin_bench(dir.path());

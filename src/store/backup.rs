@@ -8,46 +8,103 @@ use redb::{Database, MultimapTableDefinition, ReadableDatabase, TableDefinition}
 
 use super::*;
 
-fn copy_table<K: redb::Key + 'static, V: redb::Value + 'static>(
-    from: &redb::ReadTransaction,
-    to: &redb::WriteTransaction,
-    table: TableDefinition<K, V>,
-) -> Result<u64, StoreError> {
-    let source = match from.open_table(table) {
-        Ok(source) => source,
-        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(0),
-        Err(error) => return Err(error.into()),
-    };
-    let mut target = to.open_table(table)?;
-    let mut rows = 0;
-    for row in source.iter()? {
-        let (key, value) = row?;
-        target.insert(key.value(), value.value())?;
-        rows += 1;
-    }
-    Ok(rows)
+/// Rows written per transaction of the copy: redb keeps a transaction's pages in memory until
+/// it commits, so one transaction for the whole copy would hold the whole database in RAM.
+const ROWS_PER_COMMIT: u64 = 20_000;
+
+/// The copy's transactions: committed without an fsync every `ROWS_PER_COMMIT` rows (one
+/// durable commit ends the copy).
+struct Copier<'d> {
+    db: &'d Database,
+    rows: u64,
 }
 
-fn copy_multimap<K: redb::Key + 'static, V: redb::Key + 'static>(
-    from: &redb::ReadTransaction,
-    to: &redb::WriteTransaction,
-    table: MultimapTableDefinition<K, V>,
-) -> Result<u64, StoreError> {
-    let source = match from.open_multimap_table(table) {
-        Ok(source) => source,
-        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(0),
-        Err(error) => return Err(error.into()),
-    };
-    let mut target = to.open_multimap_table(table)?;
-    let mut rows = 0;
-    for entry in source.iter()? {
-        let (key, values) = entry?;
-        for value in values {
-            target.insert(key.value(), value?.value())?;
-            rows += 1;
+impl<'d> Copier<'d> {
+    fn begin(&self) -> Result<redb::WriteTransaction, StoreError> {
+        super::writer::begin(self.db, false)
+    }
+
+    fn copy_table<K: redb::Key + 'static, V: redb::Value + 'static>(
+        &mut self,
+        from: &redb::ReadTransaction,
+        table: TableDefinition<K, V>,
+    ) -> Result<(), StoreError> {
+        let source = match from.open_table(table) {
+            Ok(source) => source,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(()),
+            Err(error) => return Err(error.into()),
+        };
+        let mut rows = source.iter()?;
+        loop {
+            let txn = self.begin()?;
+            let mut more = false;
+            {
+                let mut target = txn.open_table(table)?;
+                let mut written = 0;
+                for row in rows.by_ref() {
+                    let (key, value) = row?;
+                    target.insert(key.value(), value.value())?;
+                    written += 1;
+                    if written == ROWS_PER_COMMIT {
+                        more = true;
+                        break;
+                    }
+                }
+                self.rows += written;
+            }
+            txn.commit()?;
+            if !more {
+                return Ok(());
+            }
         }
     }
-    Ok(rows)
+
+    fn copy_multimap<K: redb::Key + 'static, V: redb::Key + 'static>(
+        &mut self,
+        from: &redb::ReadTransaction,
+        table: MultimapTableDefinition<K, V>,
+    ) -> Result<(), StoreError> {
+        let source = match from.open_multimap_table(table) {
+            Ok(source) => source,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(()),
+            Err(error) => return Err(error.into()),
+        };
+        // One key may hold a million values (a client's tokens): commit inside it too.
+        let mut entries = source.iter()?;
+        let mut current = None;
+        loop {
+            let txn = self.begin()?;
+            let mut more = false;
+            {
+                let mut target = txn.open_multimap_table(table)?;
+                let mut written = 0;
+                'fill: loop {
+                    if current.is_none() {
+                        match entries.next() {
+                            Some(entry) => current = Some(entry?),
+                            None => break 'fill,
+                        }
+                    }
+                    if let Some((key, values)) = current.as_mut() {
+                        for value in values.by_ref() {
+                            target.insert(key.value(), value?.value())?;
+                            written += 1;
+                            if written == ROWS_PER_COMMIT {
+                                more = true;
+                                break 'fill;
+                            }
+                        }
+                    }
+                    current = None;
+                }
+                self.rows += written;
+            }
+            txn.commit()?;
+            if !more {
+                return Ok(());
+            }
+        }
+    }
 }
 
 /// What a backup wrote.
@@ -70,32 +127,36 @@ impl Store {
         let partial = destination.with_extension("partial");
         let _ = std::fs::remove_file(&partial);
         let snapshot = self.inner.db.begin_read()?;
-        let copy = Database::create(&partial)?;
-        let txn = copy.begin_write()?;
-        let mut rows = 0;
-        rows += copy_table(&snapshot, &txn, META)?;
-        rows += copy_table(&snapshot, &txn, USERS)?;
-        rows += copy_table(&snapshot, &txn, USERNAMES)?;
-        rows += copy_table(&snapshot, &txn, GROUPS)?;
-        rows += copy_table(&snapshot, &txn, GROUP_NAMES)?;
-        rows += copy_table(&snapshot, &txn, APPLICATIONS)?;
-        rows += copy_table(&snapshot, &txn, CLIENT_IDS)?;
-        rows += copy_table(&snapshot, &txn, SESSIONS)?;
-        rows += copy_table(&snapshot, &txn, EXPIRY)?;
-        rows += copy_table(&snapshot, &txn, ACCESS_TOKENS)?;
-        rows += copy_table(&snapshot, &txn, REFRESH_TOKENS)?;
-        rows += copy_table(&snapshot, &txn, GRANTS)?;
-        rows += copy_table(&snapshot, &txn, ID_TOKENS)?;
-        rows += copy_table(&snapshot, &txn, DEVICE_GRANTS)?;
-        rows += copy_table(&snapshot, &txn, DEVICE_USER_CODES)?;
-        rows += copy_table(&snapshot, &txn, CONSENTS)?;
-        rows += copy_multimap(&snapshot, &txn, TOKENS_BY_USER)?;
-        rows += copy_multimap(&snapshot, &txn, TOKENS_BY_CLIENT)?;
-        rows += copy_multimap(&snapshot, &txn, TOKENS_BY_FAMILY)?;
-        rows += copy_table(&snapshot, &txn, FAMILIES)?;
-        rows += copy_table(&snapshot, &txn, PERIODIC_TASKS)?;
-        rows += copy_table(&snapshot, &txn, SIGNING_KEYS)?;
-        txn.commit()?;
+        // A small page cache: the copy is written once, never read back here.
+        let copy = Database::builder()
+            .set_cache_size(8 << 20)
+            .create(&partial)?;
+        let mut copier = Copier { db: &copy, rows: 0 };
+        copier.copy_table(&snapshot, META)?;
+        copier.copy_table(&snapshot, USERS)?;
+        copier.copy_table(&snapshot, USERNAMES)?;
+        copier.copy_table(&snapshot, GROUPS)?;
+        copier.copy_table(&snapshot, GROUP_NAMES)?;
+        copier.copy_table(&snapshot, APPLICATIONS)?;
+        copier.copy_table(&snapshot, CLIENT_IDS)?;
+        copier.copy_table(&snapshot, SESSIONS)?;
+        copier.copy_table(&snapshot, EXPIRY)?;
+        copier.copy_table(&snapshot, ACCESS_TOKENS)?;
+        copier.copy_table(&snapshot, REFRESH_TOKENS)?;
+        copier.copy_table(&snapshot, GRANTS)?;
+        copier.copy_table(&snapshot, ID_TOKENS)?;
+        copier.copy_table(&snapshot, DEVICE_GRANTS)?;
+        copier.copy_table(&snapshot, DEVICE_USER_CODES)?;
+        copier.copy_table(&snapshot, CONSENTS)?;
+        copier.copy_multimap(&snapshot, TOKENS_BY_USER)?;
+        copier.copy_multimap(&snapshot, TOKENS_BY_CLIENT)?;
+        copier.copy_multimap(&snapshot, TOKENS_BY_FAMILY)?;
+        copier.copy_table(&snapshot, FAMILIES)?;
+        copier.copy_table(&snapshot, PERIODIC_TASKS)?;
+        copier.copy_table(&snapshot, SIGNING_KEYS)?;
+        let rows = copier.rows;
+        // One durable commit puts every batch on disk.
+        super::writer::begin(&copy, true)?.commit()?;
         drop(snapshot);
         drop(copy);
         // Reopened and checked before it counts as a backup.

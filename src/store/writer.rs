@@ -188,7 +188,7 @@ fn run_alone(db: &Database, mut job: Box<dyn Job>) {
     }
 }
 
-fn begin(db: &Database, durable: bool) -> Result<redb::WriteTransaction, StoreError> {
+pub(super) fn begin(db: &Database, durable: bool) -> Result<redb::WriteTransaction, StoreError> {
     let mut txn = db.begin_write().map_err(StoreError::from)?;
     txn.set_durability(if durable {
         Durability::Immediate

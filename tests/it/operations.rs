@@ -490,3 +490,67 @@ fn https_is_served_directly_when_a_certificate_is_configured() {
         .status();
     assert!(child.wait().unwrap().success());
 }
+
+#[test]
+fn json_logs_carry_the_request_id_and_no_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("cc.yaml"), CC_FIXTURE).unwrap();
+    assert!(
+        run(dir.path(), &["--profile", "demo", "loaddata", "cc.yaml"])
+            .status
+            .success()
+    );
+    let port = crate::support::free_port();
+    let log = dir.path().join("server.log");
+    let mut child = oxidot(dir.path())
+        .arg("demo")
+        .env("OXIDOT_PORT", port.to_string())
+        .env("OXIDOT_LOG_FORMAT", "json")
+        .env("OXIDOT_LOG_LEVEL", "debug")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while get_status(&base, "/healthz") != Some(200) {
+        assert!(Instant::now() < deadline, "the server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // A wrong secret: the handler logs the failure inside the request's span.
+    let wrong = "a-wrong-secret-that-must-not-be-logged";
+    let response = http_client()
+        .post(format!("{base}/o/token/"))
+        .basic_auth("ops-cc", Some(wrong))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 401);
+    let id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let token = cc_token(&base);
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    assert!(child.wait().unwrap().success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .filter(|line| line.starts_with('{'))
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}")))
+        .collect();
+    assert!(!lines.is_empty(), "{text}");
+    let failure = lines
+        .iter()
+        .find(|line| line["fields"]["message"] == "client authentication failed")
+        .unwrap_or_else(|| panic!("no failure line in {text}"));
+    assert_eq!(failure["span"]["id"], id.as_str(), "{failure}");
+    assert!(lines.iter().any(|line| {
+        line["fields"]["message"]
+            .as_str()
+            .is_some_and(|message| message.contains("shutting down"))
+    }));
+    assert!(!text.contains(wrong) && !text.contains(&token) && !text.contains("ops-cc-secret"));
+}
