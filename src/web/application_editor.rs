@@ -9,13 +9,63 @@ use crate::applications::{
 use crate::random;
 use crate::store::{Algorithm, Application, ClientType, GrantType, StoreError, Timestamp};
 use crate::web::AppState;
-use crate::web::error::WebError;
+use crate::web::error::{Page, WebError};
+use crate::web::screen::{Answer, Screen, see_other};
 
 /// A saved application, and its new secret when one was made (shown once, never stored plain
 /// when hashed).
 pub struct Saved {
     pub application: Application,
     pub secret: Option<String>,
+}
+
+/// The pages that show application forms: the admin's, or a user's own.
+pub struct Pages {
+    pub form_template: &'static str,
+    pub secret_template: &'static str,
+    /// Where an application's own page is: `{list}{id}/`.
+    pub list: &'static str,
+    /// The admin chooses the owner; a user owns what they register.
+    pub owner_field: bool,
+    /// The admin's navigation entry to mark.
+    pub section: Option<&'static str>,
+}
+
+impl Pages {
+    pub fn form(
+        &self,
+        screen: &Screen<'_>,
+        form: &ApplicationForm,
+        application: Option<&Application>,
+        message: Option<&str>,
+    ) -> Result<Page, WebError> {
+        let mut context = form_context(form);
+        context["section"] = json!(self.section);
+        context["show_owner"] = json!(self.owner_field);
+        context["application"] = application.map_or(Value::Null, summary);
+        screen.render(self.form_template, context, message)
+    }
+
+    /// After a save: the new secret, shown once (never cached), or the application's page.
+    pub fn saved(&self, screen: &Screen<'_>, saved: &Saved) -> Result<Answer, WebError> {
+        let detail = format!("{}{}/", self.list, saved.application.id);
+        let Some(secret) = &saved.secret else {
+            return Ok(see_other(detail));
+        };
+        Ok(screen
+            .render(
+                self.secret_template,
+                json!({
+                    "section": self.section,
+                    "application": summary(&saved.application),
+                    "secret": secret,
+                    "next": detail,
+                }),
+                None,
+            )?
+            .no_store()
+            .into())
+    }
 }
 
 /// What the form template needs besides the values: the choices it offers.

@@ -4,9 +4,26 @@
 use rocket::http::CookieJar;
 use serde_json::Value;
 
-use crate::web::error::{Page, WebError};
+use crate::web::error::{Page, SeeOther, WebError};
 use crate::web::session::SignedIn;
 use crate::web::{AppState, csrf};
+
+/// What a page handler answers: a page, or a redirect after a change.
+#[derive(rocket::Responder)]
+pub enum Answer {
+    Page(Page),
+    Redirect(SeeOther),
+}
+
+impl From<Page> for Answer {
+    fn from(page: Page) -> Self {
+        Answer::Page(page)
+    }
+}
+
+pub fn see_other(path: impl Into<String>) -> Answer {
+    Answer::Redirect(SeeOther(path.into()))
+}
 
 /// Built by the rank guards (`session::Member`, `Staff`, `Superuser`) for their handlers.
 pub struct Screen<'r> {

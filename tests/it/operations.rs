@@ -356,11 +356,7 @@ fn readyz_turns_unready_when_the_store_cannot_take_writes() {
         .spawn()
         .unwrap();
     let base = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while get_status(&base, "/healthz") != Some(200) {
-        assert!(Instant::now() < deadline, "the server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    crate::support::wait_until_up(&base);
     let (status, body, _) = get(&base, "/readyz");
     assert_eq!(status, 200, "{body}");
     // Fill what free pages the file has until writes fail.
@@ -389,14 +385,6 @@ fn readyz_turns_unready_when_the_store_cannot_take_writes() {
     assert!(body.contains(r#""store":"not writable""#), "{body}");
     let _ = child.kill();
     let _ = child.wait();
-}
-
-fn get_status(base: &str, path: &str) -> Option<u16> {
-    http_client()
-        .get(format!("{base}{path}"))
-        .send()
-        .ok()
-        .map(|response| response.status().as_u16())
 }
 
 #[test]
@@ -512,11 +500,7 @@ fn json_logs_carry_the_request_id_and_no_secrets() {
         .spawn()
         .unwrap();
     let base = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while get_status(&base, "/healthz") != Some(200) {
-        assert!(Instant::now() < deadline, "the server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    crate::support::wait_until_up(&base);
     // A wrong secret: the handler logs the failure inside the request's span.
     let wrong = "a-wrong-secret-that-must-not-be-logged";
     let response = http_client()

@@ -224,17 +224,7 @@ impl Server {
     }
 
     fn wait_ready(&self) {
-        let client = reqwest::blocking::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Ok(response) = client.get(format!("{}/healthz", self.base)).send()
-                && response.status().is_success()
-            {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        }
-        panic!("the server did not start");
+        wait_until_up(&self.base);
     }
 
     /// Sends SIGTERM and waits for the process to exit; returns whether it exited cleanly.
@@ -260,6 +250,21 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Waits until a server started some other way answers `/healthz` at `base`.
+pub fn wait_until_up(base: &str) {
+    let client = reqwest::blocking::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Ok(response) = client.get(format!("{base}/healthz")).send()
+            && response.status().is_success()
+        {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    panic!("the server did not start");
 }
 
 /// A browser-like HTTP client for a real server: keeps cookies, follows no redirects.

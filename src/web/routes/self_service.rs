@@ -9,27 +9,16 @@ use serde_json::{Value, json};
 use crate::applications::ApplicationForm;
 use crate::store::{Application, ExpiringKind, Timestamp};
 use crate::web::AppState;
-use crate::web::application_editor::{self, Saved, form_context, summary};
-use crate::web::error::{Page, SeeOther, WebError};
+use crate::web::application_editor::{self, Pages, Saved, summary};
+use crate::web::error::{Page, WebError};
 use crate::web::form::CheckedForm;
 use crate::web::screen::Screen;
+use crate::web::screen::{Answer, see_other};
 use crate::web::session::Member;
 
 const LIST: &str = "/o/applications/";
 /// Another user's application is answered exactly like a missing one.
 const NO_APPLICATION: WebError = WebError::NotFound("There is no such application.");
-
-#[derive(rocket::Responder)]
-enum Answer {
-    Page(Page),
-    Redirect(SeeOther),
-}
-
-impl From<Page> for Answer {
-    fn from(page: Page) -> Self {
-        Answer::Page(page)
-    }
-}
 
 /// The signed-in user's own application `id`.
 fn own_application(screen: &Screen<'_>, id: u64) -> Result<Application, WebError> {
@@ -58,31 +47,25 @@ async fn list(screen: Member<'_>) -> Result<Page, WebError> {
     )
 }
 
+const PAGES: Pages = Pages {
+    form_template: "o_application_form.html.tera",
+    secret_template: "o_application_secret.html.tera",
+    list: LIST,
+    owner_field: false,
+    section: None,
+};
+
 fn form_page(
     screen: &Screen<'_>,
     form: &ApplicationForm,
     application: Option<&Application>,
     message: Option<&str>,
 ) -> Result<Page, WebError> {
-    let mut context = form_context(form);
-    context["show_owner"] = json!(false);
-    context["application"] = application.map_or(Value::Null, summary);
-    screen.render("o_application_form.html.tera", context, message)
+    PAGES.form(screen, form, application, message)
 }
 
 fn after_save(screen: &Screen<'_>, saved: &Saved) -> Result<Answer, WebError> {
-    let detail = format!("{LIST}{}/", saved.application.id);
-    let Some(secret) = &saved.secret else {
-        return Ok(Answer::Redirect(SeeOther(detail)));
-    };
-    Ok(screen
-        .render(
-            "o_application_secret.html.tera",
-            json!({"application": summary(&saved.application), "secret": secret, "next": detail}),
-            None,
-        )?
-        .no_store()
-        .into())
+    PAGES.saved(screen, saved)
 }
 
 #[get("/o/applications/register")]
@@ -177,7 +160,7 @@ async fn delete(
         .write(move |tx| tx.delete_application(id))
         .await?;
     screen.audit("application deleted", &application.client_id);
-    Ok(Answer::Redirect(SeeOther(LIST.to_owned())))
+    Ok(see_other(LIST))
 }
 
 /// What the user granted, per application: the scopes of their live tokens and consents.
@@ -282,9 +265,7 @@ async fn revoke(
         "access revoked by its user",
         &format!("application {id}: {revoked} tokens"),
     );
-    Ok(Answer::Redirect(SeeOther(
-        "/o/authorized_tokens/".to_owned(),
-    )))
+    Ok(see_other("/o/authorized_tokens/"))
 }
 
 pub fn routes() -> Vec<Route> {

@@ -9,7 +9,7 @@ use crate::applications::ApplicationForm;
 use crate::params::Params;
 use crate::store::{Application, ClientType, GrantType};
 use crate::web::AppState;
-use crate::web::application_editor::{self, Saved, form_context, summary};
+use crate::web::application_editor::{self, Pages, Saved, summary};
 use crate::web::error::{Page, WebError};
 use crate::web::form::{CheckedForm, Query};
 use crate::web::screen::Screen;
@@ -100,36 +100,25 @@ async fn list(screen: Staff<'_>, query: Query) -> Result<Page, WebError> {
     )
 }
 
+const PAGES: Pages = Pages {
+    form_template: "admin_application.html.tera",
+    secret_template: "admin_application_secret.html.tera",
+    list: LIST,
+    owner_field: true,
+    section: Some("applications"),
+};
+
 fn form_page(
     screen: &Screen<'_>,
     form: &ApplicationForm,
     application: Option<&Application>,
     message: Option<&str>,
 ) -> Result<Page, WebError> {
-    let mut context = form_context(form);
-    context["section"] = json!("applications");
-    context["show_owner"] = json!(true);
-    context["application"] = application.map_or(Value::Null, summary);
-    screen.render("admin_application.html.tera", context, message)
+    PAGES.form(screen, form, application, message)
 }
 
 fn secret_page(screen: &Screen<'_>, saved: &Saved) -> Result<Answer, WebError> {
-    let Some(secret) = &saved.secret else {
-        return Ok(see_other(format!("{LIST}{}/", saved.application.id)));
-    };
-    Ok(screen
-        .render(
-            "admin_application_secret.html.tera",
-            json!({
-                "section": "applications",
-                "application": summary(&saved.application),
-                "secret": secret,
-                "next": format!("{LIST}{}/", saved.application.id),
-            }),
-            None,
-        )?
-        .no_store()
-        .into())
+    PAGES.saved(screen, saved)
 }
 
 /// The owner a form names, or the message refusing it.

@@ -12,7 +12,6 @@ mod users;
 use rocket::Route;
 
 use crate::store::{SecretKey, Timestamp};
-use crate::web::error::{Page, SeeOther};
 
 pub fn routes() -> Vec<Route> {
     let mut all = Vec::new();
@@ -25,21 +24,7 @@ pub fn routes() -> Vec<Route> {
     all
 }
 
-#[derive(rocket::Responder)]
-pub enum Answer {
-    Page(Page),
-    Redirect(SeeOther),
-}
-
-impl From<Page> for Answer {
-    fn from(page: Page) -> Self {
-        Answer::Page(page)
-    }
-}
-
-pub fn see_other(path: impl Into<String>) -> Answer {
-    Answer::Redirect(SeeOther(path.into()))
-}
+pub use crate::web::screen::{Answer, see_other};
 
 pub fn when(at: Option<Timestamp>) -> String {
     at.map_or_else(|| "—".to_owned(), Timestamp::to_rfc3339)
