@@ -17,7 +17,7 @@ use crate::cleanup::CleanupReport;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
-    pub method: String,
+    pub method: &'static str,
     /// The route's template (`/o/applications/<id>`), never the raw path.
     pub route: String,
     pub status: u16,

@@ -44,8 +44,16 @@ struct Started(Instant);
 #[derive(Clone)]
 pub struct RequestId(pub String);
 
+/// Ids need to be unique, not unguessable: a counter from a random start, no system call per
+/// request (this runs on every request, the token endpoint's included).
 fn request_id<'r>(req: &'r Request<'_>) -> &'r RequestId {
-    req.local_cache(|| RequestId(crate::random::token(6).unwrap_or_else(|_| "-".to_owned())))
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: std::sync::LazyLock<AtomicU32> = std::sync::LazyLock::new(|| {
+        let mut seed = [0u8; 4];
+        let _ = getrandom::fill(&mut seed);
+        AtomicU32::new(u32::from_le_bytes(seed))
+    });
+    req.local_cache(|| RequestId(format!("{:08x}", NEXT.fetch_add(1, Ordering::Relaxed))))
 }
 
 /// Runs each route's handler inside a `request` span carrying the request id.
@@ -108,7 +116,7 @@ impl Fairing for RequestLog {
         metrics
             .requests
             .get_or_create(&crate::metrics::RequestLabels {
-                method: req.method().as_str().to_owned(),
+                method: req.method().as_str(),
                 route: route.clone(),
                 status: res.status().code,
             })
