@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use crate::applications::ApplicationForm;
 use crate::store::{Application, ExpiringKind, Timestamp};
 use crate::web::AppState;
-use crate::web::application_editor::{self, Pages, Saved, summary};
+use crate::web::application_editor::{self, Pages, summary};
 use crate::web::error::{Page, WebError};
 use crate::web::form::CheckedForm;
 use crate::web::screen::Screen;
@@ -55,22 +55,9 @@ const PAGES: Pages = Pages {
     section: None,
 };
 
-fn form_page(
-    screen: &Screen<'_>,
-    form: &ApplicationForm,
-    application: Option<&Application>,
-    message: Option<&str>,
-) -> Result<Page, WebError> {
-    PAGES.form(screen, form, application, message)
-}
-
-fn after_save(screen: &Screen<'_>, saved: &Saved) -> Result<Answer, WebError> {
-    PAGES.saved(screen, saved)
-}
-
 #[get("/o/applications/register")]
 async fn register_form(screen: Member<'_>) -> Result<Page, WebError> {
-    form_page(&screen, &ApplicationForm::blank(), None, None)
+    PAGES.form(&screen, &ApplicationForm::blank(), None, None)
 }
 
 #[post("/o/applications/register", data = "<form>")]
@@ -84,9 +71,9 @@ async fn register(
     match application_editor::create(state, &form, Some(screen.who.user.id)).await? {
         Ok(saved) => {
             screen.audit("application registered", &saved.application.client_id);
-            after_save(&screen, &saved)
+            PAGES.saved(&screen, &saved)
         }
-        Err(message) => Ok(form_page(&screen, &form, None, Some(&message))?.into()),
+        Err(message) => Ok(PAGES.form(&screen, &form, None, Some(&message))?.into()),
     }
 }
 
@@ -103,7 +90,7 @@ async fn detail(id: u64, screen: Member<'_>) -> Result<Page, WebError> {
 #[get("/o/applications/<id>/update")]
 async fn update_form(id: u64, screen: Member<'_>) -> Result<Page, WebError> {
     let application = own_application(&screen, id)?;
-    form_page(
+    PAGES.form(
         &screen,
         &ApplicationForm::of(&application, None),
         Some(&application),
@@ -123,15 +110,17 @@ async fn update(
     if params.single("action")? == Some("regenerate") {
         let saved = application_editor::regenerate_secret(state, id).await?;
         screen.audit("application secret regenerated", &application.client_id);
-        return after_save(&screen, &saved);
+        return PAGES.saved(&screen, &saved);
     }
     let form = ApplicationForm::from_params(&params)?;
     match application_editor::update(state, id, &form, Some(screen.who.user.id)).await? {
         Ok(saved) => {
             screen.audit("application changed", &saved.application.client_id);
-            after_save(&screen, &saved)
+            PAGES.saved(&screen, &saved)
         }
-        Err(message) => Ok(form_page(&screen, &form, Some(&application), Some(&message))?.into()),
+        Err(message) => Ok(PAGES
+            .form(&screen, &form, Some(&application), Some(&message))?
+            .into()),
     }
 }
 

@@ -9,10 +9,9 @@ use crate::applications::ApplicationForm;
 use crate::params::Params;
 use crate::store::{Application, ClientType, GrantType};
 use crate::web::AppState;
-use crate::web::application_editor::{self, Pages, Saved, summary};
+use crate::web::application_editor::{self, Pages, summary};
 use crate::web::error::{Page, WebError};
 use crate::web::form::{CheckedForm, Query};
-use crate::web::screen::Screen;
 use crate::web::session::Staff;
 
 const LIST: &str = "/admin/applications/";
@@ -108,19 +107,6 @@ const PAGES: Pages = Pages {
     section: Some("applications"),
 };
 
-fn form_page(
-    screen: &Screen<'_>,
-    form: &ApplicationForm,
-    application: Option<&Application>,
-    message: Option<&str>,
-) -> Result<Page, WebError> {
-    PAGES.form(screen, form, application, message)
-}
-
-fn secret_page(screen: &Screen<'_>, saved: &Saved) -> Result<Answer, WebError> {
-    PAGES.saved(screen, saved)
-}
-
 /// The owner a form names, or the message refusing it.
 fn owner_of(
     state: &AppState,
@@ -139,7 +125,7 @@ fn owner_of(
 
 #[get("/admin/applications/new")]
 async fn new(screen: Staff<'_>) -> Result<Page, WebError> {
-    form_page(&screen, &ApplicationForm::blank(), None, None)
+    PAGES.form(&screen, &ApplicationForm::blank(), None, None)
 }
 
 #[post("/admin/applications", data = "<form>")]
@@ -152,14 +138,14 @@ async fn create(
     let form = ApplicationForm::from_params(&params)?;
     let owner = match owner_of(state, &form)? {
         Ok(owner) => owner,
-        Err(message) => return Ok(form_page(&screen, &form, None, Some(&message))?.into()),
+        Err(message) => return Ok(PAGES.form(&screen, &form, None, Some(&message))?.into()),
     };
     match application_editor::create(state, &form, owner).await? {
         Ok(saved) => {
             screen.audit("application created", &saved.application.client_id);
-            secret_page(&screen, &saved)
+            PAGES.saved(&screen, &saved)
         }
-        Err(message) => Ok(form_page(&screen, &form, None, Some(&message))?.into()),
+        Err(message) => Ok(PAGES.form(&screen, &form, None, Some(&message))?.into()),
     }
 }
 
@@ -176,7 +162,7 @@ async fn show(id: u64, screen: Staff<'_>) -> Result<Page, WebError> {
     })?;
     let application = application.ok_or(NO_APPLICATION)?;
     let form = ApplicationForm::of(&application, owner.as_deref());
-    form_page(&screen, &form, Some(&application), None)
+    PAGES.form(&screen, &form, Some(&application), None)
 }
 
 #[post("/admin/applications/<id>", data = "<form>")]
@@ -195,13 +181,15 @@ async fn change(
         "regenerate" => {
             let saved = application_editor::regenerate_secret(state, id).await?;
             screen.audit("application secret regenerated", &current.client_id);
-            secret_page(&screen, &saved)
+            PAGES.saved(&screen, &saved)
         }
         "delete" => {
             if params.single("confirm")? != Some("yes") {
                 let form = ApplicationForm::of(&current, None);
                 let message = "Tick the box to confirm the deletion.";
-                return Ok(form_page(&screen, &form, Some(&current), Some(message))?.into());
+                return Ok(PAGES
+                    .form(&screen, &form, Some(&current), Some(message))?
+                    .into());
             }
             state
                 .store
@@ -215,17 +203,19 @@ async fn change(
             let owner = match owner_of(state, &form)? {
                 Ok(owner) => owner,
                 Err(message) => {
-                    return Ok(form_page(&screen, &form, Some(&current), Some(&message))?.into());
+                    return Ok(PAGES
+                        .form(&screen, &form, Some(&current), Some(&message))?
+                        .into());
                 }
             };
             match application_editor::update(state, id, &form, owner).await? {
                 Ok(saved) => {
                     screen.audit("application changed", &saved.application.client_id);
-                    secret_page(&screen, &saved)
+                    PAGES.saved(&screen, &saved)
                 }
-                Err(message) => {
-                    Ok(form_page(&screen, &form, Some(&current), Some(&message))?.into())
-                }
+                Err(message) => Ok(PAGES
+                    .form(&screen, &form, Some(&current), Some(&message))?
+                    .into()),
             }
         }
         other => Err(WebError::BadRequest(format!("unknown action {other:?}"))),

@@ -53,6 +53,21 @@ trait Listed: DeserializeOwned {
     }
 }
 
+/// The accessors every token record answers the same way.
+macro_rules! common_fields {
+    () => {
+        fn application(&self) -> u64 {
+            self.application
+        }
+        fn scope(&self) -> &str {
+            &self.scope
+        }
+        fn created(&self) -> Timestamp {
+            self.created
+        }
+    };
+}
+
 impl Listed for AccessToken {
     const TABLE: TokenTable = TokenTable::AccessTokens;
     const PATH: &'static str = "access-tokens";
@@ -60,15 +75,7 @@ impl Listed for AccessToken {
     fn user(&self) -> Option<u64> {
         self.user
     }
-    fn application(&self) -> u64 {
-        self.application
-    }
-    fn scope(&self) -> &str {
-        &self.scope
-    }
-    fn created(&self) -> Timestamp {
-        self.created
-    }
+    common_fields!();
     fn expires(&self) -> Option<Timestamp> {
         Some(self.expires)
     }
@@ -87,15 +94,7 @@ impl Listed for RefreshToken {
     fn user(&self) -> Option<u64> {
         self.user
     }
-    fn application(&self) -> u64 {
-        self.application
-    }
-    fn scope(&self) -> &str {
-        &self.scope
-    }
-    fn created(&self) -> Timestamp {
-        self.created
-    }
+    common_fields!();
     fn expires(&self) -> Option<Timestamp> {
         self.expires
     }
@@ -121,15 +120,7 @@ impl Listed for Grant {
     fn user(&self) -> Option<u64> {
         Some(self.user)
     }
-    fn application(&self) -> u64 {
-        self.application
-    }
-    fn scope(&self) -> &str {
-        &self.scope
-    }
-    fn created(&self) -> Timestamp {
-        self.created
-    }
+    common_fields!();
     fn expires(&self) -> Option<Timestamp> {
         Some(self.expires)
     }
@@ -152,15 +143,7 @@ impl Listed for IdToken {
     fn user(&self) -> Option<u64> {
         self.user
     }
-    fn application(&self) -> u64 {
-        self.application
-    }
-    fn scope(&self) -> &str {
-        &self.scope
-    }
-    fn created(&self) -> Timestamp {
-        self.created
-    }
+    common_fields!();
     fn expires(&self) -> Option<Timestamp> {
         Some(self.expires)
     }
@@ -181,15 +164,7 @@ impl Listed for DeviceGrant {
             _ => None,
         }
     }
-    fn application(&self) -> u64 {
-        self.application
-    }
-    fn scope(&self) -> &str {
-        &self.scope
-    }
-    fn created(&self) -> Timestamp {
-        self.created
-    }
+    common_fields!();
     fn expires(&self) -> Option<Timestamp> {
         Some(self.expires)
     }
