@@ -12,7 +12,7 @@ use oxidot::store::{Algorithm, ClientType, GrantType};
 use crate::support::App;
 
 pub fn sample_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/samples/dot-dumpdata")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/dot-dumpdata")
 }
 
 pub fn sample(name: &str) -> FixtureFile {

@@ -305,3 +305,15 @@ fn decode_entities(text: &str) -> String {
         .replace("&gt;", ">")
         .replace("&amp;", "&")
 }
+
+/// Says that `what` was skipped and why, where `cargo test` shows it: libtest captures
+/// `eprintln!`, not a direct write to standard error. When `required_by` (an environment
+/// variable CI sets) is present, a skip is a failure instead.
+pub fn skip(what: &str, why: &str, required_by: &str) {
+    use std::io::Write as _;
+    assert!(
+        std::env::var_os(required_by).is_none(),
+        "{required_by} is set, so {what} must run, but {why}"
+    );
+    let _ = writeln!(std::io::stderr().lock(), "skipped: {what}: {why}");
+}
