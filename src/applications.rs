@@ -10,6 +10,22 @@ pub const CLIENT_ID_LENGTH: usize = 40;
 /// DOT's generated client secret length (`generate_client_secret`).
 pub const CLIENT_SECRET_LENGTH: usize = 128;
 
+/// Who registers or edits an application: its owner at `/o/applications/`, or staff in the
+/// admin console. Only staff may set what makes a client trusted: skipping the consent page,
+/// grants that hand out tokens without a user's consent each time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Registrar {
+    Owner,
+    Staff,
+}
+
+/// The grants a self-registered client may use: each needs the signed-in user's consent.
+/// `password` would let the client collect passwords, `client-credentials` hands out tokens
+/// with no user (with any configured scope, `introspection` included), and the implicit and
+/// hybrid grants put tokens in URLs.
+pub const SELF_SERVICE_GRANTS: [GrantType; 2] =
+    [GrantType::AuthorizationCode, GrantType::DeviceCode];
+
 /// The fields a person edits, as submitted (so a refused form is shown again as typed).
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct ApplicationForm {
@@ -100,8 +116,23 @@ impl ApplicationForm {
         }
     }
 
-    /// Applies DOT's rules; the error is a sentence for the form.
-    pub fn validate(&self, provider: &OAuth2Provider) -> Result<ValidApplication, String> {
+    /// Applies DOT's rules, and for an owner the limits of self-service (`current` is the
+    /// application being edited: what staff set on it stays); the error is a sentence for the
+    /// form.
+    pub fn validate(
+        &self,
+        provider: &OAuth2Provider,
+        registrar: Registrar,
+        current: Option<&Application>,
+    ) -> Result<ValidApplication, String> {
+        let mut valid = self.validate_fields(provider)?;
+        if registrar == Registrar::Owner {
+            limit_to_self_service(&mut valid, current)?;
+        }
+        Ok(valid)
+    }
+
+    fn validate_fields(&self, provider: &OAuth2Provider) -> Result<ValidApplication, String> {
         if self.name.chars().count() > 255 || self.name.chars().any(char::is_control) {
             return Err("The name must be at most 255 characters.".to_owned());
         }
@@ -194,6 +225,47 @@ impl ApplicationForm {
     }
 }
 
+/// What an owner may not set: the trust flags keep what staff gave the application (nothing,
+/// for a new one), and asking for more is refused rather than silently dropped.
+fn limit_to_self_service(
+    valid: &mut ValidApplication,
+    current: Option<&Application>,
+) -> Result<(), String> {
+    let staff_skip = current.is_some_and(|current| current.skip_authorization);
+    if valid.skip_authorization && !staff_skip {
+        return Err(
+            "Only staff can let an application skip the consent page: ask an administrator."
+                .to_owned(),
+        );
+    }
+    valid.skip_authorization = staff_skip;
+    let staff_grants: Vec<GrantType> = current
+        .map(|current| current.grant_types.clone())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|grant| !SELF_SERVICE_GRANTS.contains(grant))
+        .collect();
+    if let Some(grant) = valid
+        .grant_types
+        .iter()
+        .find(|grant| !SELF_SERVICE_GRANTS.contains(grant) && !staff_grants.contains(grant))
+    {
+        return Err(format!(
+            "Only staff can allow the {} grant: ask an administrator.",
+            grant.label()
+        ));
+    }
+    valid
+        .grant_types
+        .retain(|grant| SELF_SERVICE_GRANTS.contains(grant));
+    valid.grant_types.extend(staff_grants);
+    valid.grant_types.sort();
+    if valid.grant_types.is_empty() {
+        return Err("Choose at least one grant type.".to_owned());
+    }
+    Ok(())
+}
+
 /// Space-separated absolute URIs with an allowed scheme, a host and no fragment; origins are
 /// bare (`scheme://host[:port]`).
 fn uri_list(
@@ -223,6 +295,9 @@ fn uri_list(
         }
         if !allow_path && (!url.username().is_empty() || url.password().is_some()) {
             return Err(refused("an origin has no user name"));
+        }
+        if url.host_str().is_some_and(|host| host.contains('*')) {
+            return Err(refused("wildcards are not supported: list each host"));
         }
         if !uris.iter().any(|known| known == piece) {
             uris.push(piece.to_owned());
@@ -301,9 +376,12 @@ mod tests {
     #[test]
     fn dot_rules_refuse_what_dot_refuses() {
         let provider = OAuth2Provider::default();
-        assert!(form().validate(&provider).is_ok());
+        assert!(form().validate(&provider, Registrar::Staff, None).is_ok());
         type Change = fn(&mut ApplicationForm);
-        let cases: [(&str, Change); 9] = [
+        let cases: [(&str, Change); 10] = [
+            ("wildcard origin", |f| {
+                f.allowed_origins = "https://*.example.com".to_owned();
+            }),
             ("no redirect URI for the code grant", |f| {
                 f.redirect_uris.clear()
             }),
@@ -331,13 +409,95 @@ mod tests {
         for (case, change) in cases {
             let mut bad = form();
             change(&mut bad);
-            assert!(bad.validate(&provider).is_err(), "{case}");
+            assert!(
+                bad.validate(&provider, Registrar::Staff, None).is_err(),
+                "{case}"
+            );
         }
         let mut origins = form();
         origins.allowed_origins = "https://spa.example http://localhost:3000".to_owned();
         assert_eq!(
-            origins.validate(&provider).unwrap().allowed_origins,
+            origins
+                .validate(&provider, Registrar::Staff, None)
+                .unwrap()
+                .allowed_origins,
             ["https://spa.example", "http://localhost:3000"]
+        );
+    }
+}
+
+#[cfg(test)]
+mod self_service_tests {
+    use super::*;
+
+    fn owner_form() -> ApplicationForm {
+        ApplicationForm {
+            name: "mine".to_owned(),
+            redirect_uris: "https://rp.example/cb".to_owned(),
+            ..ApplicationForm::blank()
+        }
+    }
+
+    fn existing(grants: Vec<GrantType>, skip: bool) -> Application {
+        let now = Timestamp(0);
+        let mut application = owner_form()
+            .validate(&OAuth2Provider::default(), Registrar::Staff, None)
+            .unwrap()
+            .into_application(None, 1, "id".to_owned(), Some(2), now);
+        application.grant_types = grants;
+        application.skip_authorization = skip;
+        application
+    }
+
+    #[test]
+    fn owners_cannot_set_trust_flags() {
+        let provider = OAuth2Provider::default();
+        let mut skip = owner_form();
+        skip.skip_authorization = true;
+        assert!(skip.validate(&provider, Registrar::Owner, None).is_err());
+        assert!(skip.validate(&provider, Registrar::Staff, None).is_ok());
+        for grant in [
+            "password",
+            "client-credentials",
+            "implicit",
+            "openid-hybrid",
+        ] {
+            let mut form = owner_form();
+            form.grant_types.push(grant.to_owned());
+            let refused = form
+                .validate(&provider, Registrar::Owner, None)
+                .unwrap_err();
+            assert!(refused.contains("Only staff"), "{grant}: {refused}");
+        }
+        let mut device = owner_form();
+        device
+            .grant_types
+            .push(GrantType::DeviceCode.as_str().to_owned());
+        assert!(device.validate(&provider, Registrar::Owner, None).is_ok());
+    }
+
+    #[test]
+    fn what_staff_set_survives_an_owners_edit() {
+        let provider = OAuth2Provider::default();
+        let current = existing(
+            vec![GrantType::AuthorizationCode, GrantType::ClientCredentials],
+            true,
+        );
+        // The owner's form has neither field: both stay as staff set them.
+        let valid = owner_form()
+            .validate(&provider, Registrar::Owner, Some(&current))
+            .unwrap();
+        assert!(valid.skip_authorization);
+        assert_eq!(
+            valid.grant_types,
+            [GrantType::AuthorizationCode, GrantType::ClientCredentials]
+        );
+        // A grant staff did not give is still refused.
+        let mut more = owner_form();
+        more.grant_types.push("password".to_owned());
+        assert!(
+            more.validate(&provider, Registrar::Owner, Some(&current))
+                .is_err()
         );
     }
 }

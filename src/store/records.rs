@@ -132,6 +132,18 @@ impl GrantType {
     pub fn parse(value: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|grant| grant.as_str() == value)
     }
+
+    /// The name people read (DOT's choice labels).
+    pub fn label(self) -> &'static str {
+        match self {
+            GrantType::AuthorizationCode => "Authorization code",
+            GrantType::Implicit => "Implicit",
+            GrantType::Password => "Resource owner password-based",
+            GrantType::ClientCredentials => "Client credentials",
+            GrantType::OpenidHybrid => "OpenID connect hybrid",
+            GrantType::DeviceCode => "Device code",
+        }
+    }
 }
 
 /// ID token signing algorithm; empty means the application issues no ID tokens (DOT's "No OIDC

@@ -4,7 +4,8 @@
 use serde_json::{Value, json};
 
 use crate::applications::{
-    ApplicationForm, CLIENT_ID_LENGTH, CLIENT_SECRET_LENGTH, ValidApplication,
+    ApplicationForm, CLIENT_ID_LENGTH, CLIENT_SECRET_LENGTH, Registrar, SELF_SERVICE_GRANTS,
+    ValidApplication,
 };
 use crate::random;
 use crate::store::{Algorithm, Application, ClientType, GrantType, StoreError, Timestamp};
@@ -25,8 +26,9 @@ pub struct Pages {
     pub secret_template: &'static str,
     /// Where an application's own page is: `{list}{id}/`.
     pub list: &'static str,
-    /// The admin chooses the owner; a user owns what they register.
-    pub owner_field: bool,
+    /// Staff choose the owner and the trust flags; a user owns what they register and gets
+    /// only what self-service allows.
+    pub registrar: Registrar,
     /// The admin's navigation entry to mark.
     pub section: Option<&'static str>,
 }
@@ -39,9 +41,10 @@ impl Pages {
         application: Option<&Application>,
         message: Option<&str>,
     ) -> Result<Page, WebError> {
-        let mut context = form_context(form);
+        let mut context = form_context(form, self.registrar);
         context["section"] = json!(self.section);
-        context["show_owner"] = json!(self.owner_field);
+        context["show_owner"] = json!(self.registrar == Registrar::Staff);
+        context["show_trust"] = json!(self.registrar == Registrar::Staff);
         context["application"] = application.map_or(Value::Null, summary);
         screen.render(self.form_template, context, message)
     }
@@ -69,12 +72,17 @@ impl Pages {
 }
 
 /// What the form template needs besides the values: the choices it offers.
-pub fn form_context(form: &ApplicationForm) -> Value {
-    let grant_types: Vec<Value> = GrantType::ALL
+pub fn form_context(form: &ApplicationForm, registrar: Registrar) -> Value {
+    let offered: &[GrantType] = match registrar {
+        Registrar::Staff => &GrantType::ALL,
+        Registrar::Owner => &SELF_SERVICE_GRANTS,
+    };
+    let grant_types: Vec<Value> = offered
         .iter()
         .map(|grant| {
             json!({
                 "value": grant.as_str(),
+                "label": grant.label(),
                 "checked": form.grant_types.iter().any(|name| name == grant.as_str()),
             })
         })
@@ -130,9 +138,10 @@ fn capitalised(text: &str) -> String {
 pub async fn create(
     state: &AppState,
     form: &ApplicationForm,
+    registrar: Registrar,
     owner: Option<u64>,
 ) -> Result<Result<Saved, String>, WebError> {
-    let valid = match form.validate(&state.settings.oauth2_provider) {
+    let valid = match form.validate(&state.settings.oauth2_provider, registrar, None) {
         Ok(valid) => valid,
         Err(message) => return Ok(Err(message)),
     };
@@ -174,15 +183,17 @@ pub async fn update(
     state: &AppState,
     id: u64,
     form: &ApplicationForm,
+    registrar: Registrar,
     owner: Option<u64>,
 ) -> Result<Result<Saved, String>, WebError> {
-    let valid: ValidApplication = match form.validate(&state.settings.oauth2_provider) {
-        Ok(valid) => valid,
-        Err(message) => return Ok(Err(message)),
-    };
     let Some(current) = state.store.read(|tx| tx.application(id))? else {
         return Err(WebError::NotFound("There is no such application."));
     };
+    let valid: ValidApplication =
+        match form.validate(&state.settings.oauth2_provider, registrar, Some(&current)) {
+            Ok(valid) => valid,
+            Err(message) => return Ok(Err(message)),
+        };
     // A hashed secret cannot be turned back into the plain one: stopping the hashing, or
     // becoming confidential without a secret, makes a new secret (shown once).
     let needs_new = valid.client_type == ClientType::Confidential
@@ -204,7 +215,9 @@ pub async fn update(
         None
     };
     let now = now(state);
-    let expected = current.client_secret.clone();
+    // The whole record, not only the secret: the trust flags an owner's edit keeps must be
+    // the ones staff set last.
+    let expected = current.clone();
     let stored_secret = secret.as_ref().map(|(_, stored)| stored.clone());
     let result = state
         .store
@@ -212,7 +225,7 @@ pub async fn update(
             let Some(current) = tx.application(id)? else {
                 return Ok(None);
             };
-            if current.client_secret != expected {
+            if current != expected {
                 return Err(StoreError::Conflict(
                     "the application changed meanwhile: load it again".to_owned(),
                 ));

@@ -10,7 +10,7 @@ use crate::flow::{approve, hello, logged_in, param, tutorial_exchange, tutorial_
 use crate::support::{App, header};
 
 /// Adds an active user with a password (not staff unless asked).
-fn add_user(app: &App, username: &str, staff: bool, superuser: bool) {
+pub fn add_user(app: &App, username: &str, staff: bool, superuser: bool) {
     let hash = oxidot::passwords::hash("user-pass-123").unwrap();
     let username = username.to_owned();
     app.store
@@ -35,51 +35,51 @@ fn add_user(app: &App, username: &str, staff: bool, superuser: bool) {
         .unwrap();
 }
 
-fn signed_in(username: &str, staff: bool, superuser: bool) -> App {
+pub fn signed_in(username: &str, staff: bool, superuser: bool) -> App {
     let app = App::demo();
     add_user(&app, username, staff, superuser);
     assert_eq!(app.login(username, "user-pass-123").status().code, 303);
     app
 }
 
-fn body(response: LocalResponse<'_>) -> (u16, String) {
+pub fn body(response: LocalResponse<'_>) -> (u16, String) {
     let status = response.status().code;
     (status, response.into_string().unwrap_or_default())
 }
 
-fn page(app: &App, path: &str) -> (u16, String) {
+pub fn page(app: &App, path: &str) -> (u16, String) {
     body(app.client.get(path.to_owned()).dispatch())
 }
 
-fn post(app: &App, path: &str, form: &str) -> (u16, String) {
+pub fn post(app: &App, path: &str, form: &str) -> (u16, String) {
     let form = format!("csrfmiddlewaretoken={}&{form}", app.csrf());
     body(app.post_form(path, &form))
 }
 
-fn application_count(app: &App) -> usize {
+pub fn application_count(app: &App) -> usize {
     app.store.read(|tx| tx.applications()).unwrap().len()
 }
 
 /// The value of the read-only secret field of a "copy it now" page.
-fn shown_secret(html: &str) -> String {
+pub fn shown_secret(html: &str) -> String {
     let field = html.find("id=\"client-secret\"").expect("a secret field");
     let value = html[field..].find("value=\"").unwrap() + field + 7;
     let end = html[value..].find('"').unwrap() + value;
     html[value..end].to_owned()
 }
 
-fn shown_client_id(html: &str) -> String {
+pub fn shown_client_id(html: &str) -> String {
     let start = html.find("<code id=\"client-id\">").unwrap() + "<code id=\"client-id\">".len();
     let end = html[start..].find('<').unwrap() + start;
     html[start..end].to_owned()
 }
 
-fn basic(id: &str, secret: &str) -> Header<'static> {
+pub fn basic(id: &str, secret: &str) -> Header<'static> {
     let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"));
     Header::new("Authorization", format!("Basic {encoded}"))
 }
 
-fn token_request(app: &App, id: &str, secret: &str, form: &str) -> (u16, Value) {
+pub fn token_request(app: &App, id: &str, secret: &str, form: &str) -> (u16, Value) {
     let response = app
         .client
         .post("/o/token/")
@@ -147,7 +147,7 @@ const ADMIN_ACTIONS: [(&str, &str); 9] = [
 ];
 
 /// Everything the admin actions above could change.
-fn snapshot(app: &App) -> String {
+pub fn snapshot(app: &App) -> String {
     app.store
         .read(|tx| {
             Ok(format!(
@@ -308,19 +308,19 @@ fn invalid_application_input_returns_the_form_with_a_message_and_changes_nothing
         ),
         ("grant_types=magic", "is not a grant type"),
         (
-            "grant_types=client-credentials&client_id=hash1",
+            "grant_types=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code&client_id=hash1",
             "already exists",
         ),
         (
-            "grant_types=client-credentials&allowed_origins=https%3A%2F%2Fspa.example%2Fapp",
+            "grant_types=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code&allowed_origins=https%3A%2F%2Fspa.example%2Fapp",
             "is not a valid allowed origin",
         ),
         (
-            "grant_types=client-credentials&algorithm=HS256&hash_client_secret=on",
+            "grant_types=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code&algorithm=HS256&hash_client_secret=on",
             "HS256",
         ),
         (
-            "grant_types=client-credentials&owner=nobody",
+            "grant_types=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code&owner=nobody",
             "There is no user",
         ),
     ];

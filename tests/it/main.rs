@@ -16,4 +16,5 @@ mod oidc;
 mod operations;
 mod pages;
 mod scheduler;
+mod security;
 mod support;

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use rocket::{Route, get, post, routes};
 use serde_json::{Value, json};
 
-use crate::applications::ApplicationForm;
+use crate::applications::{ApplicationForm, Registrar};
 use crate::store::{Application, ExpiringKind, Timestamp};
 use crate::web::AppState;
 use crate::web::application_editor::{self, Pages, summary};
@@ -51,7 +51,7 @@ const PAGES: Pages = Pages {
     form_template: "o_application_form.html.tera",
     secret_template: "o_application_secret.html.tera",
     list: LIST,
-    owner_field: false,
+    registrar: Registrar::Owner,
     section: None,
 };
 
@@ -68,7 +68,9 @@ async fn register(
     let state = screen.state;
     let params = form?.0;
     let form = ApplicationForm::from_params(&params)?;
-    match application_editor::create(state, &form, Some(screen.who.user.id)).await? {
+    match application_editor::create(state, &form, Registrar::Owner, Some(screen.who.user.id))
+        .await?
+    {
         Ok(saved) => {
             screen.audit("application registered", &saved.application.client_id);
             PAGES.saved(&screen, &saved)
@@ -113,7 +115,9 @@ async fn update(
         return PAGES.saved(&screen, &saved);
     }
     let form = ApplicationForm::from_params(&params)?;
-    match application_editor::update(state, id, &form, Some(screen.who.user.id)).await? {
+    match application_editor::update(state, id, &form, Registrar::Owner, Some(screen.who.user.id))
+        .await?
+    {
         Ok(saved) => {
             screen.audit("application changed", &saved.application.client_id);
             PAGES.saved(&screen, &saved)

@@ -5,7 +5,7 @@ use rocket::{Route, get, post, routes};
 use serde_json::{Value, json};
 
 use super::{Answer, see_other};
-use crate::applications::ApplicationForm;
+use crate::applications::{ApplicationForm, Registrar};
 use crate::params::Params;
 use crate::store::{Application, ClientType, GrantType};
 use crate::web::AppState;
@@ -103,7 +103,7 @@ const PAGES: Pages = Pages {
     form_template: "admin_application.html.tera",
     secret_template: "admin_application_secret.html.tera",
     list: LIST,
-    owner_field: true,
+    registrar: Registrar::Staff,
     section: Some("applications"),
 };
 
@@ -140,7 +140,7 @@ async fn create(
         Ok(owner) => owner,
         Err(message) => return Ok(PAGES.form(&screen, &form, None, Some(&message))?.into()),
     };
-    match application_editor::create(state, &form, owner).await? {
+    match application_editor::create(state, &form, Registrar::Staff, owner).await? {
         Ok(saved) => {
             screen.audit("application created", &saved.application.client_id);
             PAGES.saved(&screen, &saved)
@@ -208,7 +208,7 @@ async fn change(
                         .into());
                 }
             };
-            match application_editor::update(state, id, &form, owner).await? {
+            match application_editor::update(state, id, &form, Registrar::Staff, owner).await? {
                 Ok(saved) => {
                     screen.audit("application changed", &saved.application.client_id);
                     PAGES.saved(&screen, &saved)
