@@ -597,6 +597,20 @@ impl OAuth {
         Ok((access, application))
     }
 
+    /// Whether `caller` may introspect tokens: only a confidential client, which proved its
+    /// secret (or holds a token issued to it). A public client proves nothing, so letting it
+    /// introspect would tell anyone who knows a token whose it is and what it may do.
+    pub fn may_introspect(&self, caller: &Application) -> Result<(), OAuthError> {
+        if caller.client_type == ClientType::Confidential {
+            Ok(())
+        } else {
+            Err(OAuthError::InvalidClient {
+                description: "introspection is for confidential clients".to_owned(),
+                used_basic: false,
+            })
+        }
+    }
+
     /// `/o/introspect/`: the caller has already been authorised.
     pub fn introspect(&self, token: &str, issuer: &str) -> Result<Introspection, OAuthError> {
         let key = SecretKey::of_token(token);

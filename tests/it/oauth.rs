@@ -753,6 +753,24 @@ fn introspection_refuses_unauthorised_callers() {
         &format!("token={access}"),
     ));
     assert_eq!(status, 401);
+
+    // A public client proves nothing: naming one (as anyone can) introspects nothing, neither
+    // an access token nor a confidential client's refresh token.
+    let pair = password_grant(&app, "read");
+    for token in [&access, pair["refresh_token"].as_str().unwrap()] {
+        let (status, body) = json(post(
+            &app,
+            "/o/introspect/",
+            None,
+            &format!("client_id=public-pkce&token={token}"),
+        ));
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (401, Some("invalid_client")),
+            "{body}"
+        );
+        assert!(body.get("active").is_none() && body.get("username").is_none());
+    }
 }
 
 #[test]

@@ -100,8 +100,8 @@ async fn revoke(
     Cors::new(answer, cors)
 }
 
-/// The caller of introspection is a client, or a resource server holding a bearer token with
-/// scope `introspection` (DOT's rule).
+/// The caller of introspection is a confidential client that authenticated, or a resource
+/// server holding a bearer token with scope `introspection` issued to a confidential client.
 async fn introspect_with(
     params: Result<Params, FormError>,
     authorization: Authorization,
@@ -134,8 +134,8 @@ async fn introspect_checked(
     ip: ClientIp,
     state: &AppState,
 ) -> Result<OAuthJson<Introspection>, OAuthError> {
-    if let Some(bearer) = authorization.bearer() {
-        state
+    let caller = if let Some(bearer) = authorization.bearer() {
+        let (_, application) = state
             .oauth
             .bearer_with_scope(Some(bearer), "introspection")
             .map_err(|error| match error {
@@ -145,13 +145,15 @@ async fn introspect_checked(
                     used_basic: false,
                 },
             })?;
+        application
     } else {
         let presented = presented_client(authorization.0.as_deref(), &params)?;
         state
             .oauth
             .authenticate_client(presented, ip.0.as_deref())
-            .await?;
-    }
+            .await?
+    };
+    state.oauth.may_introspect(&caller)?;
     let token = params
         .non_empty("token")?
         .ok_or_else(|| OAuthError::InvalidRequest("token is required".to_owned()))?;
