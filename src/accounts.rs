@@ -301,11 +301,14 @@ pub async fn create_user(
     Ok(user)
 }
 
+/// Sets a password and ends the user's other sessions (Django's behaviour): every session but
+/// `keep`, the one of a user changing their own password.
 pub async fn change_password(
     store: &Store,
     hasher: &Hasher,
     username: String,
     password: String,
+    keep: Option<SecretKey>,
 ) -> Result<(), AccountError> {
     validate_password(&username, &password)?;
     if store.user_by_username(&username)?.is_none() {
@@ -318,9 +321,34 @@ pub async fn change_password(
                 .user_by_username(&username)?
                 .ok_or_else(|| StoreError::Conflict(format!("no user named {username:?}")))?;
             user.password.clone_from(&hash);
-            tx.put_user(&user)
+            tx.put_user(&user)?;
+            tx.end_sessions_of_user(user.id, keep.as_ref())?;
+            Ok(())
         })
         .await?;
+    Ok(())
+}
+
+/// Saves `user` as an admin edited it. A user who stops being active loses every session and
+/// token at once, in the same transaction (their tokens also stop working at every check, so
+/// a deactivation that came another way, such as `loaddata`, locks them out too).
+pub fn save_edited_user(
+    tx: &mut WriteTx<'_>,
+    user: &User,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let was_active = tx.user(user.id)?.is_some_and(|previous| previous.is_active);
+    tx.put_user(user)?;
+    if was_active && !user.is_active {
+        let revoked = tx.revoke_tokens_of(user.id, None, now)?;
+        let ended = tx.end_sessions_of_user(user.id, None)?;
+        tracing::info!(
+            user = %user.username,
+            revoked,
+            sessions = ended,
+            "user deactivated: tokens revoked and sessions ended"
+        );
+    }
     Ok(())
 }
 

@@ -128,7 +128,7 @@ pub async fn execute(context: &CommandContext, command: Command) -> Result<Strin
             ))
         }
         Command::ChangePassword { username, password } => {
-            accounts::change_password(store, hasher, username.clone(), password).await?;
+            accounts::change_password(store, hasher, username.clone(), password, None).await?;
             Ok(format!(
                 "Password changed successfully for user {username:?}."
             ))

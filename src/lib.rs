@@ -20,6 +20,7 @@ pub mod oidc;
 pub mod params;
 pub mod passwords;
 pub mod random;
+pub mod rules;
 pub mod scheduler;
 pub mod server;
 pub mod store;

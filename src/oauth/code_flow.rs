@@ -248,6 +248,14 @@ impl OAuth {
                             "the code has expired".to_owned(),
                         )));
                     }
+                    if !crate::rules::holder_may_act(
+                        Some(grant.user),
+                        tx.user(grant.user)?.as_ref(),
+                    ) {
+                        return Ok(Err(OAuthError::InvalidGrant(
+                            "the code is invalid".to_owned(),
+                        )));
+                    }
                     if let Some(expected) = &grant.redirect_uri
                         && redirect_uri.as_ref() != Some(expected)
                     {

@@ -250,6 +250,15 @@ impl OAuth {
                             OAuthError::AuthorizationPending
                         }))
                     }
+                    DeviceDecision::Approved { user, .. }
+                        if !crate::rules::holder_may_act(Some(user), tx.user(user)?.as_ref()) =>
+                    {
+                        // Approved by a user deactivated since: the request is over.
+                        tx.delete_device_grant(&key)?;
+                        Ok(Err(OAuthError::AccessDenied(
+                            "the user who approved the request can no longer sign in".to_owned(),
+                        )))
+                    }
                     DeviceDecision::Approved { user, .. } => {
                         let (access_record, refresh_record) = token_records(
                             &provider,

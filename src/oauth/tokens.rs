@@ -19,6 +19,7 @@ use crate::oauth::{
 };
 use crate::params::Params;
 use crate::random;
+use crate::rules;
 use crate::store::{
     AccessToken, Application, ClientType, FamilyId, GrantType, IdToken, ReadTx, RefreshToken,
     SecretKey, Store, StoreError, Timestamp,
@@ -420,14 +421,18 @@ impl OAuth {
                         "the refresh token was issued to another client".to_owned(),
                     )));
                 }
-                // Counted from creation, as DOT does, so tokens imported from DOT (which carry
-                // no expiry of their own) and a changed setting both apply.
-                let expired_by_setting = provider
-                    .refresh_token_expire_seconds
-                    .is_some_and(|seconds| old.created.plus_seconds(seconds) <= now);
-                if expired_by_setting || old.expires.is_some_and(|expires| expires <= now) {
+                if rules::refresh_token_expired(&old, &provider, now) {
                     return Ok(Err(OAuthError::InvalidGrant(
                         "the refresh token has expired".to_owned(),
+                    )));
+                }
+                let holder = match old.user {
+                    Some(id) => tx.user(id)?,
+                    None => None,
+                };
+                if !rules::holder_may_act(old.user, holder.as_ref()) {
+                    return Ok(Err(OAuthError::InvalidGrant(
+                        "the refresh token is invalid".to_owned(),
                     )));
                 }
                 if let Some(revoked) = old.revoked {
@@ -572,7 +577,8 @@ impl OAuth {
                 let Some(access) = tx.access_token(&key)? else {
                     return Ok(None);
                 };
-                if access.expires <= now {
+                if !rules::access_token_unexpired(&access, now) || !holder_may_act(tx, access.user)?
+                {
                     return Ok(None);
                 }
                 let Some(application) = tx.application(access.application)? else {
@@ -615,9 +621,11 @@ impl OAuth {
     pub fn introspect(&self, token: &str, issuer: &str) -> Result<Introspection, OAuthError> {
         let key = SecretKey::of_token(token);
         let now = self.now();
+        let provider = &self.settings.oauth2_provider;
         let answer = self.store.read(|tx| {
             if let Some(access) = tx.access_token(&key)? {
-                if access.expires <= now {
+                if !rules::access_token_unexpired(&access, now) || !holder_may_act(tx, access.user)?
+                {
                     return Ok(Introspection::inactive());
                 }
                 return describe(tx, access.application, access.user, |info| Introspection {
@@ -629,8 +637,9 @@ impl OAuth {
                 });
             }
             if let Some(refresh) = tx.refresh_token(&key)? {
-                let expired = refresh.expires.is_some_and(|expires| expires <= now);
-                if refresh.revoked.is_some() || expired {
+                if !rules::refresh_token_unrevoked_and_unexpired(&refresh, provider, now)
+                    || !holder_may_act(tx, refresh.user)?
+                {
                     return Ok(Introspection::inactive());
                 }
                 return describe(tx, refresh.application, refresh.user, |info| {
@@ -689,6 +698,18 @@ impl OAuth {
             })
             .await?
     }
+}
+
+/// Whether the user a token speaks for (if any) may still act: read in the same snapshot as
+/// the token.
+pub(super) fn holder_may_act(
+    tx: &crate::store::ReadTx,
+    user: Option<u64>,
+) -> Result<bool, crate::store::StoreError> {
+    let Some(id) = user else {
+        return Ok(true);
+    };
+    Ok(rules::holder_may_act(user, tx.user(id)?.as_ref()))
 }
 
 /// The parts of an introspection answer that come from the client and the user.

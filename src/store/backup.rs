@@ -140,6 +140,7 @@ impl Store {
         copier.copy_table(&snapshot, APPLICATIONS)?;
         copier.copy_table(&snapshot, CLIENT_IDS)?;
         copier.copy_table(&snapshot, SESSIONS)?;
+        copier.copy_multimap(&snapshot, SESSIONS_BY_USER)?;
         copier.copy_table(&snapshot, EXPIRY)?;
         copier.copy_table(&snapshot, ACCESS_TOKENS)?;
         copier.copy_table(&snapshot, REFRESH_TOKENS)?;

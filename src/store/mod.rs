@@ -34,7 +34,7 @@ pub use records::{ORDERED_PREFIX_BYTES, ORDERED_TOKEN_BYTES, ORDERED_TOKEN_VERSI
 use writer::{TypedJob, Writer};
 
 /// Bumped when a change needs a real migration (a new optional field does not).
-pub const SCHEMA_VERSION: u64 = 2;
+pub const SCHEMA_VERSION: u64 = 3;
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const USERS: TableDefinition<u64, &[u8]> = TableDefinition::new("users");
@@ -44,6 +44,9 @@ const GROUP_NAMES: TableDefinition<&str, u64> = TableDefinition::new("groups_by_
 const APPLICATIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("applications");
 const CLIENT_IDS: TableDefinition<&str, u64> = TableDefinition::new("applications_by_client_id");
 const SESSIONS: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("sessions");
+/// Each user's sessions, so a deactivation or a password change ends them all (schema 3).
+const SESSIONS_BY_USER: MultimapTableDefinition<u64, [u8; 32]> =
+    MultimapTableDefinition::new("sessions_by_user");
 /// When each expiring record expires (or a refresh token was revoked), by kind then time, so
 /// the cleanup walks exactly the rows of one kind that are due.
 const EXPIRY: TableDefinition<(u8, i64, [u8; 32]), ()> = TableDefinition::new("expiry_by_kind");
@@ -351,7 +354,12 @@ fn migrate(db: &Database, path: &Path) -> Result<Option<u64>, StoreError> {
             Some(old) => {
                 upgraded_from = Some(old);
                 drop(meta);
-                upgrade_expiry_index(&txn)?;
+                if old < 2 {
+                    upgrade_expiry_index(&txn)?;
+                }
+                if old < 3 {
+                    index_sessions_by_user(&txn)?;
+                }
                 txn.open_table(META)?
                     .insert("schema_version", encode(&SCHEMA_VERSION)?.as_slice())?;
             }
@@ -366,6 +374,7 @@ fn migrate(db: &Database, path: &Path) -> Result<Option<u64>, StoreError> {
         txn.open_table(APPLICATIONS)?;
         txn.open_table(CLIENT_IDS)?;
         txn.open_table(SESSIONS)?;
+        txn.open_multimap_table(SESSIONS_BY_USER)?;
         txn.open_table(EXPIRY)?;
         txn.open_table(ACCESS_TOKENS)?;
         txn.open_table(REFRESH_TOKENS)?;
@@ -411,6 +420,18 @@ fn upgrade_expiry_index(txn: &redb::WriteTransaction) -> Result<(), StoreError> 
                 (),
             )?;
         }
+    }
+    Ok(())
+}
+
+/// Schema 2 → 3: every session filed under its user.
+fn index_sessions_by_user(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
+    let sessions = txn.open_table(SESSIONS)?;
+    let mut by_user = txn.open_multimap_table(SESSIONS_BY_USER)?;
+    for row in sessions.iter()? {
+        let row = row?;
+        let session: Session = decode(row.1.value())?;
+        by_user.insert(session.user_id, row.0.value())?;
     }
     Ok(())
 }
@@ -846,6 +867,9 @@ impl<'a> WriteTx<'a> {
         self.txn
             .open_table(SESSIONS)?
             .insert(key.0, encode(session)?.as_slice())?;
+        self.txn
+            .open_multimap_table(SESSIONS_BY_USER)?
+            .insert(session.user_id, key.0)?;
         self.expiry()?.insert(
             (ExpiringKind::Session as u8, session.expires_at.0, key.0),
             (),
@@ -865,7 +889,37 @@ impl<'a> WriteTx<'a> {
         };
         self.expiry()?
             .remove((ExpiringKind::Session as u8, session.expires_at.0, key.0))?;
+        self.txn
+            .open_multimap_table(SESSIONS_BY_USER)?
+            .remove(session.user_id, key.0)?;
         Ok(true)
+    }
+
+    /// Ends every session of `user` but `keep` (the one making a change to its own account).
+    /// Returns how many ended.
+    pub fn end_sessions_of_user(
+        &mut self,
+        user: u64,
+        keep: Option<&SecretKey>,
+    ) -> Result<u64, StoreError> {
+        let keys: Vec<[u8; 32]> = {
+            let by_user = self.txn.open_multimap_table(SESSIONS_BY_USER)?;
+            let mut keys = Vec::new();
+            for key in by_user.get(user)? {
+                keys.push(key?.value());
+            }
+            keys
+        };
+        let mut ended = 0;
+        for key in keys {
+            if keep.is_some_and(|keep| keep.0 == key) {
+                continue;
+            }
+            if self.delete_session(&SecretKey(key))? {
+                ended += 1;
+            }
+        }
+        Ok(ended)
     }
 
     pub fn access_token(&mut self, key: &SecretKey) -> Result<Option<AccessToken>, StoreError> {
@@ -1061,14 +1115,16 @@ impl<'a> WriteTx<'a> {
         Ok(revoked)
     }
 
-    /// Revokes every token `user` holds for `application` (RP-initiated logout): their grant
-    /// families and their lone tokens. Returns how many were live.
+    /// Revokes every token `user` holds for `application` (RP-initiated logout), or for every
+    /// application when none is given (a deactivated account): their grant families and their
+    /// lone tokens. Returns how many were live.
     pub fn revoke_tokens_of(
         &mut self,
         user: u64,
-        application: u64,
+        application: Option<u64>,
         now: Timestamp,
     ) -> Result<u64, StoreError> {
+        let concerns = |candidate: u64| application.is_none_or(|wanted| wanted == candidate);
         let rows: Vec<(u8, [u8; 32])> = {
             let index = self.tokens_by_user()?;
             let mut rows = Vec::new();
@@ -1084,19 +1140,19 @@ impl<'a> WriteTx<'a> {
                 let mut family = [0u8; 16];
                 family.copy_from_slice(&raw[..16]);
                 let owner = Self::family_record(self.families()?, FamilyId(family))?;
-                if owner.is_some_and(|owner| owner.application == application) {
+                if owner.is_some_and(|owner| concerns(owner.application)) {
                     revoked += self.revoke_family(FamilyId(family), now)?;
                 }
             } else if kind == ExpiringKind::AccessToken as u8 {
                 let belongs = self
                     .access_token(&key)?
-                    .is_some_and(|token| token.application == application);
+                    .is_some_and(|token| concerns(token.application));
                 if belongs && self.delete_access_token(&key)? {
                     revoked += 1;
                 }
             } else if kind == ExpiringKind::RefreshToken as u8
                 && let Some(mut token) = self.refresh_token(&key)?
-                && token.application == application
+                && concerns(token.application)
                 && token.revoked.is_none()
             {
                 token.revoked = Some(now);

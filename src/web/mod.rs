@@ -197,6 +197,7 @@ pub fn build(state: AppState) -> Rocket<Build> {
     for group in [
         routes::home::routes(),
         routes::accounts::routes(),
+        routes::password_change::routes(),
         routes::health::routes(),
         routes::assets::routes(),
         routes::oauth::routes(),

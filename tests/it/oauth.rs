@@ -15,7 +15,7 @@ use crate::support::{App, header};
 /// The access and refresh tokens the sample dump itself holds.
 const SAMPLE_TOKENS: (u64, u64) = (2, 1);
 
-fn app() -> App {
+pub fn app() -> App {
     App::with(|_| {}, vec![sample("dot-3.4.1-dumpdata.yaml")])
 }
 
@@ -23,16 +23,16 @@ fn app_with(adjust: impl FnOnce(&mut oxidot::config::Settings)) -> App {
     App::with(adjust, vec![sample("dot-3.4.1-dumpdata.yaml")])
 }
 
-fn basic(id: &str, secret: &str) -> Header<'static> {
+pub fn basic(id: &str, secret: &str) -> Header<'static> {
     let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"));
     Header::new("Authorization", format!("Basic {encoded}"))
 }
 
-fn bearer(token: &str) -> Header<'static> {
+pub fn bearer(token: &str) -> Header<'static> {
     Header::new("Authorization", format!("Bearer {token}"))
 }
 
-fn post<'a>(
+pub fn post<'a>(
     app: &'a App,
     path: &str,
     auth: Option<Header<'static>>,
@@ -49,14 +49,14 @@ fn post<'a>(
     request.dispatch()
 }
 
-fn json(response: LocalResponse<'_>) -> (u16, Value) {
+pub fn json(response: LocalResponse<'_>) -> (u16, Value) {
     let status = response.status().code;
     assert_eq!(response.content_type(), Some(ContentType::JSON));
     let body = response.into_string().unwrap();
     (status, serde_json::from_str(&body).unwrap_or(Value::Null))
 }
 
-fn client_credentials(app: &App, scope: &str) -> Value {
+pub fn client_credentials(app: &App, scope: &str) -> Value {
     let (status, body) = json(post(
         app,
         "/o/token/",
@@ -67,7 +67,7 @@ fn client_credentials(app: &App, scope: &str) -> Value {
     body
 }
 
-fn password_grant(app: &App, scope: &str) -> Value {
+pub fn password_grant(app: &App, scope: &str) -> Value {
     let (status, body) = json(post(
         app,
         "/o/token/",

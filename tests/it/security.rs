@@ -2,8 +2,10 @@
 //! over HTTP and each failing before its fix.
 
 use crate::admin::{page, post, signed_in, snapshot};
+use crate::flow::hello;
 use crate::flow::{POSTMAN, VERIFIER, challenge, url_for, with};
-use crate::support::enc;
+use crate::oauth;
+use crate::support::{App, enc};
 
 fn self_registration(extra: &str) -> String {
     format!(
@@ -119,4 +121,160 @@ fn staff_trust_flags_survive_the_owners_edits() {
         saved.skip_authorization,
         "the owner's edit dropped what staff set"
     );
+}
+
+/// Opens a session for `username` straight in the store, as another browser would have; its
+/// key.
+fn another_session(app: &App, username: &str) -> oxidot::store::SecretKey {
+    let username = username.to_owned();
+    let key = oxidot::store::SecretKey::of(&format!("other-browser-{username}"));
+    app.store
+        .write_blocking(move |tx| {
+            let user = tx.user_by_username(&username)?.unwrap();
+            let now = oxidot::store::Timestamp::from_datetime(time::OffsetDateTime::now_utc());
+            tx.put_session(
+                &key,
+                &oxidot::store::Session {
+                    user_id: user.id,
+                    auth_time: now,
+                    created: now,
+                    expires_at: now.plus_seconds(3600),
+                    sid: "other".to_owned(),
+                },
+            )
+        })
+        .unwrap();
+    key
+}
+
+fn session_exists(app: &App, key: &oxidot::store::SecretKey) -> bool {
+    app.store.session(key).unwrap().is_some()
+}
+
+fn introspected(app: &App, token: &str) -> serde_json::Value {
+    oauth::json(oauth::post(
+        app,
+        "/o/introspect/",
+        Some(oauth::basic("introspector", "introspector-secret")),
+        &format!("token={token}"),
+    ))
+    .1
+}
+
+fn refreshed(app: &App, refresh: &str) -> (u16, serde_json::Value) {
+    oauth::json(oauth::post(
+        app,
+        "/o/token/",
+        Some(oauth::basic("password-client", "password-client-secret")),
+        &format!("grant_type=refresh_token&refresh_token={refresh}"),
+    ))
+}
+
+#[test]
+fn deactivating_a_user_ends_their_sessions_and_tokens() {
+    let app = oauth::app();
+    let pair = oauth::password_grant(&app, "read");
+    let access = pair["access_token"].as_str().unwrap().to_owned();
+    let refresh = pair["refresh_token"].as_str().unwrap().to_owned();
+    let alices_browser = another_session(&app, "alice");
+    assert_eq!(hello(&app, &access), 200);
+    assert_eq!(introspected(&app, &access)["active"], true);
+
+    // The admin unticks "active" on alice's page (id 3 in the sample).
+    assert_eq!(app.login("admin", "admin123").status().code, 303);
+    let (status, html) = post(
+        &app,
+        "/admin/users/3/",
+        "action=save&first_name=Alice&last_name=&email=alice%40example.com&is_staff=on",
+    );
+    assert_eq!(status, 303, "{html}");
+    assert!(
+        !app.store
+            .user_by_username("alice")
+            .unwrap()
+            .unwrap()
+            .is_active
+    );
+
+    assert_eq!(hello(&app, &access), 401, "the access token still works");
+    assert_eq!(introspected(&app, &access)["active"], false);
+    assert_eq!(introspected(&app, &refresh)["active"], false);
+    let (status, body) = refreshed(&app, &refresh);
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    assert!(
+        !session_exists(&app, &alices_browser),
+        "alice's session lives on"
+    );
+}
+
+#[test]
+fn an_inactive_users_tokens_fail_at_every_check_however_they_were_deactivated() {
+    let app = oauth::app();
+    let pair = oauth::password_grant(&app, "read openid");
+    let access = pair["access_token"].as_str().unwrap().to_owned();
+    let refresh = pair["refresh_token"].as_str().unwrap().to_owned();
+    // Deactivated without the admin page (as `loaddata` of a changed user would): nothing was
+    // revoked, and still nothing works.
+    app.store
+        .write_blocking(|tx| {
+            let mut alice = tx.user_by_username("alice")?.unwrap();
+            alice.is_active = false;
+            tx.put_user(&alice)
+        })
+        .unwrap();
+    assert_eq!(hello(&app, &access), 401);
+    assert_eq!(introspected(&app, &access)["active"], false);
+    assert_eq!(introspected(&app, &refresh)["active"], false);
+    assert_eq!(refreshed(&app, &refresh).0, 400);
+    let userinfo = app
+        .client
+        .get("/o/userinfo/")
+        .header(oauth::bearer(&access))
+        .dispatch();
+    assert_eq!(userinfo.status().code, 401);
+}
+
+#[test]
+fn changing_a_password_ends_the_users_other_sessions() {
+    let app = oauth::app();
+    // Alice changes her own password: her other browser is signed out, this one stays.
+    assert_eq!(app.login("alice", "alice-pass-123").status().code, 303);
+    let elsewhere = another_session(&app, "alice");
+    let (status, html) = post(
+        &app,
+        "/accounts/password_change/",
+        "old_password=wrong-guess-1&new_password1=new-pass-456&new_password2=new-pass-456",
+    );
+    assert_eq!(status, 400, "{html}");
+    assert!(html.contains("Your old password was entered incorrectly"));
+    assert!(
+        session_exists(&app, &elsewhere),
+        "a refused change ended sessions"
+    );
+    let (status, _) = post(
+        &app,
+        "/accounts/password_change/",
+        "old_password=alice-pass-123&new_password1=new-pass-456&new_password2=new-pass-456",
+    );
+    assert_eq!(status, 303);
+    assert!(!session_exists(&app, &elsewhere));
+    assert_eq!(app.signed_in_as().as_deref(), Some("alice"));
+    let (status, done) = page(&app, "/accounts/password_change/done/");
+    assert_eq!(status, 200);
+    assert!(done.contains("Your password was changed"));
+
+    // An admin setting alice's password signs her out everywhere.
+    let alices = another_session(&app, "alice");
+    assert_eq!(app.login("admin", "admin123").status().code, 303);
+    let (status, _) = post(
+        &app,
+        "/admin/users/3/",
+        "action=password&password=set-by-admin-1&password2=set-by-admin-1",
+    );
+    assert_eq!(status, 303);
+    assert!(!session_exists(&app, &alices));
+    assert_eq!(app.signed_in_as().as_deref(), Some("admin"));
 }

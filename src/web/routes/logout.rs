@@ -124,7 +124,7 @@ async fn end_session(
         let now = Timestamp::from_datetime(state.clock.now());
         revoked = state
             .store
-            .write(move |tx| tx.revoke_tokens_of(user, application, now))
+            .write(move |tx| tx.revoke_tokens_of(user, Some(application), now))
             .await?;
     }
     tracing::info!(user, revoked, "logged out at the client's request");

@@ -8,5 +8,6 @@ pub mod home;
 pub mod logout;
 pub mod metadata;
 pub mod oauth;
+pub mod password_change;
 pub mod self_service;
 pub mod userinfo;

@@ -249,7 +249,7 @@ async fn revoke(
     let revoked = state
         .store
         .write(move |tx| {
-            let revoked = tx.revoke_tokens_of(user, id, now)?;
+            let revoked = tx.revoke_tokens_of(user, Some(id), now)?;
             tx.delete_consent(user, id)?;
             Ok(revoked)
         })

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use super::{Answer, see_other, when};
 use crate::accounts::{self, AccountError, NewUser};
 use crate::params::Params;
-use crate::store::{Group, Permission, StoreError, Timestamp, User};
+use crate::store::{Group, Permission, SecretKey, StoreError, Timestamp, User};
 use crate::web::AppState;
 use crate::web::error::{Page, WebError};
 use crate::web::form::{CheckedForm, Query};
@@ -175,11 +175,14 @@ async fn change(
             if params.single("password2")?.unwrap_or_default() != password {
                 return Ok(user_page(&screen, &current, Some("The two passwords differ."))?.into());
             }
+            // Every session of the user ends, but the admin's own when it is their account.
+            let keep = (id == screen.who.user.id).then(|| SecretKey::of(&screen.who.cookie_value));
             if let Err(error) = accounts::change_password(
                 &state.store,
                 &state.hasher,
                 current.username.clone(),
                 password,
+                keep,
             )
             .await
             {
@@ -219,6 +222,7 @@ async fn change(
                 let message = "You cannot take away your own access: ask another superuser.";
                 return Ok(user_page(&screen, &current, Some(message))?.into());
             }
+            let now = Timestamp::from_datetime(state.clock.now());
             let saved = state
                 .store
                 .write(move |tx| {
@@ -227,7 +231,7 @@ async fn change(
                             return Ok(false);
                         }
                     }
-                    tx.put_user(&updated)?;
+                    accounts::save_edited_user(tx, &updated, now)?;
                     Ok(true)
                 })
                 .await?;
