@@ -74,26 +74,30 @@ impl Accounts {
         password: &str,
         client_ip: Option<&str>,
     ) -> Result<User, AccountError> {
-        if let Some(retry_after) = self.throttle.retry_after(username, client_ip) {
+        if let Err(retry_after) = self.throttle.admit(username, client_ip).await {
+            tracing::info!(
+                username,
+                ip = client_ip.unwrap_or("unknown"),
+                "login refused: too many failures"
+            );
             return Err(AccountError::Throttled { retry_after });
         }
         let user = self.store.user_by_username(username)?;
         let stored_hash = user.as_ref().map(|user| user.password.clone());
         let verification = self.hasher.verify(password.to_owned(), stored_hash).await?;
-        let user = match user {
-            Some(user) if verification.matches && user.is_active => user,
-            Some(user) if verification.matches => {
-                // The right password for a deactivated account is not a guessing attempt.
-                tracing::info!(user = user.id, "login refused: account inactive");
-                return Err(AccountError::InvalidCredentials);
-            }
-            _ => {
-                self.throttle.record_failure(username, client_ip);
-                tracing::info!("login failed: wrong username or password");
-                return Err(AccountError::InvalidCredentials);
-            }
+        let Some(user) = user.filter(|user| verification.matches && user.is_active) else {
+            // An inactive account counts like a wrong password: otherwise the throttle's
+            // silence would confirm a guessed password. The line names the username and
+            // IP (for fail2ban-style tools), never the password.
+            self.throttle.record_failure(username, client_ip);
+            tracing::info!(
+                username,
+                ip = client_ip.unwrap_or("unknown"),
+                "login failed: wrong username or password"
+            );
+            return Err(AccountError::InvalidCredentials);
         };
-        self.throttle.record_success(username);
+        self.throttle.record_success(username, client_ip);
         if !verification.needs_upgrade {
             return Ok(user);
         }

@@ -144,21 +144,33 @@ impl Default for Sessions {
     }
 }
 
+/// Throttling of failed passwords, client secrets and device user codes (see `throttle`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LoginThrottle {
-    /// Failed logins for one username within `window_seconds` before it is locked out.
-    pub max_failures_per_username: u32,
-    /// Failed logins from one client IP within `window_seconds` before it is locked out.
+    /// Failures for one username or client from one IP within `window_seconds` before that
+    /// pair is refused (429).
+    pub max_failures_per_source: u32,
+    /// Failures from one client IP within `window_seconds`, whatever the principal, before it
+    /// is refused.
     pub max_failures_per_ip: u32,
+    /// Failures for one username or client from every IP within `window_seconds` after which
+    /// each attempt for it waits, doubling from 0.25 s up to `max_delay_seconds`: slowed, never
+    /// refused, so strangers cannot lock the real user out. (Before 0.2 this key was
+    /// `max_failures_per_username` and locked the account; that name is still read.)
+    #[serde(alias = "max_failures_per_username")]
+    pub slow_down_after: u32,
+    pub max_delay_seconds: u64,
     pub window_seconds: u64,
 }
 
 impl Default for LoginThrottle {
     fn default() -> Self {
         Self {
-            max_failures_per_username: 5,
+            max_failures_per_source: 5,
             max_failures_per_ip: 30,
+            slow_down_after: 10,
+            max_delay_seconds: 5,
             window_seconds: 300,
         }
     }

@@ -169,7 +169,6 @@ impl ClientAuthenticator {
         if self.secret_matches(store, &application, secret).await? {
             Ok(application)
         } else {
-            tracing::info!(client = application.id, "client authentication failed");
             Err(refused("client authentication failed"))
         }
     }

@@ -11,6 +11,7 @@ use crate::params::Params;
 use crate::store::{
     Application, DeviceDecision, DeviceGrant, GrantType, SecretKey, StoreError, Timestamp,
 };
+use crate::throttle::Verdict;
 
 /// RFC 8628 §6.1: consonants only (no vowels, so no words; no look-alike characters),
 /// 8 of them: 20^8 ≈ 2^34.6 codes, with failed entries throttled.
@@ -125,14 +126,17 @@ impl OAuth {
     }
 
     /// The pending request behind a user code typed by `username`; wrong codes are throttled
-    /// per user and IP so they cannot be guessed.
+    /// per user and IP so they cannot be guessed (refused, not slowed: the guesser is the
+    /// signed-in user, not a stranger locking someone else out).
     pub fn find_device_request(
         &self,
         user_code: &str,
         username: &str,
         client_ip: Option<&str>,
     ) -> Result<Option<DeviceRequest>, OAuthError> {
-        if let Some(retry_after) = self.device_code_failures.retry_after(username, client_ip) {
+        if let Verdict::Refuse { retry_after } =
+            self.device_code_failures.check(username, client_ip)
+        {
             return Err(OAuthError::TooManyAttempts { retry_after });
         }
         let code = normalize_user_code(user_code);

@@ -220,18 +220,27 @@ impl OAuth {
             description: "client authentication is required".to_owned(),
             used_basic: false,
         })?;
-        if let Some(retry_after) = self
+        if let Err(retry_after) = self
             .client_failures
-            .retry_after(&presented.client_id, client_ip)
+            .admit(&presented.client_id, client_ip)
+            .await
         {
             return Err(OAuthError::TooManyAttempts { retry_after });
         }
         let result = self.clients.authenticate(&self.store, &presented).await;
         match &result {
-            Err(OAuthError::InvalidClient { .. }) => self
+            Err(OAuthError::InvalidClient { .. }) => {
+                self.client_failures
+                    .record_failure(&presented.client_id, client_ip);
+                tracing::info!(
+                    client = presented.client_id.as_str(),
+                    ip = client_ip.unwrap_or("unknown"),
+                    "client authentication failed"
+                );
+            }
+            Ok(_) => self
                 .client_failures
-                .record_failure(&presented.client_id, client_ip),
-            Ok(_) => self.client_failures.record_success(&presented.client_id),
+                .record_success(&presented.client_id, client_ip),
             Err(_) => {}
         }
         result

@@ -18,7 +18,7 @@ const FIXTURE: &str = r#"
 
 fn app() -> App {
     App::with(
-        |settings| settings.login_throttle.max_failures_per_username = 3,
+        |settings| settings.login_throttle.max_failures_per_source = 3,
         {
             let mut files = oxidot::server::demo_fixture_files();
             files.push(oxidot::fixtures::FixtureFile {

@@ -245,7 +245,7 @@ fn next_is_followed_only_to_local_paths() {
 fn repeated_failures_are_throttled_per_username_with_retry_after() {
     let app = App::with(
         |settings| {
-            settings.login_throttle.max_failures_per_username = 3;
+            settings.login_throttle.max_failures_per_source = 3;
             settings.login_throttle.window_seconds = 120;
         },
         oxidot::server::demo_fixture_files(),
@@ -277,7 +277,7 @@ fn repeated_failures_are_throttled_per_client_ip() {
     let app = App::with(
         |settings| {
             settings.login_throttle.max_failures_per_ip = 4;
-            settings.login_throttle.max_failures_per_username = 100;
+            settings.login_throttle.max_failures_per_source = 100;
         },
         oxidot::server::demo_fixture_files(),
     );

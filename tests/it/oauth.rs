@@ -427,7 +427,7 @@ fn password_grant_issues_access_and_refresh_tokens() {
 
 #[test]
 fn password_grant_is_throttled_like_the_login_page() {
-    let app = app_with(|settings| settings.login_throttle.max_failures_per_username = 2);
+    let app = app_with(|settings| settings.login_throttle.max_failures_per_source = 2);
     for _ in 0..2 {
         let (status, _) = json(post(
             &app,
@@ -898,7 +898,7 @@ fn cors_headers_only_for_origins_the_named_client_allows() {
 
 #[test]
 fn repeated_client_authentication_failures_are_throttled() {
-    let app = app_with(|settings| settings.login_throttle.max_failures_per_username = 3);
+    let app = app_with(|settings| settings.login_throttle.max_failures_per_source = 3);
     for _ in 0..3 {
         let (status, _) = json(post(
             &app,

@@ -278,3 +278,98 @@ fn changing_a_password_ends_the_users_other_sessions() {
     assert!(!session_exists(&app, &alices));
     assert_eq!(app.signed_in_as().as_deref(), Some("admin"));
 }
+
+fn client_credentials_from(app: &App, ip: &str, secret: &str) -> u16 {
+    app.client
+        .post("/o/token/")
+        .header(rocket::http::ContentType::Form)
+        .header(oauth::basic("cc-client", secret))
+        .remote(std::net::SocketAddr::new(ip.parse().unwrap(), 40_000))
+        .body("grant_type=client_credentials")
+        .dispatch()
+        .status()
+        .code
+}
+
+#[test]
+fn strangers_failures_never_lock_the_real_client_or_user_out() {
+    let app = oauth::app();
+    // Five wrong secrets from the attacker's address lock that address out for cc-client...
+    for _ in 0..5 {
+        assert_eq!(client_credentials_from(&app, "203.0.113.9", "guess"), 401);
+    }
+    assert_eq!(
+        client_credentials_from(&app, "203.0.113.9", "cc-client-secret"),
+        429
+    );
+    // ...and not the real client, from its own address.
+    assert_eq!(
+        client_credentials_from(&app, "198.51.100.7", "cc-client-secret"),
+        200
+    );
+
+    // The same for a username: the attacker's guesses lock the attacker.
+    for _ in 0..5 {
+        assert_eq!(
+            app.login_from("203.0.113.9", "alice", "guess-123")
+                .status()
+                .code,
+            400
+        );
+    }
+    assert_eq!(
+        app.login_from("203.0.113.9", "alice", "alice-pass-123")
+            .status()
+            .code,
+        429
+    );
+    assert_eq!(
+        app.login_from("198.51.100.7", "alice", "alice-pass-123")
+            .status()
+            .code,
+        303
+    );
+}
+
+#[test]
+fn a_distributed_guessing_attack_slows_the_principal_and_still_lets_the_owner_in() {
+    let app = App::with(
+        |settings| {
+            settings.login_throttle.slow_down_after = 3;
+            settings.login_throttle.max_delay_seconds = 1;
+        },
+        vec![crate::fixtures::sample("dot-3.4.1-dumpdata.yaml")],
+    );
+    for n in 0..6 {
+        let ip = format!("203.0.113.{n}");
+        assert_eq!(client_credentials_from(&app, &ip, "guess"), 401, "{ip}");
+    }
+    // Slowed (the throttle's own tests measure the delay), never refused.
+    assert_eq!(
+        client_credentials_from(&app, "198.51.100.7", "cc-client-secret"),
+        200
+    );
+}
+
+#[test]
+fn the_right_password_of_an_inactive_account_counts_as_a_failure() {
+    let app = oauth::app();
+    app.store
+        .write_blocking(|tx| {
+            let mut alice = tx.user_by_username("alice")?.unwrap();
+            alice.is_active = false;
+            tx.put_user(&alice)
+        })
+        .unwrap();
+    for _ in 0..5 {
+        let refused = app.login_from("203.0.113.9", "alice", "alice-pass-123");
+        assert_eq!(refused.status().code, 400);
+    }
+    // Exactly as with a wrong password: throttled, so the answer confirms nothing.
+    assert_eq!(
+        app.login_from("203.0.113.9", "alice", "alice-pass-123")
+            .status()
+            .code,
+        429
+    );
+}

@@ -121,6 +121,22 @@ impl App {
         self.post_form("/accounts/login/", &body)
     }
 
+    /// `login` from a client at `ip` (the socket's peer address).
+    pub fn login_from(&self, ip: &str, username: &str, password: &str) -> LocalResponse<'_> {
+        let body = format!(
+            "csrfmiddlewaretoken={}&username={}&password={}",
+            self.csrf(),
+            enc(username),
+            enc(password)
+        );
+        self.client
+            .post("/accounts/login/")
+            .header(ContentType::Form)
+            .remote(std::net::SocketAddr::new(ip.parse().unwrap(), 40_000))
+            .body(body)
+            .dispatch()
+    }
+
     pub fn session_count(&self) -> u64 {
         self.store.read(|tx| tx.session_count()).unwrap()
     }
