@@ -53,7 +53,7 @@ pub async fn backup_and_prune(
     keep: usize,
     now: Timestamp,
 ) -> Result<String, StoreError> {
-    std::fs::create_dir_all(directory).map_err(|error| {
+    crate::files::create_private_dir(directory).map_err(|error| {
         StoreError::Storage(format!("cannot create {}: {error}", directory.display()))
     })?;
     let written = backup(store, directory, now).await?;

@@ -69,6 +69,8 @@ pub struct CommandContext {
     pub id_token_lifetime: u64,
     pub jwks_max_age: u64,
     pub keys: Option<KeyRing>,
+    /// Seals private signing keys at rest (from `key_encryption_key`).
+    pub sealer: Option<crate::oidc::KeySealer>,
     pub clock: Clock,
 }
 
@@ -81,6 +83,7 @@ impl CommandContext {
             id_token_lifetime: settings.oauth2_provider.id_token_expire_seconds,
             jwks_max_age: settings.oauth2_provider.oidc_jwks_max_age_seconds,
             keys: None,
+            sealer: None,
             clock,
         }
     }
@@ -166,6 +169,7 @@ async fn keys(context: &CommandContext, action: KeysAction) -> Result<String, Co
         store: &context.store,
         id_token_lifetime: context.id_token_lifetime,
         jwks_max_age: context.jwks_max_age,
+        sealer: context.sealer.as_ref(),
     };
     let now = Timestamp::from_datetime(context.clock.now());
     let output = match action {

@@ -228,6 +228,13 @@ pub struct Settings {
     pub metrics: MetricsSettings,
     /// HTTPS served directly: PEM certificate chain and private key.
     pub tls: Option<TlsSettings>,
+    /// A secret (16+ characters) that encrypts private signing keys at rest; unset, they are
+    /// stored as plain JWKs in the database (`oxidot check` says so).
+    pub key_encryption_key: Option<String>,
+    pub key_encryption_key_file: Option<PathBuf>,
+    /// Start even when the database file can be read by other users (it holds the password
+    /// hashes and, unless `key_encryption_key` is set, the private signing keys).
+    pub allow_readable_database: bool,
 }
 
 /// `/metrics`: on the main address, on an address of its own, or off.
@@ -381,6 +388,9 @@ impl Default for Settings {
             log_format: "text".to_owned(),
             metrics: MetricsSettings::default(),
             tls: None,
+            key_encryption_key: None,
+            key_encryption_key_file: None,
+            allow_readable_database: false,
         }
     }
 }
@@ -724,6 +734,7 @@ impl LoadedConfig {
                 "give either the key or the key file, not both",
             ));
         }
+        self.key_sealer()?;
         if let Some(pem) = self.oidc_rsa_private_key_pem()? {
             josekit::jws::RS256
                 .signer_from_pem(pem.as_bytes())
@@ -754,6 +765,36 @@ impl LoadedConfig {
             }),
             None => Ok(None),
         }
+    }
+
+    /// What encrypts private signing keys at rest, when a secret is configured.
+    pub fn key_sealer(&self) -> Result<Option<crate::oidc::KeySealer>, ConfigError> {
+        let s = &self.settings;
+        let (secret, key) = match (&s.key_encryption_key, &s.key_encryption_key_file) {
+            (Some(_), Some(_)) => {
+                return Err(self.bad_value(
+                    "key_encryption_key_file",
+                    "give either the secret or the file, not both",
+                ));
+            }
+            (Some(secret), None) => (secret.clone(), "key_encryption_key"),
+            (None, Some(path)) => (
+                std::fs::read_to_string(path)
+                    .map_err(|error| {
+                        self.bad_value(
+                            "key_encryption_key_file",
+                            format!("cannot read {}: {error}", path.display()),
+                        )
+                    })?
+                    .trim()
+                    .to_owned(),
+                "key_encryption_key_file",
+            ),
+            (None, None) => return Ok(None),
+        };
+        crate::oidc::KeySealer::new(&secret)
+            .map(Some)
+            .map_err(|error| self.bad_value(key, error.to_string()))
     }
 
     /// Every effective value as `key = value  # source`, secrets redacted.
@@ -793,7 +834,10 @@ fn flatten(prefix: &str, value: &serde_json::Value, out: &mut Vec<(String, Strin
 
 fn is_secret_key(key: &str) -> bool {
     let key = key.rsplit('.').next().unwrap_or(key);
-    (key.contains("secret") || key.contains("private_key") || key.contains("password"))
+    (key.contains("secret")
+        || key.contains("private_key")
+        || key.contains("password")
+        || key == "key_encryption_key")
         && !key.ends_with("_file")
 }
 

@@ -48,6 +48,9 @@ impl ControlSocket {
         let context = std::sync::Arc::new(context);
         loop {
             match self.listener.accept().await {
+                Ok((stream, _)) if !self.same_user(&stream) => {
+                    tracing::warn!("control socket: refused a connection from another user");
+                }
                 Ok((stream, _)) => {
                     let context = context.clone();
                     tokio::spawn(async move { answer(stream, &context).await });
@@ -58,6 +61,19 @@ impl ControlSocket {
                 }
             }
         }
+    }
+}
+
+impl ControlSocket {
+    /// Whether the peer runs as the user who owns the socket (or as root). The socket's mode
+    /// already keeps others out; this also closes the moment between bind and chmod.
+    fn same_user(&self, stream: &UnixStream) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(peer) = stream.peer_cred() else {
+            return false;
+        };
+        let owner = std::fs::metadata(&self.path).map(|meta| meta.uid());
+        peer.uid() == 0 || owner.is_ok_and(|owner| owner == peer.uid())
     }
 }
 

@@ -13,6 +13,7 @@ pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod control;
+pub mod files;
 pub mod fixtures;
 pub mod metrics;
 pub mod oauth;

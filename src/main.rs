@@ -390,11 +390,13 @@ fn cache_bytes(loaded: &LoadedConfig) -> usize {
 /// Runs a command on the database directly, or through the server that holds it.
 async fn run_command(loaded: &LoadedConfig, command: Command) -> Result<String, String> {
     let database = loaded.settings.database.clone();
+    let sealer = loaded.key_sealer().map_err(|error| error.to_string())?;
     match Store::open(&database, cache_bytes(loaded)) {
         Ok((store, _)) => {
             let hasher = Hasher::new(loaded.settings.max_concurrent_hashes);
-            let context =
+            let mut context =
                 CommandContext::new(store.clone(), hasher, &loaded.settings, Clock::system());
+            context.sealer = sealer;
             let result = commands::execute(&context, command).await;
             tokio::task::block_in_place(|| store.close()).map_err(|error| error.to_string())?;
             result.map_err(|error| error.to_string())
@@ -482,6 +484,21 @@ async fn check(loaded: &LoadedConfig) -> Result<(), String> {
     }
     for (key, value, source) in loaded.describe() {
         say!("{key} = {value}  # {source}");
+    }
+    let sealed = loaded
+        .key_sealer()
+        .map_err(|error| error.to_string())?
+        .is_some();
+    for finding in oxidot::server::setup_findings(&loaded.settings, sealed) {
+        let level = match finding.severity {
+            oxidot::server::Severity::StopsStart => "error",
+            oxidot::server::Severity::Warning => "warning",
+            oxidot::server::Severity::Advice => "advice",
+        };
+        say!("# {level}: {}", finding.message);
+    }
+    if sealed {
+        say!("# signing keys: encrypted at rest (key_encryption_key)");
     }
     let database = &loaded.settings.database;
     if !database.exists() {

@@ -67,12 +67,105 @@ pub fn demo_fixture_files() -> Vec<FixtureFile> {
         .collect()
 }
 
+/// How much a finding matters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    /// The server does not start with it (unless told otherwise).
+    StopsStart,
+    /// `serve` warns at every start.
+    Warning,
+    /// `oxidot check` says it.
+    Advice,
+}
+
+/// Something in a set-up that a security review would flag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub severity: Severity,
+    pub message: String,
+}
+
+/// What `oxidot check` flags and `serve` warns about (or refuses) in these settings.
+pub fn setup_findings(settings: &crate::config::Settings, keys_sealed: bool) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let database = &settings.database;
+    if let Ok(Some(mode)) = crate::files::open_to_others(database) {
+        findings.push(Finding {
+            severity: if settings.allow_readable_database {
+                Severity::Warning
+            } else {
+                Severity::StopsStart
+            },
+            message: format!(
+                "the database {} can be read or written by other local users (mode {mode:o});                  it holds password hashes{}. Run `chmod 600 {}`{}",
+                database.display(),
+                if keys_sealed {
+                    ""
+                } else {
+                    " and the private signing keys"
+                },
+                database.display(),
+                if settings.allow_readable_database {
+                    " (allow_readable_database is set, so the server starts anyway)"
+                } else {
+                    ", or set allow_readable_database = true to start anyway"
+                }
+            ),
+        });
+    }
+    if !keys_sealed {
+        findings.push(Finding {
+            severity: Severity::Advice,
+            message: "private signing keys are stored unencrypted in the database: set                       key_encryption_key (OXIDOT_KEY_ENCRYPTION_KEY) or key_encryption_key_file                       to a random secret to encrypt them at rest"
+                .to_owned(),
+        });
+    }
+    if !settings.address.is_loopback() && settings.issuer.is_none() {
+        findings.push(Finding {
+            severity: Severity::Warning,
+            message: format!(
+                "listening on {} without `issuer`: the issuer (in tokens, discovery and                  redirects) then comes from each request's Host header, which any client sets.                  Set issuer = \"https://your.host/o\"",
+                settings.address
+            ),
+        });
+    }
+    if settings.metrics.enabled
+        && settings.metrics.address.is_none()
+        && !settings.address.is_loopback()
+    {
+        findings.push(Finding {
+            severity: Severity::Warning,
+            message: format!(
+                "/metrics is served on the public address {}: move it with [metrics] address = \"127.0.0.1:9100\", or turn it off with enabled = false",
+                settings.address
+            ),
+        });
+    }
+    findings
+}
+
 pub async fn run(
     loaded: LoadedConfig,
     options: ServeOptions,
     clock: Clock,
 ) -> Result<(), ServerError> {
     let settings = loaded.settings.clone();
+    let sealed = loaded
+        .key_sealer()
+        .map_err(|error| ServerError::Startup(error.to_string()))?
+        .is_some();
+    for finding in setup_findings(&settings, sealed) {
+        match finding.severity {
+            Severity::StopsStart => {
+                return Err(ServerError::Startup(format!(
+                    "refusing to start: {}",
+                    finding.message
+                )));
+            }
+            Severity::Warning => tracing::warn!("{}", finding.message),
+            Severity::Advice => {}
+        }
+    }
     let cache_bytes = usize::try_from(settings.database_cache_mb.saturating_mul(1024 * 1024))
         .unwrap_or(usize::MAX);
     let database = settings.database.clone();
@@ -97,6 +190,9 @@ async fn serve(
 ) -> Result<(), ServerError> {
     let loaded_pem = loaded
         .oidc_rsa_private_key_pem()
+        .map_err(|error| ServerError::Startup(error.to_string()))?;
+    let sealer = loaded
+        .key_sealer()
         .map_err(|error| ServerError::Startup(error.to_string()))?;
     let settings = loaded.settings;
     let hasher = Hasher::new(settings.max_concurrent_hashes);
@@ -136,10 +232,11 @@ async fn serve(
     let control = ControlSocket::bind(&settings.database).map_err(|error| {
         ServerError::Startup(format!("cannot open the control socket: {error}"))
     })?;
-    let keys = open_keys(&loaded_pem, &settings, &store, &clock)?;
+    let keys = open_keys(&loaded_pem, sealer.clone(), &settings, &store, &clock)?;
     // One hasher (one bound on argon2 work) for web requests and control commands alike.
     let mut context = CommandContext::new(store.clone(), hasher.clone(), &settings, clock.clone());
     context.keys = Some(keys.clone());
+    context.sealer = sealer;
     let control_task = tokio::spawn(control.serve(context));
     let scheduler = Scheduler::start(store.clone(), &settings, clock.clone())
         .await
@@ -193,6 +290,7 @@ async fn serve(
 /// generated for each algorithm that has none.
 fn open_keys(
     configured_pem: &Option<String>,
+    sealer: Option<crate::oidc::KeySealer>,
     settings: &crate::config::Settings,
     store: &Store,
     clock: &Clock,
@@ -206,6 +304,7 @@ fn open_keys(
             provider.id_token_expire_seconds,
             provider.oidc_jwks_max_age_seconds,
             now,
+            sealer,
         )
     })
     .map_err(|error| ServerError::Startup(format!("signing keys: {error}")))

@@ -13,6 +13,7 @@ use josekit::jws::{ES256, EdDSA, JwsSigner, JwsVerifier, RS256};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+use crate::oidc::sealing::{KeySealer, SealError, is_sealed, unseal};
 use crate::store::{Algorithm, SigningKey, Store, StoreError, Timestamp};
 
 /// The asymmetric algorithms oxidot keeps keys for (HS256 signs with the client's secret).
@@ -28,6 +29,8 @@ pub enum KeyError {
     Jose(String),
     #[error("{0}")]
     Refused(String),
+    #[error(transparent)]
+    Seal(#[from] SealError),
 }
 
 fn jose(error: josekit::JoseError) -> KeyError {
@@ -62,10 +65,14 @@ pub struct Keys {
 }
 
 impl Keys {
-    fn load(records: Vec<SigningKey>, id_token_lifetime: u64) -> Result<Self, KeyError> {
+    fn load(
+        records: Vec<SigningKey>,
+        id_token_lifetime: u64,
+        sealer: Option<&KeySealer>,
+    ) -> Result<Self, KeyError> {
         let mut loaded = Vec::with_capacity(records.len());
         for record in records {
-            loaded.push(load_key(record)?);
+            loaded.push(load_key(record, sealer)?);
         }
         Ok(Self {
             loaded,
@@ -134,8 +141,9 @@ fn algorithm_name(algorithm: Algorithm) -> &'static str {
     algorithm.as_str()
 }
 
-fn load_key(record: SigningKey) -> Result<LoadedKey, KeyError> {
-    let jwk = Jwk::from_bytes(record.private_jwk.as_bytes()).map_err(jose)?;
+fn load_key(record: SigningKey, sealer: Option<&KeySealer>) -> Result<LoadedKey, KeyError> {
+    let private = unseal(&record.private_jwk, sealer)?;
+    let jwk = Jwk::from_bytes(private.as_bytes()).map_err(jose)?;
     let public_jwk = jwk.to_public_key().map_err(jose)?;
     let (signer, verifier): (Box<dyn JwsSigner>, Box<dyn JwsVerifier>) = match record.algorithm {
         Algorithm::RS256 => (
@@ -210,6 +218,16 @@ fn generate_jwk(algorithm: Algorithm) -> Result<Jwk, KeyError> {
     }
 }
 
+/// A key as it is stored: sealed when a key-encryption secret is configured.
+fn for_storage(mut record: SigningKey, sealer: Option<&KeySealer>) -> Result<SigningKey, KeyError> {
+    if let Some(sealer) = sealer
+        && !is_sealed(&record.private_jwk)
+    {
+        record.private_jwk = sealer.seal(&record.private_jwk)?;
+    }
+    Ok(record)
+}
+
 fn new_record(
     jwk: &Jwk,
     algorithm: Algorithm,
@@ -244,29 +262,40 @@ pub struct KeyRing {
     current: Arc<RwLock<Arc<Keys>>>,
     id_token_lifetime: u64,
     jwks_max_age: u64,
+    sealer: Option<KeySealer>,
 }
 
 impl KeyRing {
     /// Loads the keys, first making sure every algorithm has a signing key: the configured
     /// RSA key (which replaces any other RS256 signer), else the stored ones, else new ones.
+    /// Keys stored unsealed are sealed when `sealer` is given.
     pub fn open(
         store: &Store,
         configured_rsa_pem: Option<&str>,
         id_token_lifetime: u64,
         jwks_max_age: u64,
         now: Timestamp,
+        sealer: Option<KeySealer>,
     ) -> Result<Self, KeyError> {
         let ring = Self {
             store: store.clone(),
             current: Arc::new(RwLock::new(Arc::new(Keys::load(
                 Vec::new(),
                 id_token_lifetime,
+                None,
             )?))),
             id_token_lifetime,
             jwks_max_age,
+            sealer: sealer.clone(),
         };
         let existing = store.read(|tx| tx.signing_keys())?;
-        let mut changes = Vec::new();
+        // Keys written before a secret was configured are sealed now (first, so that the
+        // changes below, written after, win).
+        let mut changes: Vec<SigningKey> = existing
+            .iter()
+            .filter(|key| sealer.is_some() && !is_sealed(&key.private_jwk))
+            .cloned()
+            .collect();
         let configured = configured_rsa_pem
             .map(|pem| {
                 let jwk = configured_jwk(pem)?;
@@ -285,7 +314,7 @@ impl KeyRing {
                 None => changes.push(configured.clone()),
             }
         }
-        let keys = Keys::load(existing.clone(), id_token_lifetime)?;
+        let keys = Keys::load(existing.clone(), id_token_lifetime, sealer.as_ref())?;
         for key in &existing {
             let replaced_by_configuration = key.algorithm == Algorithm::RS256
                 && configured
@@ -325,6 +354,10 @@ impl KeyRing {
             }
         }
         if !changes.is_empty() {
+            let changes = changes
+                .into_iter()
+                .map(|key| for_storage(key, sealer.as_ref()))
+                .collect::<Result<Vec<_>, _>>()?;
             store.write_blocking(move |tx| {
                 for key in &changes {
                     tx.put_signing_key(key)?;
@@ -339,7 +372,11 @@ impl KeyRing {
     /// Re-reads the keys from the store (after `oxidot keys` changed them).
     pub fn reload(&self) -> Result<(), KeyError> {
         let records = self.store.read(|tx| tx.signing_keys())?;
-        let keys = Arc::new(Keys::load(records, self.id_token_lifetime)?);
+        let keys = Arc::new(Keys::load(
+            records,
+            self.id_token_lifetime,
+            self.sealer.as_ref(),
+        )?);
         if let Ok(mut current) = self.current.write() {
             *current = keys;
         }
@@ -355,6 +392,10 @@ impl KeyRing {
 
     pub fn jwks_max_age(&self) -> u64 {
         self.jwks_max_age
+    }
+
+    pub fn sealer(&self) -> Option<&KeySealer> {
+        self.sealer.as_ref()
     }
 }
 
@@ -377,12 +418,18 @@ pub struct KeyAdmin<'a> {
     pub store: &'a Store,
     pub id_token_lifetime: u64,
     pub jwks_max_age: u64,
+    /// Seals new keys and opens stored ones (none: keys are stored unencrypted).
+    pub sealer: Option<&'a KeySealer>,
 }
 
 impl KeyAdmin<'_> {
     fn keys(&self) -> Result<Keys, KeyError> {
         let records = self.store.read(|tx| tx.signing_keys())?;
-        Keys::load(records, self.id_token_lifetime)
+        Keys::load(records, self.id_token_lifetime, self.sealer)
+    }
+
+    fn stored(&self, record: SigningKey) -> Result<SigningKey, KeyError> {
+        for_storage(record, self.sealer)
     }
 
     /// Every key with where it stands, by algorithm then age.
@@ -441,7 +488,7 @@ impl KeyAdmin<'_> {
         let jwk = tokio::task::spawn_blocking(move || generate_jwk(algorithm))
             .await
             .map_err(|error| KeyError::Jose(error.to_string()))??;
-        let record = new_record(&jwk, algorithm, now, None, false)?;
+        let record = self.stored(new_record(&jwk, algorithm, now, None, false)?)?;
         let kid = record.kid.clone();
         self.store
             .write(move |tx| tx.put_signing_key(&record))
@@ -493,7 +540,7 @@ impl KeyAdmin<'_> {
                 let jwk = tokio::task::spawn_blocking(move || generate_jwk(algorithm))
                     .await
                     .map_err(|error| KeyError::Jose(error.to_string()))??;
-                new_record(&jwk, algorithm, now, None, false)?
+                self.stored(new_record(&jwk, algorithm, now, None, false)?)?
             }
         };
         let activates = if immediately {

@@ -6,8 +6,10 @@ pub mod discovery;
 pub mod id_token;
 pub mod keys;
 pub mod logout;
+pub mod sealing;
 pub mod userinfo;
 
 pub use claims::ClaimsRequest;
 pub use id_token::IdTokens;
 pub use keys::{KeyAdmin, KeyError, KeyRing};
+pub use sealing::KeySealer;

@@ -126,6 +126,9 @@ impl Store {
         }
         let partial = destination.with_extension("partial");
         let _ = std::fs::remove_file(&partial);
+        // A backup holds what the database holds: owner-only, whatever the umask.
+        crate::files::create_private(&partial)
+            .map_err(|error| StoreError::Storage(format!("cannot create the backup: {error}")))?;
         let snapshot = self.inner.db.begin_read()?;
         // A small page cache: the copy is written once, never read back here.
         let copy = Database::builder()
@@ -274,8 +277,15 @@ impl Store {
             None
         };
         let incoming = database.with_extension("restoring");
-        std::fs::copy(source, &incoming)
-            .and_then(|_| std::fs::File::open(&incoming)?.sync_all())
+        // Owner-only from its first byte, whatever the backup's own mode.
+        let _ = std::fs::remove_file(&incoming);
+        crate::files::create_private(&incoming)
+            .and_then(|()| {
+                let mut from = std::fs::File::open(source)?;
+                let mut to = std::fs::OpenOptions::new().write(true).open(&incoming)?;
+                std::io::copy(&mut from, &mut to)?;
+                to.sync_all()
+            })
             .map_err(|error| StoreError::Storage(format!("cannot copy the backup: {error}")))?;
         let previous = match current {
             Some(held) => {

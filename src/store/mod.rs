@@ -173,6 +173,12 @@ impl Store {
     /// Opens (creating if absent) the database, exclusively for this process.
     pub fn open(path: &Path, cache_bytes: usize) -> Result<(Self, OpenReport), StoreError> {
         let created = !path.exists();
+        if created {
+            // Owner-only from the start (redb would create it with the umask's mode).
+            crate::files::create_private(path).map_err(|error| {
+                StoreError::Storage(format!("cannot create {}: {error}", path.display()))
+            })?;
+        }
         let repaired = Arc::new(AtomicBool::new(false));
         let repair_flag = repaired.clone();
         let mut builder = Database::builder();

@@ -729,6 +729,7 @@ fn a_rotated_key_is_published_before_it_signs_and_the_old_one_until_its_tokens_e
         .state::<oxidot::web::AppState>()
         .unwrap();
     let admin = oxidot::oidc::KeyAdmin {
+        sealer: None,
         store: &app.store,
         id_token_lifetime: 36_000,
         jwks_max_age: 3600,

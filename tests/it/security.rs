@@ -373,3 +373,177 @@ fn the_right_password_of_an_inactive_account_counts_as_a_failure() {
         429
     );
 }
+
+// ----- secrets at rest (the real binary, under a permissive umask) -----
+
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+fn output_text(output: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+#[test]
+fn the_database_backups_and_control_socket_are_owner_only_whatever_the_umask() {
+    use crate::support::{Server, oxidot_under_umask};
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("oxidot.redb");
+    let migrated = oxidot_under_umask(dir.path(), "000")
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert!(migrated.status.success(), "{}", output_text(&migrated));
+    assert_eq!(mode(&database), 0o600);
+
+    let server = Server::start_from(oxidot_under_umask(dir.path(), "000"), &["serve"], &[]);
+    let socket = dir.path().join("oxidot.redb.ctl");
+    assert_eq!(mode(&socket), 0o600);
+    let backups = dir.path().join("backups");
+    std::fs::create_dir(&backups).unwrap();
+    let backup = oxidot_under_umask(dir.path(), "000")
+        .args(["backup", backups.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(backup.status.success(), "{}", output_text(&backup));
+    assert!(server.terminate());
+    let copies: Vec<_> = std::fs::read_dir(&backups)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    assert_eq!(copies.len(), 1);
+    assert_eq!(mode(&copies[0]), 0o600);
+
+    // A restore from a world-readable copy puts an owner-only file in place.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&copies[0], std::fs::Permissions::from_mode(0o644)).unwrap();
+    let restored = oxidot_under_umask(dir.path(), "000")
+        .args(["restore", copies[0].to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(restored.status.success(), "{}", output_text(&restored));
+    assert_eq!(mode(&database), 0o600);
+}
+
+#[test]
+fn serve_refuses_a_database_others_can_read_unless_told() {
+    use crate::support::{Server, oxidot};
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("oxidot.redb");
+    assert!(
+        oxidot(dir.path())
+            .arg("migrate")
+            .status()
+            .unwrap()
+            .success()
+    );
+    std::fs::set_permissions(&database, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let refused = oxidot(dir.path())
+        .arg("serve")
+        .env("OXIDOT_PORT", crate::support::free_port().to_string())
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let message = output_text(&refused);
+    assert!(
+        message.contains("refusing to start")
+            && message.contains("can be read or written by other local users (mode 644)")
+            && message.contains("chmod 600"),
+        "{message}"
+    );
+    let check = oxidot(dir.path()).arg("check").output().unwrap();
+    assert!(output_text(&check).contains("# error: the database"));
+    let server = Server::start_with(
+        dir.path(),
+        &["serve"],
+        &[("OXIDOT_ALLOW_READABLE_DATABASE", "true")],
+    );
+    assert!(server.terminate());
+}
+
+fn jwks(base: &str) -> serde_json::Value {
+    let text = reqwest::blocking::get(format!("{base}/o/.well-known/jwks.json"))
+        .unwrap()
+        .text()
+        .unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+#[test]
+fn private_signing_keys_are_encrypted_at_rest_when_a_secret_is_given() {
+    use crate::support::{Server, oxidot};
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("oxidot.redb");
+    // First without a secret: keys are stored plain, and `check` says so.
+    let server = Server::start(dir.path(), &["serve"]);
+    let jwks_before = jwks(&server.base);
+    assert!(server.terminate());
+    let advice = output_text(&oxidot(dir.path()).arg("check").output().unwrap());
+    assert!(
+        advice.contains("private signing keys are stored unencrypted"),
+        "{advice}"
+    );
+    let stored = |database: &std::path::Path| {
+        let (store, _) = oxidot::store::Store::open(database, 1 << 20).unwrap();
+        let keys = store.read(|tx| tx.signing_keys()).unwrap();
+        store.close().unwrap();
+        keys.into_iter()
+            .map(|key| key.private_jwk)
+            .collect::<Vec<_>>()
+    };
+    assert!(stored(&database).iter().all(|jwk| jwk.contains("\"d\"")));
+
+    // With a secret, the same keys are sealed at start and keep being published and used.
+    let secret = [(
+        "OXIDOT_KEY_ENCRYPTION_KEY",
+        "correct-horse-battery-staple-42",
+    )];
+    let server = Server::start_with(dir.path(), &["serve"], &secret);
+    let jwks_after = jwks(&server.base);
+    assert_eq!(jwks_before, jwks_after, "the same keys are published");
+    let generated = oxidot(dir.path())
+        .envs(secret)
+        .args(["keys", "generate", "--algorithm", "ES256"])
+        .output()
+        .unwrap();
+    assert!(generated.status.success(), "{}", output_text(&generated));
+    assert!(server.terminate());
+    let sealed = stored(&database);
+    assert!(sealed.len() >= 4);
+    assert!(
+        sealed
+            .iter()
+            .all(|jwk| !jwk.contains("\"d\"") && jwk.split('.').count() == 5),
+        "{sealed:?}"
+    );
+    let check = output_text(
+        &oxidot(dir.path())
+            .envs(secret)
+            .arg("check")
+            .output()
+            .unwrap(),
+    );
+    assert!(check.contains("signing keys: encrypted at rest"), "{check}");
+
+    // Without the secret, or with another, the server says why it cannot start.
+    for env in [
+        vec![],
+        vec![("OXIDOT_KEY_ENCRYPTION_KEY", "another-secret-of-length")],
+    ] {
+        let output = oxidot(dir.path())
+            .envs(env)
+            .arg("serve")
+            .env("OXIDOT_PORT", crate::support::free_port().to_string())
+            .output()
+            .unwrap();
+        assert!(!output.status.success());
+        let message = output_text(&output);
+        assert!(message.contains("key_encryption_key"), "{message}");
+    }
+}

@@ -76,6 +76,7 @@ impl App {
             provider.id_token_expire_seconds,
             provider.oidc_jwks_max_age_seconds,
             oxidot::store::Timestamp::from_datetime(start),
+            None,
         )
         .unwrap();
         let state = AppState::new(settings, store.clone(), hasher, clock.clone(), keys).unwrap();
@@ -199,6 +200,25 @@ pub fn oxidot(dir: &Path) -> Command {
     command
 }
 
+/// `oxidot` (as `oxidot(dir)` sets it up) started under `umask`, through `sh`.
+pub fn oxidot_under_umask(dir: &Path, umask: &str) -> Command {
+    let command = oxidot(dir);
+    let program = command.get_program().to_owned();
+    let mut wrapped = Command::new("sh");
+    wrapped
+        .current_dir(dir)
+        .arg("-c")
+        .arg(format!("umask {umask}; exec \"$0\" \"$@\""))
+        .arg(program);
+    for (name, value) in command.get_envs() {
+        match value {
+            Some(value) => wrapped.env(name, value),
+            None => wrapped.env_remove(name),
+        };
+    }
+    wrapped
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -221,8 +241,13 @@ impl Server {
 
     /// `start` with extra environment variables.
     pub fn start_with(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::start_from(oxidot(dir), args, env)
+    }
+
+    /// `start` with the process made by `command` (e.g. `oxidot_under_umask`).
+    pub fn start_from(mut command: Command, args: &[&str], env: &[(&str, &str)]) -> Self {
         let port = free_port();
-        let child = oxidot(dir)
+        let child = command
             .args(args)
             .envs(env.iter().copied())
             .env("OXIDOT_PORT", port.to_string())

@@ -19,6 +19,7 @@ fn admin(state: &AppState) -> KeyAdmin<'_> {
         store: &state.store,
         id_token_lifetime: state.settings.oauth2_provider.id_token_expire_seconds,
         jwks_max_age: state.settings.oauth2_provider.oidc_jwks_max_age_seconds,
+        sealer: state.keys.sealer(),
     }
 }
 
