@@ -189,6 +189,33 @@ fn existing_user(tx: &WriteTx<'_>, id: u64) -> Result<User, StoreError> {
         .ok_or_else(|| StoreError::Conflict("the user was deleted".to_owned()))
 }
 
+/// What `user` may do in the admin: their own and their groups' permissions, primary keys
+/// resolved through the loaded `auth.permission` rows.
+pub fn granted(store: &Store, user: &User) -> Result<crate::permissions::Granted, StoreError> {
+    use crate::permissions::{Granted, NaturalKey};
+    if user.is_superuser || !user.is_active {
+        return Ok(Granted::of(user, &[], &|_| None));
+    }
+    store.read(|tx| {
+        let groups = tx.groups_of(user)?;
+        let mut known: std::collections::HashMap<u64, NaturalKey> = Default::default();
+        for pk in user
+            .user_permissions
+            .iter()
+            .chain(groups.iter().flat_map(|group| group.permissions.iter()))
+            .filter_map(|permission| match permission {
+                crate::store::Permission::Pk(pk) => Some(*pk),
+                crate::store::Permission::Natural(_) => None,
+            })
+        {
+            if let Some(record) = tx.permission(pk)? {
+                known.insert(pk, (record.codename, record.app_label, record.model));
+            }
+        }
+        Ok(Granted::of(user, &groups, &|pk| known.get(&pk).cloned()))
+    })
+}
+
 /// Django's username rule: 1–150 of letters, digits and `@ . + - _`.
 pub fn validate_username(username: &str) -> Result<(), AccountError> {
     let valid = !username.is_empty()

@@ -20,6 +20,7 @@ pub mod oauth;
 pub mod oidc;
 pub mod params;
 pub mod passwords;
+pub mod permissions;
 pub mod random;
 pub mod rules;
 pub mod scheduler;

@@ -64,6 +64,11 @@ impl Params {
             .collect()
     }
 
+    /// Whether `name` was sent at all.
+    pub fn has(&self, name: &str) -> bool {
+        self.pairs.iter().any(|(key, _)| key == name)
+    }
+
     /// Like `single`, with an empty value treated as absent.
     pub fn non_empty(&self, name: &str) -> Result<Option<&str>, FormError> {
         Ok(self.single(name)?.filter(|value| !value.is_empty()))

@@ -140,6 +140,8 @@ impl Store {
         copier.copy_table(&snapshot, USERNAMES)?;
         copier.copy_table(&snapshot, GROUPS)?;
         copier.copy_table(&snapshot, GROUP_NAMES)?;
+        copier.copy_table(&snapshot, PERMISSIONS)?;
+        copier.copy_table(&snapshot, CONTENT_TYPES)?;
         copier.copy_table(&snapshot, APPLICATIONS)?;
         copier.copy_table(&snapshot, CLIENT_IDS)?;
         copier.copy_table(&snapshot, SESSIONS)?;

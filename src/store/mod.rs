@@ -25,10 +25,10 @@ use serde::de::DeserializeOwned;
 pub use admin::{TokenPage, TokenTable};
 pub use backup::{IntegrityReport, RestoreReport};
 pub use records::{
-    AccessToken, Algorithm, Application, ClientType, Consent, DeviceDecision, DeviceGrant,
-    ExpiringKind, FamilyId, Grant, GrantType, Group, IdToken, OidcSession, PeriodicTask,
-    Permission, RefreshToken, SecretKey, Session, SigningKey, TaskOutcome, TaskSchedule, Timestamp,
-    User,
+    AccessToken, Algorithm, Application, ClientType, Consent, ContentType, DeviceDecision,
+    DeviceGrant, ExpiringKind, FamilyId, Grant, GrantType, Group, IdToken, OidcSession,
+    PeriodicTask, Permission, PermissionRecord, RefreshToken, SecretKey, Session, SigningKey,
+    TaskOutcome, TaskSchedule, Timestamp, User,
 };
 pub use records::{ORDERED_PREFIX_BYTES, ORDERED_TOKEN_BYTES, ORDERED_TOKEN_VERSION};
 use writer::{TypedJob, Writer};
@@ -41,6 +41,9 @@ const USERS: TableDefinition<u64, &[u8]> = TableDefinition::new("users");
 const USERNAMES: TableDefinition<&str, u64> = TableDefinition::new("users_by_username");
 const GROUPS: TableDefinition<u64, &[u8]> = TableDefinition::new("groups");
 const GROUP_NAMES: TableDefinition<&str, u64> = TableDefinition::new("groups_by_name");
+/// Django's `auth_permission` and `django_content_type` rows, by pk, as dumps bring them.
+const PERMISSIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("permissions");
+const CONTENT_TYPES: TableDefinition<u64, &[u8]> = TableDefinition::new("content_types");
 const APPLICATIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("applications");
 const CLIENT_IDS: TableDefinition<&str, u64> = TableDefinition::new("applications_by_client_id");
 const SESSIONS: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("sessions");
@@ -377,6 +380,8 @@ fn migrate(db: &Database, path: &Path) -> Result<Option<u64>, StoreError> {
         txn.open_table(USERNAMES)?;
         txn.open_table(GROUPS)?;
         txn.open_table(GROUP_NAMES)?;
+        txn.open_table(PERMISSIONS)?;
+        txn.open_table(CONTENT_TYPES)?;
         txn.open_table(APPLICATIONS)?;
         txn.open_table(CLIENT_IDS)?;
         txn.open_table(SESSIONS)?;
@@ -510,6 +515,22 @@ impl ReadTx {
 
     pub fn applications(&self) -> Result<Vec<Application>, StoreError> {
         self.all(APPLICATIONS)
+    }
+
+    /// A Django permission by its pk (from a loaded `auth.permission`).
+    pub fn permission(&self, pk: u64) -> Result<Option<PermissionRecord>, StoreError> {
+        self.record(PERMISSIONS, pk)
+    }
+
+    /// Every loaded Django permission, by pk.
+    pub fn permissions_by_pk(&self) -> Result<Vec<(u64, PermissionRecord)>, StoreError> {
+        let table = self.txn.open_table(PERMISSIONS)?;
+        let mut out = Vec::new();
+        for row in table.iter()? {
+            let (key, value) = row?;
+            out.push((key.value(), decode(value.value())?));
+        }
+        Ok(out)
     }
 
     pub fn application_by_client_id(
@@ -838,6 +859,24 @@ impl<'a> WriteTx<'a> {
         )?;
         let mut groups = self.txn.open_table(GROUPS)?;
         groups.insert(group.id, encode(group)?.as_slice())?;
+        Ok(())
+    }
+
+    pub fn put_permission(&mut self, pk: u64, record: &PermissionRecord) -> Result<(), StoreError> {
+        self.txn
+            .open_table(PERMISSIONS)?
+            .insert(pk, encode(record)?.as_slice())?;
+        Ok(())
+    }
+
+    pub fn content_type(&self, pk: u64) -> Result<Option<ContentType>, StoreError> {
+        self.record(CONTENT_TYPES, pk)
+    }
+
+    pub fn put_content_type(&mut self, pk: u64, record: &ContentType) -> Result<(), StoreError> {
+        self.txn
+            .open_table(CONTENT_TYPES)?
+            .insert(pk, encode(record)?.as_slice())?;
         Ok(())
     }
 

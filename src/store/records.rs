@@ -76,6 +76,24 @@ pub struct User {
     pub user_permissions: Vec<Permission>,
 }
 
+/// A row of Django's `auth_permission` table, loaded from a dump so that permissions given by
+/// primary key can be named (its content type resolved to `app_label` and `model`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PermissionRecord {
+    pub codename: String,
+    #[serde(default)]
+    pub name: String,
+    pub app_label: String,
+    pub model: String,
+}
+
+/// A row of Django's `django_content_type` table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContentType {
+    pub app_label: String,
+    pub model: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Group {
     pub id: u64,

@@ -9,6 +9,7 @@ pub mod error;
 mod fairings;
 pub mod form;
 mod oauth_response;
+pub mod permission_fields;
 pub mod proxy;
 pub mod routes;
 pub mod screen;

@@ -4,6 +4,7 @@
 use rocket::http::CookieJar;
 use serde_json::Value;
 
+use crate::permissions::{self, Action, Granted, Model};
 use crate::web::error::{Page, SeeOther, WebError};
 use crate::web::session::SignedIn;
 use crate::web::{AppState, csrf};
@@ -29,6 +30,8 @@ pub fn see_other(path: impl Into<String>) -> Answer {
 pub struct Screen<'r> {
     pub state: &'r AppState,
     pub who: SignedIn,
+    /// What the user may do in the admin (nothing, for users who are not staff).
+    pub granted: Granted,
     pub cookies: &'r CookieJar<'r>,
 }
 
@@ -56,9 +59,39 @@ impl Screen<'_> {
                 "message".to_owned(),
                 message.map_or(Value::Null, Value::from),
             );
+            fields.insert("can".to_owned(), self.sections());
         }
         let html = self.state.templates.render(template, &context)?;
         Ok(Page::form(html, message))
+    }
+
+    /// Which admin sections the user may see (the navigation shows only those).
+    fn sections(&self) -> Value {
+        let view = |model: Model| Value::Bool(self.granted.allows(Action::View, model));
+        serde_json::json!({
+            "users": view(permissions::USER),
+            "groups": view(permissions::GROUP),
+            "applications": view(permissions::APPLICATION),
+            "access_tokens": view(permissions::ACCESS_TOKEN),
+            "refresh_tokens": view(permissions::REFRESH_TOKEN),
+            "grants": view(permissions::GRANT),
+            "id_tokens": view(permissions::ID_TOKEN),
+            "device_grants": view(permissions::DEVICE_GRANT),
+            "tasks": view(permissions::PERIODIC_TASK),
+            "keys": view(permissions::SIGNING_KEY),
+        })
+    }
+
+    /// Refuses (403) unless the user holds `action` on `model`: for handlers whose guard
+    /// checked a weaker permission and whose form chose a stronger action (delete, revoke).
+    pub fn require(&self, action: Action, model: Model) -> Result<(), WebError> {
+        if self.granted.allows(action, model) {
+            Ok(())
+        } else {
+            Err(WebError::Forbidden(
+                "your account lacks the permission this action needs",
+            ))
+        }
     }
 
     /// Logs an action with who did it (never a secret: callers pass names and ids).

@@ -4,6 +4,9 @@ use rocket::http::{Cookie, CookieJar, SameSite, Status};
 use rocket::request::{self, FromRequest, Request};
 use serde::Serialize;
 
+use std::marker::PhantomData;
+
+use crate::permissions::{self, Action, Granted, Model};
 use crate::store::{Session, User};
 use crate::web::AppState;
 use crate::web::error::WebError;
@@ -97,7 +100,7 @@ async fn signed_in_with<'r>(
     }
 }
 
-/// The page a handler renders for the user the guard let in.
+/// The page a handler renders for the user the guard let in, with what staff may do.
 async fn screen_for<'r>(
     req: &'r Request<'_>,
     allowed: fn(&User) -> bool,
@@ -108,11 +111,95 @@ async fn screen_for<'r>(
             WebError::Internal("no application state".to_owned()),
         ));
     };
-    signed_in_with(req, allowed).await.map(|who| Screen {
+    let who = match signed_in_with(req, allowed).await {
+        request::Outcome::Success(who) => who,
+        request::Outcome::Error(failure) => return request::Outcome::Error(failure),
+        request::Outcome::Forward(status) => return request::Outcome::Forward(status),
+    };
+    let granted = if who.user.is_staff {
+        match crate::accounts::granted(&state.store, &who.user) {
+            Ok(granted) => granted,
+            Err(error) => {
+                return request::Outcome::Error((Status::InternalServerError, error.into()));
+            }
+        }
+    } else {
+        Granted::default()
+    };
+    request::Outcome::Success(Screen {
         state,
         who,
+        granted,
         cookies: req.cookies(),
     })
+}
+
+/// What an admin page or action needs: one of Django's model permissions.
+pub trait Needs: Send + Sync + 'static {
+    const ACTION: Action;
+    const MODEL: Model;
+}
+
+/// A staff user holding the permission `N` names (superusers hold them all). Without a
+/// session the request is sent to the login page; without the permission it fails with 403
+/// before the handler runs and before its body is read.
+pub struct Allowed<'r, N: Needs>(pub Screen<'r>, PhantomData<fn() -> N>);
+
+#[rocket::async_trait]
+impl<'r, N: Needs> FromRequest<'r> for Allowed<'r, N> {
+    type Error = WebError;
+
+    async fn from_request(req: &'r Request<'_>) -> request::Outcome<Self, Self::Error> {
+        let screen = match screen_for(req, |user| user.is_staff).await {
+            request::Outcome::Success(screen) => screen,
+            request::Outcome::Error(failure) => return request::Outcome::Error(failure),
+            request::Outcome::Forward(status) => return request::Outcome::Forward(status),
+        };
+        if screen.granted.allows(N::ACTION, N::MODEL) {
+            request::Outcome::Success(Allowed(screen, PhantomData))
+        } else {
+            request::Outcome::Error((
+                Status::Forbidden,
+                WebError::Forbidden("your account lacks the permission this page needs"),
+            ))
+        }
+    }
+}
+
+impl<'r, N: Needs> std::ops::Deref for Allowed<'r, N> {
+    type Target = Screen<'r>;
+
+    fn deref(&self) -> &Screen<'r> {
+        &self.0
+    }
+}
+
+/// Names a permission as a type, for `Allowed<'_, ChangeApplication>`.
+macro_rules! needs {
+    ($($name:ident = $action:ident $model:ident;)*) => {$(
+        pub struct $name;
+        impl Needs for $name {
+            const ACTION: Action = Action::$action;
+            const MODEL: Model = permissions::$model;
+        }
+    )*};
+}
+
+needs! {
+    ViewUser = View USER;
+    AddUser = Add USER;
+    ChangeUser = Change USER;
+    ViewGroup = View GROUP;
+    AddGroup = Add GROUP;
+    ChangeGroup = Change GROUP;
+    ViewApplication = View APPLICATION;
+    AddApplication = Add APPLICATION;
+    ChangeApplication = Change APPLICATION;
+    ViewPeriodicTask = View PERIODIC_TASK;
+    AddPeriodicTask = Add PERIODIC_TASK;
+    ChangePeriodicTask = Change PERIODIC_TASK;
+    ViewSigningKey = View SIGNING_KEY;
+    ChangeSigningKey = Change SIGNING_KEY;
 }
 
 macro_rules! rank_guard {
@@ -148,11 +235,6 @@ rank_guard!(
     /// An active staff user (the admin console).
     Staff,
     |user| user.is_staff
-);
-rank_guard!(
-    /// An active superuser (users, groups and signing keys).
-    Superuser,
-    |user| user.is_staff && user.is_superuser
 );
 
 pub fn set_session_cookie(cookies: &CookieJar<'_>, state: &AppState, value: String) {

@@ -242,8 +242,8 @@ fn bad_files_load_nothing_and_name_the_file_and_record() {
         ("syntax.json", "[{\"model\": \"auth.user\",".to_owned(), "syntax.json: cannot parse as JSON"),
         (
             "unknown.yaml",
-            format!("{good_app}- model: auth.permission\n  pk: 1\n  fields: {{codename: x}}\n"),
-            "unknown.yaml: record 2 (auth.permission pk=1): unknown model",
+            format!("{good_app}- model: sessions.session\n  pk: 1\n  fields: {{codename: x}}\n"),
+            "unknown.yaml: record 2 (sessions.session pk=1): unknown model",
         ),
         (
             "dangling.yaml",

@@ -547,3 +547,150 @@ fn private_signing_keys_are_encrypted_at_rest_when_a_secret_is_given() {
         assert!(message.contains("key_encryption_key"), "{message}");
     }
 }
+
+// ----- Django's permissions for staff -----
+
+/// What a DOT deployment's `dumpdata auth contenttypes` brings: content types, permissions by
+/// pk, and a group holding two of them by pk.
+const HELPDESK: &str = r#"
+- model: contenttypes.contenttype
+  pk: 7
+  fields: {app_label: oauth2_provider, model: application}
+- model: contenttypes.contenttype
+  pk: 8
+  fields: {app_label: oauth2_provider, model: accesstoken}
+- model: auth.permission
+  pk: 25
+  fields: {name: Can change application, content_type: 7, codename: change_application}
+- model: auth.permission
+  pk: 32
+  fields: {name: Can view access token, content_type: 8, codename: view_accesstoken}
+- model: auth.group
+  pk: 3
+  fields: {name: helpdesk, permissions: [25, 32]}
+"#;
+
+/// The demo plus the helpdesk group, and `username` (staff) signed in, in it when asked.
+fn staff_member(username: &str, in_helpdesk: bool) -> App {
+    let mut files = oxidot::server::demo_fixture_files();
+    files.push(oxidot::fixtures::FixtureFile {
+        name: "helpdesk.yaml".to_owned(),
+        contents: HELPDESK.to_owned(),
+    });
+    let app = App::with(|_| {}, files);
+    crate::admin::add_user(&app, username, true, false);
+    let name = username.to_owned();
+    app.store
+        .write_blocking(move |tx| {
+            let mut user = tx.user_by_username(&name)?.unwrap();
+            if in_helpdesk {
+                user.groups = vec![3];
+            }
+            tx.put_user(&user)
+        })
+        .unwrap();
+    assert_eq!(app.login(username, "user-pass-123").status().code, 303);
+    app
+}
+
+#[test]
+fn staff_may_do_what_their_django_permissions_allow_and_nothing_more() {
+    let app = staff_member("sam", true);
+    // change_application (through the group's pk 25) lets sam see and edit applications...
+    assert_eq!(page(&app, "/admin/applications/").0, 200);
+    assert_eq!(page(&app, "/admin/applications/3/").0, 200);
+    let (status, _) = post(
+        &app,
+        "/admin/applications/3/",
+        "action=save&name=Renamed&client_id=hash1&client_type=confidential\
+         &grant_types=authorization-code&redirect_uris=https%3A%2F%2Foauth.pstmn.io%2Fv1%2Fcallback\
+         &algorithm=RS256&hash_client_secret=on&owner=admin",
+    );
+    assert_eq!(status, 303);
+    // ...and view_accesstoken (pk 32) the access tokens.
+    assert_eq!(page(&app, "/admin/access-tokens/").0, 200);
+
+    // Everything else is refused, before anything changes.
+    let before = snapshot(&app);
+    for path in [
+        "/admin/applications/new/",
+        "/admin/refresh-tokens/",
+        "/admin/periodic-tasks/",
+        "/admin/users/",
+        "/admin/groups/",
+        "/admin/keys/",
+    ] {
+        assert_eq!(page(&app, path).0, 403, "{path}");
+    }
+    for (path, form) in [
+        ("/admin/applications/3/", "action=delete&confirm=yes"),
+        ("/admin/access-tokens/", "action=revoke&confirm=yes"),
+        (
+            "/admin/periodic-tasks/",
+            "name=x&task=debug_task&every=1&period=hours&enabled=on",
+        ),
+        ("/admin/keys/", "action=generate&algorithm=ES256"),
+        (
+            "/admin/users/1/",
+            "action=password&password=taken-over-1&password2=taken-over-1",
+        ),
+    ] {
+        assert_eq!(post(&app, path, form).0, 403, "{path}");
+    }
+    assert_eq!(snapshot(&app), before);
+    // The navigation lists what sam may see, only.
+    let (_, dashboard) = page(&app, "/admin/");
+    assert!(dashboard.contains("href=\"/admin/applications/\""));
+    assert!(!dashboard.contains("href=\"/admin/periodic-tasks/\""));
+}
+
+#[test]
+fn only_superusers_grant_rank_groups_and_permissions() {
+    let app = staff_member("sam", false);
+    let sam = app.store.user_by_username("sam").unwrap().unwrap().id;
+    // A superuser gives sam auth.change_user by ticking it on sam's page.
+    assert_eq!(app.login("admin", "admin123").status().code, 303);
+    let (status, html) = post(
+        &app,
+        &format!("/admin/users/{sam}/"),
+        "action=save&first_name=Sam&last_name=&email=&is_active=on&is_staff=on\
+         &permissions=auth.change_user",
+    );
+    assert_eq!(status, 303, "{html}");
+    let (_, page_html) = page(&app, &format!("/admin/users/{sam}/"));
+    assert!(page_html.contains("value=\"auth.change_user\" checked"));
+
+    // sam edits users now, but cannot make anyone (sam included) a superuser, put them in a
+    // group or give them permissions.
+    assert_eq!(app.login("sam", "user-pass-123").status().code, 303);
+    let before = snapshot(&app);
+    for grab in [
+        "&is_superuser=on",
+        "&groups=1",
+        "&permissions=django_celery_beat.add_periodictask",
+        "&other_permissions=add_periodictask+django_celery_beat+periodictask",
+    ] {
+        let form =
+            format!("action=save&first_name=Sam&last_name=&email=&is_active=on&is_staff=on{grab}");
+        assert_eq!(
+            post(&app, &format!("/admin/users/{sam}/"), &form).0,
+            403,
+            "{grab}"
+        );
+    }
+    assert_eq!(snapshot(&app), before);
+    let (status, _) = post(
+        &app,
+        &format!("/admin/users/{sam}/"),
+        "action=save&first_name=Samuel&last_name=&email=&is_active=on&is_staff=on",
+    );
+    assert_eq!(status, 303);
+    let saved = app.store.user_by_username("sam").unwrap().unwrap();
+    assert_eq!(saved.first_name, "Samuel");
+    assert!(!saved.is_superuser && saved.groups.is_empty());
+    assert_eq!(
+        saved.user_permissions.len(),
+        1,
+        "kept as the superuser set them"
+    );
+}

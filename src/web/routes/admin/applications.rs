@@ -7,12 +7,13 @@ use serde_json::{Value, json};
 use super::{Answer, see_other};
 use crate::applications::{ApplicationForm, Registrar};
 use crate::params::Params;
+use crate::permissions::{APPLICATION, Action};
 use crate::store::{Application, ClientType, GrantType};
 use crate::web::AppState;
 use crate::web::application_editor::{self, Pages, summary};
 use crate::web::error::{Page, WebError};
 use crate::web::form::{CheckedForm, Query};
-use crate::web::session::Staff;
+use crate::web::session::{AddApplication, Allowed, ChangeApplication, ViewApplication};
 
 const LIST: &str = "/admin/applications/";
 const NO_APPLICATION: WebError = WebError::NotFound("There is no such application.");
@@ -61,7 +62,7 @@ impl Filters {
 }
 
 #[get("/admin/applications")]
-async fn list(screen: Staff<'_>, query: Query) -> Result<Page, WebError> {
+async fn list(screen: Allowed<'_, ViewApplication>, query: Query) -> Result<Page, WebError> {
     let state = screen.state;
     let filters = Filters::from_query(&query.0)?;
     let (applications, owners) = state.store.read(|tx| {
@@ -124,13 +125,13 @@ fn owner_of(
 }
 
 #[get("/admin/applications/new")]
-async fn new(screen: Staff<'_>) -> Result<Page, WebError> {
+async fn new(screen: Allowed<'_, AddApplication>) -> Result<Page, WebError> {
     PAGES.form(&screen, &ApplicationForm::blank(), None, None)
 }
 
 #[post("/admin/applications", data = "<form>")]
 async fn create(
-    screen: Staff<'_>,
+    screen: Allowed<'_, AddApplication>,
     form: Result<CheckedForm, WebError>,
 ) -> Result<Answer, WebError> {
     let state = screen.state;
@@ -150,7 +151,7 @@ async fn create(
 }
 
 #[get("/admin/applications/<id>")]
-async fn show(id: u64, screen: Staff<'_>) -> Result<Page, WebError> {
+async fn show(id: u64, screen: Allowed<'_, ViewApplication>) -> Result<Page, WebError> {
     let state = screen.state;
     let (application, owner) = state.store.read(|tx| {
         let application = tx.application(id)?;
@@ -168,7 +169,7 @@ async fn show(id: u64, screen: Staff<'_>) -> Result<Page, WebError> {
 #[post("/admin/applications/<id>", data = "<form>")]
 async fn change(
     id: u64,
-    screen: Staff<'_>,
+    screen: Allowed<'_, ChangeApplication>,
     form: Result<CheckedForm, WebError>,
 ) -> Result<Answer, WebError> {
     let state = screen.state;
@@ -184,6 +185,7 @@ async fn change(
             PAGES.saved(&screen, &saved)
         }
         "delete" => {
+            screen.require(Action::Delete, APPLICATION)?;
             if params.single("confirm")? != Some("yes") {
                 let form = ApplicationForm::of(&current, None);
                 let message = "Tick the box to confirm the deletion.";

@@ -4,6 +4,7 @@ use rocket::{Route, get, routes};
 use serde_json::json;
 
 use super::when;
+use crate::permissions::{self, Action};
 use crate::store::{ExpiringKind, Timestamp, TokenTable};
 use crate::web::error::{Page, WebError};
 use crate::web::session::Staff;
@@ -17,59 +18,66 @@ async fn dashboard(screen: Staff<'_>) -> Result<Page, WebError> {
     let now = Timestamp::from_datetime(state.clock.now());
     let (counts, cleanup) = state.store.read(|tx| {
         let expired = |kind| tx.expired_count(kind, now, EXPIRED_COUNT_CAP);
-        let row = |label: &str, path: &str, table, kind| -> Result<_, crate::store::StoreError> {
-            let total = tx.token_count(table)?;
-            let expired = expired(kind)?;
-            // Revoked refresh tokens are kept (reuse detection) but are not live.
-            let revoked = if kind == ExpiringKind::RefreshToken {
-                tx.expired_count(
-                    ExpiringKind::RevokedRefreshToken,
-                    Timestamp(i64::MAX),
-                    EXPIRED_COUNT_CAP,
-                )?
-            } else {
-                0
-            };
-            Ok(json!({
-                "label": label, "path": path, "total": total,
-                "expired": if expired == EXPIRED_COUNT_CAP {
-                    format!("more than {EXPIRED_COUNT_CAP}")
+        let row =
+            |label: &str, path: &str, table, kind, model| -> Result<_, crate::store::StoreError> {
+                let total = tx.token_count(table)?;
+                let expired = expired(kind)?;
+                // Revoked refresh tokens are kept (reuse detection) but are not live.
+                let revoked = if kind == ExpiringKind::RefreshToken {
+                    tx.expired_count(
+                        ExpiringKind::RevokedRefreshToken,
+                        Timestamp(i64::MAX),
+                        EXPIRED_COUNT_CAP,
+                    )?
                 } else {
-                    expired.to_string()
-                },
-                "live": total.saturating_sub(expired).saturating_sub(revoked),
-            }))
-        };
+                    0
+                };
+                Ok(json!({
+                    "label": label, "path": path, "total": total,
+                    "link": screen.granted.allows(Action::View, model),
+                    "expired": if expired == EXPIRED_COUNT_CAP {
+                        format!("more than {EXPIRED_COUNT_CAP}")
+                    } else {
+                        expired.to_string()
+                    },
+                    "live": total.saturating_sub(expired).saturating_sub(revoked),
+                }))
+            };
         let counts = vec![
             row(
                 "Access tokens",
                 "access-tokens",
                 TokenTable::AccessTokens,
                 ExpiringKind::AccessToken,
+                permissions::ACCESS_TOKEN,
             )?,
             row(
                 "Refresh tokens",
                 "refresh-tokens",
                 TokenTable::RefreshTokens,
                 ExpiringKind::RefreshToken,
+                permissions::REFRESH_TOKEN,
             )?,
             row(
                 "Authorization codes",
                 "grants",
                 TokenTable::Grants,
                 ExpiringKind::Grant,
+                permissions::GRANT,
             )?,
             row(
                 "ID tokens",
                 "id-tokens",
                 TokenTable::IdTokens,
                 ExpiringKind::IdToken,
+                permissions::ID_TOKEN,
             )?,
             row(
                 "Device grants",
                 "device-grants",
                 TokenTable::DeviceGrants,
                 ExpiringKind::DeviceGrant,
+                permissions::DEVICE_GRANT,
             )?,
         ];
         let cleanup = tx

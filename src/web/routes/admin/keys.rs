@@ -7,12 +7,13 @@ use serde_json::json;
 
 use super::Answer;
 use crate::oidc::keys::{KEY_ALGORITHMS, KeyAdmin, KeyError};
+use crate::permissions::{Action, SIGNING_KEY};
 use crate::store::{Algorithm, Timestamp};
 use crate::web::AppState;
 use crate::web::error::{Page, WebError};
 use crate::web::form::CheckedForm;
 use crate::web::screen::Screen;
-use crate::web::session::Superuser;
+use crate::web::session::{Allowed, ChangeSigningKey, ViewSigningKey};
 
 fn admin(state: &AppState) -> KeyAdmin<'_> {
     KeyAdmin {
@@ -51,13 +52,13 @@ fn keys_page(
 }
 
 #[get("/admin/keys")]
-async fn list(screen: Superuser<'_>) -> Result<Page, WebError> {
+async fn list(screen: Allowed<'_, ViewSigningKey>) -> Result<Page, WebError> {
     keys_page(&screen, None, None)
 }
 
 #[post("/admin/keys", data = "<form>")]
 async fn act(
-    screen: Superuser<'_>,
+    screen: Allowed<'_, ChangeSigningKey>,
     form: Result<CheckedForm, WebError>,
 ) -> Result<Answer, WebError> {
     let state = screen.state;
@@ -75,6 +76,12 @@ async fn act(
     let confirmed = params.single("confirm")? == Some("yes");
     let action = params.single("action")?.unwrap_or_default().to_owned();
     let keys = admin(state);
+    // Django's actions on the key model: generating adds a key, retiring withdraws one.
+    match action.as_str() {
+        "generate" => screen.require(Action::Add, SIGNING_KEY)?,
+        "retire" => screen.require(Action::Delete, SIGNING_KEY)?,
+        _ => {}
+    }
     let outcome = match action.as_str() {
         "generate" => keys.generate(algorithm()?, now).await,
         "rotate" | "rotate-now" | "retire" if !confirmed => {
@@ -105,7 +112,7 @@ async fn act(
 }
 
 #[get("/admin/keys/<kid>")]
-async fn show(kid: &str, screen: Superuser<'_>) -> Result<Page, WebError> {
+async fn show(kid: &str, screen: Allowed<'_, ViewSigningKey>) -> Result<Page, WebError> {
     let now = Timestamp::from_datetime(screen.state.clock.now());
     let row = admin(screen.state)
         .rows(now)

@@ -8,13 +8,14 @@ use serde_json::{Value, json};
 use super::{Answer, see_other, when};
 use crate::config::TaskConfig;
 use crate::params::Params;
+use crate::permissions::{Action, PERIODIC_TASK};
 use crate::scheduler::{Scheduler, TASKS, describe};
 use crate::store::{PeriodicTask, TaskSchedule, Timestamp};
 use crate::web::AppState;
 use crate::web::error::{Page, WebError};
 use crate::web::form::CheckedForm;
 use crate::web::screen::Screen;
-use crate::web::session::Staff;
+use crate::web::session::{AddPeriodicTask, Allowed, ChangePeriodicTask, ViewPeriodicTask};
 
 const LIST: &str = "/admin/periodic-tasks/";
 
@@ -158,12 +159,15 @@ fn empty_form() -> Value {
 }
 
 #[get("/admin/periodic-tasks")]
-async fn list(screen: Staff<'_>) -> Result<Page, WebError> {
+async fn list(screen: Allowed<'_, ViewPeriodicTask>) -> Result<Page, WebError> {
     list_page(&screen, None, empty_form()).await
 }
 
 #[post("/admin/periodic-tasks", data = "<form>")]
-async fn add(screen: Staff<'_>, form: Result<CheckedForm, WebError>) -> Result<Answer, WebError> {
+async fn add(
+    screen: Allowed<'_, AddPeriodicTask>,
+    form: Result<CheckedForm, WebError>,
+) -> Result<Answer, WebError> {
     let state = screen.state;
     let params = form?.0;
     let now = Timestamp::from_datetime(state.clock.now());
@@ -236,7 +240,7 @@ async fn task_page(
 const NO_TASK: WebError = WebError::NotFound("There is no such periodic task.");
 
 #[get("/admin/periodic-tasks/<name>")]
-async fn show(name: &str, screen: Staff<'_>) -> Result<Page, WebError> {
+async fn show(name: &str, screen: Allowed<'_, ViewPeriodicTask>) -> Result<Page, WebError> {
     let state = screen.state;
     let task = state
         .store
@@ -248,7 +252,7 @@ async fn show(name: &str, screen: Staff<'_>) -> Result<Page, WebError> {
 #[post("/admin/periodic-tasks/<name>", data = "<form>")]
 async fn change(
     name: &str,
-    screen: Staff<'_>,
+    screen: Allowed<'_, ChangePeriodicTask>,
     form: Result<CheckedForm, WebError>,
 ) -> Result<Answer, WebError> {
     let state = screen.state;
@@ -283,6 +287,7 @@ async fn change(
             ..current.clone()
         },
         "delete" => {
+            screen.require(Action::Delete, PERIODIC_TASK)?;
             if params.single("confirm")? != Some("yes") {
                 return refuse("Tick the box to confirm the deletion.", form_of(&current)).await;
             }

@@ -3,12 +3,15 @@
 //! pages walk the table newest first with a bounded scan (fast at a million rows), filters by
 //! user, application and state, and "revoke selected" — never a raw delete of a live token.
 
+use std::marker::PhantomData;
+
 use rocket::{Route, get, post, routes};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::{Answer, key_from_hex, key_hex, masked, see_other, when};
 use crate::params::Params;
+use crate::permissions::{self, Action, Model};
 use crate::store::{
     AccessToken, DeviceDecision, DeviceGrant, Grant, IdToken, ReadTx, RefreshToken, SecretKey,
     StoreError, Timestamp, TokenTable, WriteTx,
@@ -16,7 +19,7 @@ use crate::store::{
 use crate::web::error::{Page, WebError};
 use crate::web::form::{CheckedForm, Query};
 use crate::web::screen::Screen;
-use crate::web::session::Staff;
+use crate::web::session::{Allowed, Needs};
 
 /// Rows per page, and rows a page may look at to find them.
 const PAGE_ROWS: usize = 50;
@@ -25,6 +28,8 @@ const PAGE_SCAN: usize = 20_000;
 /// What the lists need of each kind of record.
 trait Listed: DeserializeOwned {
     const TABLE: TokenTable;
+    /// The Django model whose permissions guard the list.
+    const MODEL: Model;
     const PATH: &'static str;
     const TITLE: &'static str;
     fn user(&self) -> Option<u64>;
@@ -69,6 +74,7 @@ macro_rules! common_fields {
 }
 
 impl Listed for AccessToken {
+    const MODEL: Model = permissions::ACCESS_TOKEN;
     const TABLE: TokenTable = TokenTable::AccessTokens;
     const PATH: &'static str = "access-tokens";
     const TITLE: &'static str = "Access tokens";
@@ -88,6 +94,7 @@ impl Listed for AccessToken {
 }
 
 impl Listed for RefreshToken {
+    const MODEL: Model = permissions::REFRESH_TOKEN;
     const TABLE: TokenTable = TokenTable::RefreshTokens;
     const PATH: &'static str = "refresh-tokens";
     const TITLE: &'static str = "Refresh tokens";
@@ -114,6 +121,7 @@ impl Listed for RefreshToken {
 }
 
 impl Listed for Grant {
+    const MODEL: Model = permissions::GRANT;
     const TABLE: TokenTable = TokenTable::Grants;
     const PATH: &'static str = "grants";
     const TITLE: &'static str = "Authorization codes";
@@ -137,6 +145,7 @@ impl Listed for Grant {
 }
 
 impl Listed for IdToken {
+    const MODEL: Model = permissions::ID_TOKEN;
     const TABLE: TokenTable = TokenTable::IdTokens;
     const PATH: &'static str = "id-tokens";
     const TITLE: &'static str = "ID tokens";
@@ -155,6 +164,7 @@ impl Listed for IdToken {
 }
 
 impl Listed for DeviceGrant {
+    const MODEL: Model = permissions::DEVICE_GRANT;
     const TABLE: TokenTable = TokenTable::DeviceGrants;
     const PATH: &'static str = "device-grants";
     const TITLE: &'static str = "Device grants";
@@ -427,16 +437,35 @@ async fn detail_page<T: Listed>(screen: &Screen<'_>, key_text: &str) -> Result<P
     )
 }
 
+/// Seeing a table's rows needs its model's view (or change) permission.
+struct ViewRows<T>(PhantomData<fn() -> T>);
+
+impl<T: Listed + 'static> Needs for ViewRows<T> {
+    const ACTION: Action = Action::View;
+    const MODEL: Model = T::MODEL;
+}
+
+/// Revoking rows is the admin's "delete selected": its model's delete permission.
+struct RevokeRows<T>(PhantomData<fn() -> T>);
+
+impl<T: Listed + 'static> Needs for RevokeRows<T> {
+    const ACTION: Action = Action::Delete;
+    const MODEL: Model = T::MODEL;
+}
+
 macro_rules! token_routes {
     ($record:ty, $list:ident, $act:ident, $show:ident, $path:tt, $detail:tt) => {
         #[get($path)]
-        async fn $list(screen: Staff<'_>, query: Query) -> Result<Page, WebError> {
+        async fn $list(
+            screen: Allowed<'_, ViewRows<$record>>,
+            query: Query,
+        ) -> Result<Page, WebError> {
             list_page::<$record>(&screen, &query.0, None).await
         }
 
         #[post($path, data = "<form>")]
         async fn $act(
-            screen: Staff<'_>,
+            screen: Allowed<'_, RevokeRows<$record>>,
             form: Result<CheckedForm, WebError>,
         ) -> Result<Answer, WebError> {
             let params = form?.0;
@@ -447,7 +476,10 @@ macro_rules! token_routes {
         }
 
         #[get($detail)]
-        async fn $show(key: &str, screen: Staff<'_>) -> Result<Page, WebError> {
+        async fn $show(
+            key: &str,
+            screen: Allowed<'_, ViewRows<$record>>,
+        ) -> Result<Page, WebError> {
             detail_page::<$record>(&screen, key).await
         }
     };

@@ -12,8 +12,11 @@ use crate::store::{Group, Permission, SecretKey, StoreError, Timestamp, User};
 use crate::web::AppState;
 use crate::web::error::{Page, WebError};
 use crate::web::form::{CheckedForm, Query};
+use crate::web::permission_fields;
 use crate::web::screen::Screen;
-use crate::web::session::Superuser;
+use crate::web::session::{
+    AddGroup, AddUser, Allowed, ChangeGroup, ChangeUser, ViewGroup, ViewUser,
+};
 
 const USERS: &str = "/admin/users/";
 const GROUPS: &str = "/admin/groups/";
@@ -48,7 +51,7 @@ fn user_row(user: &User) -> Value {
 }
 
 #[get("/admin/users")]
-async fn list(screen: Superuser<'_>, query: Query) -> Result<Page, WebError> {
+async fn list(screen: Allowed<'_, ViewUser>, query: Query) -> Result<Page, WebError> {
     let state = screen.state;
     let search = text(&query.0, "q")?.to_lowercase();
     let page: usize = text(&query.0, "page")?.parse().unwrap_or(1).max(1);
@@ -101,13 +104,13 @@ fn new_user_page(
 }
 
 #[get("/admin/users/new")]
-async fn new(screen: Superuser<'_>) -> Result<Page, WebError> {
+async fn new(screen: Allowed<'_, AddUser>) -> Result<Page, WebError> {
     new_user_page(&screen, json!({}), None)
 }
 
 #[post("/admin/users", data = "<form>")]
 async fn create(
-    screen: Superuser<'_>,
+    screen: Allowed<'_, AddUser>,
     form: Result<CheckedForm, WebError>,
 ) -> Result<Answer, WebError> {
     let state = screen.state;
@@ -148,13 +151,16 @@ fn user_page(screen: &Screen<'_>, user: &User, message: Option<&str>) -> Result<
         .collect();
     screen.render(
         "admin_user.html.tera",
-        json!({"section": "users", "account": user_row(user), "groups": groups}),
+        json!({
+            "section": "users", "account": user_row(user), "groups": groups,
+            "perms": permission_fields::fields(screen.state, &user.user_permissions)?,
+        }),
         message,
     )
 }
 
 #[get("/admin/users/<id>")]
-async fn show(id: u64, screen: Superuser<'_>) -> Result<Page, WebError> {
+async fn show(id: u64, screen: Allowed<'_, ViewUser>) -> Result<Page, WebError> {
     let state = screen.state;
     let user = state.store.read(|tx| tx.user(id))?.ok_or(NO_USER)?;
     user_page(&screen, &user, None)
@@ -163,7 +169,7 @@ async fn show(id: u64, screen: Superuser<'_>) -> Result<Page, WebError> {
 #[post("/admin/users/<id>", data = "<form>")]
 async fn change(
     id: u64,
-    screen: Superuser<'_>,
+    screen: Allowed<'_, ChangeUser>,
     form: Result<CheckedForm, WebError>,
 ) -> Result<Answer, WebError> {
     let state = screen.state;
@@ -193,12 +199,16 @@ async fn change(
             Ok(see_other(format!("{USERS}{id}/")))
         }
         "save" => {
+            permission_fields::refuse_granting(&screen, &params)?;
             let email = text(&params, "email")?;
             if !email.is_empty() && !email.contains('@') {
                 return Ok(
                     user_page(&screen, &current, Some("That is not an email address."))?.into(),
                 );
             }
+            // Only a superuser's form carries rank, groups and permissions (checked above);
+            // anyone else's keeps them as they are.
+            let granting = screen.granted.is_superuser();
             let mut groups = Vec::new();
             for value in params.all("groups") {
                 let group: u64 = value
@@ -206,19 +216,39 @@ async fn change(
                     .map_err(|_| WebError::BadRequest("groups must be group ids".to_owned()))?;
                 groups.push(group);
             }
+            let user_permissions = if granting {
+                match permission_fields::from_form(&params)? {
+                    Ok(permissions) => permissions,
+                    Err(message) => {
+                        return Ok(user_page(&screen, &current, Some(&message))?.into());
+                    }
+                }
+            } else {
+                current.user_permissions.clone()
+            };
             let updated = User {
                 first_name: text(&params, "first_name")?,
                 last_name: text(&params, "last_name")?,
                 email,
                 is_active: ticked(&params, "is_active")?,
                 is_staff: ticked(&params, "is_staff")?,
-                is_superuser: ticked(&params, "is_superuser")?,
-                groups,
+                is_superuser: if granting {
+                    ticked(&params, "is_superuser")?
+                } else {
+                    current.is_superuser
+                },
+                groups: if granting {
+                    groups
+                } else {
+                    current.groups.clone()
+                },
+                user_permissions,
                 ..current.clone()
             };
-            if id == screen.who.user.id
-                && !(updated.is_active && updated.is_staff && updated.is_superuser)
-            {
+            let loses_own_access = !updated.is_active
+                || !updated.is_staff
+                || (current.is_superuser && !updated.is_superuser);
+            if id == screen.who.user.id && loses_own_access {
                 let message = "You cannot take away your own access: ask another superuser.";
                 return Ok(user_page(&screen, &current, Some(message))?.into());
             }
@@ -247,54 +277,38 @@ async fn change(
     }
 }
 
-/// Permissions as the form shows them: one per line, a pk or `codename app_label model`.
-fn permissions_text(permissions: &[Permission]) -> String {
-    permissions
-        .iter()
-        .map(|permission| match permission {
-            Permission::Pk(pk) => pk.to_string(),
-            Permission::Natural(parts) => parts.join(" "),
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-fn parse_permissions(text: &str) -> Result<Vec<Permission>, String> {
-    text.lines()
-        .map(str::trim)
-        .filter(|line| !line.is_empty())
-        .map(|line| {
-            if let Ok(pk) = line.parse() {
-                return Ok(Permission::Pk(pk));
-            }
-            let parts: Vec<String> = line.split_whitespace().map(str::to_owned).collect();
-            if parts.len() == 3 {
-                Ok(Permission::Natural(parts))
-            } else {
-                Err(format!(
-                    "{line:?} is neither a permission pk nor \"codename app_label model\"."
-                ))
-            }
-        })
-        .collect()
-}
-
-fn group_from(params: &Params, id: u64) -> Result<Result<Group, String>, WebError> {
+/// The group a form describes; its permissions only from a superuser's form (`kept`
+/// otherwise).
+fn group_from(
+    screen: &Screen<'_>,
+    params: &Params,
+    id: u64,
+    kept: &[Permission],
+) -> Result<Result<Group, String>, WebError> {
+    permission_fields::refuse_granting(screen, params)?;
     let name = text(params, "name")?;
     if name.is_empty() || name.chars().count() > 150 {
         return Ok(Err("A group name is 1 to 150 characters.".to_owned()));
     }
-    Ok(
-        parse_permissions(&text(params, "permissions")?).map(|permissions| Group {
-            id,
-            name,
-            permissions,
-        }),
-    )
+    let permissions = if screen.granted.is_superuser() {
+        match permission_fields::from_form(params)? {
+            Ok(permissions) => permissions,
+            Err(message) => return Ok(Err(message)),
+        }
+    } else {
+        kept.to_vec()
+    };
+    Ok(Ok(Group {
+        id,
+        name,
+        permissions,
+    }))
 }
 
 fn groups_page(screen: &Screen<'_>, form: Value, message: Option<&str>) -> Result<Page, WebError> {
     let groups = screen.state.store.read(|tx| tx.groups())?;
+    let mut form = form;
+    form["perms"] = permission_fields::fields(screen.state, &[])?;
     let rows: Vec<Value> = groups
         .iter()
         .map(|group| json!({"id": group.id, "name": group.name, "permissions": group.permissions.len()}))
@@ -307,7 +321,7 @@ fn groups_page(screen: &Screen<'_>, form: Value, message: Option<&str>) -> Resul
 }
 
 #[get("/admin/groups")]
-async fn groups(screen: Superuser<'_>) -> Result<Page, WebError> {
+async fn groups(screen: Allowed<'_, ViewGroup>) -> Result<Page, WebError> {
     groups_page(&screen, json!({}), None)
 }
 
@@ -321,13 +335,12 @@ async fn save_group(state: &AppState, group: Group) -> Result<Result<(), String>
 
 #[post("/admin/groups", data = "<form>")]
 async fn add_group(
-    screen: Superuser<'_>,
+    screen: Allowed<'_, AddGroup>,
     form: Result<CheckedForm, WebError>,
 ) -> Result<Answer, WebError> {
     let state = screen.state;
     let params = form?.0;
-    let echo =
-        json!({"name": text(&params, "name")?, "permissions": text(&params, "permissions")?});
+    let echo = json!({"name": text(&params, "name")?});
     let id = state
         .store
         .read(|tx| tx.groups())?
@@ -336,7 +349,7 @@ async fn add_group(
         .max()
         .unwrap_or(0)
         + 1;
-    let group = match group_from(&params, id)? {
+    let group = match group_from(&screen, &params, id, &[])? {
         Ok(group) => group,
         Err(message) => return Ok(groups_page(&screen, echo, Some(&message))?.into()),
     };
@@ -351,9 +364,11 @@ async fn add_group(
 fn group_page(
     screen: &Screen<'_>,
     id: u64,
-    form: Value,
+    mut form: Value,
+    held: &[Permission],
     message: Option<&str>,
 ) -> Result<Page, WebError> {
+    form["perms"] = permission_fields::fields(screen.state, held)?;
     screen.render(
         "admin_group.html.tera",
         json!({"section": "groups", "id": id, "form": form}),
@@ -362,13 +377,14 @@ fn group_page(
 }
 
 #[get("/admin/groups/<id>")]
-async fn show_group(id: u64, screen: Superuser<'_>) -> Result<Page, WebError> {
+async fn show_group(id: u64, screen: Allowed<'_, ViewGroup>) -> Result<Page, WebError> {
     let state = screen.state;
     let group = state.store.read(|tx| tx.group(id))?.ok_or(NO_GROUP)?;
     group_page(
         &screen,
         id,
-        json!({"name": group.name, "permissions": permissions_text(&group.permissions)}),
+        json!({"name": group.name}),
+        &group.permissions,
         None,
     )
 }
@@ -376,21 +392,22 @@ async fn show_group(id: u64, screen: Superuser<'_>) -> Result<Page, WebError> {
 #[post("/admin/groups/<id>", data = "<form>")]
 async fn change_group(
     id: u64,
-    screen: Superuser<'_>,
+    screen: Allowed<'_, ChangeGroup>,
     form: Result<CheckedForm, WebError>,
 ) -> Result<Answer, WebError> {
     let state = screen.state;
     let params = form?.0;
-    state.store.read(|tx| tx.group(id))?.ok_or(NO_GROUP)?;
-    let echo =
-        json!({"name": text(&params, "name")?, "permissions": text(&params, "permissions")?});
-    let group = match group_from(&params, id)? {
+    let current = state.store.read(|tx| tx.group(id))?.ok_or(NO_GROUP)?;
+    let echo = json!({"name": text(&params, "name")?});
+    let group = match group_from(&screen, &params, id, &current.permissions)? {
         Ok(group) => group,
-        Err(message) => return Ok(group_page(&screen, id, echo, Some(&message))?.into()),
+        Err(message) => {
+            return Ok(group_page(&screen, id, echo, &current.permissions, Some(&message))?.into());
+        }
     };
     let name = group.name.clone();
     if let Err(message) = save_group(state, group).await? {
-        return Ok(group_page(&screen, id, echo, Some(&message))?.into());
+        return Ok(group_page(&screen, id, echo, &current.permissions, Some(&message))?.into());
     }
     screen.audit("group changed", &name);
     Ok(see_other(GROUPS))
