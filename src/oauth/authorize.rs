@@ -390,6 +390,20 @@ pub fn validate(
     };
     let fail = |error: &str, description: String| fail_in(mode, error, description);
     let single = |name: &str| text(mode, name);
+    // OIDC Core §6: until request objects are supported, say so rather than ignore them (a
+    // client that signed its parameters must not believe they were honoured).
+    if single("request")?.is_some() {
+        return Err(fail(
+            "request_not_supported",
+            "request objects (the request parameter) are not supported".to_owned(),
+        ));
+    }
+    if single("request_uri")?.is_some() {
+        return Err(fail(
+            "request_uri_not_supported",
+            "request_uri is not supported".to_owned(),
+        ));
+    }
     if !application.grant_types.contains(&response.grant_type()) {
         return Err(fail(
             "unauthorized_client",

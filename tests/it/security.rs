@@ -694,3 +694,157 @@ fn only_superusers_grant_rank_groups_and_permissions() {
         "kept as the superuser set them"
     );
 }
+
+// ----- smaller leaks -----
+
+#[test]
+fn logout_asks_an_anonymous_visitor_before_sending_them_to_a_clients_uri() {
+    let app = App::demo();
+    app.store
+        .write_blocking(|tx| {
+            let mut application = tx.application(3)?.unwrap();
+            application.post_logout_redirect_uris = vec!["https://rp.example/bye".to_owned()];
+            tx.put_application(&application)
+        })
+        .unwrap();
+    // No session, no id_token_hint: a page with a link, not a redirect.
+    let response = app
+        .client
+        .get("/o/logout/?client_id=hash1&post_logout_redirect_uri=https%3A%2F%2Frp.example%2Fbye&state=s")
+        .dispatch();
+    assert_eq!(response.status().code, 200);
+    assert!(response.headers().get_one("Location").is_none());
+    let html = response.into_string().unwrap();
+    assert!(
+        html.contains("You are not signed in")
+            && html.contains("href=\"https:&#x2F;&#x2F;rp.example&#x2F;bye?state=s\""),
+        "{html}"
+    );
+}
+
+#[test]
+fn request_objects_are_refused_until_they_are_supported() {
+    let app = crate::flow::logged_in();
+    for (name, error) in [
+        ("request", "request_not_supported"),
+        ("request_uri", "request_uri_not_supported"),
+    ] {
+        let pairs = with(
+            crate::flow::tutorial_request(),
+            name,
+            Some("eyJhbGciOiJub25lIn0.e30."),
+        );
+        let response = app.client.get(url_for(&pairs)).dispatch();
+        assert_eq!(response.status().code, 302, "{name}");
+        let location = response.headers().get_one("Location").unwrap().to_owned();
+        assert_eq!(
+            crate::flow::param(&location, "error").as_deref(),
+            Some(error)
+        );
+        assert_eq!(
+            crate::flow::param(&location, "state").as_deref(),
+            Some("xyz-123")
+        );
+    }
+    let codes = app
+        .store
+        .read(|tx| tx.token_count(oxidot::store::TokenTable::Grants))
+        .unwrap();
+    assert_eq!(codes, 0, "no code was issued");
+}
+
+#[test]
+fn revoke_confirmations_name_only_applications_the_user_granted() {
+    let app = signed_in("carol", false, false);
+    // carol granted nothing to hash1 (application 3): asking to revoke it names nothing.
+    let (status, html) = post(&app, "/o/authorized_tokens/3/delete/", "");
+    assert_eq!(status, 404);
+    assert!(!html.contains("hashed secret 1"), "{html}");
+}
+
+#[test]
+fn failed_logins_are_logged_with_username_and_ip_and_never_the_password() {
+    use crate::support::{free_port, http_client, oxidot, wait_until_up};
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let log = dir.path().join("server.log");
+    let mut child = oxidot(dir.path())
+        .arg("demo")
+        .env("OXIDOT_PORT", port.to_string())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    wait_until_up(&base);
+    let client = http_client();
+    let page = client
+        .get(format!("{base}/accounts/login/"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    let marker = "name=\"csrfmiddlewaretoken\" value=\"";
+    let start = page.find(marker).unwrap() + marker.len();
+    let token = &page[start..start + 43];
+    let password = "a-guessed-password-never-logged";
+    let status = client
+        .post(format!("{base}/accounts/login/"))
+        .form(&[
+            ("csrfmiddlewaretoken", token),
+            ("username", "admin"),
+            ("password", password),
+        ])
+        .send()
+        .unwrap()
+        .status();
+    assert_eq!(status.as_u16(), 400);
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    assert!(child.wait().unwrap().success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    let line = text
+        .lines()
+        .find(|line| line.contains("login failed"))
+        .unwrap_or_else(|| panic!("no failed-login line in {text}"));
+    assert!(
+        line.contains("username=\"admin\"") || line.contains("username=admin"),
+        "{line}"
+    );
+    assert!(line.contains("127.0.0.1"), "{line}");
+    assert!(!text.contains(password));
+}
+
+#[test]
+fn check_flags_a_public_address_without_issuer_and_metrics_on_it() {
+    use crate::support::oxidot;
+    let dir = tempfile::tempdir().unwrap();
+    let public = oxidot(dir.path())
+        .arg("check")
+        .env("OXIDOT_ADDRESS", "0.0.0.0")
+        .output()
+        .unwrap();
+    let text = output_text(&public);
+    assert!(
+        text.contains("# warning: listening on 0.0.0.0 without `issuer`"),
+        "{text}"
+    );
+    assert!(
+        text.contains("/metrics is served on the public address 0.0.0.0"),
+        "{text}"
+    );
+    // Both set right: neither is flagged.
+    let configured = oxidot(dir.path())
+        .arg("check")
+        .env("OXIDOT_ADDRESS", "0.0.0.0")
+        .env("OXIDOT_ISSUER", "https://id.example.com/o")
+        .env("OXIDOT_METRICS__ADDRESS", "127.0.0.1:9100")
+        .output()
+        .unwrap();
+    let text = output_text(&configured);
+    assert!(
+        !text.contains("without `issuer`") && !text.contains("/metrics is served"),
+        "{text}"
+    );
+}

@@ -84,6 +84,26 @@ fn finished(
     Ok(Answer::Page(Page::ok(html)))
 }
 
+/// The "logged out" page for a visitor without a session, with the client's URI as a link
+/// to follow rather than a redirect.
+fn not_signed_in(
+    state: &AppState,
+    request: &LogoutRequest,
+    cookies: &CookieJar<'_>,
+) -> Result<Answer, WebError> {
+    let csrf_token = csrf::token(cookies, state.settings.public_https())?;
+    let html = state.templates.render(
+        "logout.html.tera",
+        &json!({
+            "user": null,
+            "csrf_token": csrf_token,
+            "continue_to": request.after_logout(),
+            "application_name": request.application.as_ref().map(application_label),
+        }),
+    )?;
+    Ok(Answer::Page(Page::ok(html)))
+}
+
 fn confirmation(
     state: &AppState,
     request: &LogoutRequest,
@@ -145,7 +165,13 @@ async fn decide(
         Err(page) => return Ok(page),
     };
     let Some(signed_in) = &user.0 else {
-        return finished(state, &request, &user, cookies);
+        // Nobody to log out. A valid id_token_hint shows the client is the one asking, so
+        // it gets its redirect; without one, anyone could bounce visitors off this server to
+        // a URI some client registered, so the visitor chooses to go there.
+        if request.hinted_user.is_some() {
+            return finished(state, &request, &user, cookies);
+        }
+        return not_signed_in(state, &request, cookies);
     };
     let hint_matches = request.hinted_user == Some(signed_in.user.id);
     let ask = state

@@ -234,13 +234,16 @@ async fn revoke(
     let params = form?.0;
     let user = screen.who.user.id;
     if params.single("confirm")? != Some("yes") {
-        let Some(application) = state.store.read(|tx| tx.application(id))? else {
-            return Err(WebError::NotFound("There is no such application."));
+        // Only an application the user granted something to is named: any other id (an
+        // application of someone else's, or none) answers as if it did not exist.
+        let granted = grants_of(state, user)?;
+        let Some(row) = granted.iter().find(|row| row["id"] == id) else {
+            return Err(NO_APPLICATION);
         };
         return Ok(screen
             .render(
                 "o_authorized_revoke.html.tera",
-                json!({"application": {"id": id, "name": crate::web::application_label(&application)}}),
+                json!({"application": {"id": id, "name": row["name"]}}),
                 None,
             )?
             .into());
