@@ -217,6 +217,7 @@ pub struct Settings {
     /// are believed: for the client's IP (throttling) and the derived issuer.
     pub trusted_proxies: Vec<String>,
     pub limits: Limits,
+    pub connections: Connections,
     pub sessions: Sessions,
     pub login_throttle: LoginThrottle,
     pub oauth2_provider: OAuth2Provider,
@@ -235,6 +236,35 @@ pub struct Settings {
     /// Start even when the database file can be read by other users (it holds the password
     /// hashes and, unless `key_encryption_key` is set, the private signing keys).
     pub allow_readable_database: bool,
+}
+
+/// What a connection may take: slow or greedy clients are cut off (see `web::listener`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Connections {
+    /// Seconds for a request head (and a TLS handshake) to arrive; an idle keep-alive
+    /// connection is closed after as long.
+    pub header_timeout_seconds: u64,
+    /// A request body must arrive at least this fast (after a grace of the header timeout).
+    pub min_body_bytes_per_second: u64,
+    /// Open connections in all.
+    pub max: usize,
+    /// Open connections from one client address.
+    pub max_per_ip: usize,
+    /// Seconds open requests get to finish at shutdown.
+    pub shutdown_grace_seconds: u64,
+}
+
+impl Default for Connections {
+    fn default() -> Self {
+        Self {
+            header_timeout_seconds: 10,
+            min_body_bytes_per_second: 1024,
+            max: 4096,
+            max_per_ip: 256,
+            shutdown_grace_seconds: 5,
+        }
+    }
 }
 
 /// `/metrics`: on the main address, on an address of its own, or off.
@@ -369,6 +399,7 @@ impl Default for Settings {
             protected_resource_scope: "read".to_owned(),
             trusted_proxies: Vec::new(),
             limits: Limits::default(),
+            connections: Connections::default(),
             sessions: Sessions::default(),
             login_throttle: LoginThrottle::default(),
             oauth2_provider: OAuth2Provider::default(),

@@ -2,7 +2,6 @@
 //! unsafe set-ups, serve until SIGINT/SIGTERM, then close everything cleanly so the next open
 //! needs no repair.
 
-use rocket::fairing::AdHoc;
 use rust_embed::RustEmbed;
 
 use crate::accounts::{self, AccountError};
@@ -256,17 +255,20 @@ async fn serve(
         }
         _ => None,
     };
+    let settings_for_listener = settings.clone();
+    let tls = settings.tls.is_some();
     let mut state = AppState::new(settings, store, hasher, clock, keys)
         .map_err(|error| ServerError::Startup(error.to_string()))?;
     state.scheduler = Some(scheduler.clone());
-    let launched = web::build(state)
-        .attach(AdHoc::on_liftoff("announce", move |_| {
-            Box::pin(async move {
-                tracing::info!("oxidot listening on {base}");
-            })
-        }))
-        .launch()
-        .await;
+    let served = web::listener::serve(
+        web::build(state),
+        &settings_for_listener,
+        stop_signal(),
+        |address| {
+            tracing::info!("oxidot listening on {}", display_base(address, tls));
+        },
+    )
+    .await;
     tracing::info!("shutting down: stopping the scheduler at a batch boundary");
     if let Some(task) = metrics_task {
         task.abort();
@@ -276,14 +278,34 @@ async fn serve(
     control_task.abort();
     // Dropping the socket task removes the socket file.
     let _ = control_task.await;
-    match launched {
-        Ok(rocket) => {
-            drop(rocket);
-            tracing::info!("oxidot stopped");
-            Ok(())
-        }
-        Err(error) => Err(ServerError::Startup(format!("the server failed: {error}"))),
+    served.map_err(|error| ServerError::Startup(error.to_string()))?;
+    tracing::info!("oxidot stopped");
+    Ok(())
+}
+
+/// SIGTERM or SIGINT (Ctrl-C): stop accepting, let open requests finish.
+async fn stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut interrupt)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::warn!("cannot watch for SIGTERM/SIGINT: stop the server with SIGKILL");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received: shutting down"),
+        _ = interrupt.recv() => tracing::info!("SIGINT received: shutting down"),
     }
+}
+
+fn display_base(address: std::net::SocketAddr, tls: bool) -> String {
+    format!(
+        "{}://{}:{}",
+        if tls { "https" } else { "http" },
+        display_host(address.ip()),
+        address.port()
+    )
 }
 
 /// The ID token signing keys: the configured RSA key, else those in the store, with a key

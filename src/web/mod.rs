@@ -8,6 +8,7 @@ pub mod csrf;
 pub mod error;
 mod fairings;
 pub mod form;
+pub mod listener;
 mod oauth_response;
 pub mod permission_fields;
 pub mod proxy;
@@ -18,7 +19,7 @@ pub mod templates;
 
 use std::sync::Arc;
 
-use rocket::config::{LogLevel, Shutdown, Sig};
+use rocket::config::LogLevel;
 use rocket::data::{Limits, ToByteUnit};
 use rocket::request::{self, FromRequest, Request};
 use rocket::{Build, Rocket};
@@ -150,25 +151,12 @@ impl<'r> FromRequest<'r> for RequestOrigin {
 }
 
 /// Rocket's configuration, from our settings only (Rocket does not read Rocket.toml itself:
-/// our loader does, and refuses unknown keys).
+/// our loader does, and refuses unknown keys). Rocket routes requests; `listener` accepts
+/// connections, so the address, TLS and shutdown settings live there.
 pub fn rocket_config(settings: &Settings) -> rocket::Config {
-    let workers = if settings.workers == 0 {
-        std::thread::available_parallelism().map_or(2, usize::from)
-    } else {
-        settings.workers
-    };
-    let mut shutdown = Shutdown {
-        ctrlc: true,
-        grace: 5,
-        mercy: 5,
-        ..Shutdown::default()
-    };
-    shutdown.signals.insert(Sig::Term);
-    #[allow(unused_mut)]
-    let mut config = rocket::Config {
+    rocket::Config {
         address: settings.address,
         port: settings.port,
-        workers,
         // Rocket's own log lines carry full URIs (query strings hold codes and tokens).
         log_level: LogLevel::Off,
         cli_colors: false,
@@ -177,15 +165,9 @@ pub fn rocket_config(settings: &Settings) -> rocket::Config {
         limits: Limits::default()
             .limit("form", settings.limits.form.bytes())
             .limit("json", settings.limits.json.bytes()),
-        shutdown,
         ident: rocket::config::Ident::try_new("oxidot").unwrap_or_default(),
         ..rocket::Config::default()
-    };
-    #[cfg(feature = "tls")]
-    if let Some(tls) = &settings.tls {
-        config.tls = Some(rocket::config::TlsConfig::from_paths(&tls.certs, &tls.key));
     }
-    config
 }
 
 pub fn build(state: AppState) -> Rocket<Build> {

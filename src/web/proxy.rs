@@ -71,7 +71,10 @@ impl TrustedProxies {
         };
         // Served over TLS directly, the request came over https; behind a trusted proxy, the
         // proxy says how the client connected.
-        let direct_tls = req.rocket().config().tls_enabled();
+        let direct_tls = req
+            .rocket()
+            .state::<crate::web::AppState>()
+            .is_some_and(|state| state.settings.tls.is_some());
         let scheme = match first("X-Forwarded-Proto") {
             Some("https") => "https",
             Some(_) => "http",

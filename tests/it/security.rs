@@ -848,3 +848,159 @@ fn check_flags_a_public_address_without_issuer_and_metrics_on_it() {
         "{text}"
     );
 }
+
+// ----- slow and greedy clients (the real binary) -----
+
+/// A server whose connection limits are `settings` (`OXIDOT_CONNECTIONS__*`).
+fn guarded_server(dir: &std::path::Path, settings: &[(&str, &str)]) -> crate::support::Server {
+    crate::support::Server::start_with(dir, &["demo"], settings)
+}
+
+fn address(server: &crate::support::Server) -> String {
+    server.base.trim_start_matches("http://").to_owned()
+}
+
+/// Reads until the server closes the connection (or `limit` passes: then it did not).
+fn read_until_closed(
+    stream: &mut std::net::TcpStream,
+    limit: std::time::Duration,
+) -> Option<String> {
+    use std::io::Read as _;
+    stream.set_read_timeout(Some(limit)).unwrap();
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 4096];
+    loop {
+        match stream.read(&mut buffer) {
+            Ok(0) => return Some(String::from_utf8_lossy(&received).into_owned()),
+            Ok(read) => received.extend_from_slice(&buffer[..read]),
+            Err(error) if error.kind() == std::io::ErrorKind::ConnectionReset => {
+                return Some(String::from_utf8_lossy(&received).into_owned());
+            }
+            Err(_) => return None,
+        }
+    }
+}
+
+#[test]
+fn connections_that_send_headers_or_bodies_slowly_are_closed() {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().unwrap();
+    let server = guarded_server(
+        dir.path(),
+        &[
+            ("OXIDOT_CONNECTIONS__HEADER_TIMEOUT_SECONDS", "1"),
+            ("OXIDOT_CONNECTIONS__MIN_BODY_BYTES_PER_SECOND", "1000"),
+        ],
+    );
+    let patience = std::time::Duration::from_secs(15);
+    // Half a request head, then silence: closed without an answer.
+    let mut slow_head = std::net::TcpStream::connect(address(&server)).unwrap();
+    slow_head
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        .unwrap();
+    let answer = read_until_closed(&mut slow_head, patience).expect("still open");
+    assert!(!answer.contains("200 OK"), "{answer}");
+
+    // A whole request, then an idle keep-alive connection: answered, then closed.
+    let mut idle = std::net::TcpStream::connect(address(&server)).unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .unwrap();
+    let answer = read_until_closed(&mut idle, patience).expect("the idle connection stays open");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+    // A body announced at 1,000 bytes and sent a byte at a time: 408, closed.
+    let mut slow_body = std::net::TcpStream::connect(address(&server)).unwrap();
+    slow_body
+        .write_all(
+            b"POST /o/token/ HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+              Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\ng",
+        )
+        .unwrap();
+    let trickle = std::thread::spawn(move || {
+        for _ in 0..20 {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            if slow_body.write_all(b"r").is_err() {
+                break;
+            }
+        }
+        slow_body
+    });
+    let mut slow_body = trickle.join().unwrap();
+    let answer = read_until_closed(&mut slow_body, patience).expect("still open");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+
+    // A body larger than any limit is refused before it is read.
+    let mut huge = std::net::TcpStream::connect(address(&server)).unwrap();
+    huge.write_all(
+        b"POST /o/token/ HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+          Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 100000000\r\n\r\n",
+    )
+    .unwrap();
+    let answer = read_until_closed(&mut huge, patience).expect("still open");
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+
+    // The server still serves everyone else.
+    let status = reqwest::blocking::get(format!("{}/healthz", server.base))
+        .unwrap()
+        .status();
+    assert_eq!(status.as_u16(), 200);
+    assert!(server.terminate());
+}
+
+#[test]
+fn open_connections_are_bounded_per_client_address_and_in_all() {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().unwrap();
+    let server = guarded_server(
+        dir.path(),
+        &[
+            ("OXIDOT_CONNECTIONS__MAX_PER_IP", "2"),
+            ("OXIDOT_CONNECTIONS__MAX", "3"),
+        ],
+    );
+    let target: std::net::SocketAddr = address(&server).parse().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // Connections from a chosen loopback source address (127.0.0.x all reach the server).
+    let from = |source: [u8; 4]| -> std::net::TcpStream {
+        runtime.block_on(async {
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket
+                .bind(std::net::SocketAddr::from((source, 0)))
+                .unwrap();
+            socket.connect(target).await.unwrap().into_std().unwrap()
+        })
+    };
+    let refused = |stream: &mut std::net::TcpStream| {
+        stream.set_nonblocking(false).unwrap();
+        let answer = read_until_closed(stream, std::time::Duration::from_secs(10));
+        answer.is_some_and(|answer| answer.starts_with("HTTP/1.1 503"))
+    };
+    // Two idle connections from 127.0.0.1 are held; a third from it is refused.
+    let held = [from([127, 0, 0, 1]), from([127, 0, 0, 1])];
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(
+        refused(&mut from([127, 0, 0, 1])),
+        "a third from one address"
+    );
+    // Another address gets one (the third in all), then the total is reached.
+    let mut other = from([127, 0, 0, 2]);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(refused(&mut from([127, 0, 0, 2])), "a fourth in all");
+    // The held connections still work, and a closed one frees its place.
+    other.set_nonblocking(false).unwrap();
+    other
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let answer = read_until_closed(&mut other, std::time::Duration::from_secs(10)).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    drop(held);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let status = reqwest::blocking::get(format!("{}/healthz", server.base))
+        .unwrap()
+        .status();
+    assert_eq!(status.as_u16(), 200);
+    assert!(server.terminate());
+}
