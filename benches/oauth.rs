@@ -708,6 +708,97 @@ fn admin_bench(dir: &std::path::Path) {
     let _ = server.wait();
 }
 
+/// Writes a DOT `dumpdata` (JSON) of a user, an application and `tokens` access tokens, every
+/// other one with its refresh token, as DOT 3.4.1 writes them.
+fn write_dump(path: &std::path::Path, tokens: u64) {
+    use std::io::Write as _;
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path).unwrap());
+    write!(
+        out,
+        r#"[{{"model": "auth.user", "pk": 9001, "fields": {{"username": "imported", "password": "", "is_active": true}}}},
+{{"model": "oauth2_provider.application", "pk": 9001, "fields": {{"client_id": "imported-app", "client_type": "confidential", "authorization_grant_type": "password", "client_secret": "pbkdf2_sha256$1000000$salt$aGFzaA==", "hash_client_secret": true, "name": "Imported"}}}}"#
+    )
+    .unwrap();
+    let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    for n in 1..=tokens {
+        let access = format!("access-{n:012}-xxxxxxxxxxxxxxxx");
+        write!(
+            out,
+            r#",
+{{"model": "oauth2_provider.accesstoken", "pk": {n}, "fields": {{"user": 9001, "source_refresh_token": null, "id_token": null, "token": "{access}", "token_checksum": "{}", "application": 9001, "expires": "2099-01-01T00:00:00Z", "scope": "read write", "created": "2026-11-01T00:00:00Z", "updated": "2026-11-01T00:00:00Z"}}}}"#,
+            hex(&sha2::Sha256::digest(access.as_bytes()))
+        )
+        .unwrap();
+        if n % 2 == 0 {
+            let refresh = format!("refresh-{n:012}-xxxxxxxxxxxxxxx");
+            write!(
+                out,
+                r#",
+{{"model": "oauth2_provider.refreshtoken", "pk": {n}, "fields": {{"user": 9001, "token": "{refresh}", "token_checksum": "{}", "application": 9001, "access_token": {n}, "created": "2026-11-01T00:00:00Z", "updated": "2026-11-01T00:00:00Z", "revoked": null, "token_family": "{:032x}"}}}}"#,
+                hex(&sha2::Sha256::digest(refresh.as_bytes())),
+                n
+            )
+            .unwrap();
+        }
+    }
+    writeln!(out, "\n]").unwrap();
+}
+
+/// `oxidot loaddata` of large DOT dumps (`cargo bench --bench oauth -- import`; sizes from
+/// `OXIDOT_BENCH_IMPORT`, default 1,000,000 and 10,000,000 access tokens): time and peak RSS
+/// of the loading process, with no server running.
+fn import_bench(dir: &std::path::Path) {
+    let binary = env!("CARGO_BIN_EXE_oxidot");
+    let sizes: Vec<u64> = std::env::var("OXIDOT_BENCH_IMPORT")
+        .unwrap_or_else(|_| "1000000,10000000".to_owned())
+        .split(',')
+        .filter_map(|size| size.trim().parse().ok())
+        .collect();
+    for tokens in sizes {
+        let dump = dir.join(format!("dump-{tokens}.json"));
+        write_dump(&dump, tokens);
+        let file_mib = std::fs::metadata(&dump).unwrap().len() as f64 / (1 << 20) as f64;
+        let database = dir.join(format!("import-{tokens}.redb"));
+        let started = Instant::now();
+        let mut child = Command::new(binary)
+            .args([
+                "--database",
+                database.to_str().unwrap(),
+                "loaddata",
+                dump.to_str().unwrap(),
+            ])
+            .current_dir(dir)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let mut peak = 0;
+        let status = loop {
+            peak = peak.max(peak_rss_kib(pid));
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let elapsed = started.elapsed();
+        let mut output = String::new();
+        std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut output).unwrap();
+        assert!(status.success(), "{output}");
+        let rows = tokens + tokens / 2;
+        println!(
+            "loaddata {tokens} access + {} refresh tokens ({file_mib:.0} MiB of JSON): {:.1} s ({:.0} records/s), peak RSS {:.1} MiB, database {:.0} MiB; {}",
+            tokens / 2,
+            elapsed.as_secs_f64(),
+            rows as f64 / elapsed.as_secs_f64(),
+            peak as f64 / 1024.0,
+            std::fs::metadata(&database).unwrap().len() as f64 / (1 << 20) as f64,
+            output.trim()
+        );
+        let _ = std::fs::remove_file(&dump);
+        let _ = std::fs::remove_file(&database);
+    }
+}
+
 /// The server's peak resident memory so far (VmHWM).
 fn peak_rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -863,6 +954,11 @@ fn main() {
         .unwrap();
     std::io::Write::write_all(password.stdin.as_mut().unwrap(), b"bench-password-1\n").unwrap();
     assert!(password.wait().unwrap().success());
+    // Heavy: only when named (`cargo bench --bench oauth -- import`).
+    if std::env::args().skip(1).any(|arg| arg == "import") {
+        import_bench(dir.path());
+        return;
+    }
     // Heavy: only when named (`cargo bench --bench oauth -- backup`).
     if std::env::args().skip(1).any(|arg| arg == "backup") {
         backup_bench(dir.path());

@@ -8,7 +8,7 @@ use crate::accounts::{self, AccountError};
 use crate::cleanup;
 use crate::clock::Clock;
 use crate::config::{OAuth2Provider, Settings};
-use crate::fixtures::{self, FixtureError, FixtureFile, Format};
+use crate::fixtures::{self, FixtureError, Format, Source};
 use crate::oidc::{KeyAdmin, KeyError, KeyRing};
 use crate::passwords::Hasher;
 use crate::store::{Algorithm, Store, StoreError, Timestamp};
@@ -17,7 +17,7 @@ use crate::store::{Algorithm, Store, StoreError, Timestamp};
 #[serde(tag = "command", rename_all = "snake_case")]
 pub enum Command {
     LoadData {
-        files: Vec<FixtureFile>,
+        files: Vec<Source>,
     },
     DumpData {
         models: Vec<String>,
@@ -108,11 +108,7 @@ pub async fn execute(context: &CommandContext, command: Command) -> Result<Strin
     let hasher = &context.hasher;
     match command {
         Command::LoadData { files } => {
-            // Parsing hashes plain client secrets (argon2): keep it off the async executor.
-            let prepared = tokio::task::spawn_blocking(move || fixtures::prepare(&files))
-                .await
-                .map_err(|error| CommandError::Other(error.to_string()))??;
-            let report = fixtures::install(store, prepared).await?;
+            let report = fixtures::load(store, files).await?;
             Ok(report.to_string())
         }
         Command::DumpData { models, format } => {

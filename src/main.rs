@@ -17,7 +17,7 @@ use oxidot::clock::Clock;
 use oxidot::commands::{self, Command, CommandContext, CommandError, KeysAction};
 use oxidot::config::{ConfigSource, DEFAULT_PROFILE, DEMO_PROFILE, LoadedConfig};
 use oxidot::control;
-use oxidot::fixtures::{FixtureFile, Format};
+use oxidot::fixtures::{Format, Source};
 use oxidot::passwords::Hasher;
 use oxidot::server::{self, ServeOptions};
 use oxidot::store::{Store, StoreError};
@@ -232,16 +232,13 @@ async fn dispatch(command: Cmd, loaded: LoadedConfig) -> Result<(), String> {
             allow_demo_credentials,
         } => run_server(loaded, false, allow_demo_credentials).await,
         Cmd::Loaddata { files } => {
-            let mut fixtures = Vec::new();
-            for path in files {
-                let contents = std::fs::read_to_string(&path)
+            // Read as they load (a dump of millions of tokens never sits in memory whole).
+            for path in &files {
+                std::fs::File::open(path)
                     .map_err(|error| format!("cannot read {}: {error}", path.display()))?;
-                fixtures.push(FixtureFile {
-                    name: path.display().to_string(),
-                    contents,
-                });
             }
-            let output = run_command(&loaded, Command::LoadData { files: fixtures }).await?;
+            let sources = files.iter().map(|path| Source::file(path)).collect();
+            let output = run_command(&loaded, Command::LoadData { files: sources }).await?;
             say!("{output}");
             Ok(())
         }
@@ -394,7 +391,13 @@ fn cache_bytes(loaded: &LoadedConfig) -> usize {
 async fn run_command(loaded: &LoadedConfig, command: Command) -> Result<String, String> {
     let database = loaded.settings.database.clone();
     let sealer = loaded.key_sealer().map_err(|error| error.to_string())?;
-    match Store::open(&database, cache_bytes(loaded)) {
+    // A bulk load touches pages all over the token tables: a larger page cache (still a
+    // fixed bound) saves re-reading them.
+    let cache = match command {
+        Command::LoadData { .. } => cache_bytes(loaded).max(64 << 20),
+        _ => cache_bytes(loaded),
+    };
+    match Store::open(&database, cache) {
         Ok((store, _)) => {
             let hasher = Hasher::new(loaded.settings.max_concurrent_hashes);
             let mut context =

@@ -169,6 +169,11 @@ pub async fn run(
         .unwrap_or(usize::MAX);
     let database = settings.database.clone();
     let (store, report) = tokio::task::block_in_place(|| Store::open(&database, cache_bytes))?;
+    if report.interrupted_load_rolled_back {
+        tracing::warn!(
+            "a loaddata was interrupted before it finished: what it had loaded was rolled back"
+        );
+    }
     if report.repaired {
         tracing::warn!(
             "{} was not closed cleanly last time and has been repaired",
@@ -197,11 +202,8 @@ async fn serve(
     let hasher = Hasher::new(settings.max_concurrent_hashes);
     let users = store.read(|tx| tx.user_count())?;
     if options.demo && (created || users == 0) {
-        let files = demo_fixture_files();
-        let prepared = tokio::task::spawn_blocking(move || fixtures::prepare(&files))
-            .await
-            .map_err(|error| ServerError::Startup(error.to_string()))??;
-        let report = fixtures::install(&store, prepared).await?;
+        let files = demo_fixture_files().into_iter().map(Into::into).collect();
+        let report = fixtures::load(&store, files).await?;
         tracing::info!(
             "demo data loaded: {}",
             report.to_string().replace('\n', "; ")

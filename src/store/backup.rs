@@ -14,7 +14,7 @@ const ROWS_PER_COMMIT: u64 = 20_000;
 
 /// The copy's transactions: committed without an fsync every `ROWS_PER_COMMIT` rows (one
 /// durable commit ends the copy).
-struct Copier<'d> {
+pub(super) struct Copier<'d> {
     db: &'d Database,
     rows: u64,
 }
@@ -24,7 +24,7 @@ impl<'d> Copier<'d> {
         super::writer::begin(self.db, false)
     }
 
-    fn copy_table<K: redb::Key + 'static, V: redb::Value + 'static>(
+    pub(super) fn copy_table<K: redb::Key + 'static, V: redb::Value + 'static>(
         &mut self,
         from: &redb::ReadTransaction,
         table: TableDefinition<K, V>,
@@ -160,6 +160,8 @@ impl Store {
         copier.copy_table(&snapshot, FAMILIES)?;
         copier.copy_table(&snapshot, PERIODIC_TASKS)?;
         copier.copy_table(&snapshot, SIGNING_KEYS)?;
+        // A load in progress is copied with its journal: the copy rolls it back when opened.
+        load_journal::copy_tables(&mut copier, &snapshot)?;
         let rows = copier.rows;
         // One durable commit puts every batch on disk.
         super::writer::begin(&copy, true)?.commit()?;

@@ -8,6 +8,7 @@
 
 mod admin;
 mod backup;
+mod load_journal;
 mod records;
 mod writer;
 
@@ -24,6 +25,7 @@ use serde::de::DeserializeOwned;
 
 pub use admin::{TokenPage, TokenTable};
 pub use backup::{IntegrityReport, RestoreReport};
+pub use load_journal::Prior;
 pub use records::{
     AccessToken, Algorithm, Application, ClientType, Consent, ContentType, DeviceDecision,
     DeviceGrant, ExpiringKind, FamilyId, Grant, GrantType, Group, IdToken, OidcSession,
@@ -159,6 +161,8 @@ pub struct OpenReport {
     pub repaired: bool,
     /// The schema version the file had, when this open upgraded it.
     pub upgraded_from: Option<u64>,
+    /// A `loaddata` was interrupted (a crash) and what it had written was rolled back.
+    pub interrupted_load_rolled_back: bool,
 }
 
 #[derive(Clone)]
@@ -193,6 +197,7 @@ impl Store {
             other => StoreError::Storage(format!("cannot open {}: {other}", path.display())),
         })?;
         let upgraded_from = migrate(&db, path)?;
+        let interrupted_load_rolled_back = load_journal::recover(&db)?;
         let db = Arc::new(db);
         let writer = Writer::start(db.clone())?;
         let store = Self {
@@ -208,6 +213,7 @@ impl Store {
                 created,
                 repaired: repaired.load(Ordering::Relaxed),
                 upgraded_from,
+                interrupted_load_rolled_back,
             },
         ))
     }
@@ -287,6 +293,19 @@ impl Store {
         let (job, receiver) = TypedJob::boxed(work, false);
         self.inner.writer.submit(job)?;
         receiver.await.map_err(|_| StoreError::WriterGone)?
+    }
+
+    /// `write_deferred` for code that is not async (a load's chunks).
+    pub fn write_deferred_blocking<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        F: FnMut(&mut WriteTx<'_>) -> Result<T, StoreError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let (job, receiver) = TypedJob::boxed(work, false);
+        self.inner.writer.submit(job)?;
+        receiver
+            .blocking_recv()
+            .map_err(|_| StoreError::WriterGone)?
     }
 
     /// `write` for code that is not async (CLI commands).
@@ -400,6 +419,7 @@ fn migrate(db: &Database, path: &Path) -> Result<Option<u64>, StoreError> {
         txn.open_table(FAMILIES)?;
         txn.open_table(PERIODIC_TASKS)?;
         txn.open_table(SIGNING_KEYS)?;
+        load_journal::create_tables(&txn)?;
     }
     txn.commit()?;
     Ok(upgraded_from)
@@ -683,6 +703,8 @@ struct OpenTables<'a> {
     tokens_by_user: Option<IndexTable<'a, u64>>,
     tokens_by_family: Option<IndexTable<'a, [u8; 16]>>,
     families: Option<redb::Table<'a, [u8; 16], &'static [u8]>>,
+    /// A load's journal and the sequence number of its next row (`load_journal`).
+    journal: Option<(redb::Table<'a, u64, &'static [u8]>, u64)>,
 }
 
 #[derive(Clone, Copy)]

@@ -32,8 +32,8 @@ fn file(name: &str, contents: &str) -> FixtureFile {
 }
 
 fn load(app: &App, files: &[FixtureFile]) -> Result<fixtures::LoadReport, FixtureError> {
-    let prepared = fixtures::prepare(files)?;
-    fixtures::install_blocking(&app.store, prepared)
+    let sources: Vec<fixtures::Source> = files.iter().cloned().map(Into::into).collect();
+    fixtures::load_blocking(&app.store, &sources)
 }
 
 fn dump(app: &App, format: Format) -> String {
@@ -465,4 +465,157 @@ fn dot_id_token_records_are_kept_by_jti() {
         error.contains("bad-ids.yaml: record 1 (oauth2_provider.idtoken pk=4)"),
         "{error}"
     );
+}
+
+/// A DOT dump (JSON) of `tokens` access tokens for the sample's user and application, each
+/// with its refresh token; refresh tokens come first when `refresh_first` (DOT dumps either
+/// model first, depending on its version).
+fn token_dump(tokens: usize, refresh_first: bool) -> String {
+    use sha2::Digest as _;
+    let hex = |text: &str| {
+        sha2::Sha256::digest(text.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    let access: Vec<String> = (1..=tokens)
+        .map(|n| {
+            let token = format!("bulk-access-{n:08}");
+            format!(
+                r#"{{"model": "oauth2_provider.accesstoken", "pk": {}, "fields": {{"user": 3, "token": "{token}", "token_checksum": "{}", "application": 3, "expires": "2099-01-01T00:00:00Z", "scope": "read", "created": "2026-11-01T00:00:00Z"}}}}"#,
+                1000 + n,
+                hex(&token)
+            )
+        })
+        .collect();
+    let refresh: Vec<String> = (1..=tokens)
+        .map(|n| {
+            let token = format!("bulk-refresh-{n:08}");
+            format!(
+                r#"{{"model": "oauth2_provider.refreshtoken", "pk": {}, "fields": {{"user": 3, "token": "{token}", "token_checksum": "{}", "application": 3, "access_token": {}, "created": "2026-11-01T00:00:00Z", "revoked": null, "token_family": "{:032x}"}}}}"#,
+                1000 + n,
+                hex(&token),
+                1000 + n,
+                n
+            )
+        })
+        .collect();
+    let records = if refresh_first {
+        [refresh, access].concat()
+    } else {
+        [access, refresh].concat()
+    };
+    format!("[{}]", records.join(",\n"))
+}
+
+#[test]
+fn a_large_dump_streams_in_chunks_and_pairs_tokens_across_them() {
+    for refresh_first in [false, true] {
+        let app = App::with(|_| {}, vec![sample("dot-3.4.1-dumpdata.yaml")]);
+        // 2,500 pairs: three chunks of token records, pairs split across chunks.
+        let report = load(&app, &[file("bulk.json", &token_dump(2500, refresh_first))]).unwrap();
+        assert_eq!(report.objects, 5000);
+        let count = |table| app.store.read(|tx| tx.token_count(table)).unwrap();
+        use oxidot::store::TokenTable;
+        assert_eq!(count(TokenTable::AccessTokens), 2500 + 2, "{refresh_first}");
+        assert_eq!(count(TokenTable::RefreshTokens), 2500 + 1);
+        // The last pair works as a pair: refreshing revokes the paired access token.
+        let response = app
+            .client
+            .post("/o/token/")
+            .header(rocket::http::ContentType::Form)
+            .header(crate::oauth::basic("hash1", "hashed"))
+            .body("grant_type=refresh_token&refresh_token=bulk-refresh-00002500")
+            .dispatch();
+        assert_eq!(response.status().code, 200, "{refresh_first}");
+        drop(response);
+        assert_eq!(crate::flow::hello(&app, "bulk-access-00002500"), 401);
+        assert_eq!(crate::flow::hello(&app, "bulk-access-00002499"), 200);
+    }
+}
+
+#[test]
+fn a_load_killed_midway_leaves_all_or_nothing() {
+    use crate::support::oxidot;
+    let template = tempfile::tempdir().unwrap();
+    std::fs::write(
+        template.path().join("sample.yaml"),
+        std::fs::read(sample_dir().join("dot-3.4.1-dumpdata.yaml")).unwrap(),
+    )
+    .unwrap();
+    assert!(
+        oxidot(template.path())
+            .args(["loaddata", "sample.yaml"])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap()
+            .success()
+    );
+    // A new user first (written, journaled, in the load's first transaction), then tokens.
+    let dump = token_dump(10_000, false).replacen(
+        '[',
+        r#"[{"model": "auth.user", "pk": 77, "fields": {"username": "bulk-user", "password": ""}},"#,
+        1,
+    );
+    std::fs::write(template.path().join("bulk.json"), dump).unwrap();
+    let stored = |dir: &std::path::Path| {
+        let (store, _) = oxidot::store::Store::open(&dir.join("oxidot.redb"), 1 << 20).unwrap();
+        let (count, user) = store
+            .read(|tx| {
+                Ok((
+                    tx.token_count(oxidot::store::TokenTable::AccessTokens)?,
+                    tx.user(77)?.is_some(),
+                ))
+            })
+            .unwrap();
+        store.close().unwrap();
+        // All or nothing: the user comes with the tokens.
+        assert_eq!(user, count > 2, "{count} tokens, user loaded: {user}");
+        count
+    };
+    let before = stored(template.path());
+    let copy = || {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["oxidot.redb", "bulk.json"] {
+            std::fs::copy(template.path().join(name), dir.path().join(name)).unwrap();
+        }
+        dir
+    };
+    // How long a whole load takes here, then loads killed (SIGKILL) at half and at two
+    // thirds of that: each leaves all of it or none, and a sound file.
+    let whole = copy();
+    let started = std::time::Instant::now();
+    assert!(
+        oxidot(whole.path())
+            .args(["loaddata", "bulk.json"])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap()
+            .success()
+    );
+    let duration = started.elapsed();
+    assert_eq!(stored(whole.path()), before + 10_000);
+    assert_eq!(before, 2);
+    for fraction in [3, 2] {
+        let dir = copy();
+        let mut child = oxidot(dir.path())
+            .args(["loaddata", "bulk.json"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(duration * (fraction - 1) / fraction);
+        let _ = child.kill();
+        let finished = child.wait().unwrap().success();
+        let after = stored(dir.path());
+        assert!(
+            after == before || (finished && after == before + 10_000),
+            "{before} before, {after} after (finished: {finished})"
+        );
+        let check = oxidot(dir.path()).args(["check", "--db"]).output().unwrap();
+        assert!(
+            check.status.success(),
+            "{}",
+            String::from_utf8_lossy(&check.stderr)
+        );
+    }
 }

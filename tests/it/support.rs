@@ -58,8 +58,8 @@ impl App {
         adjust(&mut settings);
         let (store, _) = Store::open(&settings.database, 8 << 20).unwrap();
         if !files.is_empty() {
-            let prepared = fixtures::prepare(&files).unwrap();
-            fixtures::install_blocking(&store, prepared).unwrap();
+            let sources: Vec<fixtures::Source> = files.into_iter().map(Into::into).collect();
+            fixtures::load_blocking(&store, &sources).unwrap();
         }
         let clock = Clock::manual(start);
         let hasher = oxidot::passwords::Hasher::new(settings.max_concurrent_hashes);
