@@ -745,11 +745,11 @@ fn write_dump(path: &std::path::Path, tokens: u64) {
 }
 
 /// `oxidot loaddata` of large DOT dumps (`cargo bench --bench oauth -- import`; sizes from
-/// `OXIDOT_BENCH_IMPORT`, default 1,000,000 and 10,000,000 access tokens): time and peak RSS
+/// `BENCH_IMPORT_SIZES`, default 1,000,000 and 10,000,000 access tokens): time and peak RSS
 /// of the loading process, with no server running.
 fn import_bench(dir: &std::path::Path) {
     let binary = env!("CARGO_BIN_EXE_oxidot");
-    let sizes: Vec<u64> = std::env::var("OXIDOT_BENCH_IMPORT")
+    let sizes: Vec<u64> = std::env::var("BENCH_IMPORT_SIZES")
         .unwrap_or_else(|_| "1000000,10000000".to_owned())
         .split(',')
         .filter_map(|size| size.trim().parse().ok())

@@ -8,7 +8,7 @@ mod code_flow;
 mod device;
 mod error;
 mod openid;
-mod pkce;
+pub mod pkce;
 pub mod redirect;
 mod scope;
 mod tokens;

@@ -6,6 +6,7 @@ mod authorize;
 mod browser;
 mod cleanup;
 mod cli;
+mod crash;
 mod device;
 mod e2e;
 mod fixtures;

@@ -768,14 +768,19 @@ fn failed_logins_are_logged_with_username_and_ip_and_never_the_password() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let log = dir.path().join("server.log");
-    let mut child = oxidot(dir.path())
+    let child = oxidot(dir.path())
         .arg("demo")
         .env("OXIDOT_PORT", port.to_string())
         .stdout(std::process::Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
+    // Killed if an assertion fails before the server is stopped.
+    let mut server = crate::support::Server {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+    };
+    let base = server.base.clone();
     wait_until_up(&base);
     let client = http_client();
     let page = client
@@ -800,9 +805,9 @@ fn failed_logins_are_logged_with_username_and_ip_and_never_the_password() {
         .status();
     assert_eq!(status.as_u16(), 400);
     let _ = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &server.child.id().to_string()])
         .status();
-    assert!(child.wait().unwrap().success());
+    assert!(server.child.wait().unwrap().success());
     let text = std::fs::read_to_string(&log).unwrap();
     let line = text
         .lines()
@@ -999,7 +1004,10 @@ fn open_connections_are_bounded_per_client_address_and_in_all() {
     };
     // Two connections from one address are held; a third from it is refused.
     let first = [held([127, 0, 0, 5]), held([127, 0, 0, 5])];
-    assert!(refused(&mut from([127, 0, 0, 5])), "a third from one address");
+    assert!(
+        refused(&mut from([127, 0, 0, 5])),
+        "a third from one address"
+    );
     // Another address gets one (the third in all), then the total is reached.
     let other = held([127, 0, 0, 6]);
     assert!(refused(&mut from([127, 0, 0, 6])), "a fourth in all");

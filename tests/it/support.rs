@@ -253,7 +253,8 @@ impl Server {
             .env("OXIDOT_PORT", port.to_string())
             .env("OXIDOT_ADDRESS", "127.0.0.1")
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            // Not piped: nobody reads it, and a full pipe would block the server's logging.
+            .stderr(Stdio::null())
             .spawn()
             .unwrap();
         let server = Self {
