@@ -162,23 +162,15 @@ impl Granted {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Timestamp;
 
     fn user(superuser: bool, active: bool, permissions: Vec<Permission>) -> User {
         User {
-            id: 1,
-            username: "u".to_owned(),
-            password: String::new(),
-            first_name: String::new(),
-            last_name: String::new(),
-            email: String::new(),
             is_active: active,
             is_staff: true,
             is_superuser: superuser,
-            last_login: None,
-            date_joined: Timestamp(0),
             groups: vec![7],
             user_permissions: permissions,
+            ..User::sample(1, "u")
         }
     }
 

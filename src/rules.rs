@@ -52,19 +52,8 @@ mod tests {
 
     fn user(active: bool) -> User {
         User {
-            id: 7,
-            username: "u".to_owned(),
-            password: String::new(),
-            first_name: String::new(),
-            last_name: String::new(),
-            email: String::new(),
             is_active: active,
-            is_staff: false,
-            is_superuser: false,
-            last_login: None,
-            date_joined: Timestamp(0),
-            groups: Vec::new(),
-            user_permissions: Vec::new(),
+            ..User::sample(7, "u")
         }
     }
 

@@ -6,7 +6,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::store::{Group, Permission, User};
+use crate::store::{Group, User};
 
 pub use crate::oauth::ClaimsRequest;
 
@@ -37,28 +37,9 @@ pub const USER_CLAIMS: [(&str, &str); 6] = [
 ];
 
 /// Django's `get_all_permissions()`: the user's own and their groups' permissions as
-/// `app_label.codename`, sorted. Permissions known only by primary key cannot be named.
+/// `app_label.codename`, sorted. Permissions known only by primary key cannot be named here.
 pub fn permissions(user: &User, groups: &[Group]) -> Vec<String> {
-    let mut names: Vec<String> = user
-        .user_permissions
-        .iter()
-        .chain(
-            groups
-                .iter()
-                .filter(|group| user.groups.contains(&group.id))
-                .flat_map(|group| group.permissions.iter()),
-        )
-        .filter_map(|permission| match permission {
-            Permission::Natural(parts) => match parts.as_slice() {
-                [codename, app_label, ..] => Some(format!("{app_label}.{codename}")),
-                _ => None,
-            },
-            Permission::Pk(_) => None,
-        })
-        .collect();
-    names.sort();
-    names.dedup();
-    names
+    crate::permissions::Granted::of(user, groups, &|_| None).names()
 }
 
 fn claim_value(user: &User, groups: &[Group], name: &str) -> Option<Value> {

@@ -369,21 +369,7 @@ mod tests {
     use super::*;
 
     fn user(id: u64, name: &str) -> User {
-        User {
-            id,
-            username: name.to_owned(),
-            password: "!".to_owned(),
-            first_name: String::new(),
-            last_name: String::new(),
-            email: String::new(),
-            is_active: true,
-            is_staff: false,
-            is_superuser: false,
-            last_login: None,
-            date_joined: Timestamp(0),
-            groups: Vec::new(),
-            user_permissions: Vec::new(),
-        }
+        User::sample(id, name)
     }
 
     fn token(user: u64, scope: &str) -> AccessToken {

@@ -94,6 +94,28 @@ pub struct ContentType {
     pub model: String,
 }
 
+#[cfg(test)]
+impl User {
+    /// An active user with an unusable password, for unit tests.
+    pub fn sample(id: u64, username: &str) -> Self {
+        User {
+            id,
+            username: username.to_owned(),
+            password: "!".to_owned(),
+            first_name: String::new(),
+            last_name: String::new(),
+            email: String::new(),
+            is_active: true,
+            is_staff: false,
+            is_superuser: false,
+            last_login: None,
+            date_joined: Timestamp(0),
+            groups: Vec::new(),
+            user_permissions: Vec::new(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Group {
     pub id: u64,

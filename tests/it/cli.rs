@@ -25,7 +25,7 @@ fn text(output: &Output) -> String {
 }
 
 /// The hidden CSRF field of a page.
-fn csrf_field(html: &str) -> String {
+pub fn csrf_field(html: &str) -> String {
     let marker = r#"name="csrfmiddlewaretoken" value=""#;
     let start = html.find(marker).expect("a CSRF field") + marker.len();
     html[start..start + 43].to_owned()

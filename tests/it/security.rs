@@ -789,14 +789,12 @@ fn failed_logins_are_logged_with_username_and_ip_and_never_the_password() {
         .unwrap()
         .text()
         .unwrap();
-    let marker = "name=\"csrfmiddlewaretoken\" value=\"";
-    let start = page.find(marker).unwrap() + marker.len();
-    let token = &page[start..start + 43];
+    let token = crate::cli::csrf_field(&page);
     let password = "a-guessed-password-never-logged";
     let status = client
         .post(format!("{base}/accounts/login/"))
         .form(&[
-            ("csrfmiddlewaretoken", token),
+            ("csrfmiddlewaretoken", token.as_str()),
             ("username", "admin"),
             ("password", password),
         ])
