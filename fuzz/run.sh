@@ -8,7 +8,7 @@ seconds=${FUZZ_SECONDS:-60}
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked
 rustup toolchain list | grep -q nightly || { echo "cargo fuzz needs a nightly toolchain (rustup toolchain install nightly)"; exit 1; }
 targets=$(cargo +nightly fuzz list)
-cargo +nightly fuzz build $targets >/dev/null 2>&1 || cargo +nightly fuzz build
+cargo +nightly fuzz build || exit 1
 failed=0
 printf '%-16s %12s %8s %8s\n' target executions corpus crashes
 for target in $targets; do

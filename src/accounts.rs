@@ -150,7 +150,7 @@ impl Accounts {
                 Ok(user)
             })
             .await?;
-        tracing::info!(user = user.id, "login succeeded");
+        tracing::info!(user = user.username.as_str(), "login succeeded");
         Ok(NewSession {
             cookie_value,
             session,

@@ -106,9 +106,9 @@ impl ApplicationForm {
                 .iter()
                 .map(|grant| grant.as_str().to_owned())
                 .collect(),
-            redirect_uris: application.redirect_uris.join(" "),
-            post_logout_redirect_uris: application.post_logout_redirect_uris.join(" "),
-            allowed_origins: application.allowed_origins.join(" "),
+            redirect_uris: application.redirect_uris.join("\n"),
+            post_logout_redirect_uris: application.post_logout_redirect_uris.join("\n"),
+            allowed_origins: application.allowed_origins.join("\n"),
             algorithm: application.algorithm.as_str().to_owned(),
             skip_authorization: application.skip_authorization,
             hash_client_secret: application.hash_client_secret,
@@ -124,7 +124,7 @@ impl ApplicationForm {
         provider: &OAuth2Provider,
         registrar: Registrar,
         current: Option<&Application>,
-    ) -> Result<ValidApplication, String> {
+    ) -> Result<ValidApplication, Refusal> {
         let mut valid = self.validate_fields(provider)?;
         if registrar == Registrar::Owner {
             limit_to_self_service(&mut valid, current)?;
@@ -132,39 +132,56 @@ impl ApplicationForm {
         Ok(valid)
     }
 
-    fn validate_fields(&self, provider: &OAuth2Provider) -> Result<ValidApplication, String> {
+    fn validate_fields(&self, provider: &OAuth2Provider) -> Result<ValidApplication, Refusal> {
         if self.name.chars().count() > 255 || self.name.chars().any(char::is_control) {
-            return Err("The name must be at most 255 characters.".to_owned());
+            return Err(Refusal::of(
+                "name",
+                "The name must be at most 255 characters.",
+            ));
         }
         let client_id = if self.client_id.is_empty() {
             None
         } else if self.client_id.len() > 100
             || !self.client_id.chars().all(|c| c.is_ascii_graphic())
         {
-            return Err(
-                "The client id must be 1 to 100 printable characters without spaces.".to_owned(),
-            );
+            return Err(Refusal::of(
+                "client_id",
+                "The client id must be 1 to 100 printable characters without spaces.",
+            ));
         } else {
             Some(self.client_id.clone())
         };
         let client_type = match self.client_type.as_str() {
             "confidential" => ClientType::Confidential,
             "public" => ClientType::Public,
-            _ => return Err("The client type must be confidential or public.".to_owned()),
+            _ => {
+                return Err(Refusal::of(
+                    "client_type",
+                    "The client type must be confidential or public.",
+                ));
+            }
         };
         let mut grant_types = Vec::new();
         for name in &self.grant_types {
-            let grant = GrantType::parse(name)
-                .ok_or_else(|| format!("{name:?} is not a grant type oxidot knows."))?;
+            let grant = GrantType::parse(name).ok_or_else(|| {
+                Refusal::of(
+                    "grant_types",
+                    format!("“{name}” is not a grant type oxidot knows."),
+                )
+            })?;
             if !grant_types.contains(&grant) {
                 grant_types.push(grant);
             }
         }
         if grant_types.is_empty() {
-            return Err("Choose at least one grant type.".to_owned());
+            return Err(Refusal::of(
+                "grant_types",
+                "Choose at least one grant type.",
+            ));
         }
         let schemes = &provider.allowed_redirect_uri_schemes;
-        let redirect_uris = uri_list(&self.redirect_uris, schemes, "redirect URI", true)?;
+        let redirect_uris = uri_list(&self.redirect_uris, schemes, "redirect URI", true)
+            .map_err(|message| Refusal::of("redirect_uris", message))?;
         let redirecting = [
             GrantType::AuthorizationCode,
             GrantType::Implicit,
@@ -173,9 +190,12 @@ impl ApplicationForm {
         if let Some(grant) = grant_types.iter().find(|grant| redirecting.contains(grant))
             && redirect_uris.is_empty()
         {
-            return Err(format!(
-                "Redirect URIs cannot be empty with the grant type {}.",
-                grant.as_str()
+            return Err(Refusal::of(
+                "redirect_uris",
+                format!(
+                    "Redirect URIs cannot be empty with the grant type {}.",
+                    grant.label()
+                ),
             ));
         }
         let post_logout_redirect_uris = uri_list(
@@ -183,31 +203,37 @@ impl ApplicationForm {
             schemes,
             "post-logout redirect URI",
             true,
-        )?;
+        )
+        .map_err(|message| Refusal::of("post_logout_redirect_uris", message))?;
         let allowed_origins = uri_list(
             &self.allowed_origins,
             &["http".to_owned(), "https".to_owned()],
             "allowed origin",
             false,
-        )?;
+        )
+        .map_err(|message| Refusal::of("allowed_origins", message))?;
         let algorithm = Algorithm::parse(&self.algorithm).ok_or_else(|| {
-            "The algorithm must be none, RS256, HS256, ES256 or EdDSA.".to_owned()
+            Refusal::of(
+                "algorithm",
+                "The algorithm must be none, RS256, HS256, ES256 or EdDSA.",
+            )
         })?;
         if algorithm == Algorithm::HS256 {
             let browser_grant = grant_types
                 .iter()
                 .any(|grant| matches!(grant, GrantType::Implicit | GrantType::OpenidHybrid));
             if client_type == ClientType::Public || browser_grant {
-                return Err(
-                    "HS256 cannot be used with public clients or browser grants.".to_owned(),
-                );
+                return Err(Refusal::of(
+                    "algorithm",
+                    "HS256 cannot be used with public clients or browser grants.",
+                ));
             }
             if self.hash_client_secret {
-                return Err(
+                return Err(Refusal::of(
+                    "hash_client_secret",
                     "HS256 signs with the client secret, so the secret cannot be hashed: untick \
-                     \"Hash client secret\" or choose another algorithm."
-                        .to_owned(),
-                );
+                     “Hash client secret” or choose another algorithm.",
+                ));
             }
         }
         Ok(ValidApplication {
@@ -225,18 +251,49 @@ impl ApplicationForm {
     }
 }
 
+/// A form refused: the sentence to show, and the form field it is about (the input's
+/// `name`), if it is about one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    pub field: Option<&'static str>,
+    pub message: String,
+}
+
+impl Refusal {
+    pub fn of(field: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            field: Some(field),
+            message: message.into(),
+        }
+    }
+
+    /// About the form as a whole.
+    pub fn general(message: impl Into<String>) -> Self {
+        Self {
+            field: None,
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(&self.message)
+    }
+}
+
 /// What an owner may not set: the trust flags keep what staff gave the application (nothing,
 /// for a new one), and asking for more is refused rather than silently dropped.
 fn limit_to_self_service(
     valid: &mut ValidApplication,
     current: Option<&Application>,
-) -> Result<(), String> {
+) -> Result<(), Refusal> {
     let staff_skip = current.is_some_and(|current| current.skip_authorization);
     if valid.skip_authorization && !staff_skip {
-        return Err(
-            "Only staff can let an application skip the consent page: ask an administrator."
-                .to_owned(),
-        );
+        return Err(Refusal::of(
+            "skip_authorization",
+            "Only staff can let an application skip the consent page: ask an administrator.",
+        ));
     }
     valid.skip_authorization = staff_skip;
     let staff_grants: Vec<GrantType> = current
@@ -250,9 +307,12 @@ fn limit_to_self_service(
         .iter()
         .find(|grant| !SELF_SERVICE_GRANTS.contains(grant) && !staff_grants.contains(grant))
     {
-        return Err(format!(
-            "Only staff can allow the {} grant: ask an administrator.",
-            grant.label()
+        return Err(Refusal::of(
+            "grant_types",
+            format!(
+                "Only staff can allow the {} grant: ask an administrator.",
+                grant.label()
+            ),
         ));
     }
     valid
@@ -261,7 +321,10 @@ fn limit_to_self_service(
     valid.grant_types.extend(staff_grants);
     valid.grant_types.sort();
     if valid.grant_types.is_empty() {
-        return Err("Choose at least one grant type.".to_owned());
+        return Err(Refusal::of(
+            "grant_types",
+            "Choose at least one grant type.",
+        ));
     }
     Ok(())
 }
@@ -276,7 +339,7 @@ fn uri_list(
 ) -> Result<Vec<String>, String> {
     let mut uris: Vec<String> = Vec::new();
     for piece in text.split_whitespace() {
-        let refused = |why: &str| format!("{piece:?} is not a valid {what}: {why}.");
+        let refused = |why: &str| format!("“{piece}” is not a valid {what}: {why}.");
         let url = url::Url::parse(piece).map_err(|_| refused("not an absolute URI"))?;
         if !schemes.iter().any(|scheme| scheme == url.scheme()) {
             return Err(refused(&format!(
@@ -415,6 +478,14 @@ mod tests {
             );
         }
         let mut origins = form();
+        origins.allowed_origins = "https://spa.example/path".to_owned();
+        assert_eq!(
+            origins
+                .validate(&provider, Registrar::Staff, None)
+                .unwrap_err()
+                .field,
+            Some("allowed_origins")
+        );
         origins.allowed_origins = "https://spa.example http://localhost:3000".to_owned();
         assert_eq!(
             origins
@@ -467,7 +538,8 @@ mod self_service_tests {
             let refused = form
                 .validate(&provider, Registrar::Owner, None)
                 .unwrap_err();
-            assert!(refused.contains("Only staff"), "{grant}: {refused}");
+            assert!(refused.message.contains("Only staff"), "{grant}: {refused}");
+            assert_eq!(refused.field, Some("grant_types"));
         }
         let mut device = owner_form();
         device

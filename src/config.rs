@@ -2,8 +2,11 @@
 //!
 //! Precedence, lowest first: built-in defaults (plus the built-in `demo` profile) <
 //! `Rocket.toml` (the `[default]` table, then the selected profile, then `[global]`) <
-//! `OXIDOT_*` environment variables (nested keys joined with `__`) < the environment names the
-//! DOT tutorial used (`DOT_PKCE`, `OIDC_RSA_PRIVATE_KEY`, `OIDC_RSA_PRIVATE_KEY_FILE`, `PORT`).
+//! Rocket's `ROCKET_PORT` and `ROCKET_ADDRESS` (the settings file is Rocket's) < `OXIDOT_*`
+//! environment variables (nested keys joined with `__`) < the environment names the DOT
+//! tutorial used (`DOT_PKCE`, `OIDC_RSA_PRIVATE_KEY`, `OIDC_RSA_PRIVATE_KEY_FILE`, `PORT`).
+//! An `OXIDOT_*` variable that names no setting (a script's `OXIDOT_BIN`) is ignored with a
+//! warning, as Rocket ignores `ROCKET_*` variables it does not know.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -30,6 +33,12 @@ pub enum ConfigError {
         key: String,
         source_name: String,
         message: String,
+    },
+    #[error("there is no profile `{profile}` {where_}; the profiles are: {available}")]
+    UnknownProfile {
+        profile: String,
+        where_: String,
+        available: String,
     },
 }
 
@@ -477,7 +486,79 @@ pub struct LoadedConfig {
     pub settings: Settings,
     pub profile: String,
     pub file: Option<PathBuf>,
+    /// What was ignored, for the log at start and for `oxidot check`.
+    pub warnings: Vec<String>,
     figment: Figment,
+}
+
+/// `OXIDOT_*` variables that are read elsewhere, not as settings.
+const ENV_NOT_SETTINGS: [&str; 4] = ["PROFILE", "CONFIG", "SUPERUSER_PASSWORD", "REQUIRE_BROWSER"];
+
+/// Rocket's own names for two settings, read before ours (an `OXIDOT_*` value wins).
+const ROCKET_ENV: &[(&str, &str)] = &[("ROCKET_PORT", "port"), ("ROCKET_ADDRESS", "address")];
+
+/// The top-level setting names (`port`, `oauth2_provider`, …).
+fn top_level_keys() -> Vec<String> {
+    match serde_json::to_value(Settings::default()) {
+        Ok(serde_json::Value::Object(fields)) => fields.keys().cloned().collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Every setting's dotted path (`oauth2_provider.pkce_required`), for suggestions.
+fn known_paths() -> Vec<String> {
+    let mut flat = Vec::new();
+    if let Ok(value) = serde_json::to_value(Settings::default()) {
+        flatten_keys("", &value, &mut flat);
+    }
+    flat
+}
+
+fn flatten_keys(prefix: &str, value: &serde_json::Value, out: &mut Vec<String>) {
+    if let serde_json::Value::Object(fields) = value {
+        for (name, inner) in fields {
+            let path = if prefix.is_empty() {
+                name.clone()
+            } else {
+                format!("{prefix}.{name}")
+            };
+            // Maps of user-chosen names (scopes, tasks) end the walk.
+            if matches!(name.as_str(), "scopes" | "tasks") {
+                out.push(path);
+            } else if inner.is_object() {
+                flatten_keys(&path, inner, out);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+}
+
+/// "did you mean …" for an unknown key `path` (dotted): the same name in another section
+/// first (`pkce_required` at the top belongs in `[oauth2_provider]`), else a close spelling
+/// among the names allowed where it stands.
+pub fn suggestion_for(path: &str, expected: &[&str]) -> Option<String> {
+    let name = path.rsplit('.').next().unwrap_or(path);
+    let section = path.rsplit_once('.').map(|(section, _)| section);
+    let paths = known_paths();
+    if let Some(elsewhere) = paths
+        .iter()
+        .find(|known| known.rsplit('.').next() == Some(name) && known.as_str() != path)
+    {
+        return Some(match elsewhere.rsplit_once('.') {
+            Some((home, _)) => format!("`{name}` belongs in the `[{home}]` section"),
+            None => format!(
+                "`{name}` belongs at the top level, not in `[{}]`",
+                section.unwrap_or("")
+            ),
+        });
+    }
+    let closest = expected
+        .iter()
+        .map(|candidate| (strsim::damerau_levenshtein(name, candidate), *candidate))
+        .filter(|(distance, candidate)| *distance <= (candidate.len() / 3).max(2))
+        .min_by_key(|(distance, _)| *distance)?;
+    Some(format!("did you mean `{}`?", closest.1))
 }
 
 /// The environment names of the DOT tutorial, mapped onto our keys.
@@ -528,7 +609,7 @@ fn seed_env_var(var: &'static str, key: &'static str, raw: &str) -> Result<Value
             "false" | "0" | "no" | "off" => Ok(Value::from(false)),
             _ => Err(bad(&format!("expected true or false, found {raw:?}"))),
         },
-        "PORT" => raw
+        "PORT" | "ROCKET_PORT" => raw
             .trim()
             .parse::<u16>()
             .map(|port| Value::from(u64::from(port)))
@@ -566,9 +647,53 @@ impl LoadedConfig {
         if let Some(path) = &file {
             figment = figment.merge(Toml::file_exact(path).nested());
         }
+        if let Some(path) = &file {
+            check_profile(path, &source.profile)?;
+        } else if ![DEFAULT_PROFILE, DEMO_PROFILE].contains(&source.profile.as_str()) {
+            return Err(ConfigError::UnknownProfile {
+                profile: source.profile.clone(),
+                where_: format!("(there is no {DEFAULT_CONFIG_FILE} here, nor --config)"),
+                available: format!("`{DEFAULT_PROFILE}` and `{DEMO_PROFILE}` (built in)"),
+            });
+        }
+        for (var, key) in ROCKET_ENV {
+            if let Ok(raw) = std::env::var(var) {
+                let value = seed_env_var(var, key, &raw)?;
+                figment = figment.merge(SeedEnvVar { var, key, value });
+            }
+        }
+        let top_level = top_level_keys();
+        let is_setting = move |key: &str| {
+            let first = key.split("__").next().unwrap_or(key).to_ascii_lowercase();
+            top_level.contains(&first)
+        };
+        let mut warnings = Vec::new();
+        for (var, _) in std::env::vars_os()
+            .filter_map(|(name, value)| Some((name.into_string().ok()?, value)))
+            .filter(|(name, _)| name.starts_with(ENV_PREFIX))
+        {
+            let key = &var[ENV_PREFIX.len()..];
+            if !ENV_NOT_SETTINGS.contains(&key) && !is_setting(key) {
+                let path = key.to_ascii_lowercase().replace("__", ".");
+                let hint = suggestion_for(
+                    &path,
+                    &top_level_keys()
+                        .iter()
+                        .map(String::as_str)
+                        .collect::<Vec<_>>(),
+                )
+                .map(|hint| format!(" ({hint})"))
+                .unwrap_or_default();
+                warnings.push(format!(
+                    "the environment variable {var} names no setting: ignored{hint}"
+                ));
+            }
+        }
+        let keep = is_setting.clone();
         figment = figment.merge(
             Env::prefixed(ENV_PREFIX)
-                .ignore(&["PROFILE", "CONFIG", "SUPERUSER_PASSWORD", "REQUIRE_BROWSER"])
+                .ignore(&ENV_NOT_SETTINGS)
+                .filter(move |key| keep(key.as_str()))
                 .split("__")
                 .global(),
         );
@@ -586,6 +711,7 @@ impl LoadedConfig {
             settings,
             profile: source.profile.clone(),
             file,
+            warnings,
             figment,
         };
         loaded.validate()?;
@@ -653,11 +779,15 @@ impl LoadedConfig {
                 format!("{bad:?} is not an IP address or CIDR range"),
             ));
         }
-        if s.log_level
-            .parse::<tracing_subscriber::EnvFilter>()
-            .is_err()
-        {
-            return Err(self.bad_value("log_level", "expected e.g. info, debug or oxidot=debug"));
+        if !is_log_filter(&s.log_level) {
+            return Err(self.bad_value(
+                "log_level",
+                format!(
+                    "“{}” is not a log level: expected one of trace, debug, info, warn, error, \
+                     off, or per-module levels such as info,oxidot=debug",
+                    s.log_level
+                ),
+            ));
         }
         if let Some(issuer) = &s.issuer
             && !(issuer.starts_with("https://") || issuer.starts_with("http://"))
@@ -911,8 +1041,11 @@ fn describe_figment_error(figment: &Figment, error: figment::Error) -> ConfigErr
             } else {
                 format!("{key}.{field}")
             };
+            let hint = suggestion_for(&key, expected)
+                .map(|hint| format!("{hint} "))
+                .unwrap_or_default();
             format!(
-                "unknown key; expected one of: {}",
+                "unknown key; {hint}(expected one of: {})",
                 expected
                     .iter()
                     .map(|name| format!("`{name}`"))
@@ -937,6 +1070,60 @@ fn describe_figment_error(figment: &Figment, error: figment::Error) -> ConfigErr
         source_name,
         message,
     }
+}
+
+/// Whether `text` is a log filter: levels, optionally per module (`info,oxidot=debug`).
+/// (tracing's own parser takes a bare word as a module name, so `verbose` would pass it and
+/// silence everything.)
+pub fn is_log_filter(text: &str) -> bool {
+    const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+    let is_level = |word: &str| LEVELS.contains(&word.trim().to_ascii_lowercase().as_str());
+    !text.trim().is_empty()
+        && text
+            .split(',')
+            .all(|directive| match directive.split_once('=') {
+                Some((target, level)) => {
+                    !target.trim().is_empty()
+                        && target
+                            .trim()
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+                        && is_level(level)
+                }
+                None => is_level(directive),
+            })
+}
+
+/// Refuses a profile the settings file does not have (a typo would otherwise run with the
+/// defaults), naming those it has.
+fn check_profile(path: &std::path::Path, profile: &str) -> Result<(), ConfigError> {
+    let profiles = Toml::file_exact(path)
+        .nested()
+        .data()
+        .map_err(|error| ConfigError::Invalid(error.to_string()))?;
+    let mut available: Vec<String> = profiles
+        .keys()
+        .map(|profile| profile.as_str().as_str().to_owned())
+        .filter(|name| name != "global")
+        .collect();
+    for builtin in [DEFAULT_PROFILE, DEMO_PROFILE] {
+        if !available.iter().any(|name| name == builtin) {
+            available.push(builtin.to_owned());
+        }
+    }
+    if available.iter().any(|name| name == profile) {
+        return Ok(());
+    }
+    available.sort();
+    Err(ConfigError::UnknownProfile {
+        profile: profile.to_owned(),
+        where_: format!("in {}", path.display()),
+        available: available
+            .iter()
+            .map(|name| format!("`{name}`"))
+            .collect::<Vec<_>>()
+            .join(", "),
+    })
 }
 
 /// RFC 6749 §3.3 scope-token: printable ASCII except space, `"` and `\`.
@@ -986,6 +1173,35 @@ mod tests {
         assert!(!is_scope_token(""));
         assert!(!is_scope_token("a b"));
         assert!(!is_scope_token("quote\""));
+    }
+
+    #[test]
+    fn log_filters_are_levels_or_module_levels() {
+        for good in [
+            "info",
+            "debug",
+            "info,oxidot=debug",
+            "WARN",
+            "oxidot::cleanup=trace",
+        ] {
+            assert!(is_log_filter(good), "{good}");
+        }
+        for bad in ["verbose", "", "info,", "oxidot=loud", "=info", "inf o"] {
+            assert!(!is_log_filter(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_get_a_suggestion() {
+        assert_eq!(
+            suggestion_for("pkce_required", &["port", "database"]).as_deref(),
+            Some("`pkce_required` belongs in the `[oauth2_provider]` section")
+        );
+        assert_eq!(
+            suggestion_for("databse", &["port", "database"]).as_deref(),
+            Some("did you mean `database`?")
+        );
+        assert_eq!(suggestion_for("zzzzzzzz", &["port", "database"]), None);
     }
 
     #[test]

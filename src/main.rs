@@ -22,31 +22,65 @@ use oxidot::passwords::Hasher;
 use oxidot::server::{self, ServeOptions};
 use oxidot::store::{Store, StoreError};
 
+/// Where settings come from, shown under `--help`.
+const SETTINGS_HELP: &str = "\
+Settings, lowest precedence first:
+  built-in defaults (and the built-in `demo` profile)
+  the settings file: --config FILE, OXIDOT_CONFIG or ROCKET_CONFIG, else ./Rocket.toml when
+    it exists; its [default] table, then the profile's table (--profile, OXIDOT_PROFILE or
+    ROCKET_PROFILE), then [global]
+  ROCKET_PORT, ROCKET_ADDRESS
+  OXIDOT_<KEY> environment variables, nested keys joined with __
+    (OXIDOT_DATABASE, OXIDOT_LOG_LEVEL, OXIDOT_OAUTH2_PROVIDER__PKCE_REQUIRED=false, ...)
+  the DOT tutorial's names: PORT, DOT_PKCE, OIDC_RSA_PRIVATE_KEY(_FILE)
+  command-line options (--database, --address, --port)
+`oxidot check` prints every setting with where its value came from.
+OXIDOT_SUPERUSER_PASSWORD gives `createsuperuser --no-input` its password.";
+
 /// An OAuth 2.0 authorization server and OpenID Connect provider in one binary,
 /// compatible with the Django OAuth Toolkit (same URLs, settings and data).
 #[derive(Parser)]
-#[command(name = "oxidot", version = env!("BUILT_VERSION_LINE"), about, long_about = None)]
+#[command(name = "oxidot", version = env!("BUILT_VERSION_LINE"), about, long_about = None,
+          after_help = SETTINGS_HELP)]
 struct Cli {
-    /// Config file (default: ./Rocket.toml when it exists)
-    #[arg(long, global = true, env = "OXIDOT_CONFIG", value_name = "FILE")]
+    /// Settings file [default: ./Rocket.toml when it exists] [env: OXIDOT_CONFIG,
+    /// ROCKET_CONFIG]
+    #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Config profile to use (default: "default"; "demo" for `oxidot demo`)
-    #[arg(long, global = true, env = "OXIDOT_PROFILE", value_name = "NAME")]
+    /// Settings profile [default: "default"; "demo" for `oxidot demo`] [env: OXIDOT_PROFILE,
+    /// ROCKET_PROFILE]
+    #[arg(long, global = true, value_name = "NAME")]
     profile: Option<String>,
-    /// Database file, overriding the `database` setting
+    /// Database file, overriding the `database` setting [env: OXIDOT_DATABASE]
     #[arg(long, global = true, value_name = "FILE")]
     database: Option<PathBuf>,
     #[command(subcommand)]
     command: Cmd,
 }
 
+/// Where `serve` and `demo` listen, overriding the `address` and `port` settings.
+#[derive(clap::Args, Default)]
+struct Listen {
+    /// IP address to listen on [setting: address; env: OXIDOT_ADDRESS, ROCKET_ADDRESS]
+    #[arg(long, value_name = "IP")]
+    address: Option<std::net::IpAddr>,
+    /// TCP port to listen on [setting: port; env: OXIDOT_PORT, ROCKET_PORT, PORT]
+    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    port: Option<u16>,
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Run the demo: oxidot-demo.redb in this directory, the DOT tutorial's users and clients
     /// loaded when the database is new, served on http://127.0.0.1:8000
-    Demo,
+    Demo {
+        #[command(flatten)]
+        listen: Listen,
+    },
     /// Run the server for real use; loads no data (create a user with `createsuperuser`)
     Serve {
+        #[command(flatten)]
+        listen: Listen,
         /// Listen beyond loopback even though the demo credentials work on this database
         #[arg(long)]
         allow_demo_credentials: bool,
@@ -150,17 +184,32 @@ enum KeysCmd {
     },
 }
 
+/// An option's value, else the first of `vars` that is set and not empty.
+fn or_env(given: Option<String>, vars: &[&str]) -> Option<String> {
+    given.or_else(|| {
+        vars.iter()
+            .find_map(|var| std::env::var(var).ok().filter(|value| !value.is_empty()))
+    })
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let profile = cli.profile.clone().unwrap_or_else(|| {
-        if matches!(cli.command, Cmd::Demo) {
-            DEMO_PROFILE.to_owned()
-        } else {
-            DEFAULT_PROFILE.to_owned()
-        }
-    });
+    let profile = or_env(cli.profile.clone(), &["OXIDOT_PROFILE", "ROCKET_PROFILE"])
+        .unwrap_or_else(|| {
+            if matches!(cli.command, Cmd::Demo { .. }) {
+                DEMO_PROFILE.to_owned()
+            } else {
+                DEFAULT_PROFILE.to_owned()
+            }
+        });
+    let file = or_env(
+        cli.config
+            .as_ref()
+            .map(|path| path.to_string_lossy().into_owned()),
+        &["OXIDOT_CONFIG", "ROCKET_CONFIG"],
+    );
     let source = ConfigSource {
-        file: cli.config.clone(),
+        file: file.map(PathBuf::from),
         profile,
     };
     let mut loaded = match LoadedConfig::load(&source) {
@@ -173,7 +222,18 @@ fn main() -> ExitCode {
     if let Some(database) = &cli.database {
         loaded.settings.database = database.clone();
     }
-    let serving = matches!(cli.command, Cmd::Demo | Cmd::Serve { .. });
+    if let Cmd::Demo { listen } | Cmd::Serve { listen, .. } = &cli.command {
+        if let Some(address) = listen.address {
+            loaded.settings.address = address;
+        }
+        if let Some(port) = listen.port {
+            loaded.settings.port = port;
+        }
+    }
+    for warning in &loaded.warnings {
+        eprintln!("warning: {warning}");
+    }
+    let serving = matches!(cli.command, Cmd::Demo { .. } | Cmd::Serve { .. });
     init_logging(
         if serving {
             &loaded.settings.log_level
@@ -227,9 +287,10 @@ fn init_logging(filter: &str, json: bool) {
 
 async fn dispatch(command: Cmd, loaded: LoadedConfig) -> Result<(), String> {
     match command {
-        Cmd::Demo => run_server(loaded, true, false).await,
+        Cmd::Demo { .. } => run_server(loaded, true, false).await,
         Cmd::Serve {
             allow_demo_credentials,
+            ..
         } => run_server(loaded, false, allow_demo_credentials).await,
         Cmd::Loaddata { files } => {
             // Read as they load (a dump of millions of tokens never sits in memory whole).

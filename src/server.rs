@@ -165,10 +165,25 @@ pub async fn run(
             Severity::Advice => {}
         }
     }
+    // The port first: a server that cannot listen writes nothing (no database, no keys).
+    let listener = web::listener::bind(&settings)
+        .await
+        .map_err(|error| ServerError::Startup(error.to_string()))?;
     let cache_bytes = usize::try_from(settings.database_cache_mb.saturating_mul(1024 * 1024))
         .unwrap_or(usize::MAX);
     let database = settings.database.clone();
-    let (store, report) = tokio::task::block_in_place(|| Store::open(&database, cache_bytes))?;
+    let (store, report) = match tokio::task::block_in_place(|| Store::open(&database, cache_bytes))
+    {
+        Ok(opened) => opened,
+        Err(StoreError::AlreadyOpen(path)) => {
+            return Err(ServerError::Startup(format!(
+                "another oxidot server already serves {}: stop it first, or give this one \
+                 another database (--database)",
+                path.display()
+            )));
+        }
+        Err(error) => return Err(error.into()),
+    };
     if report.interrupted_load_rolled_back {
         tracing::warn!(
             "a loaddata was interrupted before it finished: what it had loaded was rolled back"
@@ -180,12 +195,21 @@ pub async fn run(
             database.display()
         );
     }
-    let result = serve(loaded, options, clock, store.clone(), report.created).await;
+    let result = serve(
+        listener,
+        loaded,
+        options,
+        clock,
+        store.clone(),
+        report.created,
+    )
+    .await;
     tokio::task::block_in_place(|| store.close())?;
     result
 }
 
 async fn serve(
+    listener: tokio::net::TcpListener,
     loaded: LoadedConfig,
     options: ServeOptions,
     clock: Clock,
@@ -259,15 +283,31 @@ async fn serve(
     };
     let settings_for_listener = settings.clone();
     let tls = settings.tls.is_some();
+    let database_shown = settings.database.display().to_string();
+    let issuer_setting = settings.issuer.clone();
     let mut state = AppState::new(settings, store, hasher, clock, keys)
         .map_err(|error| ServerError::Startup(error.to_string()))?;
     state.scheduler = Some(scheduler.clone());
     let served = web::listener::serve(
+        listener,
         web::build(state),
         &settings_for_listener,
         stop_signal(),
         |address| {
-            tracing::info!("oxidot listening on {}", display_base(address, tls));
+            let base = display_base(address, tls);
+            let issuer = issuer_setting.map_or_else(
+                || {
+                    format!(
+                        "{base}/o (from each request's Host header: set `issuer` in production)"
+                    )
+                },
+                |issuer| issuer.trim_end_matches('/').to_owned(),
+            );
+            tracing::info!(
+                "oxidot {} listening on {base}; database {database_shown}; issuer {issuer}; \
+                 admin at {base}/admin/",
+                env!("CARGO_PKG_VERSION")
+            );
         },
     )
     .await;

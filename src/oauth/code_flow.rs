@@ -185,6 +185,7 @@ impl OAuth {
         let access = mint(now)?;
         let refresh = mint(now)?;
         let application_id = application.id;
+        let client_id = application.client_id.clone();
         let provider = self.settings.oauth2_provider.clone();
         let jti = random::ordered_token(now.0)?;
         let id_token_record = {
@@ -230,7 +231,7 @@ impl OAuth {
                     if grant.used.is_some() {
                         let revoked = tx.revoke_family(grant.family, now)?;
                         tracing::warn!(
-                            client = application_id,
+                            client = client_id.as_str(),
                             revoked,
                             "authorization code replayed: tokens issued from it are revoked"
                         );

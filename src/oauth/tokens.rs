@@ -412,6 +412,7 @@ impl OAuth {
         let access = mint(now)?;
         let refresh = mint(now)?;
         let application_id = application.id;
+        let client_id = application.client_id.clone();
         let response_access = access.value.clone();
         let response_refresh = refresh.value.clone();
         let jti = random::ordered_token(now.0)?;
@@ -451,7 +452,7 @@ impl OAuth {
                         if provider.refresh_token_reuse_protection {
                             let revoked = tx.revoke_family(old.family, now)?;
                             tracing::warn!(
-                                client = application_id,
+                                client = client_id.as_str(),
                                 revoked,
                                 "refresh token reused: its token family is revoked"
                             );

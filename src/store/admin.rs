@@ -95,6 +95,28 @@ impl ReadTx {
         value.map(|value| decode(value.value())).transpose()
     }
 
+    /// How many records of `table` `keep` accepts, looking at no more than `cap` records (the
+    /// dashboard counts used codes this way; codes live minutes, so the table is small).
+    pub fn count_matching<T: DeserializeOwned>(
+        &self,
+        table: TokenTable,
+        cap: u64,
+        keep: impl Fn(&T) -> bool,
+    ) -> Result<u64, StoreError> {
+        let table = self.txn.open_table(table.definition())?;
+        let mut count = 0;
+        for row in table
+            .iter()?
+            .take(usize::try_from(cap).unwrap_or(usize::MAX))
+        {
+            let (_, value) = row?;
+            if keep(&decode::<T>(value.value())?) {
+                count += 1;
+            }
+        }
+        Ok(count)
+    }
+
     pub fn token_count(&self, table: TokenTable) -> Result<u64, StoreError> {
         Ok(self.txn.open_table(table.definition())?.len()?)
     }

@@ -3,9 +3,11 @@
 
 use serde_json::{Value, json};
 
+use rocket::http::{Cookie, SameSite};
+
 use crate::applications::{
-    ApplicationForm, CLIENT_ID_LENGTH, CLIENT_SECRET_LENGTH, Registrar, SELF_SERVICE_GRANTS,
-    ValidApplication,
+    ApplicationForm, CLIENT_ID_LENGTH, CLIENT_SECRET_LENGTH, Refusal, Registrar,
+    SELF_SERVICE_GRANTS, ValidApplication,
 };
 use crate::random;
 use crate::store::{Algorithm, Application, ClientType, GrantType, StoreError, Timestamp};
@@ -39,37 +41,88 @@ impl Pages {
         screen: &Screen<'_>,
         form: &ApplicationForm,
         application: Option<&Application>,
-        message: Option<&str>,
+        refusal: Option<&Refusal>,
     ) -> Result<Page, WebError> {
         let mut context = form_context(form, self.registrar);
         context["section"] = json!(self.section);
         context["show_owner"] = json!(self.registrar == Registrar::Staff);
         context["show_trust"] = json!(self.registrar == Registrar::Staff);
         context["application"] = application.map_or(Value::Null, summary);
-        screen.render(self.form_template, context, message)
+        screen.render_refused(self.form_template, context, refusal)
     }
 
-    /// After a save: the new secret, shown once (never cached), or the application's page.
-    pub fn saved(&self, screen: &Screen<'_>, saved: &Saved) -> Result<Answer, WebError> {
+    /// After a save: a message for the next page, and the application's page, or the page
+    /// that shows the new secret once. The secret goes there in a short-lived cookie that
+    /// only that page reads (and deletes), so a reload never sends the form again (POST →
+    /// redirect → GET) and no copy of the secret stays on the server.
+    pub fn saved(
+        &self,
+        screen: &Screen<'_>,
+        saved: &Saved,
+        done: Done,
+    ) -> Result<Answer, WebError> {
         let detail = format!("{}{}/", self.list, saved.application.id);
+        let name = crate::web::application_label(&saved.application);
+        screen.flash(match done {
+            Done::Added => format!("The application “{name}” was added successfully."),
+            Done::Changed => format!("The application “{name}” was changed successfully."),
+            Done::SecretRegenerated => {
+                format!("The application “{name}” has a new client secret.")
+            }
+        });
         let Some(secret) = &saved.secret else {
             return Ok(see_other(detail));
         };
+        let page = format!("{detail}secret/");
+        screen.cookies.add(
+            Cookie::build((SECRET_COOKIE, secret.clone()))
+                .path(page.clone())
+                .http_only(true)
+                .secure(screen.state.settings.public_https())
+                .same_site(SameSite::Strict)
+                .max_age(rocket::time::Duration::minutes(5)),
+        );
+        Ok(see_other(page))
+    }
+
+    /// The page that shows a new secret once; without the cookie (a reload, a second tab)
+    /// it says the secret was shown already.
+    pub fn secret(&self, screen: &Screen<'_>, application: &Application) -> Result<Page, WebError> {
+        let path = format!("{}{}/secret/", self.list, application.id);
+        let secret = screen
+            .cookies
+            .get(SECRET_COOKIE)
+            .map(|cookie| cookie.value().to_owned());
+        if secret.is_some() {
+            screen
+                .cookies
+                .remove(Cookie::build(SECRET_COOKIE).path(path));
+        }
         Ok(screen
             .render(
                 self.secret_template,
                 json!({
                     "section": self.section,
-                    "application": summary(&saved.application),
+                    "application": summary(application),
                     "secret": secret,
-                    "next": detail,
+                    "next": format!("{}{}/", self.list, application.id),
                 }),
                 None,
             )?
-            .no_store()
-            .into())
+            .no_store())
     }
 }
+
+/// What a save did, for the message the next page shows.
+#[derive(Clone, Copy)]
+pub enum Done {
+    Added,
+    Changed,
+    SecretRegenerated,
+}
+
+/// Carries a new client secret from the save to the page that shows it once.
+const SECRET_COOKIE: &str = "oxidot_new_secret";
 
 /// What the form template needs besides the values: the choices it offers.
 pub fn form_context(form: &ApplicationForm, registrar: Registrar) -> Value {
@@ -118,20 +171,17 @@ async fn new_secret(state: &AppState, hashed: bool) -> Result<(String, String), 
     Ok((secret, stored))
 }
 
-/// A refusal to show on the form, or a failure.
-fn refusal(error: StoreError) -> Result<String, WebError> {
+/// A refusal to show on the form (the only unique field an application has is its client
+/// id), or a failure.
+fn refusal(error: StoreError) -> Result<Refusal, WebError> {
     match error {
-        StoreError::Conflict(message) => Ok(format!("{}.", capitalised(&message))),
+        StoreError::Conflict(_) => Ok(Refusal::of(
+            "client_id",
+            "An application with this client id already exists: choose another, or leave the \
+             field empty to generate one.",
+        )),
         other => Err(other.into()),
     }
-}
-
-fn capitalised(text: &str) -> String {
-    let mut chars = text.chars();
-    chars
-        .next()
-        .map(|first| first.to_uppercase().chain(chars).collect())
-        .unwrap_or_default()
 }
 
 /// Registers an application; the error is a message for the form.
@@ -140,10 +190,10 @@ pub async fn create(
     form: &ApplicationForm,
     registrar: Registrar,
     owner: Option<u64>,
-) -> Result<Result<Saved, String>, WebError> {
+) -> Result<Result<Saved, Refusal>, WebError> {
     let valid = match form.validate(&state.settings.oauth2_provider, registrar, None) {
         Ok(valid) => valid,
-        Err(message) => return Ok(Err(message)),
+        Err(refused) => return Ok(Err(refused)),
     };
     let secret = if valid.client_type == ClientType::Confidential {
         Some(new_secret(state, valid.hash_client_secret).await?)
@@ -185,14 +235,14 @@ pub async fn update(
     form: &ApplicationForm,
     registrar: Registrar,
     owner: Option<u64>,
-) -> Result<Result<Saved, String>, WebError> {
+) -> Result<Result<Saved, Refusal>, WebError> {
     let Some(current) = state.store.read(|tx| tx.application(id))? else {
         return Err(WebError::NotFound("There is no such application."));
     };
     let valid: ValidApplication =
         match form.validate(&state.settings.oauth2_provider, registrar, Some(&current)) {
             Ok(valid) => valid,
-            Err(message) => return Ok(Err(message)),
+            Err(refused) => return Ok(Err(refused)),
         };
     // A hashed secret cannot be turned back into the plain one: stopping the hashing, or
     // becoming confidential without a secret, makes a new secret (shown once).
@@ -226,9 +276,9 @@ pub async fn update(
                 return Ok(None);
             };
             if current != expected {
-                return Err(StoreError::Conflict(
-                    "the application changed meanwhile: load it again".to_owned(),
-                ));
+                return Ok(Some(Err(Refusal::general(
+                    "The application changed meanwhile: load it again.",
+                ))));
             }
             let mut application =
                 valid
@@ -238,17 +288,18 @@ pub async fn update(
                 application.client_secret.clone_from(stored);
             }
             tx.put_application(&application)?;
-            Ok(Some(application))
+            Ok(Some(Ok(application)))
         })
         .await;
     let shown = secret
         .map(|(shown, _)| shown)
         .filter(|shown| !shown.is_empty());
     match result {
-        Ok(Some(application)) => Ok(Ok(Saved {
+        Ok(Some(Ok(application))) => Ok(Ok(Saved {
             application,
             secret: shown,
         })),
+        Ok(Some(Err(refused))) => Ok(Err(refused)),
         Ok(None) => Err(WebError::NotFound("There is no such application.")),
         Err(error) => Ok(Err(refusal(error)?)),
     }
@@ -296,6 +347,7 @@ pub fn summary(application: &Application) -> Value {
             ClientType::Public => "public",
         },
         "grant_types": application.grant_types.iter().map(|grant| grant.as_str()).collect::<Vec<_>>(),
+        "grant_type_labels": application.grant_types.iter().map(|grant| grant.label()).collect::<Vec<_>>(),
         "redirect_uris": application.redirect_uris,
         "post_logout_redirect_uris": application.post_logout_redirect_uris,
         "allowed_origins": application.allowed_origins,

@@ -40,13 +40,13 @@ fn handle<'r>(status: Status, req: &'r Request<'_>) -> catcher::BoxFuture<'r> {
             return Ok(login_redirect(req));
         }
         let message = match status.code {
-            400 => "the request is malformed",
-            403 => "your account may not use this page",
-            404 => "there is nothing at this address",
-            413 => "the request is too large",
-            415 => "the request body has the wrong content type",
-            422 => "the request could not be understood",
-            code if code >= 500 => "something went wrong on our side",
+            400 => "The request is malformed.",
+            403 => "Your account may not use this page.",
+            404 => "There is nothing at this address.",
+            413 => "The request is too large.",
+            415 => "The request body has the wrong content type.",
+            422 => "The request could not be understood.",
+            code if code >= 500 => "Something went wrong on our side.",
             _ => status.reason_lossy(),
         };
         let status = if status.code == 422 {

@@ -152,6 +152,18 @@ pub fn error_response(req: &Request<'_>, status: Status, message: &str) -> Respo
         .rocket()
         .state::<AppState>()
         .and_then(|state| {
+            // The page's bar shows who is signed in (and a working log-out form), as every
+            // other page does; a store failure here only loses that.
+            let signed_in = req
+                .cookies()
+                .get(&state.settings.sessions.cookie_name)
+                .and_then(|cookie| state.accounts.session_user(cookie.value()).ok().flatten());
+            let csrf_token = signed_in
+                .as_ref()
+                .and_then(|_| {
+                    crate::web::csrf::token(req.cookies(), state.settings.public_https()).ok()
+                })
+                .unwrap_or_default();
             state
                 .templates
                 .render(
@@ -160,8 +172,12 @@ pub fn error_response(req: &Request<'_>, status: Status, message: &str) -> Respo
                         "status": status.code,
                         "reason": status.reason_lossy(),
                         "message": message,
-                        "user": null,
-                        "csrf_token": "",
+                        "user": signed_in.as_ref().map(|(_, user)| serde_json::json!({
+                            "username": user.username,
+                            "is_staff": user.is_staff,
+                            "is_superuser": user.is_superuser,
+                        })),
+                        "csrf_token": csrf_token,
                     }),
                 )
                 .ok()

@@ -123,14 +123,19 @@ impl Fairing for RequestLog {
             .inc();
         metrics
             .request_seconds
-            .get_or_create(&crate::metrics::RouteLabels { route })
+            .get_or_create(&crate::metrics::RouteLabels {
+                route: route.clone(),
+            })
             .observe(elapsed.as_secs_f64());
-        tracing::debug!(
+        // The access log: the route's template, never the path or the query string (codes,
+        // tokens and ids travel there).
+        tracing::info!(
+            target: "oxidot::access",
             request_id = %id.0,
             method = %req.method(),
-            path = %req.uri().path(),
+            route = %route,
             status = res.status().code,
-            micros = elapsed.as_micros() as u64,
+            millis = format_args!("{:.2}", elapsed.as_secs_f64() * 1000.0),
             "request"
         );
     }

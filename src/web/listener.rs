@@ -35,7 +35,7 @@ use crate::config::{Connections, Settings};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ListenError {
-    #[error("cannot listen on {address}: {error}")]
+    #[error("cannot listen on {address}: {reason}", reason = bind_failure(error))]
     Bind {
         address: SocketAddr,
         error: std::io::Error,
@@ -96,18 +96,42 @@ struct Shared {
     tls: Option<tokio_rustls_acceptor::Acceptor>,
 }
 
-/// Serves until `stop` resolves (SIGTERM or SIGINT in the binary), then lets open requests
-/// finish for `shutdown_grace_seconds` and closes what is left.
+/// Why a bind failed, in the words an operator needs.
+fn bind_failure(error: &std::io::Error) -> String {
+    match error.kind() {
+        std::io::ErrorKind::AddrInUse => "the port is already in use (is another server \
+                                          running there?); choose another with --port"
+            .to_owned(),
+        std::io::ErrorKind::AddrNotAvailable => {
+            "this machine has no such address; choose another with --address".to_owned()
+        }
+        std::io::ErrorKind::PermissionDenied => {
+            "permission denied (ports below 1024 need privileges); choose another with --port"
+                .to_owned()
+        }
+        _ => error.to_string(),
+    }
+}
+
+/// Takes the configured address and port: the first thing a server does, so that a port in
+/// use stops it before it writes anything.
+pub async fn bind(settings: &Settings) -> Result<TcpListener, ListenError> {
+    let address = SocketAddr::new(settings.address, settings.port);
+    TcpListener::bind(address)
+        .await
+        .map_err(|error| ListenError::Bind { address, error })
+}
+
+/// Serves on `listener` until `stop` resolves (SIGTERM or SIGINT in the binary), then lets
+/// open requests finish for `shutdown_grace_seconds` and closes what is left.
 pub async fn serve(
+    listener: TcpListener,
     rocket: rocket::Rocket<rocket::Build>,
     settings: &Settings,
     stop: impl std::future::Future<Output = ()>,
     on_listening: impl FnOnce(SocketAddr),
 ) -> Result<(), ListenError> {
     let address = SocketAddr::new(settings.address, settings.port);
-    let listener = TcpListener::bind(address)
-        .await
-        .map_err(|error| ListenError::Bind { address, error })?;
     let tls = tokio_rustls_acceptor::from_settings(settings)?;
     let client = Client::untracked(rocket)
         .await

@@ -9,6 +9,7 @@ pub mod error;
 mod fairings;
 pub mod form;
 pub mod listener;
+pub mod listing;
 mod oauth_response;
 pub mod permission_fields;
 pub mod proxy;
@@ -90,7 +91,8 @@ impl AppState {
             store,
             accounts,
             hasher,
-            templates: Templates::load().map_err(|error| StartupError(error.to_string()))?,
+            templates: Templates::load(clock.clone())
+                .map_err(|error| StartupError(error.to_string()))?,
             oauth,
             clock,
             keys,

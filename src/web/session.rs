@@ -87,13 +87,13 @@ async fn signed_in_with<'r>(
             } else {
                 request::Outcome::Error((
                     Status::Forbidden,
-                    WebError::Forbidden("your account may not use this page"),
+                    WebError::Forbidden("Your account may not use this page."),
                 ))
             }
         }
         request::Outcome::Success(CurrentUser(None)) => request::Outcome::Error((
             Status::Unauthorized,
-            WebError::Forbidden("log in to use this page"),
+            WebError::Forbidden("Log in to use this page."),
         )),
         request::Outcome::Error(failure) => request::Outcome::Error(failure),
         request::Outcome::Forward(status) => request::Outcome::Forward(status),
@@ -160,7 +160,7 @@ impl<'r, N: Needs> FromRequest<'r> for Allowed<'r, N> {
         } else {
             request::Outcome::Error((
                 Status::Forbidden,
-                WebError::Forbidden("your account lacks the permission this page needs"),
+                WebError::Forbidden("Your account lacks the permission this page needs."),
             ))
         }
     }
@@ -195,6 +195,7 @@ needs! {
     ViewApplication = View APPLICATION;
     AddApplication = Add APPLICATION;
     ChangeApplication = Change APPLICATION;
+    DeleteApplication = Delete APPLICATION;
     ViewPeriodicTask = View PERIODIC_TASK;
     AddPeriodicTask = Add PERIODIC_TASK;
     ChangePeriodicTask = Change PERIODIC_TASK;

@@ -56,6 +56,23 @@ pub fn post(app: &App, path: &str, form: &str) -> (u16, String) {
     body(app.post_form(path, &form))
 }
 
+/// Sends a form and, when it is answered with a redirect, the page it leads to (as a browser
+/// does: status and page of the GET).
+pub fn post_and_follow(app: &App, path: &str, form: &str) -> (u16, String) {
+    let form = format!("csrfmiddlewaretoken={}&{form}", app.csrf());
+    let response = app.post_form(path, &form);
+    if response.status().code != 303 {
+        return body(response);
+    }
+    let location = response
+        .headers()
+        .get_one("Location")
+        .expect("a redirect names where")
+        .to_owned();
+    drop(response);
+    page(app, &location)
+}
+
 pub fn application_count(app: &App) -> usize {
     app.store.read(|tx| tx.applications()).unwrap().len()
 }
@@ -100,9 +117,10 @@ const CC_APPLICATION: &str = "name=Reporting&client_id=&client_type=confidential
 
 /// Creates a client-credentials application in the admin; its client id and secret.
 fn admin_creates_cc_application(app: &App) -> (String, String) {
-    let (status, html) = post(app, "/admin/applications/", CC_APPLICATION);
+    let (status, html) = post_and_follow(app, "/admin/applications/", CC_APPLICATION);
     assert_eq!(status, 200, "{html}");
     assert!(html.contains("Copy the client secret now"));
+    assert!(html.contains("The application “Reporting” was added successfully."));
     (shown_client_id(&html), shown_secret(&html))
 }
 
@@ -256,7 +274,7 @@ fn an_application_made_in_the_admin_shows_its_secret_once_and_the_secret_works()
     assert!(!detail.contains(&secret));
     assert!(detail.contains("stored hashed"));
     // A regenerated secret replaces the old one at once.
-    let (status, regenerated) = post(
+    let (status, regenerated) = post_and_follow(
         &app,
         &format!("/admin/applications/{}/", application.id),
         "action=regenerate",
@@ -289,6 +307,59 @@ fn an_application_made_in_the_admin_shows_its_secret_once_and_the_secret_works()
 }
 
 #[test]
+fn a_saved_application_redirects_so_a_reload_neither_saves_again_nor_shows_the_secret_again() {
+    let app = logged_in();
+    let before = application_count(&app);
+    let form = format!("csrfmiddlewaretoken={}&{CC_APPLICATION}", app.csrf());
+    let response = app.post_form("/admin/applications/", &form);
+    assert_eq!(response.status().code, 303);
+    let secret_page = response.headers().get_one("Location").unwrap().to_owned();
+    drop(response);
+    assert!(
+        secret_page.starts_with("/admin/applications/") && secret_page.ends_with("/secret/"),
+        "{secret_page}"
+    );
+    assert_eq!(application_count(&app), before + 1);
+    let (status, first) = page(&app, &secret_page);
+    assert_eq!(status, 200);
+    let secret = shown_secret(&first);
+    assert_eq!(secret.len(), 128);
+    assert!(first.contains("was added successfully"));
+    // A reload: the same page, without the secret or the message, and no new application.
+    let (status, again) = page(&app, &secret_page);
+    assert_eq!(status, 200);
+    assert!(!again.contains(&secret) && !again.contains("client-secret"));
+    assert!(again.contains("The secret was shown already"));
+    assert!(!again.contains("was added successfully"));
+    assert_eq!(application_count(&app), before + 1);
+    // Saving without a new secret goes to the application's page, with its message once.
+    let id = secret_page
+        .trim_end_matches("/secret/")
+        .rsplit('/')
+        .next()
+        .unwrap();
+    let detail = format!("/admin/applications/{id}/");
+    let (status, changed) = post_and_follow(
+        &app,
+        &detail,
+        &format!(
+            "action=save&{}",
+            CC_APPLICATION.replace("Reporting", "Reports")
+        ),
+    );
+    assert_eq!(status, 200);
+    assert!(
+        changed.contains("The application “Reports” was changed successfully."),
+        "{changed}"
+    );
+    assert!(!page(&app, &detail).1.contains("changed successfully"));
+    // Another user's (or no) application has no secret page.
+    assert_eq!(page(&app, "/admin/applications/999/secret/").0, 404);
+    let (_, deleted) = post_and_follow(&app, &detail, "action=delete&confirm=yes");
+    assert!(deleted.contains("The application “Reports” was deleted successfully."));
+}
+
+#[test]
 fn invalid_application_input_returns_the_form_with_a_message_and_changes_nothing() {
     let app = logged_in();
     let before = snapshot(&app);
@@ -296,34 +367,41 @@ fn invalid_application_input_returns_the_form_with_a_message_and_changes_nothing
         (
             "redirect_uris=ftp%3A%2F%2Fx%2Fcb&grant_types=authorization-code",
             "is not a valid redirect URI",
+            "e-redirect",
         ),
         (
             "redirect_uris=https%3A%2F%2Fx%2Fcb%23frag&grant_types=authorization-code",
             "fragment",
+            "e-redirect",
         ),
         (
             "grant_types=authorization-code",
             "Redirect URIs cannot be empty",
+            "e-redirect",
         ),
-        ("grant_types=magic", "is not a grant type"),
+        ("grant_types=magic", "is not a grant type", "e-grant-types"),
         (
             "grant_types=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code&client_id=hash1",
             "already exists",
+            "e-client-id",
         ),
         (
             "grant_types=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code&allowed_origins=https%3A%2F%2Fspa.example%2Fapp",
             "is not a valid allowed origin",
+            "e-origins",
         ),
         (
             "grant_types=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code&algorithm=HS256&hash_client_secret=on",
             "HS256",
+            "e-hash",
         ),
         (
             "grant_types=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code&owner=nobody",
             "There is no user",
+            "e-owner",
         ),
     ];
-    for (form, message) in cases {
+    for (form, message, error_id) in cases {
         let form = format!("name=Bad&client_type=confidential&{form}");
         for path in ["/admin/applications/", "/o/applications/register/"] {
             if path.starts_with("/o/") && form.contains("owner=") {
@@ -332,6 +410,17 @@ fn invalid_application_input_returns_the_form_with_a_message_and_changes_nothing
             let (status, html) = post(&app, path, &form);
             assert_eq!(status, 400, "{path} {form}");
             assert!(html.contains(message), "{path} {form}: {html}");
+            // The message stands next to its field, which is marked; a summary is on top.
+            assert!(
+                html.contains(&format!("class=\"field-error\" id=\"{error_id}\"")),
+                "{path} {form}: {html}"
+            );
+            let marked = html
+                .split('<')
+                .find(|tag| tag.contains(&format!("aria-describedby=\"{error_id}")))
+                .unwrap_or_else(|| panic!("{path} {form}: no field names {error_id}"));
+            assert!(marked.contains("aria-invalid=\"true\""), "{marked}");
+            assert!(html.contains("Please correct the error below."));
             assert!(
                 html.contains("value=\"Bad\""),
                 "the form keeps what was typed"
@@ -421,6 +510,11 @@ fn tokens_are_listed_masked_paged_and_revoked_from_the_admin() {
     );
     assert_eq!(response.status().code, 303);
     drop(response);
+    assert!(
+        page(&app, "/admin/access-tokens/")
+            .1
+            .contains("1 access token revoked.")
+    );
     assert_eq!(introspection(newest)["active"], false);
     assert_eq!(introspection(&tokens[0])["active"], true);
     // Its detail page says so; a malformed key is a 404.
@@ -443,7 +537,7 @@ fn users_manage_only_their_own_applications() {
     let app = signed_in("carol", false, false);
     let form = "name=Carols+app&client_id=&client_type=confidential&grant_types=authorization-code\
         &redirect_uris=https%3A%2F%2Fcarol.example%2Fcb&algorithm=&hash_client_secret=on";
-    let (status, html) = post(&app, "/o/applications/register/", form);
+    let (status, html) = post_and_follow(&app, "/o/applications/register/", form);
     assert_eq!(status, 200, "{html}");
     let client_id = shown_client_id(&html);
     let mine = app
@@ -699,9 +793,10 @@ fn superusers_manage_signing_keys_from_the_admin() {
     assert_eq!(status, 200);
     assert!(listed.contains("signing"));
     let before = app.store.read(|tx| tx.signing_keys()).unwrap().len();
-    let (status, html) = post(&app, "/admin/keys/", "action=generate&algorithm=ES256");
+    let (status, html) = post_and_follow(&app, "/admin/keys/", "action=generate&algorithm=ES256");
     assert_eq!(status, 200);
-    assert!(html.contains("Generated ES256 key"));
+    assert!(html.contains("Generated ES256 key"), "{html}");
+    assert!(!page(&app, "/admin/keys/").1.contains("Generated ES256 key"));
     assert_eq!(
         app.store.read(|tx| tx.signing_keys()).unwrap().len(),
         before + 1
@@ -720,4 +815,99 @@ fn superusers_manage_signing_keys_from_the_admin() {
     );
     assert_eq!(status, 400);
     assert!(html.contains("oidc_rsa_private_key"));
+}
+
+/// The cells of the dashboard's tokens row `path` (stored, live, spent, expired).
+fn dashboard_row(html: &str, path: &str) -> Vec<String> {
+    let start = html
+        .find(&format!("id=\"tokens-{path}\""))
+        .unwrap_or_else(|| panic!("no row {path}: {html}"));
+    let row = &html[start..start + html[start..].find("</tr>").unwrap()];
+    row.split("<td")
+        .skip(1)
+        .map(|cell| {
+            let text = &cell[cell.find('>').unwrap() + 1..];
+            text[..text.find("</td>").unwrap()].trim().to_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn the_dashboard_counts_used_codes_and_revoked_refresh_tokens_apart_from_live_ones() {
+    let app = logged_in();
+    let location = approve(&app, &tutorial_request());
+    let code = param(&location, "code").unwrap();
+    let (_, before) = page(&app, "/admin/");
+    assert_eq!(dashboard_row(&before, "grants"), ["1", "1", "0 used", "0"]);
+    let (status, tokens) = tutorial_exchange(&app, &code);
+    assert_eq!(status, 200);
+    let response = app
+        .client
+        .post("/o/revoke_token/")
+        .header(ContentType::Form)
+        .header(basic("hash1", "hashed"))
+        .body(format!(
+            "token={}&token_type_hint=refresh_token",
+            tokens["refresh_token"].as_str().unwrap()
+        ))
+        .dispatch();
+    assert_eq!(response.status().code, 200);
+    drop(response);
+    let (status, after) = page(&app, "/admin/");
+    assert_eq!(status, 200);
+    // The code is kept (a replay revokes what it issued) but is not live.
+    assert_eq!(dashboard_row(&after, "grants"), ["1", "0", "1 used", "0"]);
+    assert_eq!(
+        dashboard_row(&after, "refresh-tokens"),
+        ["1", "0", "1 revoked", "0"]
+    );
+    // The cleanup task has not run yet in this store: no table, a plain sentence.
+    assert!(after.contains("Last cleanup"));
+}
+
+#[test]
+fn application_lists_sort_page_and_delete_the_selected_rows_after_asking() {
+    let app = logged_in();
+    let names = |html: &str| -> Vec<String> {
+        html.split("<td><a href=\"/admin/applications/")
+            .skip(1)
+            .map(|cell| {
+                let start = cell.find('>').unwrap() + 1;
+                cell[start..start + cell[start..].find('<').unwrap()].to_owned()
+            })
+            .collect()
+    };
+    let (status, ascending) = page(&app, "/admin/applications/?sort=name");
+    assert_eq!(status, 200);
+    let mut expected = names(&ascending);
+    assert!(expected.len() >= 4, "{ascending}");
+    let mut sorted = expected.clone();
+    sorted.sort_by_key(|name| name.to_lowercase());
+    assert_eq!(expected, sorted);
+    assert!(ascending.contains("aria-sort=\"ascending\""));
+    // The header now sorts the other way, keeping the filters.
+    assert!(ascending.contains("?sort=-name\""), "{ascending}");
+    let (_, descending) = page(&app, "/admin/applications/?q=s&sort=-name");
+    expected.retain(|name| name.to_lowercase().contains('s'));
+    expected.reverse();
+    assert_eq!(names(&descending), expected);
+    assert!(descending.contains("?q=s&amp;sort=name\""));
+    // Bulk delete: asked first (nothing deleted), then done, with a message.
+    let count = application_count(&app);
+    let (status, confirm) = post(&app, "/admin/applications/delete/", "id=1&id=2");
+    assert_eq!(status, 200);
+    assert!(
+        confirm.contains("Delete 2 selected applications?"),
+        "{confirm}"
+    );
+    assert_eq!(application_count(&app), count);
+    let (status, done) = post_and_follow(
+        &app,
+        "/admin/applications/delete/",
+        "id=1&id=2&confirm=yes&action=delete",
+    );
+    assert_eq!(status, 200);
+    assert!(done.contains("2 applications deleted."), "{done}");
+    assert_eq!(application_count(&app), count - 2);
+    assert_eq!(post(&app, "/admin/applications/delete/", "id=abc").0, 400);
 }

@@ -151,9 +151,49 @@ async fn screenshot(browser: &Client, name: &str) {
     std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
 }
 
-fn parse_time(text: &str) -> time::OffsetDateTime {
-    time::OffsetDateTime::parse(text.trim(), &time::format_description::well_known::Rfc3339)
+/// The exact time a `<time>` element inside `css` stands for.
+async fn time_in(browser: &Client, css: &str) -> time::OffsetDateTime {
+    let text = browser
+        .find(Locator::Css(&format!("{css} time")))
+        .await
+        .unwrap_or_else(|error| panic!("{css} time: {error}"))
+        .attr("datetime")
+        .await
+        .unwrap()
+        .unwrap_or_default();
+    time::OffsetDateTime::parse(&text, &time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|_| panic!("{text:?} is not a time"))
+}
+
+/// Evaluates a JavaScript expression in the page.
+async fn script(browser: &Client, expression: &str) -> serde_json::Value {
+    browser
+        .execute(&format!("return {expression};"), Vec::new())
+        .await
+        .unwrap_or_else(|error| panic!("{expression}: {error}"))
+}
+
+/// Whether the element `css` lies wholly inside the window (no scrolling needed to see it).
+async fn inside_viewport(browser: &Client, css: &str) -> bool {
+    script(
+        browser,
+        &format!(
+            "(() => {{ const r = document.querySelector({css:?}).getBoundingClientRect(); \
+             return r.left >= 0 && r.right <= window.innerWidth && r.width > 0; }})()"
+        ),
+    )
+    .await
+        == serde_json::Value::Bool(true)
+}
+
+/// Whether the page is wider than the window (a horizontal scroll bar on the page itself).
+async fn page_overflows(browser: &Client) -> bool {
+    script(
+        browser,
+        "document.documentElement.scrollWidth > window.innerWidth",
+    )
+    .await
+        == serde_json::Value::Bool(true)
 }
 
 /// Sends a form to the running server with a client's Basic credentials; the JSON answer.
@@ -218,6 +258,10 @@ async fn save_application_form(
         .for_element(Locator::Css("#client-secret"))
         .await
         .unwrap();
+    assert_eq!(
+        text_of(browser, "p.flash").await,
+        format!("The application “{name}” was added successfully.")
+    );
     // The Copy button appears once its script has run.
     let copy = browser
         .find(Locator::Css("button[data-copy]"))
@@ -254,6 +298,54 @@ async fn scenario(browser: &Client, base: &str) {
         .unwrap();
     let (client_id, secret) =
         save_application_form(browser, "Browser reporting", "client-credentials", "").await;
+    // A reload of the secret page shows neither the secret nor the message again, and makes
+    // no second application.
+    browser.refresh().await.unwrap();
+    assert!(text_of(browser, "h1").await.contains("shown already"));
+    assert!(!text_of(browser, "main").await.contains(&secret));
+    browser
+        .goto(&format!("{base}/admin/applications/?q=Browser+reporting"))
+        .await
+        .unwrap();
+    assert!(
+        text_of(browser, "main").await.contains("1 of "),
+        "{}",
+        text_of(browser, "main").await
+    );
+    // An invalid redirect URI: the message stands by the field, which is marked.
+    browser
+        .goto(&format!("{base}/admin/applications/new/"))
+        .await
+        .unwrap();
+    type_into(browser, "#f-name", "Broken").await;
+    type_into(browser, "#f-redirect", "ftp://files.example/cb").await;
+    click(browser, "form.stacked button[type=submit]").await;
+    browser
+        .wait()
+        .for_element(Locator::Css("#e-redirect"))
+        .await
+        .unwrap();
+    let field = browser.find(Locator::Css("#f-redirect")).await.unwrap();
+    assert_eq!(
+        field.attr("aria-invalid").await.unwrap().as_deref(),
+        Some("true")
+    );
+    assert!(
+        text_of(browser, "#e-redirect")
+            .await
+            .contains("is not a valid redirect URI")
+    );
+    assert_eq!(
+        field.prop("value").await.unwrap().as_deref(),
+        Some("ftp://files.example/cb"),
+        "the form keeps what was typed"
+    );
+    script(
+        browser,
+        "document.querySelector('#f-redirect').scrollIntoView({block: 'center'})",
+    )
+    .await;
+    screenshot(browser, "admin-application-error").await;
     let (status, token) = post_as_client(
         base,
         "/o/token/",
@@ -269,10 +361,9 @@ async fn scenario(browser: &Client, base: &str) {
         .goto(&format!("{base}/admin/periodic-tasks/"))
         .await
         .unwrap();
-    screenshot(browser, "admin-periodic-tasks").await;
-    let before = text_of(browser, "#task-clear_tokens .next-run").await;
-    let soon = parse_time(&before) - time::OffsetDateTime::now_utc();
-    assert!(soon < time::Duration::seconds(15), "next run {before}");
+    let soon =
+        time_in(browser, "#task-clear_tokens .next-run").await - time::OffsetDateTime::now_utc();
+    assert!(soon < time::Duration::seconds(15), "next run in {soon}");
     browser
         .goto(&format!("{base}/admin/periodic-tasks/clear_tokens/"))
         .await
@@ -291,8 +382,75 @@ async fn scenario(browser: &Client, base: &str) {
         text_of(browser, "#task-clear_tokens .schedule").await,
         "every 2 hours"
     );
-    let after = parse_time(&text_of(browser, "#task-clear_tokens .next-run").await);
+    let after = time_in(browser, "#task-clear_tokens .next-run").await;
     assert!(after - time::OffsetDateTime::now_utc() > time::Duration::minutes(110));
+    assert!(
+        text_of(browser, "p.flash")
+            .await
+            .contains("“clear_tokens” was changed successfully")
+    );
+
+    // A task with a long result: the list shows it cut (the whole on the task's page), and
+    // every row's actions stay in the window at 1,280 px.
+    let long_name = "a weekly diagnostic whose name is long enough to make its result long \
+                     and test the periodic tasks list with it";
+    type_into(browser, "form.stacked input[name=name]", long_name).await;
+    browser
+        .find(Locator::Css("form.stacked select[name=task]"))
+        .await
+        .unwrap()
+        .select_by_value("debug_task")
+        .await
+        .unwrap();
+    type_into(browser, "form.stacked input[name=every]", "7").await;
+    browser
+        .find(Locator::Css("form.stacked select[name=period]"))
+        .await
+        .unwrap()
+        .select_by_value("days")
+        .await
+        .unwrap();
+    click(browser, "form.stacked button[type=submit]").await;
+    browser
+        .wait()
+        .for_element(Locator::Css("p.flash"))
+        .await
+        .unwrap();
+    let row = "tr:has(a[href*='weekly'])";
+    click(browser, &format!("{row} button[value=run]")).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        browser
+            .goto(&format!("{base}/admin/periodic-tasks/"))
+            .await
+            .unwrap();
+        if text_of(browser, &format!("{row} td.result"))
+            .await
+            .starts_with("ok")
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the task did not run");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let result = text_of(browser, &format!("{row} td.result")).await;
+    assert!(
+        result.contains('…') && result.contains("full result"),
+        "{result}"
+    );
+    for button in [
+        "#task-clear_tokens button[value=run]",
+        &format!("{row} button[value=run]"),
+    ] {
+        assert!(
+            inside_viewport(browser, button).await,
+            "{button} is out of sight"
+        );
+    }
+    assert!(!page_overflows(browser).await);
+    screenshot(browser, "admin-periodic-tasks").await;
+    click(browser, &format!("{row} td.result a")).await;
+    assert!(text_of(browser, "pre.result").await.contains("run=1"));
 
     // Revoke the application's token from the admin: introspection answers inactive.
     let introspect = |token: &str| {
@@ -321,9 +479,29 @@ async fn scenario(browser: &Client, base: &str) {
         .await
         .unwrap();
     click(browser, "button.danger").await;
-    // The confirmation page has the list's address; the redirect after it says what it did.
-    wait_for_address(browser, &format!("{base}/admin/access-tokens/?revoked=1")).await;
+    // The list again, saying what was done.
+    wait_for_address(browser, &format!("{base}/admin/access-tokens/")).await;
+    assert_eq!(text_of(browser, "p.flash").await, "1 access token revoked.");
     assert_eq!(introspect(&access), false);
+
+    // An admin list on a phone: the table scrolls inside its card, the page does not.
+    browser.set_window_size(390, 844).await.unwrap();
+    for list in [
+        "/admin/applications/",
+        "/admin/access-tokens/",
+        "/admin/periodic-tasks/",
+        "/admin/",
+    ] {
+        browser.goto(&format!("{base}{list}")).await.unwrap();
+        assert!(
+            !page_overflows(browser).await,
+            "{list} is wider than 390 px"
+        );
+        if list == "/admin/applications/" {
+            screenshot(browser, "admin-applications-390px").await;
+        }
+    }
+    browser.set_window_size(1280, 900).await.unwrap();
 
     // A user registers a client of their own, approves its consent, then revokes it.
     let callback = format!("{base}/callback");

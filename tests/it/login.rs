@@ -386,3 +386,41 @@ fn malformed_login_requests_get_4xx_and_change_nothing() {
     let admin = app.store.user_by_username("admin").unwrap().unwrap();
     assert!(admin.last_login.is_none());
 }
+
+#[test]
+fn the_login_page_names_the_application_asking_and_error_pages_know_who_is_signed_in() {
+    let app = crate::support::App::demo();
+    let next: String = url::form_urlencoded::byte_serialize(
+        b"/o/authorize/?response_type=code&client_id=hash1&redirect_uri=x",
+    )
+    .collect();
+    let response = app
+        .client
+        .get(format!("/accounts/login/?next={next}"))
+        .dispatch();
+    assert_eq!(response.status().code, 200);
+    let html = response.into_string().unwrap();
+    assert!(
+        html.contains("Log in to continue to hashed secret 1"),
+        "{html}"
+    );
+    // An unknown client, or another page, is not named.
+    let plain = app
+        .client
+        .get("/accounts/login/?next=%2Fo%2Fauthorize%2F%3Fclient_id%3Dnobody")
+        .dispatch()
+        .into_string()
+        .unwrap();
+    assert!(plain.contains("<h1>Log in</h1>"));
+    // A 404 for a signed-in user shows who is signed in, not a "Log in" link.
+    assert_eq!(app.login("admin", "admin123").status().code, 303);
+    let response = app.client.get("/no/such/page").dispatch();
+    assert_eq!(response.status().code, 404);
+    let html = response.into_string().unwrap();
+    assert!(
+        html.contains("Signed in as <strong>admin</strong>"),
+        "{html}"
+    );
+    assert!(!html.contains(">Log in</a>"));
+    assert!(html.contains("There is nothing at this address."));
+}

@@ -9,6 +9,7 @@ mod cli;
 mod crash;
 mod device;
 mod e2e;
+mod first_run;
 mod fixtures;
 mod flow;
 mod login;

@@ -186,6 +186,7 @@ pub fn oxidot(dir: &Path) -> Command {
     command.current_dir(dir);
     for (name, _) in std::env::vars() {
         if name.starts_with("OXIDOT_")
+            || name.starts_with("ROCKET_")
             || [
                 "DOT_PKCE",
                 "OIDC_RSA_PRIVATE_KEY",

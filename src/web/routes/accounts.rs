@@ -29,6 +29,27 @@ struct LoginForm<'a> {
     error: Option<&'a str>,
 }
 
+/// The name of the application whose authorization request sent the user here (`next` is
+/// `/o/authorize/?client_id=…`), to say on the login page who is asking.
+fn asking_application(state: &AppState, next: Option<&str>) -> Result<Option<String>, WebError> {
+    let Some((path, query)) = next.and_then(|next| next.split_once('?')) else {
+        return Ok(None);
+    };
+    if path.trim_end_matches('/') != "/o/authorize" {
+        return Ok(None);
+    }
+    let Some(client_id) = url::form_urlencoded::parse(query.as_bytes())
+        .find(|(name, _)| name == "client_id")
+        .map(|(_, value)| value.into_owned())
+    else {
+        return Ok(None);
+    };
+    Ok(state
+        .store
+        .read(|tx| tx.application_by_client_id(&client_id))?
+        .map(|application| crate::web::application_label(&application).to_owned()))
+}
+
 fn login_page(
     state: &AppState,
     cookies: &CookieJar<'_>,
@@ -37,12 +58,14 @@ fn login_page(
     status: Status,
 ) -> Result<Page, WebError> {
     let csrf_token = csrf::token(cookies, state.settings.public_https())?;
+    let asking = asking_application(state, form.next.as_deref())?;
     let html = state.templates.render(
         "login.html.tera",
         &json!({
             "user": user.view(),
             "csrf_token": csrf_token,
             "action": form.action,
+            "asking": asking,
             "next": form.next,
             "username": form.username,
             "error": form.error,
@@ -200,7 +223,7 @@ async fn logout(
     check.verify(form.single(csrf::FIELD)?)?;
     if let Some(signed_in) = &user.0 {
         state.accounts.logout(&signed_in.cookie_value).await?;
-        tracing::info!(user = signed_in.user.id, "logged out");
+        tracing::info!(user = signed_in.user.username.as_str(), "logged out");
     }
     clear_session_cookie(cookies, state);
     csrf::rotate(cookies, state.settings.public_https())?;

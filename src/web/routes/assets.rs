@@ -32,6 +32,13 @@ fn static_file(path: PathBuf) -> Option<Asset> {
     })
 }
 
+/// Browsers ask for `/favicon.ico` on pages without an icon link (error pages of other
+/// tools, raw JSON): the same icon.
+#[get("/favicon.ico")]
+fn favicon() -> Option<Asset> {
+    static_file(PathBuf::from("favicon.svg"))
+}
+
 pub fn routes() -> Vec<Route> {
-    routes![static_file]
+    routes![static_file, favicon]
 }

@@ -192,7 +192,7 @@ async fn device_confirm(
     let approve = match form.single("action")? {
         Some("approve") => true,
         Some("deny") => false,
-        _ => return Err(WebError::BadRequest("choose Authorize or Deny".to_owned())),
+        _ => return Err(WebError::BadRequest("Choose Authorize or Deny.".to_owned())),
     };
     let Some(signed_in) = user.0.as_ref() else {
         return Ok(login_first("/o/device/"));
@@ -215,7 +215,7 @@ async fn device_confirm(
         return invalid_code(state, &user, cookies, user_code, INVALID_CODE);
     }
     tracing::info!(
-        user = signed_in.user.id,
+        user = signed_in.user.username.as_str(),
         approve,
         "device authorization decided"
     );

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use crate::applications::{ApplicationForm, Registrar};
 use crate::store::{Application, ExpiringKind, Timestamp};
 use crate::web::AppState;
-use crate::web::application_editor::{self, Pages, summary};
+use crate::web::application_editor::{self, Done, Pages, summary};
 use crate::web::error::{Page, WebError};
 use crate::web::form::CheckedForm;
 use crate::web::screen::Screen;
@@ -73,9 +73,9 @@ async fn register(
     {
         Ok(saved) => {
             screen.audit("application registered", &saved.application.client_id);
-            PAGES.saved(&screen, &saved)
+            PAGES.saved(&screen, &saved, Done::Added)
         }
-        Err(message) => Ok(PAGES.form(&screen, &form, None, Some(&message))?.into()),
+        Err(refused) => Ok(PAGES.form(&screen, &form, None, Some(&refused))?.into()),
     }
 }
 
@@ -87,6 +87,13 @@ async fn detail(id: u64, screen: Member<'_>) -> Result<Page, WebError> {
         json!({"application": summary(&application)}),
         None,
     )
+}
+
+/// A new secret, shown once after the save that made it.
+#[get("/o/applications/<id>/secret")]
+async fn secret(id: u64, screen: Member<'_>) -> Result<Page, WebError> {
+    let application = own_application(&screen, id)?;
+    PAGES.secret(&screen, &application)
 }
 
 #[get("/o/applications/<id>/update")]
@@ -112,7 +119,7 @@ async fn update(
     if params.single("action")? == Some("regenerate") {
         let saved = application_editor::regenerate_secret(state, id).await?;
         screen.audit("application secret regenerated", &application.client_id);
-        return PAGES.saved(&screen, &saved);
+        return PAGES.saved(&screen, &saved, Done::SecretRegenerated);
     }
     let form = ApplicationForm::from_params(&params)?;
     match application_editor::update(state, id, &form, Registrar::Owner, Some(screen.who.user.id))
@@ -120,10 +127,10 @@ async fn update(
     {
         Ok(saved) => {
             screen.audit("application changed", &saved.application.client_id);
-            PAGES.saved(&screen, &saved)
+            PAGES.saved(&screen, &saved, Done::Changed)
         }
-        Err(message) => Ok(PAGES
-            .form(&screen, &form, Some(&application), Some(&message))?
+        Err(refused) => Ok(PAGES
+            .form(&screen, &form, Some(&application), Some(&refused))?
             .into()),
     }
 }
@@ -153,6 +160,10 @@ async fn delete(
         .write(move |tx| tx.delete_application(id))
         .await?;
     screen.audit("application deleted", &application.client_id);
+    screen.flash(format!(
+        "The application “{}” was deleted successfully.",
+        crate::web::application_label(&application)
+    ));
     Ok(see_other(LIST))
 }
 
@@ -257,10 +268,20 @@ async fn revoke(
             Ok(revoked)
         })
         .await?;
+    let application = state.store.read(|tx| tx.application(id))?;
+    let (name, client_id) = application.as_ref().map_or(("", ""), |application| {
+        (
+            crate::web::application_label(application),
+            application.client_id.as_str(),
+        )
+    });
     screen.audit(
         "access revoked by its user",
-        &format!("application {id}: {revoked} tokens"),
+        &format!("client {client_id}: {revoked} tokens"),
     );
+    screen.flash(format!(
+        "The access you gave “{name}” was revoked ({revoked} tokens)."
+    ));
     Ok(see_other("/o/authorized_tokens/"))
 }
 
@@ -270,6 +291,7 @@ pub fn routes() -> Vec<Route> {
         register_form,
         register,
         detail,
+        secret,
         update_form,
         update,
         delete_form,

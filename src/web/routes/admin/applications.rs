@@ -5,15 +5,18 @@ use rocket::{Route, get, post, routes};
 use serde_json::{Value, json};
 
 use super::{Answer, see_other};
-use crate::applications::{ApplicationForm, Registrar};
+use crate::applications::{ApplicationForm, Refusal, Registrar};
 use crate::params::Params;
 use crate::permissions::{APPLICATION, Action};
 use crate::store::{Application, ClientType, GrantType};
 use crate::web::AppState;
-use crate::web::application_editor::{self, Pages, summary};
+use crate::web::application_editor::{self, Done, Pages, summary};
 use crate::web::error::{Page, WebError};
 use crate::web::form::{CheckedForm, Query};
-use crate::web::session::{AddApplication, Allowed, ChangeApplication, ViewApplication};
+use crate::web::listing::{Column, Listing, SortValue};
+use crate::web::session::{
+    AddApplication, Allowed, ChangeApplication, DeleteApplication, ViewApplication,
+};
 
 const LIST: &str = "/admin/applications/";
 const NO_APPLICATION: WebError = WebError::NotFound("There is no such application.");
@@ -61,10 +64,47 @@ impl Filters {
     }
 }
 
+const COLUMNS: [Column; 5] = [
+    Column {
+        key: "name",
+        label: "Name",
+    },
+    Column {
+        key: "client_id",
+        label: "Client id",
+    },
+    Column {
+        key: "type",
+        label: "Type",
+    },
+    Column {
+        key: "owner",
+        label: "Owner",
+    },
+    Column {
+        key: "created",
+        label: "Created",
+    },
+];
+
 #[get("/admin/applications")]
 async fn list(screen: Allowed<'_, ViewApplication>, query: Query) -> Result<Page, WebError> {
+    list_page(&screen, &query.0, None)
+}
+
+fn list_page(
+    screen: &crate::web::screen::Screen<'_>,
+    query: &Params,
+    message: Option<&str>,
+) -> Result<Page, WebError> {
     let state = screen.state;
-    let filters = Filters::from_query(&query.0)?;
+    let filters = Filters::from_query(query)?;
+    let listing = Listing::from_query(
+        LIST,
+        query,
+        &COLUMNS,
+        &["q", "client_type", "grant_type", "skip_authorization"],
+    )?;
     let (applications, owners) = state.store.read(|tx| {
         let applications = tx.applications()?;
         let mut owners = std::collections::HashMap::new();
@@ -75,9 +115,31 @@ async fn list(screen: Allowed<'_, ViewApplication>, query: Query) -> Result<Page
         }
         Ok((applications, owners))
     })?;
-    let rows: Vec<Value> = applications
+    let total = applications.len();
+    let mut kept: Vec<&Application> = applications
         .iter()
         .filter(|application| filters.keeps(application))
+        .collect();
+    let owner_of = |application: &Application| {
+        application
+            .user
+            .and_then(|id| owners.get(&id))
+            .map_or("", String::as_str)
+    };
+    listing.sort(&mut kept, |application, column| match column {
+        "name" => SortValue::text(crate::web::application_label(application)),
+        "client_id" => SortValue::text(&application.client_id),
+        "type" => SortValue::text(match application.client_type {
+            ClientType::Confidential => "confidential",
+            ClientType::Public => "public",
+        }),
+        "owner" => SortValue::text(owner_of(application)),
+        _ => SortValue::Number(application.created.0),
+    });
+    let matching = kept.len();
+    let (shown, pager) = listing.page(kept);
+    let rows: Vec<Value> = shown
+        .into_iter()
         .map(|application| {
             let mut row = summary(application);
             row["owner"] = json!(application.user.and_then(|id| owners.get(&id)));
@@ -89,15 +151,98 @@ async fn list(screen: Allowed<'_, ViewApplication>, query: Query) -> Result<Page
         json!({
             "section": "applications",
             "applications": rows,
-            "total": applications.len(),
+            "matching": matching,
+            "total": total,
+            "listing": pager,
             "filters": {
                 "client_type": filters.client_type, "grant_type": filters.grant_type,
                 "skip_authorization": filters.skip_authorization, "q": filters.search,
             },
-            "grant_types": GrantType::ALL.iter().map(|grant| grant.as_str()).collect::<Vec<_>>(),
+            "grant_types": GrantType::ALL
+                .iter()
+                .map(|grant| json!({"value": grant.as_str(), "label": grant.label()}))
+                .collect::<Vec<_>>(),
+            "may_delete": screen.granted.allows(Action::Delete, APPLICATION),
         }),
-        None,
+        message,
     )
+}
+
+/// Django's "Delete selected applications" action: asks first, then deletes each with its
+/// tokens, codes and consents.
+#[post("/admin/applications/delete", data = "<form>")]
+async fn delete_selected(
+    screen: Allowed<'_, DeleteApplication>,
+    form: Result<CheckedForm, WebError>,
+) -> Result<Answer, WebError> {
+    let state = screen.state;
+    let params = form?.0;
+    let mut ids = Vec::new();
+    for text in params.all("id") {
+        ids.push(text.parse::<u64>().map_err(|_| {
+            WebError::BadRequest("A selected row is not an application.".to_owned())
+        })?);
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    let selected: Vec<Application> = state.store.read(|tx| {
+        let mut found = Vec::new();
+        for id in &ids {
+            if let Some(application) = tx.application(*id)? {
+                found.push(application);
+            }
+        }
+        Ok(found)
+    })?;
+    if selected.is_empty() {
+        return Ok(list_page(
+            &screen,
+            &Params::default(),
+            Some("Select the applications to delete."),
+        )?
+        .into());
+    }
+    if params.single("confirm")? != Some("yes") {
+        let names: Vec<&str> = selected.iter().map(crate::web::application_label).collect();
+        return Ok(screen
+            .render(
+                "admin_confirm.html.tera",
+                json!({
+                    "section": "applications",
+                    "question": format!("Delete {} selected {}?", selected.len(), if selected.len() == 1 { "application" } else { "applications" }),
+                    "explanation": format!(
+                        "{}: with their tokens, codes and consents. Their clients stop working at once. This cannot be undone.",
+                        names.join(", ")
+                    ),
+                    "action_path": "/admin/applications/delete/",
+                    "action": "delete",
+                    "button": "Delete",
+                    "field": "id",
+                    "keys": selected.iter().map(|application| application.id).collect::<Vec<_>>(),
+                    "back": LIST,
+                }),
+                None,
+            )?
+            .into());
+    }
+    let targets: Vec<u64> = selected.iter().map(|application| application.id).collect();
+    let deleted = state
+        .store
+        .write(move |tx| {
+            let mut deleted = 0;
+            for id in &targets {
+                if tx.delete_application(*id)? {
+                    deleted += 1;
+                }
+            }
+            Ok(deleted)
+        })
+        .await?;
+    for application in &selected {
+        screen.audit("application deleted", &application.client_id);
+    }
+    screen.flash(super::tokens::counted(deleted, "Applications", "deleted"));
+    Ok(see_other(LIST))
 }
 
 const PAGES: Pages = Pages {
@@ -112,14 +257,17 @@ const PAGES: Pages = Pages {
 fn owner_of(
     state: &AppState,
     form: &ApplicationForm,
-) -> Result<Result<Option<u64>, String>, WebError> {
+) -> Result<Result<Option<u64>, Refusal>, WebError> {
     if form.owner.is_empty() {
         return Ok(Ok(None));
     }
     Ok(
         match state.store.read(|tx| tx.user_by_username(&form.owner))? {
             Some(user) => Ok(Some(user.id)),
-            None => Err(format!("There is no user {:?}.", form.owner)),
+            None => Err(Refusal::of(
+                "owner",
+                format!("There is no user “{}”.", form.owner),
+            )),
         },
     )
 }
@@ -139,14 +287,14 @@ async fn create(
     let form = ApplicationForm::from_params(&params)?;
     let owner = match owner_of(state, &form)? {
         Ok(owner) => owner,
-        Err(message) => return Ok(PAGES.form(&screen, &form, None, Some(&message))?.into()),
+        Err(refused) => return Ok(PAGES.form(&screen, &form, None, Some(&refused))?.into()),
     };
     match application_editor::create(state, &form, Registrar::Staff, owner).await? {
         Ok(saved) => {
             screen.audit("application created", &saved.application.client_id);
-            PAGES.saved(&screen, &saved)
+            PAGES.saved(&screen, &saved, Done::Added)
         }
-        Err(message) => Ok(PAGES.form(&screen, &form, None, Some(&message))?.into()),
+        Err(refused) => Ok(PAGES.form(&screen, &form, None, Some(&refused))?.into()),
     }
 }
 
@@ -182,15 +330,15 @@ async fn change(
         "regenerate" => {
             let saved = application_editor::regenerate_secret(state, id).await?;
             screen.audit("application secret regenerated", &current.client_id);
-            PAGES.saved(&screen, &saved)
+            PAGES.saved(&screen, &saved, Done::SecretRegenerated)
         }
         "delete" => {
             screen.require(Action::Delete, APPLICATION)?;
             if params.single("confirm")? != Some("yes") {
                 let form = ApplicationForm::of(&current, None);
-                let message = "Tick the box to confirm the deletion.";
+                let refused = Refusal::general("Tick the box to confirm the deletion.");
                 return Ok(PAGES
-                    .form(&screen, &form, Some(&current), Some(message))?
+                    .form(&screen, &form, Some(&current), Some(&refused))?
                     .into());
             }
             state
@@ -198,32 +346,47 @@ async fn change(
                 .write(move |tx| tx.delete_application(id))
                 .await?;
             screen.audit("application deleted", &current.client_id);
+            screen.flash(format!(
+                "The application “{}” was deleted successfully.",
+                crate::web::application_label(&current)
+            ));
             Ok(see_other(LIST))
         }
         "save" => {
             let form = ApplicationForm::from_params(&params)?;
             let owner = match owner_of(state, &form)? {
                 Ok(owner) => owner,
-                Err(message) => {
+                Err(refused) => {
                     return Ok(PAGES
-                        .form(&screen, &form, Some(&current), Some(&message))?
+                        .form(&screen, &form, Some(&current), Some(&refused))?
                         .into());
                 }
             };
             match application_editor::update(state, id, &form, Registrar::Staff, owner).await? {
                 Ok(saved) => {
                     screen.audit("application changed", &saved.application.client_id);
-                    PAGES.saved(&screen, &saved)
+                    PAGES.saved(&screen, &saved, Done::Changed)
                 }
-                Err(message) => Ok(PAGES
-                    .form(&screen, &form, Some(&current), Some(&message))?
+                Err(refused) => Ok(PAGES
+                    .form(&screen, &form, Some(&current), Some(&refused))?
                     .into()),
             }
         }
-        other => Err(WebError::BadRequest(format!("unknown action {other:?}"))),
+        other => Err(WebError::BadRequest(format!("Unknown action “{other}”."))),
     }
 }
 
+/// A new secret, shown once after the save that made it.
+#[get("/admin/applications/<id>/secret")]
+async fn secret(id: u64, screen: Allowed<'_, ChangeApplication>) -> Result<Page, WebError> {
+    let application = screen
+        .state
+        .store
+        .read(|tx| tx.application(id))?
+        .ok_or(NO_APPLICATION)?;
+    PAGES.secret(&screen, &application)
+}
+
 pub fn routes() -> Vec<Route> {
-    routes![list, new, create, show, change]
+    routes![list, new, create, show, change, secret, delete_selected]
 }

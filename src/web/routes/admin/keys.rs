@@ -5,7 +5,7 @@
 use rocket::{Route, get, post, routes};
 use serde_json::json;
 
-use super::Answer;
+use super::{Answer, see_other};
 use crate::oidc::keys::{KEY_ALGORITHMS, KeyAdmin, KeyError};
 use crate::permissions::{Action, SIGNING_KEY};
 use crate::store::{Algorithm, Timestamp};
@@ -31,11 +31,7 @@ fn key_failure(error: KeyError) -> Result<String, WebError> {
     }
 }
 
-fn keys_page(
-    screen: &Screen<'_>,
-    message: Option<&str>,
-    done: Option<&str>,
-) -> Result<Page, WebError> {
+fn keys_page(screen: &Screen<'_>, message: Option<&str>) -> Result<Page, WebError> {
     let now = Timestamp::from_datetime(screen.state.clock.now());
     let rows = admin(screen.state)
         .rows(now)
@@ -46,14 +42,14 @@ fn keys_page(
         .collect();
     screen.render(
         "admin_keys.html.tera",
-        json!({"section": "keys", "keys": rows, "algorithms": algorithms, "done": done}),
+        json!({"section": "keys", "keys": rows, "algorithms": algorithms}),
         message,
     )
 }
 
 #[get("/admin/keys")]
 async fn list(screen: Allowed<'_, ViewSigningKey>) -> Result<Page, WebError> {
-    keys_page(&screen, None, None)
+    keys_page(&screen, None)
 }
 
 #[post("/admin/keys", data = "<form>")]
@@ -70,7 +66,7 @@ async fn act(
             .and_then(Algorithm::parse)
             .filter(|algorithm| KEY_ALGORITHMS.contains(algorithm))
             .ok_or_else(|| {
-                WebError::BadRequest("algorithm must be RS256, ES256 or EdDSA".to_owned())
+                WebError::BadRequest("The algorithm must be RS256, ES256 or EdDSA.".to_owned())
             })
     };
     let confirmed = params.single("confirm")? == Some("yes");
@@ -85,7 +81,7 @@ async fn act(
     let outcome = match action.as_str() {
         "generate" => keys.generate(algorithm()?, now).await,
         "rotate" | "rotate-now" | "retire" if !confirmed => {
-            return Ok(keys_page(&screen, Some("Tick the box to confirm."), None)?.into());
+            return Ok(keys_page(&screen, Some("Tick the box to confirm."))?.into());
         }
         "rotate" => keys.rotate(algorithm()?, false, now).await,
         "rotate-now" => keys.rotate(algorithm()?, true, now).await,
@@ -93,7 +89,7 @@ async fn act(
             let kid = params.single("kid")?.unwrap_or_default().to_owned();
             keys.retire(&kid, now).await
         }
-        other => return Err(WebError::BadRequest(format!("unknown action {other:?}"))),
+        other => return Err(WebError::BadRequest(format!("Unknown action “{other}”."))),
     };
     match outcome {
         Ok(done) => {
@@ -102,11 +98,12 @@ async fn act(
                 .reload()
                 .map_err(|error| WebError::Internal(error.to_string()))?;
             screen.audit(&format!("signing key {action}"), &done);
-            Ok(keys_page(&screen, None, Some(&done))?.into())
+            screen.flash(done);
+            Ok(see_other("/admin/keys/"))
         }
         Err(error) => {
             let message = key_failure(error)?;
-            Ok(keys_page(&screen, Some(&message), None)?.into())
+            Ok(keys_page(&screen, Some(&message))?.into())
         }
     }
 }

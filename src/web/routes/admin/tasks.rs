@@ -127,6 +127,30 @@ fn task_from(params: &Params, now: Timestamp) -> Result<PeriodicTask, String> {
     })
 }
 
+/// How much of a task's last result the list shows (the task's page shows all of it).
+const RESULT_CHARS_IN_LIST: usize = 120;
+
+/// A text cut to a length at a character boundary, with an ellipsis when it was cut.
+struct Truncated {
+    shown: String,
+    truncated: bool,
+}
+
+impl Truncated {
+    fn of(text: &str, chars: usize) -> Self {
+        match text.char_indices().nth(chars) {
+            Some((end, _)) => Self {
+                shown: format!("{}…", text[..end].trim_end()),
+                truncated: true,
+            },
+            None => Self {
+                shown: text.to_owned(),
+                truncated: false,
+            },
+        }
+    }
+}
+
 async fn list_page(
     screen: &Screen<'_>,
     message: Option<&str>,
@@ -136,13 +160,20 @@ async fn list_page(
     let tasks = screen.state.store.read(|tx| tx.periodic_tasks())?;
     let mut rows = Vec::new();
     for task in &tasks {
+        let result = Truncated::of(
+            task.last_result
+                .as_ref()
+                .map_or("", |result| result.message.as_str()),
+            RESULT_CHARS_IN_LIST,
+        );
         rows.push(json!({
             "name": task.name, "path": path_of(&task.name), "task": task.task,
             "schedule": describe(&task.schedule), "enabled": task.enabled,
             "next_run": next_run(scheduler, &task.name).await,
             "last_run": when(task.last_run_at), "runs": task.total_run_count,
             "result_ok": task.last_result.as_ref().map(|result| result.ok),
-            "result": task.last_result.as_ref().map(|result| result.message.clone()).unwrap_or_default(),
+            "result": result.shown,
+            "result_truncated": result.truncated,
             "from_config": task.from_config,
         }));
     }
@@ -198,6 +229,9 @@ async fn add(
     }
     resync(state).await?;
     screen.audit("periodic task added", &name);
+    screen.flash(format!(
+        "The periodic task “{name}” was added successfully."
+    ));
     Ok(see_other(LIST))
 }
 
@@ -232,6 +266,8 @@ async fn task_page(
             "next_run": next_run(scheduler, &task.name).await,
             "last_run": when(task.last_run_at), "runs": task.total_run_count,
             "running": scheduler.is_some_and(|scheduler| scheduler.is_running(&task.name)),
+            "result_ok": task.last_result.as_ref().map(|result| result.ok),
+            "result": task.last_result.as_ref().map(|result| result.message.as_str()),
         }),
         message,
     )
@@ -279,6 +315,7 @@ async fn change(
             };
             scheduler.run_now(name);
             screen.audit("periodic task run by hand", name);
+            screen.flash(format!("The periodic task “{name}” was started."));
             return Ok(see_other(LIST));
         }
         "enable" | "disable" => PeriodicTask {
@@ -298,6 +335,9 @@ async fn change(
                 .await?;
             resync(state).await?;
             screen.audit("periodic task deleted", name);
+            screen.flash(format!(
+                "The periodic task “{name}” was deleted successfully."
+            ));
             return Ok(see_other(LIST));
         }
         "save" => match task_from(&params, now) {
@@ -323,9 +363,32 @@ async fn change(
         .await?;
     resync(state).await?;
     screen.audit(&format!("periodic task {action}"), name);
+    let done = match action.as_str() {
+        "enable" => "enabled",
+        "disable" => "disabled",
+        _ => "changed",
+    };
+    screen.flash(format!(
+        "The periodic task “{name}” was {done} successfully."
+    ));
     Ok(see_other(LIST))
 }
 
 pub fn routes() -> Vec<Route> {
     routes![list, add, show, change]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Truncated;
+
+    #[test]
+    fn long_results_are_cut_at_a_character_boundary() {
+        let cut = Truncated::of("ééé long", 2);
+        assert_eq!(cut.shown, "éé…");
+        assert!(cut.truncated);
+        let whole = Truncated::of("short", 5);
+        assert_eq!(whole.shown, "short");
+        assert!(!whole.truncated);
+    }
 }

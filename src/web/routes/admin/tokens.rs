@@ -219,7 +219,7 @@ impl Filters {
                 None
             } else {
                 Some(key_from_hex(&before).ok_or_else(|| {
-                    WebError::BadRequest("before must be a key from this list".to_owned())
+                    WebError::BadRequest("`before` must be a key from this list.".to_owned())
                 })?)
             },
         })
@@ -364,7 +364,7 @@ async fn revoke_selected<T: Listed>(
     let mut keys = Vec::new();
     for text in params.all("key") {
         keys.push(key_from_hex(text).ok_or_else(|| {
-            WebError::BadRequest("a selected key is not one of this list's".to_owned())
+            WebError::BadRequest("A selected key is not one of this list's.".to_owned())
         })?);
     }
     if keys.is_empty() {
@@ -415,7 +415,8 @@ async fn revoke_selected<T: Listed>(
         &format!("{} revoked", T::TITLE.to_lowercase()),
         &format!("{revoked} of {selected} selected"),
     );
-    Ok(see_other(format!("/admin/{}/?revoked={revoked}", T::PATH)))
+    screen.flash(counted(revoked, T::TITLE, "revoked"));
+    Ok(see_other(format!("/admin/{}/", T::PATH)))
 }
 
 async fn detail_page<T: Listed>(screen: &Screen<'_>, key_text: &str) -> Result<Page, WebError> {
@@ -471,7 +472,7 @@ macro_rules! token_routes {
             let params = form?.0;
             match params.single("action")?.unwrap_or_default() {
                 "revoke" => revoke_selected::<$record>(&screen, &params).await,
-                other => Err(WebError::BadRequest(format!("unknown action {other:?}"))),
+                other => Err(WebError::BadRequest(format!("Unknown action “{other}”."))),
             }
         }
 
@@ -544,4 +545,41 @@ pub fn routes() -> Vec<Route> {
         device_act,
         device_show,
     ]
+}
+
+/// "3 access tokens revoked.", "1 ID token revoked.": `title` is a list's title (a plural).
+pub fn counted(count: usize, title: &str, done: &str) -> String {
+    let mut chars = title.chars();
+    let first = chars.next().unwrap_or(' ');
+    // Lowercase the first word unless it is an initialism ("ID tokens").
+    let second_is_upper = chars.next().is_some_and(char::is_uppercase);
+    let noun = if second_is_upper {
+        title.to_owned()
+    } else {
+        first.to_lowercase().chain(title.chars().skip(1)).collect()
+    };
+    let noun = if count == 1 {
+        noun.strip_suffix('s').unwrap_or(&noun).to_owned()
+    } else {
+        noun
+    };
+    format!("{count} {noun} {done}.")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::counted;
+
+    #[test]
+    fn counts_read_as_sentences() {
+        assert_eq!(
+            counted(3, "Access tokens", "revoked"),
+            "3 access tokens revoked."
+        );
+        assert_eq!(counted(1, "ID tokens", "revoked"), "1 ID token revoked.");
+        assert_eq!(
+            counted(0, "Device grants", "deleted"),
+            "0 device grants deleted."
+        );
+    }
 }

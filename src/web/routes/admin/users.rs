@@ -12,6 +12,7 @@ use crate::store::{Group, Permission, SecretKey, StoreError, Timestamp, User};
 use crate::web::AppState;
 use crate::web::error::{Page, WebError};
 use crate::web::form::{CheckedForm, Query};
+use crate::web::listing::{Column, Listing, SortValue, optional_number};
 use crate::web::permission_fields;
 use crate::web::screen::Screen;
 use crate::web::session::{
@@ -20,7 +21,6 @@ use crate::web::session::{
 
 const USERS: &str = "/admin/users/";
 const GROUPS: &str = "/admin/groups/";
-const PAGE_ROWS: usize = 50;
 const NO_USER: WebError = WebError::NotFound("There is no such user.");
 const NO_GROUP: WebError = WebError::NotFound("There is no such group.");
 
@@ -50,13 +50,36 @@ fn user_row(user: &User) -> Value {
     })
 }
 
+const USER_COLUMNS: [Column; 5] = [
+    Column {
+        key: "username",
+        label: "Username",
+    },
+    Column {
+        key: "email",
+        label: "Email",
+    },
+    Column {
+        key: "name",
+        label: "Name",
+    },
+    Column {
+        key: "joined",
+        label: "Joined",
+    },
+    Column {
+        key: "last_login",
+        label: "Last login",
+    },
+];
+
 #[get("/admin/users")]
 async fn list(screen: Allowed<'_, ViewUser>, query: Query) -> Result<Page, WebError> {
     let state = screen.state;
     let search = text(&query.0, "q")?.to_lowercase();
-    let page: usize = text(&query.0, "page")?.parse().unwrap_or(1).max(1);
+    let listing = Listing::from_query(USERS, &query.0, &USER_COLUMNS, &["q"])?;
     let users = state.store.read(|tx| tx.users())?;
-    let matching: Vec<&User> = users
+    let mut matching: Vec<&User> = users
         .iter()
         .filter(|user| {
             search.is_empty()
@@ -70,22 +93,21 @@ async fn list(screen: Allowed<'_, ViewUser>, query: Query) -> Result<Page, WebEr
                 .any(|field| field.to_lowercase().contains(&search))
         })
         .collect();
-    let pages = matching.len().div_ceil(PAGE_ROWS).max(1);
-    let page = page.min(pages);
-    let rows: Vec<Value> = matching
-        .iter()
-        .skip((page - 1) * PAGE_ROWS)
-        .take(PAGE_ROWS)
-        .map(|user| user_row(user))
-        .collect();
-    let q: String = url::form_urlencoded::byte_serialize(search.as_bytes()).collect();
+    listing.sort(&mut matching, |user, column| match column {
+        "username" => SortValue::text(&user.username),
+        "email" => SortValue::text(&user.email),
+        "name" => SortValue::text(&format!("{} {}", user.first_name, user.last_name)),
+        "joined" => SortValue::Number(user.date_joined.0),
+        _ => optional_number(user.last_login.map(|at| at.0)),
+    });
+    let count = matching.len();
+    let (shown, pager) = listing.page(matching);
+    let rows: Vec<Value> = shown.into_iter().map(user_row).collect();
     screen.render(
         "admin_users.html.tera",
         json!({
-            "section": "users", "users": rows, "q": search, "page": page, "pages": pages,
-            "matching": matching.len(), "total": users.len(),
-            "previous": (page > 1).then(|| format!("q={q}&page={}", page - 1)),
-            "next": (page < pages).then(|| format!("q={q}&page={}", page + 1)),
+            "section": "users", "users": rows, "q": search,
+            "matching": count, "total": users.len(), "listing": pager,
         }),
         None,
     )
@@ -134,6 +156,10 @@ async fn create(
     match accounts::create_user(&state.store, &state.hasher, new, now).await {
         Ok(user) => {
             screen.audit("user created", &user.username);
+            screen.flash(format!(
+                "The user “{}” was added successfully.",
+                user.username
+            ));
             Ok(see_other(format!("{USERS}{}/", user.id)))
         }
         Err(error) => {
@@ -196,6 +222,10 @@ async fn change(
                 return Ok(user_page(&screen, &current, Some(&message))?.into());
             }
             screen.audit("password set", &current.username);
+            screen.flash(format!(
+                "The password of “{}” was changed successfully.",
+                current.username
+            ));
             Ok(see_other(format!("{USERS}{id}/")))
         }
         "save" => {
@@ -213,7 +243,7 @@ async fn change(
             for value in params.all("groups") {
                 let group: u64 = value
                     .parse()
-                    .map_err(|_| WebError::BadRequest("groups must be group ids".to_owned()))?;
+                    .map_err(|_| WebError::BadRequest("Groups must be group ids.".to_owned()))?;
                 groups.push(group);
             }
             let user_permissions = if granting {
@@ -271,9 +301,13 @@ async fn change(
                 );
             }
             screen.audit("user changed", &current.username);
+            screen.flash(format!(
+                "The user “{}” was changed successfully.",
+                current.username
+            ));
             Ok(see_other(format!("{USERS}{id}/")))
         }
-        other => Err(WebError::BadRequest(format!("unknown action {other:?}"))),
+        other => Err(WebError::BadRequest(format!("Unknown action “{other}”."))),
     }
 }
 
@@ -358,6 +392,7 @@ async fn add_group(
         return Ok(groups_page(&screen, echo, Some(&message))?.into());
     }
     screen.audit("group created", &name);
+    screen.flash(format!("The group “{name}” was added successfully."));
     Ok(see_other(GROUPS))
 }
 
@@ -410,6 +445,7 @@ async fn change_group(
         return Ok(group_page(&screen, id, echo, &current.permissions, Some(&message))?.into());
     }
     screen.audit("group changed", &name);
+    screen.flash(format!("The group “{name}” was changed successfully."));
     Ok(see_other(GROUPS))
 }
 
