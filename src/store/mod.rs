@@ -911,10 +911,6 @@ impl<'a> WriteTx<'a> {
         self.record(APPLICATIONS, id)
     }
 
-    pub fn next_application_id(&self) -> Result<u64, StoreError> {
-        self.next_id(APPLICATIONS)
-    }
-
     /// Inserts or replaces the application with `application.id`; client ids stay unique.
     pub fn put_application(&mut self, application: &Application) -> Result<(), StoreError> {
         let old = self.application(application.id)?;

@@ -329,6 +329,41 @@ fn loading_again_updates_by_pk() {
 }
 
 #[test]
+fn an_application_loaded_without_a_pk_never_takes_a_deleted_applications_id() {
+    let app = App::demo();
+    let highest = app
+        .store
+        .read(|tx| tx.applications())
+        .unwrap()
+        .iter()
+        .map(|application| application.id)
+        .max()
+        .unwrap();
+    assert!(
+        app.store
+            .write_blocking(move |tx| tx.delete_application(highest))
+            .unwrap()
+    );
+    let no_pk = r#"
+- model: oauth2_provider.application
+  fields: {client_id: loaded-without-pk, client_type: public,
+           authorization_grant_type: authorization-code, redirect_uris: 'https://rp.example/cb',
+           client_secret: '', name: no pk}
+"#;
+    load(&app, &[file("no-pk.yaml", no_pk)]).unwrap();
+    let loaded = app
+        .store
+        .read(|tx| tx.application_by_client_id("loaded-without-pk"))
+        .unwrap()
+        .unwrap();
+    assert!(
+        loaded.id > highest,
+        "took id {} although {highest} was used (and deleted) before",
+        loaded.id
+    );
+}
+
+#[test]
 fn dumpdata_and_loaddata_round_trip_in_both_formats() {
     let source = App::with(|_| {}, vec![sample("dot-3.4.1-dumpdata.yaml")]);
     for format in [Format::Yaml, Format::Json] {

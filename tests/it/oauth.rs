@@ -567,14 +567,51 @@ fn refresh_may_narrow_but_not_widen_the_scope_and_is_bound_to_its_client() {
 
 #[test]
 fn refresh_tokens_expire_when_configured() {
-    let app = app_with(|s| s.oauth2_provider.refresh_token_expire_seconds = Some(600));
+    let app = app_with(|s| {
+        s.oauth2_provider.refresh_token_expire_seconds = Some(600);
+        s.oauth2_provider.access_token_expire_seconds = 3600;
+    });
+    let live_tokens = |app: &App| -> String {
+        let page = app
+            .client
+            .get("/o/authorized_tokens/")
+            .dispatch()
+            .into_string()
+            .unwrap();
+        let end = page.find(" live token").expect("a granted application");
+        page[page[..end].rfind('>').unwrap() + 1..end].to_owned()
+    };
+    assert_eq!(app.login("alice", "alice-pass-123").status().code, 303);
+    // Alice's refresh token imported from DOT (application 13) has no expiry of its own and
+    // was created days ago: past the configured lifetime, so not live.
+    let granted = app
+        .client
+        .get("/o/authorized_tokens/")
+        .dispatch()
+        .into_string()
+        .unwrap();
+    assert!(
+        !granted.contains("/o/authorized_tokens/13/delete/"),
+        "{granted}"
+    );
     let first = password_grant(&app, "read");
+    assert_eq!(live_tokens(&app), "2");
     app.clock.advance(time::Duration::seconds(600));
+    // Every place that judges the refresh token agrees it has expired: the token endpoint,
+    // introspection, and the user's list of what they granted (the access token lives on).
     let (status, error) = refresh(&app, first["refresh_token"].as_str().unwrap(), "");
     assert_eq!(
         (status, error["error"].as_str()),
         (400, Some("invalid_grant"))
     );
+    let (_, introspected) = json(post(
+        &app,
+        "/o/introspect/",
+        Some(basic("password-client", "password-client-secret")),
+        &format!("token={}", first["refresh_token"].as_str().unwrap()),
+    ));
+    assert_eq!(introspected["active"], false, "{introspected}");
+    assert_eq!(live_tokens(&app), "1");
 }
 
 #[test]

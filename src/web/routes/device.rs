@@ -94,12 +94,15 @@ fn invalid_code(
 fn done_page(
     state: &AppState,
     user: &CurrentUser,
+    cookies: &CookieJar<'_>,
     heading: &str,
     message: &str,
 ) -> Result<Answer, WebError> {
+    // The page's bar has the log-out form: it needs a real token.
+    let csrf_token = csrf::token(cookies, state.settings.public_https())?;
     let html = state.templates.render(
         "device_done.html.tera",
-        &json!({ "user": user.view(), "csrf_token": "", "heading": heading, "message": message }),
+        &json!({ "user": user.view(), "csrf_token": csrf_token, "heading": heading, "message": message }),
     )?;
     Ok(Answer::Page(Page::ok(html)))
 }
@@ -223,6 +226,7 @@ async fn device_confirm(
         done_page(
             state,
             &user,
+            cookies,
             "Device connected",
             "You can return to your device now.",
         )
@@ -230,6 +234,7 @@ async fn device_confirm(
         done_page(
             state,
             &user,
+            cookies,
             "Request denied",
             "The device was not given access.",
         )

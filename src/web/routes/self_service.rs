@@ -7,6 +7,7 @@ use rocket::{Route, get, post, routes};
 use serde_json::{Value, json};
 
 use crate::applications::{ApplicationForm, Registrar};
+use crate::rules;
 use crate::store::{Application, ExpiringKind, Timestamp};
 use crate::web::AppState;
 use crate::web::application_editor::{self, Done, Pages, summary};
@@ -177,12 +178,18 @@ fn grants_of(state: &AppState, user: u64) -> Result<Vec<Value>, WebError> {
             let found = match kind {
                 ExpiringKind::AccessToken => tx
                     .access_token(&key)?
-                    .filter(|token| token.expires > now)
+                    .filter(|token| rules::access_token_unexpired(token, now))
                     .map(|token| (token.application, token.scope)),
+                // The refresh grant's own rule (`refresh_token_expire_seconds` counts from
+                // creation), so a token it refuses is not listed as live.
                 _ => tx
                     .refresh_token(&key)?
                     .filter(|token| {
-                        token.revoked.is_none() && token.expires.is_none_or(|at| at > now)
+                        rules::refresh_token_unrevoked_and_unexpired(
+                            token,
+                            &state.settings.oauth2_provider,
+                            now,
+                        )
                     })
                     .map(|token| (token.application, token.scope)),
             };
