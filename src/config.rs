@@ -766,6 +766,13 @@ impl LoadedConfig {
             return Err(self.bad_value("database_cache_mb", "must be at least 1"));
         }
         for (name, task) in &s.tasks {
+            // The admin's bulk delete lives at /admin/periodic-tasks/delete/.
+            if name == "delete" {
+                return Err(self.bad_value(
+                    "tasks.delete",
+                    "“delete” is reserved (the admin's delete action): choose another name",
+                ));
+            }
             task.schedule()
                 .map_err(|error| self.bad_value(&format!("tasks.{name}"), error))?;
         }

@@ -4,12 +4,13 @@
 use redb::{ReadableMultimapTable, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::de::DeserializeOwned;
 
+use super::USERS;
 use super::{
     ACCESS_TOKENS, APPLICATIONS, CLIENT_IDS, CONSENTS, DEVICE_GRANTS, EXPIRY, ExpiringKind,
     FAMILY_ENTRY, GRANTS, ID_TOKENS, META, REFRESH_TOKENS, ReadTx, SecretKey, StoreError,
     Timestamp, WriteTx, decode, encode,
 };
-use crate::store::{AccessToken, Consent};
+use crate::store::{AccessToken, Application, Consent, User};
 
 /// The token tables an admin can list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +46,9 @@ pub struct TokenPage<T> {
 /// The high-water mark of application ids, so a deleted application's id is never given to a
 /// new one (leftover codes, ID tokens or device grants would otherwise attach to it).
 const APPLICATION_ID_MARK: &str = "application_id_mark";
+/// The same for users and groups (their ids are kept in tokens, sessions and memberships).
+pub(super) const USER_ID_MARK: &str = "user_id_mark";
+pub(super) const GROUP_ID_MARK: &str = "group_id_mark";
 
 impl ReadTx {
     /// Up to `limit` rows of `table` that `keep` accepts, walking back from `before`, looking at
@@ -162,6 +166,95 @@ impl ReadTx {
 }
 
 impl WriteTx<'_> {
+    /// The highest id ever deleted of a kind (0 when none was).
+    pub(super) fn id_mark(&self, name: &str) -> Result<u64, StoreError> {
+        Ok(self
+            .txn
+            .open_table(META)?
+            .get(name)?
+            .map(|value| decode(value.value()))
+            .transpose()?
+            .unwrap_or(0))
+    }
+
+    fn raise_id_mark(&mut self, name: &str, id: u64) -> Result<(), StoreError> {
+        let mark = self.id_mark(name)?.max(id);
+        self.txn
+            .open_table(META)?
+            .insert(name, encode(&mark)?.as_slice())?;
+        Ok(())
+    }
+
+    /// Deletes user `id` as Django's cascade does: their sessions end, their tokens are
+    /// revoked, their consents and the applications they own (with those applications'
+    /// tokens) go, and the id is never given again. Whether the user existed.
+    pub fn delete_user_with_all_theirs(
+        &mut self,
+        id: u64,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        if self.user(id)?.is_none() {
+            return Ok(false);
+        }
+        self.end_sessions_of_user(id, None)?;
+        self.revoke_tokens_of(id, None, now)?;
+        let consented: Vec<u64> = {
+            let table = self.txn.open_table(CONSENTS)?;
+            let mut ids = Vec::new();
+            for row in table.range((id, 0)..=(id, u64::MAX))? {
+                ids.push(row?.0.value().1);
+            }
+            ids
+        };
+        for application in consented {
+            self.delete_consent(id, application)?;
+        }
+        let owned: Vec<u64> = {
+            let table = self.txn.open_table(APPLICATIONS)?;
+            let mut ids = Vec::new();
+            for row in table.iter()? {
+                let (key, value) = row?;
+                let application: Application = decode(value.value())?;
+                if application.user == Some(id) {
+                    ids.push(key.value());
+                }
+            }
+            ids
+        };
+        for application in owned {
+            self.delete_application(application)?;
+        }
+        self.delete_user(id)?;
+        self.raise_id_mark(USER_ID_MARK, id)?;
+        Ok(true)
+    }
+
+    /// Deletes group `id` and takes it out of every user's groups; its id is never given
+    /// again. Whether the group existed.
+    pub fn delete_group_everywhere(&mut self, id: u64) -> Result<bool, StoreError> {
+        if self.group(id)?.is_none() {
+            return Ok(false);
+        }
+        let members: Vec<User> = {
+            let table = self.txn.open_table(USERS)?;
+            let mut members = Vec::new();
+            for row in table.iter()? {
+                let user: User = decode(row?.1.value())?;
+                if user.groups.contains(&id) {
+                    members.push(user);
+                }
+            }
+            members
+        };
+        for mut user in members {
+            user.groups.retain(|group| *group != id);
+            self.put_user(&user)?;
+        }
+        self.delete_group(id)?;
+        self.raise_id_mark(GROUP_ID_MARK, id)?;
+        Ok(true)
+    }
+
     /// The id a new application gets: above every id ever used.
     pub fn fresh_application_id(&self) -> Result<u64, StoreError> {
         let last = self

@@ -292,7 +292,8 @@ impl WriteTx<'_> {
         Ok(())
     }
 
-    fn delete_user(&mut self, id: u64) -> Result<(), StoreError> {
+    /// Removes the user's record and name (nothing else: see `delete_user_with_all_theirs`).
+    pub(super) fn delete_user(&mut self, id: u64) -> Result<(), StoreError> {
         let removed: Option<User> = {
             let mut users = self.txn.open_table(USERS)?;
             let removed = users.remove(id)?;
@@ -306,7 +307,8 @@ impl WriteTx<'_> {
         Ok(())
     }
 
-    fn delete_group(&mut self, id: u64) -> Result<(), StoreError> {
+    /// Removes the group's record and name (nothing else: see `delete_group_everywhere`).
+    pub(super) fn delete_group(&mut self, id: u64) -> Result<(), StoreError> {
         let removed: Option<Group> = {
             let mut groups = self.txn.open_table(GROUPS)?;
             let removed = groups.remove(id)?;

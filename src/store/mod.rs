@@ -843,8 +843,11 @@ impl<'a> WriteTx<'a> {
         }
     }
 
+    /// Above every user id ever used (a deleted user's id is never given again).
     pub fn next_user_id(&self) -> Result<u64, StoreError> {
-        self.next_id(USERS)
+        Ok(self
+            .next_id(USERS)?
+            .max(self.id_mark(admin::USER_ID_MARK)? + 1))
     }
 
     /// Inserts or replaces the user with `user.id`; usernames stay unique.
@@ -866,8 +869,11 @@ impl<'a> WriteTx<'a> {
         self.record(GROUPS, id)
     }
 
+    /// Above every group id ever used.
     pub fn next_group_id(&self) -> Result<u64, StoreError> {
-        self.next_id(GROUPS)
+        Ok(self
+            .next_id(GROUPS)?
+            .max(self.id_mark(admin::GROUP_ID_MARK)? + 1))
     }
 
     pub fn put_group(&mut self, group: &Group) -> Result<(), StoreError> {

@@ -189,9 +189,11 @@ needs! {
     ViewUser = View USER;
     AddUser = Add USER;
     ChangeUser = Change USER;
+    DeleteUser = Delete USER;
     ViewGroup = View GROUP;
     AddGroup = Add GROUP;
     ChangeGroup = Change GROUP;
+    DeleteGroup = Delete GROUP;
     ViewApplication = View APPLICATION;
     AddApplication = Add APPLICATION;
     ChangeApplication = Change APPLICATION;
@@ -199,6 +201,7 @@ needs! {
     ViewPeriodicTask = View PERIODIC_TASK;
     AddPeriodicTask = Add PERIODIC_TASK;
     ChangePeriodicTask = Change PERIODIC_TASK;
+    DeletePeriodicTask = Delete PERIODIC_TASK;
     ViewSigningKey = View SIGNING_KEY;
     ChangeSigningKey = Change SIGNING_KEY;
 }

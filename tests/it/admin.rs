@@ -143,7 +143,14 @@ const ADMIN_PAGES: [&str; 16] = [
     "/admin/keys/",
 ];
 
-const ADMIN_ACTIONS: [(&str, &str); 9] = [
+const ADMIN_ACTIONS: [(&str, &str); 13] = [
+    ("/admin/applications/delete/", "id=1&confirm=yes"),
+    ("/admin/users/delete/", "id=2&confirm=yes"),
+    ("/admin/groups/delete/", "id=1&confirm=yes"),
+    (
+        "/admin/periodic-tasks/delete/",
+        "name=clear_tokens&confirm=yes",
+    ),
     ("/admin/applications/", CC_APPLICATION),
     ("/admin/applications/1/", "action=delete&confirm=yes"),
     (
@@ -910,4 +917,95 @@ fn application_lists_sort_page_and_delete_the_selected_rows_after_asking() {
     assert!(done.contains("2 applications deleted."), "{done}");
     assert_eq!(application_count(&app), count - 2);
     assert_eq!(post(&app, "/admin/applications/delete/", "id=abc").0, 400);
+}
+
+#[test]
+fn users_groups_and_tasks_are_deleted_in_bulk_with_what_belongs_to_them() {
+    let app = logged_in();
+    add_user(&app, "carol", false, false);
+    assert_eq!(app.login("carol", "user-pass-123").status().code, 303);
+    let form = "name=Carols+app&client_id=carols-app&client_type=public\
+        &grant_types=authorization-code&redirect_uris=https%3A%2F%2Fcarol.example%2Fcb&algorithm=";
+    assert_eq!(post(&app, "/o/applications/register/", form).0, 303);
+    assert_eq!(app.login("admin", "admin123").status().code, 303);
+    let carol = app.store.user_by_username("carol").unwrap().unwrap();
+    // Asked first; nothing changes until confirmed.
+    let (status, confirm) = post(&app, "/admin/users/delete/", &format!("id={}", carol.id));
+    assert_eq!(status, 200);
+    assert!(confirm.contains("Delete 1 selected user?"), "{confirm}");
+    assert!(app.store.user_by_username("carol").unwrap().is_some());
+    let (status, done) = post_and_follow(
+        &app,
+        "/admin/users/delete/",
+        &format!("id={}&confirm=yes&action=delete", carol.id),
+    );
+    assert_eq!(status, 200);
+    assert!(done.contains("1 user deleted."), "{done}");
+    assert!(app.store.user_by_username("carol").unwrap().is_none());
+    assert!(
+        app.store
+            .read(|tx| tx.application_by_client_id("carols-app"))
+            .unwrap()
+            .is_none(),
+        "the applications she owned go with her"
+    );
+    // Her id is never given again.
+    add_user(&app, "dave", false, false);
+    assert!(app.store.user_by_username("dave").unwrap().unwrap().id > carol.id);
+    // Not oneself.
+    let admin = app.store.user_by_username("admin").unwrap().unwrap();
+    assert_eq!(
+        post(&app, "/admin/users/delete/", &format!("id={}", admin.id)).0,
+        400
+    );
+
+    // A group: its members stay, without it.
+    let member = app.store.user_by_username("oauthuser").unwrap().unwrap();
+    let group = member.groups[0];
+    let (status, done) = post_and_follow(
+        &app,
+        "/admin/groups/delete/",
+        &format!("id={group}&confirm=yes&action=delete"),
+    );
+    assert_eq!(status, 200);
+    assert!(done.contains("1 group deleted."), "{done}");
+    let member = app.store.user_by_username("oauthuser").unwrap().unwrap();
+    assert!(!member.groups.contains(&group));
+    assert!(app.store.read(|tx| tx.group(group)).unwrap().is_none());
+
+    // Periodic tasks; "delete" is not a name a task may take.
+    let add = "name={name}&task=debug_task&every=1&period=hours&enabled=on";
+    assert_eq!(
+        post(
+            &app,
+            "/admin/periodic-tasks/",
+            &add.replace("{name}", "delete")
+        )
+        .0,
+        400
+    );
+    assert_eq!(
+        post(
+            &app,
+            "/admin/periodic-tasks/",
+            &add.replace("{name}", "hourly")
+        )
+        .0,
+        303
+    );
+    let (_, list) = page(&app, "/admin/periodic-tasks/");
+    assert!(list.contains("form=\"bulk-delete\""));
+    let (status, done) = post_and_follow(
+        &app,
+        "/admin/periodic-tasks/delete/",
+        "name=hourly&confirm=yes&action=delete",
+    );
+    assert_eq!(status, 200);
+    assert!(done.contains("1 periodic task deleted."), "{done}");
+    assert!(
+        app.store
+            .read(|tx| tx.periodic_task("hourly"))
+            .unwrap()
+            .is_none()
+    );
 }

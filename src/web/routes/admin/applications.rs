@@ -4,6 +4,7 @@
 use rocket::{Route, get, post, routes};
 use serde_json::{Value, json};
 
+use super::delete_selected::{Deletion, id_of, ticked_ids};
 use super::{Answer, see_other};
 use crate::applications::{ApplicationForm, Refusal, Registrar};
 use crate::params::Params;
@@ -177,72 +178,34 @@ async fn delete_selected(
 ) -> Result<Answer, WebError> {
     let state = screen.state;
     let params = form?.0;
-    let mut ids = Vec::new();
-    for text in params.all("id") {
-        ids.push(text.parse::<u64>().map_err(|_| {
-            WebError::BadRequest("A selected row is not an application.".to_owned())
-        })?);
-    }
-    ids.sort_unstable();
-    ids.dedup();
-    let selected: Vec<Application> = state.store.read(|tx| {
+    let ids = ticked_ids(&params)?;
+    let found: Vec<(String, String)> = state.store.read(|tx| {
         let mut found = Vec::new();
         for id in &ids {
             if let Some(application) = tx.application(*id)? {
-                found.push(application);
+                found.push((
+                    application.id.to_string(),
+                    format!(
+                        "{} ({})",
+                        crate::web::application_label(&application),
+                        application.client_id
+                    ),
+                ));
             }
         }
         Ok(found)
     })?;
-    if selected.is_empty() {
-        return Ok(list_page(
-            &screen,
-            &Params::default(),
-            Some("Select the applications to delete."),
-        )?
-        .into());
-    }
-    if params.single("confirm")? != Some("yes") {
-        let names: Vec<&str> = selected.iter().map(crate::web::application_label).collect();
-        return Ok(screen
-            .render(
-                "admin_confirm.html.tera",
-                json!({
-                    "section": "applications",
-                    "question": format!("Delete {} selected {}?", selected.len(), if selected.len() == 1 { "application" } else { "applications" }),
-                    "explanation": format!(
-                        "{}: with their tokens, codes and consents. Their clients stop working at once. This cannot be undone.",
-                        names.join(", ")
-                    ),
-                    "action_path": "/admin/applications/delete/",
-                    "action": "delete",
-                    "button": "Delete",
-                    "field": "id",
-                    "keys": selected.iter().map(|application| application.id).collect::<Vec<_>>(),
-                    "back": LIST,
-                }),
-                None,
-            )?
-            .into());
-    }
-    let targets: Vec<u64> = selected.iter().map(|application| application.id).collect();
-    let deleted = state
-        .store
-        .write(move |tx| {
-            let mut deleted = 0;
-            for id in &targets {
-                if tx.delete_application(*id)? {
-                    deleted += 1;
-                }
-            }
-            Ok(deleted)
+    let deletion = Deletion {
+        list: LIST,
+        section: "applications",
+        title: "Applications",
+        consequence: "with their tokens, codes and consents; their clients stop working at once.",
+    };
+    deletion
+        .ask_or_delete(&screen, &params, "id", found, |tx, id, _| {
+            tx.delete_application(id_of(id))
         })
-        .await?;
-    for application in &selected {
-        screen.audit("application deleted", &application.client_id);
-    }
-    screen.flash(super::tokens::counted(deleted, "Applications", "deleted"));
-    Ok(see_other(LIST))
+        .await
 }
 
 const PAGES: Pages = Pages {

@@ -4,6 +4,7 @@
 
 mod applications;
 mod dashboard;
+mod delete_selected;
 mod keys;
 mod tasks;
 mod tokens;

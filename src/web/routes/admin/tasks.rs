@@ -5,6 +5,7 @@
 use rocket::{Route, get, post, routes};
 use serde_json::{Value, json};
 
+use super::delete_selected::{Deletion, ticked};
 use super::{Answer, see_other, when};
 use crate::config::TaskConfig;
 use crate::params::Params;
@@ -15,9 +16,13 @@ use crate::web::AppState;
 use crate::web::error::{Page, WebError};
 use crate::web::form::CheckedForm;
 use crate::web::screen::Screen;
-use crate::web::session::{AddPeriodicTask, Allowed, ChangePeriodicTask, ViewPeriodicTask};
+use crate::web::session::{
+    AddPeriodicTask, Allowed, ChangePeriodicTask, DeletePeriodicTask, ViewPeriodicTask,
+};
 
 const LIST: &str = "/admin/periodic-tasks/";
+/// `/admin/periodic-tasks/delete/` is the bulk delete, so no task may have this name.
+const RESERVED_NAME: &str = "delete";
 
 /// The running scheduler; without one (a process that serves no schedules) changes are kept
 /// in the store and apply when a scheduler starts.
@@ -89,6 +94,11 @@ fn task_from(params: &Params, now: Timestamp) -> Result<PeriodicTask, String> {
     let name = text("name")?;
     if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
         return Err("A name of 1 to 200 characters is required.".to_owned());
+    }
+    if name == RESERVED_NAME {
+        return Err(format!(
+            "“{RESERVED_NAME}” is the list's delete action: choose another name."
+        ));
     }
     let every = text("every")?;
     let crontab = text("crontab")?;
@@ -179,7 +189,10 @@ async fn list_page(
     }
     screen.render(
         "admin_tasks.html.tera",
-        json!({"tasks": rows, "form": form, "registered": TASKS, "section": "tasks"}),
+        json!({
+            "tasks": rows, "form": form, "registered": TASKS, "section": "tasks",
+            "may_delete": screen.granted.allows(Action::Delete, PERIODIC_TASK),
+        }),
         message,
     )
 }
@@ -374,8 +387,46 @@ async fn change(
     Ok(see_other(LIST))
 }
 
+/// Django's "Delete selected periodic tasks". A task from the configuration comes back at the
+/// next start (the page says so).
+#[post("/admin/periodic-tasks/delete", data = "<form>")]
+async fn delete_selected(
+    screen: Allowed<'_, DeletePeriodicTask>,
+    form: Result<CheckedForm, WebError>,
+) -> Result<Answer, WebError> {
+    let state = screen.state;
+    let params = form?.0;
+    let names = ticked(&params, "name");
+    let found: Vec<(String, String)> = state.store.read(|tx| {
+        let mut found = Vec::new();
+        for name in &names {
+            if let Some(task) = tx.periodic_task(name)? {
+                found.push((task.name.clone(), task.name));
+            }
+        }
+        Ok(found)
+    })?;
+    let deletion = Deletion {
+        list: LIST,
+        section: "tasks",
+        title: "Periodic tasks",
+        consequence: "they stop running (a task from the configuration comes back at the next \
+                      start).",
+    };
+    let confirmed = params.single("confirm")? == Some("yes");
+    let answer = deletion
+        .ask_or_delete(&screen, &params, "name", found, |tx, name, _| {
+            tx.delete_periodic_task(name)
+        })
+        .await?;
+    if confirmed {
+        resync(state).await?;
+    }
+    Ok(answer)
+}
+
 pub fn routes() -> Vec<Route> {
-    routes![list, add, show, change]
+    routes![list, add, show, change, delete_selected]
 }
 
 #[cfg(test)]

@@ -5,9 +5,11 @@
 use rocket::{Route, get, post, routes};
 use serde_json::{Value, json};
 
+use super::delete_selected::{Deletion, id_of, ticked_ids};
 use super::{Answer, see_other, when};
 use crate::accounts::{self, AccountError, NewUser};
 use crate::params::Params;
+use crate::permissions::{self, Action};
 use crate::store::{Group, Permission, SecretKey, StoreError, Timestamp, User};
 use crate::web::AppState;
 use crate::web::error::{Page, WebError};
@@ -16,7 +18,8 @@ use crate::web::listing::{Column, Listing, SortValue, optional_number};
 use crate::web::permission_fields;
 use crate::web::screen::Screen;
 use crate::web::session::{
-    AddGroup, AddUser, Allowed, ChangeGroup, ChangeUser, ViewGroup, ViewUser,
+    AddGroup, AddUser, Allowed, ChangeGroup, ChangeUser, DeleteGroup, DeleteUser, ViewGroup,
+    ViewUser,
 };
 
 const USERS: &str = "/admin/users/";
@@ -108,9 +111,87 @@ async fn list(screen: Allowed<'_, ViewUser>, query: Query) -> Result<Page, WebEr
         json!({
             "section": "users", "users": rows, "q": search,
             "matching": count, "total": users.len(), "listing": pager,
+            "may_delete": screen.granted.allows(Action::Delete, permissions::USER),
         }),
         None,
     )
+}
+
+/// Django's "Delete selected users": each with their sessions, tokens, consents and the
+/// applications they own. Never the user doing it, and a superuser only by a superuser.
+#[post("/admin/users/delete", data = "<form>")]
+async fn delete_users(
+    screen: Allowed<'_, DeleteUser>,
+    form: Result<CheckedForm, WebError>,
+) -> Result<Answer, WebError> {
+    let state = screen.state;
+    let params = form?.0;
+    let ids = ticked_ids(&params)?;
+    let me = &screen.who.user;
+    let chosen: Vec<User> = state.store.read(|tx| {
+        let mut found = Vec::new();
+        for id in &ids {
+            found.extend(tx.user(*id)?);
+        }
+        Ok(found)
+    })?;
+    if chosen.iter().any(|user| user.id == me.id) {
+        return Err(WebError::BadRequest(
+            "You cannot delete your own account here.".to_owned(),
+        ));
+    }
+    if !me.is_superuser && chosen.iter().any(|user| user.is_superuser) {
+        return Err(WebError::Forbidden(
+            "Only a superuser can delete a superuser.",
+        ));
+    }
+    let found: Vec<(String, String)> = chosen
+        .iter()
+        .map(|user| (user.id.to_string(), user.username.clone()))
+        .collect();
+    let deletion = Deletion {
+        list: USERS,
+        section: "users",
+        title: "Users",
+        consequence: "their sessions end, their tokens are revoked, and their consents and \
+                      the applications they own are deleted.",
+    };
+    deletion
+        .ask_or_delete(&screen, &params, "id", found, |tx, id, now| {
+            tx.delete_user_with_all_theirs(id_of(id), now)
+        })
+        .await
+}
+
+/// Django's "Delete selected groups": their members stay, without them.
+#[post("/admin/groups/delete", data = "<form>")]
+async fn delete_groups(
+    screen: Allowed<'_, DeleteGroup>,
+    form: Result<CheckedForm, WebError>,
+) -> Result<Answer, WebError> {
+    let state = screen.state;
+    let params = form?.0;
+    let ids = ticked_ids(&params)?;
+    let found: Vec<(String, String)> = state.store.read(|tx| {
+        let mut found = Vec::new();
+        for id in &ids {
+            if let Some(group) = tx.group(*id)? {
+                found.push((group.id.to_string(), group.name));
+            }
+        }
+        Ok(found)
+    })?;
+    let deletion = Deletion {
+        list: GROUPS,
+        section: "groups",
+        title: "Groups",
+        consequence: "their members stay, without the permissions the groups gave.",
+    };
+    deletion
+        .ask_or_delete(&screen, &params, "id", found, |tx, id, _| {
+            tx.delete_group_everywhere(id_of(id))
+        })
+        .await
 }
 
 fn new_user_page(
@@ -349,7 +430,10 @@ fn groups_page(screen: &Screen<'_>, form: Value, message: Option<&str>) -> Resul
         .collect();
     screen.render(
         "admin_groups.html.tera",
-        json!({"section": "groups", "groups": rows, "form": form}),
+        json!({
+            "section": "groups", "groups": rows, "form": form,
+            "may_delete": screen.granted.allows(Action::Delete, permissions::GROUP),
+        }),
         message,
     )
 }
@@ -452,6 +536,8 @@ async fn change_group(
 pub fn routes() -> Vec<Route> {
     routes![
         list,
+        delete_users,
+        delete_groups,
         new,
         create,
         show,
