@@ -55,6 +55,8 @@ pub struct Metrics {
     pub task_runs: Family<TaskLabels, Counter>,
     pub active_tokens: Family<KindLabels, Gauge>,
     pub database_bytes: Gauge,
+    /// The writer's transactions since start (a gauge set from the store's own counter).
+    pub write_transactions: Gauge,
     pub hash_queue: Gauge,
 }
 
@@ -122,6 +124,13 @@ impl Metrics {
             "Size of the database file",
             database_bytes.clone(),
         );
+        let write_transactions = Gauge::default();
+        registry.register(
+            "database_write_transactions",
+            "Write transactions the database writer began since start (a batch of concurrent \
+             writes is one; a refused write in a batch adds one)",
+            write_transactions.clone(),
+        );
         let hash_queue = Gauge::default();
         registry.register(
             "argon2_queue_depth",
@@ -139,6 +148,7 @@ impl Metrics {
             task_runs,
             active_tokens,
             database_bytes,
+            write_transactions,
             hash_queue,
         }
     }

@@ -271,6 +271,11 @@ impl Store {
         }
     }
 
+    /// Write transactions the writer has begun since the store opened.
+    pub fn write_transactions(&self) -> u64 {
+        self.inner.writer.transactions()
+    }
+
     /// Runs `work` in the writer's next transaction and waits until it is durable.
     pub async fn write<T, F>(&self, work: F) -> Result<T, StoreError>
     where
@@ -1527,6 +1532,67 @@ impl<'a> WriteTx<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failing_or_panicking_write_costs_its_batch_one_more_transaction_and_stops_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = Store::open(&dir.path().join("batch.redb"), 1 << 20).unwrap();
+        let writer = &store.inner.writer;
+        // A first job holds the writer until the next batch is queued behind it.
+        let (started, started_seen) = std::sync::mpsc::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let released = std::sync::Mutex::new(released);
+        let (blocker, blocker_done) = writer::TypedJob::boxed(
+            move |_: &mut WriteTx<'_>| {
+                let _ = started.send(());
+                let _ = released.lock().unwrap().recv();
+                Ok(())
+            },
+            true,
+        );
+        writer.submit(blocker).unwrap();
+        started_seen.recv().unwrap();
+        let before = writer.transactions();
+        let mut replies = Vec::new();
+        for i in 0..10u64 {
+            let (job, reply) = match i {
+                3 => writer::TypedJob::boxed(
+                    |_: &mut WriteTx<'_>| Err(StoreError::Conflict("refused".to_owned())),
+                    true,
+                ),
+                6 => writer::TypedJob::boxed(
+                    |_: &mut WriteTx<'_>| -> Result<(), StoreError> { panic!("a bug in a write") },
+                    true,
+                ),
+                _ => writer::TypedJob::boxed(
+                    move |tx: &mut WriteTx<'_>| {
+                        tx.put_user(&User::sample(100 + i, &format!("u{i}")))
+                    },
+                    true,
+                ),
+            };
+            writer.submit(job).unwrap();
+            replies.push(reply);
+        }
+        release.send(()).unwrap();
+        blocker_done.blocking_recv().unwrap().unwrap();
+        for (i, reply) in replies.into_iter().enumerate() {
+            let result = reply.blocking_recv().unwrap();
+            match i {
+                3 => assert!(matches!(result, Err(StoreError::Conflict(_)))),
+                6 => assert!(matches!(result, Err(StoreError::Storage(_)))),
+                _ => assert!(result.is_ok(), "{i}: {result:?}"),
+            }
+        }
+        // Two failures: the batch ran three times, not once per job.
+        assert_eq!(writer.transactions() - before, 3);
+        let users = store.read(|tx| tx.users()).unwrap();
+        assert_eq!(users.len(), 8);
+        // The writer is still there.
+        store
+            .write_blocking(|tx| tx.put_user(&User::sample(200, "after")))
+            .unwrap();
+    }
 
     #[test]
     fn schema_1_expiry_rows_move_to_the_kind_ordered_index() {

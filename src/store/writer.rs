@@ -2,11 +2,15 @@
 //! transaction (group commit), so N concurrent writes cost about one fsync.
 //!
 //! A job that fails must not take its batch-mates down with it, and redb cannot roll back part
-//! of a transaction once tables are open. So a batch whose job fails is aborted whole and its
-//! jobs are run again, one transaction each; jobs are closures over their inputs and re-run
-//! cleanly on a fresh transaction.
+//! of a transaction once tables are open (savepoints need a clean transaction). So a batch
+//! whose job fails is aborted, the failing job answered with its own error, and the others
+//! run again together in a new transaction; jobs are closures over their inputs and re-run
+//! cleanly. One refused form in a busy batch costs one more commit, not one per batch-mate.
+//! A job that panics is such a failure too (answered with an error): it never takes the
+//! writer thread, and with it every later write, down.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
@@ -21,6 +25,8 @@ const MAX_BATCH: usize = 512;
 pub(super) trait Job: Send {
     /// Runs the job; false when it failed (its error is kept for `finish`).
     fn run(&mut self, tx: &mut WriteTx<'_>) -> bool;
+    /// Records a failure that happened outside the job's own code (it panicked).
+    fn fail(&mut self, error: StoreError);
     /// Whether the job's changes must be on disk before it is answered. A batch of jobs that
     /// need not be (cleanup deletions, which a crash would only cause to be redone) commits
     /// without an fsync; the next durable commit writes them too.
@@ -72,6 +78,10 @@ where
         ok
     }
 
+    fn fail(&mut self, error: StoreError) {
+        self.outcome = Some(Err(error));
+    }
+
     fn finish(self: Box<Self>, committed: Result<(), StoreError>) {
         let result = match committed {
             Err(error) => Err(error),
@@ -85,19 +95,28 @@ where
 pub(super) struct Writer {
     sender: std::sync::Mutex<Option<mpsc::Sender<Box<dyn Job>>>>,
     thread: std::sync::Mutex<Option<JoinHandle<()>>>,
+    /// Write transactions begun by the writer thread (committed or aborted).
+    transactions: Arc<AtomicU64>,
 }
 
 impl Writer {
     pub(super) fn start(db: Arc<Database>) -> Result<Self, StoreError> {
         let (sender, receiver) = mpsc::channel::<Box<dyn Job>>();
+        let transactions = Arc::new(AtomicU64::new(0));
+        let counted = transactions.clone();
         let thread = std::thread::Builder::new()
             .name("oxidot-writer".to_owned())
-            .spawn(move || write_loop(&db, &receiver))
+            .spawn(move || write_loop(&db, &receiver, &counted))
             .map_err(|error| StoreError::Storage(format!("cannot start writer: {error}")))?;
         Ok(Self {
             sender: std::sync::Mutex::new(Some(sender)),
             thread: std::sync::Mutex::new(Some(thread)),
+            transactions,
         })
+    }
+
+    pub(super) fn transactions(&self) -> u64 {
+        self.transactions.load(Ordering::Relaxed)
     }
 
     pub(super) fn submit(&self, job: Box<dyn Job>) -> Result<(), StoreError> {
@@ -122,7 +141,7 @@ impl Writer {
     }
 }
 
-fn write_loop(db: &Database, receiver: &mpsc::Receiver<Box<dyn Job>>) {
+fn write_loop(db: &Database, receiver: &mpsc::Receiver<Box<dyn Job>>, transactions: &AtomicU64) {
     while let Ok(first) = receiver.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -131,59 +150,61 @@ fn write_loop(db: &Database, receiver: &mpsc::Receiver<Box<dyn Job>>) {
                 Err(_) => break,
             }
         }
-        commit_batch(db, batch);
+        commit_batch(db, batch, transactions);
     }
 }
 
-fn commit_batch(db: &Database, mut batch: Vec<Box<dyn Job>>) {
-    let durable = batch.iter().any(|job| job.durable());
-    let txn = match begin(db, durable) {
-        Ok(txn) => txn,
-        Err(error) => {
+fn commit_batch(db: &Database, mut batch: Vec<Box<dyn Job>>, transactions: &AtomicU64) {
+    while !batch.is_empty() {
+        transactions.fetch_add(1, Ordering::Relaxed);
+        let durable = batch.iter().any(|job| job.durable());
+        let txn = match begin(db, durable) {
+            Ok(txn) => txn,
+            Err(error) => {
+                for job in batch {
+                    job.finish(Err(error.clone()));
+                }
+                return;
+            }
+        };
+        let started = std::time::Instant::now();
+        let failed = {
+            let mut tx = WriteTx::new(&txn);
+            batch
+                .iter_mut()
+                .position(|job| !run_guarded(job.as_mut(), &mut tx))
+        };
+        let Some(failed) = failed else {
+            let ran = started.elapsed();
+            let committed = txn.commit().map_err(StoreError::from);
+            tracing::trace!(
+                jobs = batch.len(),
+                run_micros = ran.as_micros() as u64,
+                commit_micros = (started.elapsed() - ran).as_micros() as u64,
+                "group commit"
+            );
             for job in batch {
-                job.finish(Err(error.clone()));
+                job.finish(committed.clone());
             }
             return;
-        }
-    };
-    let started = std::time::Instant::now();
-    let all_ran = {
-        let mut tx = WriteTx::new(&txn);
-        batch.iter_mut().all(|job| job.run(&mut tx))
-    };
-    if all_ran {
-        let ran = started.elapsed();
-        let committed = txn.commit().map_err(StoreError::from);
-        tracing::trace!(
-            jobs = batch.len(),
-            run_micros = ran.as_micros() as u64,
-            commit_micros = (started.elapsed() - ran).as_micros() as u64,
-            "group commit"
-        );
-        for job in batch {
-            job.finish(committed.clone());
-        }
-        return;
-    }
-    let _ = txn.abort();
-    // One job failed: give every job a transaction of its own, so only the failing one is lost.
-    for job in batch {
-        run_alone(db, job);
+        };
+        let _ = txn.abort();
+        // The failing job reports its own error; the others run again without it (those
+        // after it have not run yet, those before it run again from a clean state).
+        batch.remove(failed).finish(Ok(()));
     }
 }
 
-fn run_alone(db: &Database, mut job: Box<dyn Job>) {
-    match begin(db, job.durable()) {
-        Err(error) => job.finish(Err(error)),
-        Ok(txn) => {
-            if job.run(&mut WriteTx::new(&txn)) {
-                let committed = txn.commit().map_err(StoreError::from);
-                job.finish(committed);
-            } else {
-                let _ = txn.abort();
-                // The job's own error is what it reports.
-                job.finish(Ok(()));
-            }
+/// Runs `job`, turning a panic into the job's failure.
+fn run_guarded(job: &mut dyn Job, tx: &mut WriteTx<'_>) -> bool {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.run(tx))) {
+        Ok(ran) => ran,
+        Err(_) => {
+            tracing::error!("a database write panicked; it is refused and the writer goes on");
+            job.fail(StoreError::Storage(
+                "the write failed unexpectedly".to_owned(),
+            ));
+            false
         }
     }
 }

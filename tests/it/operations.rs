@@ -278,6 +278,8 @@ fn metrics_count_known_traffic_and_can_move_or_go() {
         Some(2.0)
     );
     assert!(sample(&text, "oxidot_database_size_bytes").unwrap() > 0.0);
+    // Two tokens issued (two writes) at least.
+    assert!(sample(&text, "oxidot_database_write_transactions").unwrap() >= 2.0);
     assert_eq!(sample(&text, "oxidot_argon2_queue_depth"), Some(0.0));
     assert!(text.contains(r#"oxidot_http_request_duration_seconds_count{route="/o/token"} 2"#));
     assert!(text.contains("# TYPE oxidot_cleanup_runs counter"));

@@ -114,6 +114,9 @@ pub fn render_from(
         .database_bytes
         .set(i64::try_from(store.file_size()).unwrap_or(i64::MAX));
     metrics
+        .write_transactions
+        .set(i64::try_from(store.write_transactions()).unwrap_or(i64::MAX));
+    metrics
         .hash_queue
         .set(i64::try_from(hasher.queue_depth()).unwrap_or(i64::MAX));
     metrics.encode()
