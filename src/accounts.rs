@@ -18,8 +18,12 @@ pub enum AccountError {
     Throttled { retry_after: u64 },
     #[error("wrong username or password")]
     InvalidCredentials,
-    #[error("{0}")]
-    Invalid(String),
+    /// A value refused, and the form field it came from (`username`, `email`, `password`).
+    #[error("{message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
     #[error("no user named {0:?}")]
     UnknownUser(String),
     #[error(transparent)]
@@ -226,9 +230,10 @@ pub fn validate_username(username: &str) -> Result<(), AccountError> {
     if valid {
         Ok(())
     } else {
-        Err(AccountError::Invalid(
-            "a username is 1 to 150 letters, digits and @ . + - _".to_owned(),
-        ))
+        Err(AccountError::Invalid {
+            field: "username",
+            message: "a username is 1 to 150 letters, digits and @ . + - _".to_owned(),
+        })
     }
 }
 
@@ -244,7 +249,10 @@ pub fn validate_password(username: &str, password: &str) -> Result<(), AccountEr
         None
     };
     match problem {
-        Some(message) => Err(AccountError::Invalid(message.to_owned())),
+        Some(message) => Err(AccountError::Invalid {
+            field: "password",
+            message: message.to_owned(),
+        }),
         None => Ok(()),
     }
 }
@@ -298,9 +306,10 @@ pub async fn create_user(
     validate_username(&username)?;
     validate_password(&username, &password)?;
     if !email.is_empty() && !email.contains('@') {
-        return Err(AccountError::Invalid(format!(
-            "{email:?} is not an email address"
-        )));
+        return Err(AccountError::Invalid {
+            field: "email",
+            message: format!("“{email}” is not an email address"),
+        });
     }
     let password = hasher.hash(password).await?;
     let user = store

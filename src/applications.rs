@@ -276,6 +276,24 @@ impl Refusal {
     }
 }
 
+/// A lower-case phrase from a check ("a username is …") as a sentence for a form: capital
+/// first, full stop last.
+pub fn as_sentence(phrase: &str) -> String {
+    let mut chars = phrase.chars();
+    let first: String = chars
+        .next()
+        .map(char::to_uppercase)
+        .into_iter()
+        .flatten()
+        .collect();
+    let text = format!("{first}{}", chars.as_str());
+    if text.ends_with('.') {
+        text
+    } else {
+        format!("{text}.")
+    }
+}
+
 impl std::fmt::Display for Refusal {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         formatter.write_str(&self.message)

@@ -58,7 +58,7 @@ impl From<AccountError> for WebError {
                 retry_after,
             },
             AccountError::InvalidCredentials
-            | AccountError::Invalid(_)
+            | AccountError::Invalid { .. }
             | AccountError::UnknownUser(_) => WebError::BadRequest(error.to_string()),
             other => WebError::Internal(other.to_string()),
         }

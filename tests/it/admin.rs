@@ -661,6 +661,9 @@ fn superusers_create_users_set_passwords_and_deactivate_them() {
     );
     assert_eq!(status, 400);
     assert!(html.contains("The two passwords differ"));
+    // Each message stands by its field, marked; the summary is on top.
+    assert!(html.contains("aria-invalid=\"true\" aria-describedby=\"e-password2\""));
+    assert!(html.contains("Please correct the error below."));
     let (status, html) = post(
         &app,
         "/admin/users/",
@@ -668,6 +671,10 @@ fn superusers_create_users_set_passwords_and_deactivate_them() {
     );
     assert_eq!(status, 400);
     assert!(html.contains("too short"));
+    assert!(
+        html.contains("class=\"field-error\" id=\"e-password\""),
+        "{html}"
+    );
     let response = app.post_form(
         "/admin/users/",
         &format!(
@@ -684,7 +691,8 @@ fn superusers_create_users_set_passwords_and_deactivate_them() {
         "username=dora&password=dora-pass-123&password2=dora-pass-123",
     );
     assert_eq!(status, 400);
-    assert!(html.contains("already exists"));
+    assert!(html.contains("A user with that username already exists."));
+    assert!(html.contains("class=\"field-error\" id=\"e-username\""));
     let (_, list) = page(&app, "/admin/users/?q=DORA");
     assert!(list.contains("dora@example.com") && !list.contains("href=\"/admin/users/1/\""));
 

@@ -252,6 +252,12 @@ fn the_periodic_tasks_page_changes_schedules_at_once() {
     );
     assert_eq!(status, 400);
     assert!(page.contains("is not a crontab"), "{page}");
+    // The message stands by the crontab field, which is marked.
+    assert!(
+        page.contains("class=\"field-error\" id=\"e-task-crontab\""),
+        "{page}"
+    );
+    assert!(page.contains("aria-invalid=\"true\" aria-describedby=\"e-task-crontab"));
     let (status, page) = post(
         list,
         &[
@@ -263,7 +269,8 @@ fn the_periodic_tasks_page_changes_schedules_at_once() {
         ],
     );
     assert_eq!(status, 400);
-    assert!(page.contains("unknown task"), "{page}");
+    assert!(page.contains("Unknown task"), "{page}");
+    assert!(page.contains("id=\"e-task-task\""), "{page}");
     assert!(
         !admin_page(&admin, &base, list)
             .1
@@ -288,6 +295,7 @@ fn the_periodic_tasks_page_changes_schedules_at_once() {
         page.contains("The start time must be a time like"),
         "{page}"
     );
+    assert!(page.contains("id=\"e-task-start\""), "{page}");
     let (status, _) = post(
         list,
         &[

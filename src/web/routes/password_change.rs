@@ -68,7 +68,7 @@ async fn change(
             screen.audit("own password changed", &screen.who.user.username);
             Ok(see_other("/accounts/password_change/done/"))
         }
-        Err(AccountError::Invalid(message)) => refuse(&message),
+        Err(AccountError::Invalid { message, .. }) => refuse(&message),
         Err(other) => Err(other.into()),
     }
 }

@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use super::delete_selected::{Deletion, ticked};
 use super::{Answer, see_other, when};
+use crate::applications::{Refusal, as_sentence};
 use crate::config::TaskConfig;
 use crate::params::Params;
 use crate::permissions::{Action, PERIODIC_TASK};
@@ -72,32 +73,45 @@ fn form_of(task: &PeriodicTask) -> Value {
 }
 
 /// An optional RFC 3339 time from the form.
-fn optional_time(text: &str, label: &str) -> Result<Option<Timestamp>, String> {
+fn optional_time(
+    text: &str,
+    field: &'static str,
+    label: &str,
+) -> Result<Option<Timestamp>, Refusal> {
     if text.is_empty() {
         return Ok(None);
     }
     time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
         .map(|at| Some(Timestamp::from_datetime(at)))
-        .map_err(|_| format!("{label} must be a time like 2026-12-01T00:00:00Z."))
+        .map_err(|_| {
+            Refusal::of(
+                field,
+                format!("{label} must be a time like 2026-12-01T00:00:00Z."),
+            )
+        })
 }
 
 /// The task a submitted form describes; the error is shown on the form.
-fn task_from(params: &Params, now: Timestamp) -> Result<PeriodicTask, String> {
-    let text = |name: &str| -> Result<String, String> {
+fn task_from(params: &Params, now: Timestamp) -> Result<PeriodicTask, Refusal> {
+    let text = |name: &str| -> Result<String, Refusal> {
         Ok(params
             .single(name)
-            .map_err(|error| error.to_string())?
+            .map_err(|error| Refusal::general(error.to_string()))?
             .unwrap_or_default()
             .trim()
             .to_owned())
     };
     let name = text("name")?;
     if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
-        return Err("A name of 1 to 200 characters is required.".to_owned());
+        return Err(Refusal::of(
+            "name",
+            "A name of 1 to 200 characters is required.",
+        ));
     }
     if name == RESERVED_NAME {
-        return Err(format!(
-            "“{RESERVED_NAME}” is the list's delete action: choose another name."
+        return Err(Refusal::of(
+            "name",
+            format!("“{RESERVED_NAME}” is the list's delete action: choose another name."),
         ));
     }
     let every = text("every")?;
@@ -110,7 +124,7 @@ fn task_from(params: &Params, now: Timestamp) -> Result<PeriodicTask, String> {
             Some(
                 every
                     .parse()
-                    .map_err(|_| "every must be a whole number.".to_owned())?,
+                    .map_err(|_| Refusal::of("every", "“Every” must be a whole number."))?,
             )
         },
         period: (!every.is_empty()).then(|| text("period")).transpose()?,
@@ -119,15 +133,24 @@ fn task_from(params: &Params, now: Timestamp) -> Result<PeriodicTask, String> {
         one_off: text("one_off")? == "on",
         description: text("description")?,
     };
-    let schedule = config.schedule()?;
+    let schedule = config.schedule().map_err(|message| {
+        let field = if !TASKS.contains(&config.task.as_str()) {
+            "task"
+        } else if config.crontab.is_some() {
+            "crontab"
+        } else {
+            "every"
+        };
+        Refusal::of(field, as_sentence(&message))
+    })?;
     Ok(PeriodicTask {
         name,
         task: config.task,
         schedule,
         enabled: config.enabled,
         one_off: config.one_off,
-        start_time: optional_time(&text("start_time")?, "The start time")?,
-        expires: optional_time(&text("expires")?, "The expiry")?,
+        start_time: optional_time(&text("start_time")?, "start_time", "The start time")?,
+        expires: optional_time(&text("expires")?, "expires", "The expiry")?,
         description: config.description,
         last_run_at: None,
         total_run_count: 0,
@@ -163,7 +186,7 @@ impl Truncated {
 
 async fn list_page(
     screen: &Screen<'_>,
-    message: Option<&str>,
+    refusal: Option<&Refusal>,
     form: Value,
 ) -> Result<Page, WebError> {
     let scheduler = scheduler(screen.state);
@@ -187,13 +210,13 @@ async fn list_page(
             "from_config": task.from_config,
         }));
     }
-    screen.render(
+    screen.render_refused(
         "admin_tasks.html.tera",
         json!({
             "tasks": rows, "form": form, "registered": TASKS, "section": "tasks",
             "may_delete": screen.granted.allows(Action::Delete, PERIODIC_TASK),
         }),
-        message,
+        refusal,
     )
 }
 
@@ -217,8 +240,8 @@ async fn add(
     let now = Timestamp::from_datetime(state.clock.now());
     let task = match task_from(&params, now) {
         Ok(task) => task,
-        Err(message) => {
-            return Ok(list_page(&screen, Some(&message), form_echo(&params))
+        Err(refused) => {
+            return Ok(list_page(&screen, Some(&refused), form_echo(&params))
                 .await?
                 .into());
         }
@@ -235,8 +258,11 @@ async fn add(
         })
         .await?;
     if !created {
-        let message = format!("A periodic task named {name:?} exists already.");
-        return Ok(list_page(&screen, Some(&message), form_echo(&params))
+        let refused = Refusal::of(
+            "name",
+            format!("A periodic task named “{name}” exists already."),
+        );
+        return Ok(list_page(&screen, Some(&refused), form_echo(&params))
             .await?
             .into());
     }
@@ -267,11 +293,11 @@ fn form_echo(params: &Params) -> Value {
 async fn task_page(
     screen: &Screen<'_>,
     task: &PeriodicTask,
-    message: Option<&str>,
+    refusal: Option<&Refusal>,
     form: Value,
 ) -> Result<Page, WebError> {
     let scheduler = scheduler(screen.state);
-    screen.render(
+    screen.render_refused(
         "admin_task.html.tera",
         json!({
             "form": form, "path": path_of(&task.name), "registered": TASKS,
@@ -282,7 +308,7 @@ async fn task_page(
             "result_ok": task.last_result.as_ref().map(|result| result.ok),
             "result": task.last_result.as_ref().map(|result| result.message.as_str()),
         }),
-        message,
+        refusal,
     )
 }
 
@@ -312,8 +338,8 @@ async fn change(
         .ok_or(NO_TASK)?;
     let action = params.single("action")?.unwrap_or_default().to_owned();
     let now = Timestamp::from_datetime(state.clock.now());
-    let refuse = async |message: &str, form: Value| -> Result<Answer, WebError> {
-        Ok(task_page(&screen, &current, Some(message), form)
+    let refuse = async |refused: Refusal, form: Value| -> Result<Answer, WebError> {
+        Ok(task_page(&screen, &current, Some(&refused), form)
             .await?
             .into())
     };
@@ -321,7 +347,7 @@ async fn change(
         "run" => {
             let Some(scheduler) = scheduler(state) else {
                 return refuse(
-                    "The scheduler is not running in this process.",
+                    Refusal::general("The scheduler is not running in this process."),
                     form_of(&current),
                 )
                 .await;
@@ -339,7 +365,11 @@ async fn change(
         "delete" => {
             screen.require(Action::Delete, PERIODIC_TASK)?;
             if params.single("confirm")? != Some("yes") {
-                return refuse("Tick the box to confirm the deletion.", form_of(&current)).await;
+                return refuse(
+                    Refusal::general("Tick the box to confirm the deletion."),
+                    form_of(&current),
+                )
+                .await;
             }
             let target = name.to_owned();
             state
@@ -365,10 +395,22 @@ async fn change(
                 changed: now,
                 ..current.clone()
             },
-            Ok(_) => return refuse("The name of a task cannot change.", form_echo(&params)).await,
-            Err(message) => return refuse(&message, form_echo(&params)).await,
+            Ok(_) => {
+                return refuse(
+                    Refusal::of("name", "The name of a task cannot change."),
+                    form_echo(&params),
+                )
+                .await;
+            }
+            Err(refused) => return refuse(refused, form_echo(&params)).await,
         },
-        other => return refuse(&format!("Unknown action {other:?}."), form_of(&current)).await,
+        other => {
+            return refuse(
+                Refusal::general(format!("Unknown action “{other}”.")),
+                form_of(&current),
+            )
+            .await;
+        }
     };
     state
         .store

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use super::delete_selected::{Deletion, id_of, ticked_ids};
 use super::{Answer, see_other, when};
 use crate::accounts::{self, AccountError, NewUser};
+use crate::applications::{Refusal, as_sentence};
 use crate::params::Params;
 use crate::permissions::{self, Action};
 use crate::store::{Group, Permission, SecretKey, StoreError, Timestamp, User};
@@ -36,10 +37,15 @@ fn ticked(params: &Params, name: &str) -> Result<bool, WebError> {
 }
 
 /// A refusal for the form, or a failure.
-fn refusal(error: AccountError) -> Result<String, WebError> {
+/// A refusal to show on a user form, beside its field, or a failure.
+fn refusal(error: AccountError) -> Result<Refusal, WebError> {
     match error {
-        AccountError::Invalid(message) => Ok(message),
-        AccountError::Store(StoreError::Conflict(message)) => Ok(message),
+        AccountError::Invalid { field, message } => Ok(Refusal::of(field, as_sentence(&message))),
+        // The only unique field of a user is the username.
+        AccountError::Store(StoreError::Conflict(_)) => Ok(Refusal::of(
+            "username",
+            "A user with that username already exists.",
+        )),
         other => Err(other.into()),
     }
 }
@@ -197,12 +203,12 @@ async fn delete_groups(
 fn new_user_page(
     screen: &Screen<'_>,
     form: Value,
-    message: Option<&str>,
+    refusal: Option<&Refusal>,
 ) -> Result<Page, WebError> {
-    screen.render(
+    screen.render_refused(
         "admin_user_new.html.tera",
         json!({"section": "users", "form": form}),
-        message,
+        refusal,
     )
 }
 
@@ -224,7 +230,8 @@ async fn create(
     });
     let password = params.single("password")?.unwrap_or_default().to_owned();
     if params.single("password2")?.unwrap_or_default() != password {
-        return Ok(new_user_page(&screen, echo, Some("The two passwords differ."))?.into());
+        let refused = Refusal::of("password2", "The two passwords differ.");
+        return Ok(new_user_page(&screen, echo, Some(&refused))?.into());
     }
     let new = NewUser {
         username: text(&params, "username")?,
@@ -244,25 +251,29 @@ async fn create(
             Ok(see_other(format!("{USERS}{}/", user.id)))
         }
         Err(error) => {
-            let message = refusal(error)?;
-            Ok(new_user_page(&screen, echo, Some(&message))?.into())
+            let refused = refusal(error)?;
+            Ok(new_user_page(&screen, echo, Some(&refused))?.into())
         }
     }
 }
 
-fn user_page(screen: &Screen<'_>, user: &User, message: Option<&str>) -> Result<Page, WebError> {
+fn user_page(
+    screen: &Screen<'_>,
+    user: &User,
+    refusal: Option<&Refusal>,
+) -> Result<Page, WebError> {
     let groups = screen.state.store.read(|tx| tx.groups())?;
     let groups: Vec<Value> = groups
         .iter()
         .map(|group| json!({"id": group.id, "name": group.name, "member": user.groups.contains(&group.id)}))
         .collect();
-    screen.render(
+    screen.render_refused(
         "admin_user.html.tera",
         json!({
             "section": "users", "account": user_row(user), "groups": groups,
             "perms": permission_fields::fields(screen.state, &user.user_permissions)?,
         }),
-        message,
+        refusal,
     )
 }
 
@@ -286,7 +297,8 @@ async fn change(
         "password" => {
             let password = params.single("password")?.unwrap_or_default().to_owned();
             if params.single("password2")?.unwrap_or_default() != password {
-                return Ok(user_page(&screen, &current, Some("The two passwords differ."))?.into());
+                let refused = Refusal::of("password2", "The two passwords differ.");
+                return Ok(user_page(&screen, &current, Some(&refused))?.into());
             }
             // Every session of the user ends, but the admin's own when it is their account.
             let keep = (id == screen.who.user.id).then(|| SecretKey::of(&screen.who.cookie_value));
@@ -299,8 +311,8 @@ async fn change(
             )
             .await
             {
-                let message = refusal(error)?;
-                return Ok(user_page(&screen, &current, Some(&message))?.into());
+                let refused = refusal(error)?;
+                return Ok(user_page(&screen, &current, Some(&refused))?.into());
             }
             screen.audit("password set", &current.username);
             screen.flash(format!(
@@ -313,9 +325,12 @@ async fn change(
             permission_fields::refuse_granting(&screen, &params)?;
             let email = text(&params, "email")?;
             if !email.is_empty() && !email.contains('@') {
-                return Ok(
-                    user_page(&screen, &current, Some("That is not an email address."))?.into(),
-                );
+                return Ok(user_page(
+                    &screen,
+                    &current,
+                    Some(&Refusal::of("email", "That is not an email address.")),
+                )?
+                .into());
             }
             // Only a superuser's form carries rank, groups and permissions (checked above);
             // anyone else's keeps them as they are.
@@ -331,7 +346,8 @@ async fn change(
                 match permission_fields::from_form(&params)? {
                     Ok(permissions) => permissions,
                     Err(message) => {
-                        return Ok(user_page(&screen, &current, Some(&message))?.into());
+                        let refused = Refusal::general(message);
+                        return Ok(user_page(&screen, &current, Some(&refused))?.into());
                     }
                 }
             } else {
@@ -360,8 +376,10 @@ async fn change(
                 || !updated.is_staff
                 || (current.is_superuser && !updated.is_superuser);
             if id == screen.who.user.id && loses_own_access {
-                let message = "You cannot take away your own access: ask another superuser.";
-                return Ok(user_page(&screen, &current, Some(message))?.into());
+                let refused = Refusal::general(
+                    "You cannot take away your own access: ask another superuser.",
+                );
+                return Ok(user_page(&screen, &current, Some(&refused))?.into());
             }
             let now = Timestamp::from_datetime(state.clock.now());
             let saved = state
@@ -377,9 +395,12 @@ async fn change(
                 })
                 .await?;
             if !saved {
-                return Ok(
-                    user_page(&screen, &current, Some("A chosen group does not exist."))?.into(),
-                );
+                return Ok(user_page(
+                    &screen,
+                    &current,
+                    Some(&Refusal::of("groups", "A chosen group does not exist.")),
+                )?
+                .into());
             }
             screen.audit("user changed", &current.username);
             screen.flash(format!(
