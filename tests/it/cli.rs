@@ -7,7 +7,7 @@ use std::process::{Output, Stdio};
 
 use crate::support::{Server, http_client, oxidot};
 
-fn run(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+pub fn run(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut command = oxidot(dir);
     command.args(args);
     for (name, value) in env {
@@ -16,7 +16,8 @@ fn run(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     command.output().unwrap()
 }
 
-fn text(output: &Output) -> String {
+/// Standard output then standard error, as one text.
+pub fn text(output: &Output) -> String {
     format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),

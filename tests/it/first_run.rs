@@ -5,24 +5,11 @@
 //! that say what happened without noise.
 
 use std::path::Path;
-use std::process::{Child, Output, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::cli::{run, text};
 use crate::support::{free_port, http_client, oxidot, wait_until_up};
-
-fn run(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut command = oxidot(dir);
-    command.args(args).envs(env.iter().copied());
-    command.output().unwrap()
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
 
 /// A server started with `args`, its log written to `dir/server.log`; killed when dropped.
 struct Logged {
