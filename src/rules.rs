@@ -45,6 +45,14 @@ pub fn refresh_token_unrevoked_and_unexpired(
     token.revoked.is_none() && !refresh_token_expired(token, provider, now)
 }
 
+/// Whether a rotated (revoked) refresh token may still be used at `now` within DOT's
+/// `REFRESH_TOKEN_GRACE_PERIOD_SECONDS`. Without a grace period never: a request that read
+/// the clock just before another one rotated the token must not win too (its `now` can be
+/// earlier than the revocation it meets, since times are taken before the write).
+pub fn within_refresh_grace(revoked: Timestamp, now: Timestamp, grace_seconds: u64) -> bool {
+    grace_seconds > 0 && now < revoked.plus_seconds(grace_seconds)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,5 +141,16 @@ mod tests {
         };
         assert!(access_token_unexpired(&token, Timestamp(9)));
         assert!(!access_token_unexpired(&token, Timestamp(10)));
+    }
+
+    #[test]
+    fn a_rotated_refresh_token_is_usable_only_within_a_grace_period() {
+        let revoked = Timestamp(10_000_000);
+        // No grace period: refused even by a request whose clock read came first.
+        assert!(!within_refresh_grace(revoked, Timestamp(9_999_999), 0));
+        assert!(!within_refresh_grace(revoked, revoked, 0));
+        assert!(within_refresh_grace(revoked, Timestamp(9_999_999), 5));
+        assert!(within_refresh_grace(revoked, Timestamp(14_999_999), 5));
+        assert!(!within_refresh_grace(revoked, Timestamp(15_000_000), 5));
     }
 }

@@ -446,9 +446,11 @@ impl OAuth {
                     )));
                 }
                 if let Some(revoked) = old.revoked {
-                    let grace_ends =
-                        revoked.plus_seconds(provider.refresh_token_grace_period_seconds);
-                    if now >= grace_ends {
+                    if !rules::within_refresh_grace(
+                        revoked,
+                        now,
+                        provider.refresh_token_grace_period_seconds,
+                    ) {
                         if provider.refresh_token_reuse_protection {
                             let revoked = tx.revoke_family(old.family, now)?;
                             tracing::warn!(
