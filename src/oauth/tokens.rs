@@ -445,24 +445,24 @@ impl OAuth {
                         "the refresh token is invalid".to_owned(),
                     )));
                 }
-                if let Some(revoked) = old.revoked {
-                    if !rules::within_refresh_grace(
+                if let Some(revoked) = old.revoked
+                    && !rules::within_refresh_grace(
                         revoked,
                         now,
                         provider.refresh_token_grace_period_seconds,
-                    ) {
-                        if provider.refresh_token_reuse_protection {
-                            let revoked = tx.revoke_family(old.family, now)?;
-                            tracing::warn!(
-                                client = client_id.as_str(),
-                                revoked,
-                                "refresh token reused: its token family is revoked"
-                            );
-                        }
-                        return Ok(Err(OAuthError::InvalidGrant(
-                            "the refresh token has been used or revoked".to_owned(),
-                        )));
+                    )
+                {
+                    if provider.refresh_token_reuse_protection {
+                        let revoked = tx.revoke_family(old.family, now)?;
+                        tracing::warn!(
+                            client = client_id.as_str(),
+                            revoked,
+                            "refresh token reused: its token family is revoked"
+                        );
                     }
+                    return Ok(Err(OAuthError::InvalidGrant(
+                        "the refresh token has been used or revoked".to_owned(),
+                    )));
                 }
                 let scope = match &requested_scope {
                     Some(requested) if !is_subset(requested, &old.scope) => {
