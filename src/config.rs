@@ -663,27 +663,23 @@ impl LoadedConfig {
             }
         }
         let top_level = top_level_keys();
+        let top_level_names: Vec<&str> = top_level.iter().map(String::as_str).collect();
+        let known = top_level.clone();
         let is_setting = move |key: &str| {
             let first = key.split("__").next().unwrap_or(key).to_ascii_lowercase();
-            top_level.contains(&first)
+            known.contains(&first)
         };
         let mut warnings = Vec::new();
-        for (var, _) in std::env::vars_os()
-            .filter_map(|(name, value)| Some((name.into_string().ok()?, value)))
-            .filter(|(name, _)| name.starts_with(ENV_PREFIX))
+        for var in std::env::vars_os()
+            .filter_map(|(name, _)| name.into_string().ok())
+            .filter(|name| name.starts_with(ENV_PREFIX))
         {
             let key = &var[ENV_PREFIX.len()..];
             if !ENV_NOT_SETTINGS.contains(&key) && !is_setting(key) {
                 let path = key.to_ascii_lowercase().replace("__", ".");
-                let hint = suggestion_for(
-                    &path,
-                    &top_level_keys()
-                        .iter()
-                        .map(String::as_str)
-                        .collect::<Vec<_>>(),
-                )
-                .map(|hint| format!(" ({hint})"))
-                .unwrap_or_default();
+                let hint = suggestion_for(&path, &top_level_names)
+                    .map(|hint| format!(" ({hint})"))
+                    .unwrap_or_default();
                 warnings.push(format!(
                     "the environment variable {var} names no setting: ignored{hint}"
                 ));

@@ -112,21 +112,6 @@ impl Fairing for RequestLog {
                     .to_owned()
             },
         );
-        let metrics = crate::metrics::global();
-        metrics
-            .requests
-            .get_or_create(&crate::metrics::RequestLabels {
-                method: req.method().as_str(),
-                route: route.clone(),
-                status: res.status().code,
-            })
-            .inc();
-        metrics
-            .request_seconds
-            .get_or_create(&crate::metrics::RouteLabels {
-                route: route.clone(),
-            })
-            .observe(elapsed.as_secs_f64());
         // The access log: the route's template, never the path or the query string (codes,
         // tokens and ids travel there).
         tracing::info!(
@@ -138,5 +123,18 @@ impl Fairing for RequestLog {
             millis = format_args!("{:.2}", elapsed.as_secs_f64() * 1000.0),
             "request"
         );
+        let metrics = crate::metrics::global();
+        metrics
+            .requests
+            .get_or_create(&crate::metrics::RequestLabels {
+                method: req.method().as_str(),
+                route: route.clone(),
+                status: res.status().code,
+            })
+            .inc();
+        metrics
+            .request_seconds
+            .get_or_create(&crate::metrics::RouteLabels { route })
+            .observe(elapsed.as_secs_f64());
     }
 }

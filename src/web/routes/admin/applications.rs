@@ -90,15 +90,8 @@ const COLUMNS: [Column; 5] = [
 
 #[get("/admin/applications")]
 async fn list(screen: Allowed<'_, ViewApplication>, query: Query) -> Result<Page, WebError> {
-    list_page(&screen, &query.0, None)
-}
-
-fn list_page(
-    screen: &crate::web::screen::Screen<'_>,
-    query: &Params,
-    message: Option<&str>,
-) -> Result<Page, WebError> {
     let state = screen.state;
+    let query = &query.0;
     let filters = Filters::from_query(query)?;
     let listing = Listing::from_query(
         LIST,
@@ -165,7 +158,7 @@ fn list_page(
                 .collect::<Vec<_>>(),
             "may_delete": screen.granted.allows(Action::Delete, APPLICATION),
         }),
-        message,
+        None,
     )
 }
 
