@@ -404,7 +404,6 @@ fn fill(database: &std::path::Path) {
                                     revoked: Some(created),
                                     access_token: None,
                                     family: FamilyId(key.0[..16].try_into().unwrap()),
-                                    expires: None,
                                     tail: String::new(),
                                 },
                             )?,

@@ -109,7 +109,7 @@ impl Accounts {
         let (user_id, old_hash) = (user.id, user.password.clone());
         let user = self
             .store
-            .write(move |tx| {
+            .write_or_refuse::<AccountError, _, _>(move |tx| {
                 let mut user = existing_user(tx, user_id)?;
                 // Unless the password changed meanwhile.
                 if user.password == old_hash {
@@ -146,7 +146,7 @@ impl Accounts {
         let user_id = user.id;
         let user = self
             .store
-            .write(move |tx| {
+            .write_or_refuse::<AccountError, _, _>(move |tx| {
                 let mut user = existing_user(tx, user_id)?;
                 user.last_login = Some(now);
                 tx.put_user(&user)?;
@@ -187,10 +187,10 @@ impl Accounts {
     }
 }
 
-/// The user a write is about, who may have been deleted since it was read.
-fn existing_user(tx: &WriteTx<'_>, id: u64) -> Result<User, StoreError> {
-    tx.user(id)?
-        .ok_or_else(|| StoreError::Conflict("the user was deleted".to_owned()))
+/// The user a login is about, who may have been deleted since their password was checked
+/// (then the credentials no longer name anyone).
+fn existing_user(tx: &WriteTx<'_>, id: u64) -> Result<User, AccountError> {
+    tx.user(id)?.ok_or(AccountError::InvalidCredentials)
 }
 
 /// What `user` may do in the admin: their own and their groups' permissions, primary keys
@@ -313,11 +313,12 @@ pub async fn create_user(
     }
     let password = hasher.hash(password).await?;
     let user = store
-        .write(move |tx| {
+        .write_or_refuse::<AccountError, _, _>(move |tx| {
             if tx.user_by_username(&username)?.is_some() {
-                return Err(StoreError::Conflict(format!(
-                    "a user named {username:?} already exists"
-                )));
+                return Err(AccountError::Invalid {
+                    field: "username",
+                    message: "A user with that username already exists.".to_owned(),
+                });
             }
             let user = User {
                 id: tx.next_user_id()?,
@@ -356,10 +357,10 @@ pub async fn change_password(
     }
     let hash = hasher.hash(password).await?;
     store
-        .write(move |tx| {
+        .write_or_refuse::<AccountError, _, _>(move |tx| {
             let mut user = tx
                 .user_by_username(&username)?
-                .ok_or_else(|| StoreError::Conflict(format!("no user named {username:?}")))?;
+                .ok_or_else(|| AccountError::UnknownUser(username.clone()))?;
             user.password.clone_from(&hash);
             tx.put_user(&user)?;
             tx.end_sessions_of_user(user.id, keep.as_ref())?;

@@ -73,6 +73,38 @@ impl CleanupReport {
     }
 }
 
+/// The time before which rows of `kind` in the expiry index are due at `now`: records filed by
+/// expiry are due before `now`; refresh tokens are filed by creation and due by today's
+/// lifetime (never, without one); revoked refresh tokens by how long reuse detection or the
+/// grace period needs them. The cleanup deletes what is due and the counts call it expired.
+pub fn due_before(
+    kind: ExpiringKind,
+    provider: &OAuth2Provider,
+    now: Timestamp,
+) -> Option<Timestamp> {
+    match kind {
+        ExpiringKind::RefreshToken => {
+            crate::rules::refresh_tokens_created_before_have_expired(provider, now)
+        }
+        ExpiringKind::RevokedRefreshToken => {
+            // A revoked refresh token matters during its grace period, and — while reuse
+            // protection is on — for as long as a refresh token lives, so that its reuse
+            // still revokes its family.
+            let keep = if provider.refresh_token_reuse_protection {
+                provider.refresh_token_expire_seconds
+            } else {
+                Some(provider.refresh_token_grace_period_seconds)
+            };
+            keep.map(|seconds| Timestamp(now.0.saturating_sub(seconds_micros(seconds))))
+        }
+        ExpiringKind::AccessToken
+        | ExpiringKind::IdToken
+        | ExpiringKind::Grant
+        | ExpiringKind::DeviceGrant
+        | ExpiringKind::Session => Some(now),
+    }
+}
+
 /// Runs the cleanup; `stop` ends it at the next batch boundary.
 pub async fn clear_expired(
     store: &Store,
@@ -83,26 +115,16 @@ pub async fn clear_expired(
     let started = Instant::now();
     let now = Timestamp::from_datetime(clock.now());
     let mut report = CleanupReport::default();
-    // A revoked refresh token matters during its grace period, and — while reuse protection is
-    // on — for as long as a refresh token lives, so that its reuse still revokes its family.
-    let keep_revoked = if provider.refresh_token_reuse_protection {
-        provider.refresh_token_expire_seconds
-    } else {
-        Some(provider.refresh_token_grace_period_seconds)
-    };
-    let before = |seconds: u64| Timestamp(now.0.saturating_sub(seconds_micros(seconds)));
-    let passes: [(ExpiringKind, Option<Timestamp>); 7] = [
-        (ExpiringKind::RevokedRefreshToken, keep_revoked.map(before)),
-        (
-            ExpiringKind::RefreshToken,
-            provider.refresh_token_expire_seconds.map(|_| now),
-        ),
-        (ExpiringKind::AccessToken, Some(now)),
-        (ExpiringKind::IdToken, Some(now)),
-        (ExpiringKind::Grant, Some(now)),
-        (ExpiringKind::DeviceGrant, Some(now)),
-        (ExpiringKind::Session, Some(now)),
-    ];
+    let passes = [
+        ExpiringKind::RevokedRefreshToken,
+        ExpiringKind::RefreshToken,
+        ExpiringKind::AccessToken,
+        ExpiringKind::IdToken,
+        ExpiringKind::Grant,
+        ExpiringKind::DeviceGrant,
+        ExpiringKind::Session,
+    ]
+    .map(|kind| (kind, due_before(kind, provider, now)));
     let limit = usize::try_from(provider.clear_expired_tokens_batch_size.max(1)).unwrap_or(1);
     let pause = Duration::from_secs_f64(provider.clear_expired_tokens_batch_interval.max(0.0));
     for (kind, cutoff) in passes {

@@ -21,18 +21,41 @@ pub fn access_token_unexpired(token: &AccessToken, now: Timestamp) -> bool {
     token.expires > now
 }
 
-/// Whether a refresh token has expired at `now`: by its own expiry, or by
-/// `refresh_token_expire_seconds` counted from its creation as DOT counts it (so tokens
-/// imported from DOT, which carry no expiry, and a shortened setting both apply).
+/// When a refresh token expires: `refresh_token_expire_seconds` after its creation, with
+/// today's setting, as DOT counts it (so tokens imported from DOT and a changed setting follow
+/// the same rule); never when the setting is unset.
+pub fn refresh_token_expires_at(
+    token: &RefreshToken,
+    provider: &OAuth2Provider,
+) -> Option<Timestamp> {
+    provider
+        .refresh_token_expire_seconds
+        .map(|seconds| token.created.plus_seconds(seconds))
+}
+
+/// Whether a refresh token has expired at `now` (see `refresh_token_expires_at`).
 pub fn refresh_token_expired(
     token: &RefreshToken,
     provider: &OAuth2Provider,
     now: Timestamp,
 ) -> bool {
-    let by_setting = provider
-        .refresh_token_expire_seconds
-        .is_some_and(|seconds| token.created.plus_seconds(seconds) <= now);
-    by_setting || token.expires.is_some_and(|expires| expires <= now)
+    refresh_token_expires_at(token, provider).is_some_and(|expires| expires <= now)
+}
+
+/// The creation time before which refresh tokens have expired at `now`, which is what the
+/// cleanup and the counts walk (refresh tokens are filed by creation); none when they never
+/// expire.
+pub fn refresh_tokens_created_before_have_expired(
+    provider: &OAuth2Provider,
+    now: Timestamp,
+) -> Option<Timestamp> {
+    provider.refresh_token_expire_seconds.map(|seconds| {
+        let micros = i64::try_from(seconds)
+            .unwrap_or(i64::MAX)
+            .saturating_mul(1_000_000);
+        // Expired means created + seconds <= now, so created up to and including now - seconds.
+        Timestamp(now.0.saturating_sub(micros).saturating_add(1))
+    })
 }
 
 /// Whether a refresh token would be accepted for a refresh at `now` without its grace
@@ -65,7 +88,7 @@ mod tests {
         }
     }
 
-    fn refresh(created: i64, expires: Option<i64>, revoked: Option<i64>) -> RefreshToken {
+    fn refresh(created: i64, revoked: Option<i64>) -> RefreshToken {
         RefreshToken {
             user: Some(7),
             application: 1,
@@ -74,7 +97,6 @@ mod tests {
             revoked: revoked.map(Timestamp),
             access_token: None,
             family: FamilyId([0; 16]),
-            expires: expires.map(Timestamp),
             tail: String::new(),
         }
     }
@@ -89,39 +111,43 @@ mod tests {
     }
 
     #[test]
-    fn refresh_tokens_expire_by_their_expiry_or_by_the_setting_from_creation() {
+    fn refresh_tokens_expire_by_the_setting_counted_from_creation() {
         let second = 1_000_000;
         let mut provider = OAuth2Provider::default();
         let now = Timestamp(100 * second);
-        assert!(!refresh_token_expired(
-            &refresh(0, None, None),
-            &provider,
-            now
-        ));
-        assert!(refresh_token_expired(
-            &refresh(0, Some(100 * second), None),
-            &provider,
-            now
-        ));
+        assert!(!refresh_token_expired(&refresh(0, None), &provider, now));
+        assert_eq!(
+            refresh_tokens_created_before_have_expired(&provider, now),
+            None
+        );
         provider.refresh_token_expire_seconds = Some(100);
-        // An imported token without an expiry of its own: the setting counts from creation.
+        assert!(refresh_token_expired(&refresh(0, None), &provider, now));
+        assert!(!refresh_token_expired(&refresh(1, None), &provider, now));
+        assert_eq!(
+            refresh_token_expires_at(&refresh(1, None), &provider),
+            Some(Timestamp(100 * second + 1))
+        );
+        // The cleanup's cutoff agrees with the rule at the boundary: created just before the
+        // cutoff is expired, at the cutoff is not.
+        let cutoff = refresh_tokens_created_before_have_expired(&provider, now).unwrap();
+        assert_eq!(cutoff, Timestamp(1));
         assert!(refresh_token_expired(
-            &refresh(0, None, None),
+            &refresh(cutoff.0 - 1, None),
             &provider,
             now
         ));
         assert!(!refresh_token_expired(
-            &refresh(1, None, None),
+            &refresh(cutoff.0, None),
             &provider,
             now
         ));
         assert!(!refresh_token_unrevoked_and_unexpired(
-            &refresh(1, None, Some(50)),
+            &refresh(1, Some(50)),
             &provider,
             now
         ));
         assert!(refresh_token_unrevoked_and_unexpired(
-            &refresh(1, None, None),
+            &refresh(1, None),
             &provider,
             now
         ));

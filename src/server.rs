@@ -269,8 +269,9 @@ async fn serve(
     let metrics_task = match (settings.metrics.enabled, settings.metrics.address) {
         (true, Some(address)) => {
             let (store, hasher, clock) = (store.clone(), hasher.clone(), clock.clone());
+            let provider = settings.oauth2_provider.clone();
             let listener = crate::metrics::serve_alone(address, move || {
-                web::routes::health::render_from(&store, &hasher, &clock)
+                web::routes::health::render_from(&store, &hasher, &clock, &provider)
             });
             tracing::info!("metrics on http://{address}/metrics");
             Some(tokio::spawn(async move {

@@ -107,7 +107,7 @@ impl OAuth {
                 .await
             {
                 Ok(()) => break user_code,
-                Err(StoreError::Conflict(_)) if attempt < 5 => attempt += 1,
+                Err(StoreError::Duplicate { .. }) if attempt < 5 => attempt += 1,
                 Err(error) => return Err(error.into()),
             }
         };

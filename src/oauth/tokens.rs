@@ -126,9 +126,6 @@ pub(super) fn token_records(
         revoked: None,
         access_token: Some(access.0.0),
         family,
-        expires: provider
-            .refresh_token_expire_seconds
-            .map(|seconds| now.plus_seconds(seconds)),
         tail: tail.to_owned(),
     });
     (access_record, refresh_record)
@@ -501,9 +498,6 @@ impl OAuth {
                         revoked: None,
                         access_token: Some(access.key.0),
                         family: old.family,
-                        expires: provider
-                            .refresh_token_expire_seconds
-                            .map(|seconds| now.plus_seconds(seconds)),
                         tail: refresh.tail.clone(),
                     };
                     tx.put_refresh_token(&refresh.key, &new_refresh)?;
@@ -657,7 +651,8 @@ impl OAuth {
                 return describe(tx, refresh.application, refresh.user, |info| {
                     Introspection {
                         scope: Some(refresh.scope.clone()),
-                        exp: refresh.expires.map(Timestamp::unix_seconds),
+                        exp: rules::refresh_token_expires_at(&refresh, provider)
+                            .map(Timestamp::unix_seconds),
                         iat: Some(refresh.created.unix_seconds()),
                         token_type: Some("refresh_token"),
                         ..info

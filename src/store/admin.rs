@@ -125,7 +125,8 @@ impl ReadTx {
         Ok(self.txn.open_table(table.definition())?.len()?)
     }
 
-    /// How many records of `kind` have expired by `now`, counting no further than `cap`.
+    /// How many records of `kind` are filed in the expiry index before `now` (see
+    /// `cleanup::due_before`), counting no further than `cap`.
     pub fn expired_count(
         &self,
         kind: ExpiringKind,

@@ -36,7 +36,7 @@ pub use records::{ORDERED_PREFIX_BYTES, ORDERED_TOKEN_BYTES, ORDERED_TOKEN_VERSI
 use writer::{TypedJob, Writer};
 
 /// Bumped when a change needs a real migration (a new optional field does not).
-pub const SCHEMA_VERSION: u64 = 3;
+pub const SCHEMA_VERSION: u64 = 4;
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const USERS: TableDefinition<u64, &[u8]> = TableDefinition::new("users");
@@ -52,8 +52,9 @@ const SESSIONS: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("session
 /// Each user's sessions, so a deactivation or a password change ends them all (schema 3).
 const SESSIONS_BY_USER: MultimapTableDefinition<u64, [u8; 32]> =
     MultimapTableDefinition::new("sessions_by_user");
-/// When each expiring record expires (or a refresh token was revoked), by kind then time, so
-/// the cleanup walks exactly the rows of one kind that are due.
+/// When each expiring record expires (a refresh token: when it was created, since its lifetime
+/// is today's setting counted from then; a revoked one also when it was revoked), by kind then
+/// time, so the cleanup walks exactly the rows of one kind that are due.
 const EXPIRY: TableDefinition<(u8, i64, [u8; 32]), ()> = TableDefinition::new("expiry_by_kind");
 /// Schema 1's expiry index, ordered by time first.
 const LEGACY_EXPIRY: TableDefinition<(i64, u8, [u8; 32]), ()> = TableDefinition::new("expiry");
@@ -100,10 +101,11 @@ pub enum StoreError {
     Storage(String),
     #[error("a stored record cannot be read: {0}")]
     Corrupt(String),
-    #[error("{0}")]
-    Conflict(String),
-    #[error("{0}")]
-    Invalid(String),
+    /// A value that must be unique is held by another record (a username, a group name, a
+    /// client id, a device user code). Services check first and refuse in their own terms; this
+    /// is what a race between two writers (or instances) meets.
+    #[error("{what} {value:?} already exists")]
+    Duplicate { what: &'static str, value: String },
     #[error("the database writer has stopped")]
     WriterGone,
 }
@@ -282,6 +284,17 @@ impl Store {
         F: FnMut(&mut WriteTx<'_>) -> Result<T, StoreError> + Send + 'static,
         T: Send + 'static,
     {
+        self.write_or_refuse::<StoreError, _, _>(work).await
+    }
+
+    /// `write` for work that may refuse with an error of its caller's type `E` (a record a
+    /// load cannot take, a user deleted meanwhile); a refused job's changes are not committed.
+    pub async fn write_or_refuse<E, T, F>(&self, work: F) -> Result<T, E>
+    where
+        F: FnMut(&mut WriteTx<'_>) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
         let (job, receiver) = TypedJob::boxed(work, true);
         self.inner.writer.submit(job)?;
         receiver.await.map_err(|_| StoreError::WriterGone)?
@@ -300,11 +313,13 @@ impl Store {
         receiver.await.map_err(|_| StoreError::WriterGone)?
     }
 
-    /// `write_deferred` for code that is not async (a load's chunks).
-    pub fn write_deferred_blocking<T, F>(&self, work: F) -> Result<T, StoreError>
+    /// `write_deferred` for code that is not async (a load's chunks), refusing as
+    /// `write_or_refuse` does.
+    pub fn write_deferred_blocking<E, T, F>(&self, work: F) -> Result<T, E>
     where
-        F: FnMut(&mut WriteTx<'_>) -> Result<T, StoreError> + Send + 'static,
+        F: FnMut(&mut WriteTx<'_>) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
     {
         let (job, receiver) = TypedJob::boxed(work, false);
         self.inner.writer.submit(job)?;
@@ -318,6 +333,16 @@ impl Store {
     where
         F: FnMut(&mut WriteTx<'_>) -> Result<T, StoreError> + Send + 'static,
         T: Send + 'static,
+    {
+        self.write_or_refuse_blocking::<StoreError, _, _>(work)
+    }
+
+    /// `write_or_refuse` for code that is not async.
+    pub fn write_or_refuse_blocking<E, T, F>(&self, work: F) -> Result<T, E>
+    where
+        F: FnMut(&mut WriteTx<'_>) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
     {
         let (job, receiver) = TypedJob::boxed(work, true);
         self.inner.writer.submit(job)?;
@@ -392,6 +417,9 @@ fn migrate(db: &Database, path: &Path) -> Result<Option<u64>, StoreError> {
                 }
                 if old < 3 {
                     index_sessions_by_user(&txn)?;
+                }
+                if old < 4 {
+                    file_refresh_tokens_by_creation(&txn)?;
                 }
                 txn.open_table(META)?
                     .insert("schema_version", encode(&SCHEMA_VERSION)?.as_slice())?;
@@ -468,6 +496,31 @@ fn index_sessions_by_user(txn: &redb::WriteTransaction) -> Result<(), StoreError
         let row = row?;
         let session: Session = decode(row.1.value())?;
         by_user.insert(session.user_id, row.0.value())?;
+    }
+    Ok(())
+}
+
+/// Schema 3 → 4: refresh tokens filed in the expiry index by creation (they were filed by an
+/// expiry of their own, which tokens imported from DOT lacked, so the cleanup never saw them).
+fn file_refresh_tokens_by_creation(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
+    /// What schema 3 stored, as far as this step needs it.
+    #[derive(serde::Deserialize)]
+    struct Schema3RefreshToken {
+        created: Timestamp,
+        #[serde(default)]
+        expires: Option<Timestamp>,
+    }
+    let kind = ExpiringKind::RefreshToken as u8;
+    let mut expiry = txn.open_table(EXPIRY)?;
+    let refresh_tokens = txn.open_table(REFRESH_TOKENS)?;
+    for row in refresh_tokens.iter()? {
+        let row = row?;
+        let key = row.0.value();
+        let token: Schema3RefreshToken = decode(row.1.value())?;
+        if let Some(expires) = token.expires {
+            expiry.remove((kind, expires.0, key))?;
+        }
+        expiry.insert((kind, token.created.0, key), ())?;
     }
     Ok(())
 }
@@ -813,16 +866,15 @@ impl<'a> WriteTx<'a> {
         old_name: Option<&str>,
         new_name: &str,
         id: u64,
-        what: &str,
+        what: &'static str,
     ) -> Result<(), StoreError> {
         let mut names = self.txn.open_table(index)?;
         let holder = names.get(new_name)?.map(|holder| holder.value());
-        if let Some(holder) = holder
-            && holder != id
-        {
-            return Err(StoreError::Conflict(format!(
-                "{what} {new_name:?} already exists (pk {holder})"
-            )));
+        if holder.is_some_and(|holder| holder != id) {
+            return Err(StoreError::Duplicate {
+                what,
+                value: new_name.to_owned(),
+            });
         }
         if let Some(old) = old_name
             && old != new_name
@@ -1120,13 +1172,13 @@ impl<'a> WriteTx<'a> {
         token: &RefreshToken,
     ) -> Result<(), StoreError> {
         let previous = self.refresh_token(key)?;
-        let (old_expires, old_revoked) = previous
+        let (old_created, old_revoked) = previous
             .as_ref()
-            .map_or((None, None), |old| (old.expires, old.revoked));
+            .map_or((None, None), |old| (Some(old.created), old.revoked));
         self.refresh_tokens()?
             .insert(key.0, encode(token)?.as_slice())?;
         for (kind, old, new) in [
-            (ExpiringKind::RefreshToken, old_expires, token.expires),
+            (ExpiringKind::RefreshToken, old_created, Some(token.created)),
             (
                 ExpiringKind::RevokedRefreshToken,
                 old_revoked,
@@ -1286,7 +1338,10 @@ impl<'a> WriteTx<'a> {
         if is_new {
             let mut codes = self.txn.open_table(DEVICE_USER_CODES)?;
             if codes.get(grant.user_code.as_str())?.is_some() {
-                return Err(StoreError::Conflict("the user code is taken".to_owned()));
+                return Err(StoreError::Duplicate {
+                    what: "device user code",
+                    value: grant.user_code.clone(),
+                });
             }
             codes.insert(grant.user_code.as_str(), key.0)?;
             drop(codes);
@@ -1408,7 +1463,7 @@ impl<'a> WriteTx<'a> {
             return Ok(false);
         };
         for (kind, at) in [
-            (ExpiringKind::RefreshToken, token.expires),
+            (ExpiringKind::RefreshToken, Some(token.created)),
             (ExpiringKind::RevokedRefreshToken, token.revoked),
         ] {
             if let Some(at) = at {
@@ -1546,7 +1601,7 @@ mod tests {
             move |_: &mut WriteTx<'_>| {
                 let _ = started.send(());
                 let _ = released.lock().unwrap().recv();
-                Ok(())
+                Ok::<(), StoreError>(())
             },
             true,
         );
@@ -1556,8 +1611,9 @@ mod tests {
         let mut replies = Vec::new();
         for i in 0..10u64 {
             let (job, reply) = match i {
+                // A username job 0 took in the same batch.
                 3 => writer::TypedJob::boxed(
-                    |_: &mut WriteTx<'_>| Err(StoreError::Conflict("refused".to_owned())),
+                    |tx: &mut WriteTx<'_>| tx.put_user(&User::sample(999, "u0")),
                     true,
                 ),
                 6 => writer::TypedJob::boxed(
@@ -1579,7 +1635,7 @@ mod tests {
         for (i, reply) in replies.into_iter().enumerate() {
             let result = reply.blocking_recv().unwrap();
             match i {
-                3 => assert!(matches!(result, Err(StoreError::Conflict(_)))),
+                3 => assert!(matches!(result, Err(StoreError::Duplicate { .. }))),
                 6 => assert!(matches!(result, Err(StoreError::Storage(_)))),
                 _ => assert!(result.is_ok(), "{i}: {result:?}"),
             }
@@ -1618,7 +1674,6 @@ mod tests {
                     revoked: Some(Timestamp(20)),
                     access_token: None,
                     family: FamilyId([0; 16]),
-                    expires: None,
                     tail: String::new(),
                 };
                 txn.open_table(REFRESH_TOKENS)
@@ -1647,8 +1702,79 @@ mod tests {
             rows,
             [
                 (ExpiringKind::AccessToken as u8, 1_000, [1u8; 32]),
+                (ExpiringKind::RefreshToken as u8, 10, revoked_key),
                 (ExpiringKind::RevokedRefreshToken as u8, 20, revoked_key),
             ]
+        );
+        store.close().unwrap();
+    }
+
+    #[test]
+    fn schema_3_refresh_tokens_are_filed_by_creation() {
+        /// A schema-3 refresh token: with an expiry of its own, or (imported) without.
+        #[derive(serde::Serialize)]
+        struct Schema3 {
+            user: Option<u64>,
+            application: u64,
+            scope: String,
+            created: Timestamp,
+            family: FamilyId,
+            expires: Option<Timestamp>,
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v3.redb");
+        let kind = ExpiringKind::RefreshToken as u8;
+        let (minted, imported) = ([1u8; 32], [2u8; 32]);
+        {
+            let (store, _) = Store::open(&path, 1 << 20).unwrap();
+            store.close().unwrap();
+            let db = Database::create(&path).unwrap();
+            let txn = db.begin_write().unwrap();
+            {
+                txn.open_table(META)
+                    .unwrap()
+                    .insert("schema_version", encode(&3u64).unwrap().as_slice())
+                    .unwrap();
+                let mut tokens = txn.open_table(REFRESH_TOKENS).unwrap();
+                let mut expiry = txn.open_table(EXPIRY).unwrap();
+                for (key, created, expires) in [(minted, 10, Some(610)), (imported, 20, None)] {
+                    let record = Schema3 {
+                        user: None,
+                        application: 1,
+                        scope: "read".to_owned(),
+                        created: Timestamp(created),
+                        family: FamilyId(key[..16].try_into().unwrap()),
+                        expires: expires.map(Timestamp),
+                    };
+                    tokens
+                        .insert(key, encode(&record).unwrap().as_slice())
+                        .unwrap();
+                    if let Some(expires) = expires {
+                        expiry.insert((kind, expires, key), ()).unwrap();
+                    }
+                }
+            }
+            txn.commit().unwrap();
+        }
+        let (store, report) = Store::open(&path, 1 << 20).unwrap();
+        assert_eq!(report.upgraded_from, Some(3));
+        let rows: Vec<(u8, i64, [u8; 32])> = store
+            .read(|tx| {
+                let table = tx.txn.open_table(EXPIRY)?;
+                let mut rows = Vec::new();
+                for row in table.iter()? {
+                    rows.push(row?.0.value());
+                }
+                Ok(rows)
+            })
+            .unwrap();
+        assert_eq!(rows, [(kind, 10, minted), (kind, 20, imported)]);
+        assert_eq!(
+            store
+                .read(|tx| tx.refresh_token(&SecretKey(imported)))
+                .unwrap()
+                .map(|token| token.created),
+            Some(Timestamp(20))
         );
         store.close().unwrap();
     }

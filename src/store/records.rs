@@ -383,9 +383,10 @@ pub struct RefreshToken {
     #[serde(default)]
     pub access_token: Option<[u8; 32]>,
     pub family: FamilyId,
-    /// When it stops working; none when refresh tokens do not expire.
-    #[serde(default)]
-    pub expires: Option<Timestamp>,
+    // No expiry of its own: a refresh token expires `refresh_token_expire_seconds` after it was
+    // created, counted with today's setting as DOT counts it (`rules::refresh_token_expires_at`),
+    // so imported tokens and a changed setting follow one rule. Records written before schema 4
+    // carry an `expires` field, which is ignored.
     #[serde(default)]
     pub tail: String,
 }

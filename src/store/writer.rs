@@ -35,22 +35,23 @@ pub(super) trait Job: Send {
     fn finish(self: Box<Self>, committed: Result<(), StoreError>);
 }
 
-pub(super) struct TypedJob<F, T> {
+/// A job whose work answers `T` or an error `E`: a store failure, or a refusal of the caller's
+/// own type (a record a load cannot take, a user deleted meanwhile). Either way nothing the
+/// job wrote is committed.
+pub(super) struct TypedJob<F, T, E> {
     work: F,
-    outcome: Option<Result<T, StoreError>>,
-    reply: oneshot::Sender<Result<T, StoreError>>,
+    outcome: Option<Result<T, E>>,
+    reply: oneshot::Sender<Result<T, E>>,
     durable: bool,
 }
 
-impl<F, T> TypedJob<F, T>
+impl<F, T, E> TypedJob<F, T, E>
 where
-    F: FnMut(&mut WriteTx<'_>) -> Result<T, StoreError> + Send + 'static,
+    F: FnMut(&mut WriteTx<'_>) -> Result<T, E> + Send + 'static,
     T: Send + 'static,
+    E: From<StoreError> + Send + 'static,
 {
-    pub(super) fn boxed(
-        work: F,
-        durable: bool,
-    ) -> (Box<dyn Job>, oneshot::Receiver<Result<T, StoreError>>) {
+    pub(super) fn boxed(work: F, durable: bool) -> (Box<dyn Job>, oneshot::Receiver<Result<T, E>>) {
         let (reply, receiver) = oneshot::channel();
         let job = Box::new(Self {
             work,
@@ -62,10 +63,11 @@ where
     }
 }
 
-impl<F, T> Job for TypedJob<F, T>
+impl<F, T, E> Job for TypedJob<F, T, E>
 where
-    F: FnMut(&mut WriteTx<'_>) -> Result<T, StoreError> + Send + 'static,
+    F: FnMut(&mut WriteTx<'_>) -> Result<T, E> + Send + 'static,
     T: Send + 'static,
+    E: From<StoreError> + Send + 'static,
 {
     fn durable(&self) -> bool {
         self.durable
@@ -79,13 +81,15 @@ where
     }
 
     fn fail(&mut self, error: StoreError) {
-        self.outcome = Some(Err(error));
+        self.outcome = Some(Err(error.into()));
     }
 
     fn finish(self: Box<Self>, committed: Result<(), StoreError>) {
         let result = match committed {
-            Err(error) => Err(error),
-            Ok(()) => self.outcome.unwrap_or(Err(StoreError::WriterGone)),
+            Err(error) => Err(error.into()),
+            Ok(()) => self
+                .outcome
+                .unwrap_or_else(|| Err(StoreError::WriterGone.into())),
         };
         // The requester may have gone away (client disconnected); nothing to report then.
         let _ = self.reply.send(result);

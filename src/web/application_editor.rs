@@ -175,7 +175,7 @@ async fn new_secret(state: &AppState, hashed: bool) -> Result<(String, String), 
 /// id), or a failure.
 fn refusal(error: StoreError) -> Result<Refusal, WebError> {
     match error {
-        StoreError::Conflict(_) => Ok(Refusal::of(
+        StoreError::Duplicate { .. } => Ok(Refusal::of(
             "client_id",
             "An application with this client id already exists: choose another, or leave the \
              field empty to generate one.",

@@ -160,19 +160,29 @@ fn device_grants_go_at_their_expiry() {
     assert_eq!(cleanup(&app, &provider).device_grants, 1);
 }
 
+/// How long a rotated refresh token is kept.
+#[derive(Debug, Clone, Copy)]
+enum Kept {
+    Forever,
+    /// This many seconds after its revocation, then deleted as revoked.
+    AfterRevocation(i64),
+    /// Until it expires (this many seconds after its creation), then deleted as expired.
+    UntilExpiry(i64),
+}
+
 /// Revoked refresh tokens: (reuse protection, grace period, refresh expiry) → how long a
 /// rotated token is kept.
 #[test]
 fn revoked_refresh_tokens_are_kept_as_long_as_they_matter() {
-    let cases: [(bool, u64, Option<u64>, Option<i64>); 4] = [
+    let cases: [(bool, u64, Option<u64>, Kept); 4] = [
         // Reuse protection needs them while refresh tokens live; forever if they never expire.
-        (true, 0, None, None),
-        (true, 0, Some(1000), Some(1000)),
+        (true, 0, None, Kept::Forever),
+        (true, 0, Some(1000), Kept::UntilExpiry(1000)),
         // Without it, only the grace period.
-        (false, 0, None, Some(0)),
-        (false, 30, None, Some(30)),
+        (false, 0, None, Kept::AfterRevocation(0)),
+        (false, 30, None, Kept::AfterRevocation(30)),
     ];
-    for (protect, grace, expire, kept_for) in cases {
+    for (protect, grace, expire, kept) in cases {
         let (app, provider) = app_with(move |p| {
             p.refresh_token_reuse_protection = protect;
             p.refresh_token_grace_period_seconds = grace;
@@ -182,23 +192,43 @@ fn revoked_refresh_tokens_are_kept_as_long_as_they_matter() {
         let (status, _) = refresh(&app, body["refresh_token"].as_str().unwrap());
         assert_eq!(status, 200);
         let case = format!("protect={protect} grace={grace} expire={expire:?}");
-        match kept_for {
-            None => {
+        match kept {
+            Kept::Forever => {
                 advance(&app, 10 * 365 * 86_400, 0);
                 assert_eq!(cleanup(&app, &provider).revoked_refresh_tokens, 0, "{case}");
             }
-            Some(seconds) => {
+            Kept::AfterRevocation(seconds) => {
                 advance(&app, seconds, 0);
                 assert_eq!(cleanup(&app, &provider).revoked_refresh_tokens, 0, "{case}");
                 advance(&app, 0, 1);
                 assert_eq!(cleanup(&app, &provider).revoked_refresh_tokens, 1, "{case}");
-                // Gone: presenting it now is simply invalid.
-                let (status, error) = refresh(&app, body["refresh_token"].as_str().unwrap());
+            }
+            Kept::UntilExpiry(seconds) => {
+                // Issued, rotated and re-issued at the same instant: all expire together.
+                advance(&app, seconds, -1);
+                let report = cleanup(&app, &provider);
                 assert_eq!(
-                    (status, error["error"].as_str()),
-                    (400, Some("invalid_grant"))
+                    (report.revoked_refresh_tokens, report.expired_refresh_tokens),
+                    (0, Some(0)),
+                    "{case}"
+                );
+                advance(&app, 0, 1);
+                let report = cleanup(&app, &provider);
+                assert_eq!(
+                    (report.revoked_refresh_tokens, report.expired_refresh_tokens),
+                    (0, Some(2)),
+                    "{case}"
                 );
             }
+        }
+        if !matches!(kept, Kept::Forever) {
+            // Gone: presenting it now is simply invalid.
+            let (status, error) = refresh(&app, body["refresh_token"].as_str().unwrap());
+            assert_eq!(
+                (status, error["error"].as_str()),
+                (400, Some("invalid_grant")),
+                "{case}"
+            );
         }
     }
 }

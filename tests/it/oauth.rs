@@ -612,6 +612,28 @@ fn refresh_tokens_expire_when_configured() {
     ));
     assert_eq!(introspected["active"], false, "{introspected}");
     assert_eq!(live_tokens(&app), "1");
+    // And the cleanup by the same rule: the imported token (no expiry row of its own before
+    // schema 4) goes with the one minted here.
+    let stored = app.store.read(|tx| tx.refresh_token_count()).unwrap();
+    assert_eq!(stored, 2);
+    let provider = oxidot::config::OAuth2Provider {
+        refresh_token_expire_seconds: Some(600),
+        ..Default::default()
+    };
+    let report = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap()
+        .block_on(oxidot::cleanup::clear_expired(
+            &app.store,
+            &provider,
+            &app.clock,
+            &std::sync::atomic::AtomicBool::new(false),
+        ))
+        .unwrap();
+    assert_eq!(report.expired_refresh_tokens, Some(2), "{report:?}");
+    assert_eq!(app.store.read(|tx| tx.refresh_token_count()).unwrap(), 0);
+    assert_eq!(live_tokens(&app), "1");
 }
 
 #[test]

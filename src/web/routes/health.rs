@@ -54,7 +54,12 @@ const EXPIRED_CAP: u64 = 100_000;
 
 /// The metrics text, with the gauges read now.
 pub fn render(state: &AppState) -> String {
-    render_from(&state.store, &state.hasher, &state.clock)
+    render_from(
+        &state.store,
+        &state.hasher,
+        &state.clock,
+        &state.settings.oauth2_provider,
+    )
 }
 
 /// The same, from the parts it reads (the separate metrics listener has no `AppState`).
@@ -62,6 +67,7 @@ pub fn render_from(
     store: &crate::store::Store,
     hasher: &crate::passwords::Hasher,
     clock: &crate::clock::Clock,
+    provider: &crate::config::OAuth2Provider,
 ) -> String {
     let metrics = metrics::global();
     let now = Timestamp::from_datetime(clock.now());
@@ -88,7 +94,10 @@ pub fn render_from(
         let mut counts = Vec::new();
         for (name, table, kind) in kinds {
             let stored = tx.token_count(table)?;
-            let mut gone = tx.expired_count(kind, now, EXPIRED_CAP)?;
+            let mut gone = match crate::cleanup::due_before(kind, provider, now) {
+                Some(before) => tx.expired_count(kind, before, EXPIRED_CAP)?,
+                None => 0,
+            };
             if kind == ExpiringKind::RefreshToken {
                 gone += tx.expired_count(
                     ExpiringKind::RevokedRefreshToken,

@@ -74,11 +74,15 @@ fn capped(count: u64) -> String {
 async fn dashboard(screen: Staff<'_>) -> Result<Page, WebError> {
     let state = screen.state;
     let now = Timestamp::from_datetime(state.clock.now());
+    let provider = &state.settings.oauth2_provider;
     let (counts, cleanup) = state.store.read(|tx| {
         let mut counts = Vec::new();
         for row in &ROWS {
             let total = tx.token_count(row.table)?;
-            let expired = tx.expired_count(row.kind, now, COUNT_CAP)?;
+            let expired = match crate::cleanup::due_before(row.kind, provider, now) {
+                Some(before) => tx.expired_count(row.kind, before, COUNT_CAP)?,
+                None => 0,
+            };
             // Spent but unexpired: kept for reuse detection (a revoked refresh token, a used
             // code) or to answer a poll (a denied device grant); none of them is live.
             let spent = match row.table {

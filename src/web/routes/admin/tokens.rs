@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::{Answer, key_from_hex, key_hex, masked, see_other, when};
+use crate::config::OAuth2Provider;
 use crate::params::Params;
 use crate::permissions::{self, Action, Model};
 use crate::store::{
@@ -36,7 +37,8 @@ trait Listed: DeserializeOwned {
     fn application(&self) -> u64;
     fn scope(&self) -> &str;
     fn created(&self) -> Timestamp;
-    fn expires(&self) -> Option<Timestamp>;
+    /// When it stops working (a refresh token: by today's lifetime setting).
+    fn expires(&self, provider: &OAuth2Provider) -> Option<Timestamp>;
     fn tail(&self) -> &str {
         ""
     }
@@ -47,10 +49,10 @@ trait Listed: DeserializeOwned {
     /// Makes the record unusable; false when there was nothing live to revoke.
     fn revoke(tx: &mut WriteTx<'_>, key: &SecretKey, now: Timestamp) -> Result<bool, StoreError>;
 
-    fn state(&self, now: Timestamp) -> &'static str {
+    fn state(&self, now: Timestamp, provider: &OAuth2Provider) -> &'static str {
         if let Some(spent) = self.spent() {
             spent
-        } else if self.expires().is_some_and(|at| at <= now) {
+        } else if self.expires(provider).is_some_and(|at| at <= now) {
             "expired"
         } else {
             "live"
@@ -82,7 +84,7 @@ impl Listed for AccessToken {
         self.user
     }
     common_fields!();
-    fn expires(&self) -> Option<Timestamp> {
+    fn expires(&self, _: &OAuth2Provider) -> Option<Timestamp> {
         Some(self.expires)
     }
     fn tail(&self) -> &str {
@@ -102,8 +104,8 @@ impl Listed for RefreshToken {
         self.user
     }
     common_fields!();
-    fn expires(&self) -> Option<Timestamp> {
-        self.expires
+    fn expires(&self, provider: &OAuth2Provider) -> Option<Timestamp> {
+        crate::rules::refresh_token_expires_at(self, provider)
     }
     fn tail(&self) -> &str {
         &self.tail
@@ -129,7 +131,7 @@ impl Listed for Grant {
         Some(self.user)
     }
     common_fields!();
-    fn expires(&self) -> Option<Timestamp> {
+    fn expires(&self, _: &OAuth2Provider) -> Option<Timestamp> {
         Some(self.expires)
     }
     fn spent(&self) -> Option<&'static str> {
@@ -153,7 +155,7 @@ impl Listed for IdToken {
         self.user
     }
     common_fields!();
-    fn expires(&self) -> Option<Timestamp> {
+    fn expires(&self, _: &OAuth2Provider) -> Option<Timestamp> {
         Some(self.expires)
     }
     /// The signed token is with the client; its record goes, so it no longer serves as an
@@ -175,7 +177,7 @@ impl Listed for DeviceGrant {
         }
     }
     common_fields!();
-    fn expires(&self) -> Option<Timestamp> {
+    fn expires(&self, _: &OAuth2Provider) -> Option<Timestamp> {
         Some(self.expires)
     }
     fn spent(&self) -> Option<&'static str> {
@@ -286,6 +288,7 @@ fn row_of<T: Listed>(
     record: &T,
     names: &mut Names<'_>,
     now: Timestamp,
+    provider: &OAuth2Provider,
 ) -> Result<Value, StoreError> {
     Ok(json!({
         "key": key_hex(key),
@@ -298,8 +301,8 @@ fn row_of<T: Listed>(
         "application": names.application(record.application())?,
         "scope": record.scope(),
         "created": record.created().to_rfc3339(),
-        "expires": when(record.expires()),
-        "state": record.state(now),
+        "expires": when(record.expires(provider)),
+        "state": record.state(now, provider),
     }))
 }
 
@@ -310,6 +313,7 @@ async fn list_page<T: Listed>(
 ) -> Result<Page, WebError> {
     let filters = Filters::from(params)?;
     let now = Timestamp::from_datetime(screen.state.clock.now());
+    let provider = &screen.state.settings.oauth2_provider;
     let (rows, next, scanned, unknown) = screen.state.store.read(|tx| {
         let user = if filters.username.is_empty() {
             None
@@ -332,12 +336,12 @@ async fn list_page<T: Listed>(
             tx.token_page::<T>(T::TABLE, filters.before, PAGE_ROWS, PAGE_SCAN, |record| {
                 user.is_none_or(|user| record.user() == Some(user))
                     && application.is_none_or(|app| record.application() == app)
-                    && (state.is_empty() || record.state(now) == state)
+                    && (state.is_empty() || record.state(now, provider) == state)
             })?;
         let mut names = Names::new(tx);
         let mut rows = Vec::with_capacity(page.rows.len());
         for (key, record) in &page.rows {
-            rows.push(row_of(key, record, &mut names, now)?);
+            rows.push(row_of(key, record, &mut names, now, provider)?);
         }
         Ok((rows, page.next, page.scanned, None))
     })?;
@@ -423,11 +427,12 @@ async fn detail_page<T: Listed>(screen: &Screen<'_>, key_text: &str) -> Result<P
     const NO_RECORD: WebError = WebError::NotFound("There is no such record.");
     let key = key_from_hex(key_text).ok_or(NO_RECORD)?;
     let now = Timestamp::from_datetime(screen.state.clock.now());
+    let provider = &screen.state.settings.oauth2_provider;
     let row = screen.state.store.read(|tx| {
         let found = tx.token_record::<T>(T::TABLE, &key)?;
         let mut names = Names::new(tx);
         found
-            .map(|record| row_of(&key, &record, &mut names, now))
+            .map(|record| row_of(&key, &record, &mut names, now, provider))
             .transpose()
     })?;
     let row = row.ok_or(NO_RECORD)?;

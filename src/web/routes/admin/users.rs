@@ -42,7 +42,7 @@ fn refusal(error: AccountError) -> Result<Refusal, WebError> {
     match error {
         AccountError::Invalid { field, message } => Ok(Refusal::of(field, as_sentence(&message))),
         // The only unique field of a user is the username.
-        AccountError::Store(StoreError::Conflict(_)) => Ok(Refusal::of(
+        AccountError::Store(StoreError::Duplicate { .. }) => Ok(Refusal::of(
             "username",
             "A user with that username already exists.",
         )),
@@ -467,7 +467,9 @@ async fn groups(screen: Allowed<'_, ViewGroup>) -> Result<Page, WebError> {
 async fn save_group(state: &AppState, group: Group) -> Result<Result<(), String>, WebError> {
     match state.store.write(move |tx| tx.put_group(&group)).await {
         Ok(()) => Ok(Ok(())),
-        Err(StoreError::Conflict(message)) => Ok(Err(message)),
+        Err(StoreError::Duplicate { value, .. }) => {
+            Ok(Err(format!("a group named {value:?} already exists")))
+        }
         Err(other) => Err(other.into()),
     }
 }
