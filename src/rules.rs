@@ -4,7 +4,8 @@
 //! without a store or a server.
 
 use crate::config::OAuth2Provider;
-use crate::store::{AccessToken, RefreshToken, Timestamp, User};
+use crate::oauth::scope::is_subset;
+use crate::store::{AccessToken, RefreshToken, SecretKey, Timestamp, User};
 
 /// Whether the user a token or code speaks for may still use it. A token without a user
 /// (client credentials) speaks only for its client; one whose user was deleted or deactivated
@@ -74,6 +75,116 @@ pub fn refresh_token_unrevoked_and_unexpired(
 /// earlier than the revocation it meets, since times are taken before the write).
 pub fn within_refresh_grace(revoked: Timestamp, now: Timestamp, grace_seconds: u64) -> bool {
     grace_seconds > 0 && now < revoked.plus_seconds(grace_seconds)
+}
+
+/// Why a refresh grant is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshRefusal {
+    /// No such refresh token, or the user it speaks for may no longer act.
+    Unknown,
+    OtherClient,
+    Expired,
+    /// Rotated or revoked, and past its grace period: a reuse. With reuse protection on, its
+    /// whole family is revoked (`family_revoked` tokens were live), and that is committed even
+    /// though the grant is refused.
+    Reused {
+        family_revoked: u64,
+    },
+    /// A refresh may only narrow the scope.
+    ScopeWidened,
+}
+
+/// The refresh grant's judgement of `old`, presented by client `client` at `now`: the scope
+/// the new tokens get, or why not. In the order DOT checks.
+pub fn judge_refresh(
+    old: &RefreshToken,
+    holder: Option<&User>,
+    client: u64,
+    requested_scope: Option<&str>,
+    provider: &OAuth2Provider,
+    now: Timestamp,
+) -> Result<String, RefreshRefusal> {
+    if old.application != client {
+        return Err(RefreshRefusal::OtherClient);
+    }
+    if refresh_token_expired(old, provider, now) {
+        return Err(RefreshRefusal::Expired);
+    }
+    if !holder_may_act(old.user, holder) {
+        return Err(RefreshRefusal::Unknown);
+    }
+    if let Some(revoked) = old.revoked
+        && !within_refresh_grace(revoked, now, provider.refresh_token_grace_period_seconds)
+    {
+        return Err(RefreshRefusal::Reused { family_revoked: 0 });
+    }
+    match requested_scope {
+        Some(requested) if !is_subset(requested, &old.scope) => Err(RefreshRefusal::ScopeWidened),
+        Some(requested) => Ok(requested.to_owned()),
+        None => Ok(old.scope.clone()),
+    }
+}
+
+/// Whether a granted refresh of a grant with `scope` brings a new ID token (OIDC Core §12.2:
+/// an OpenID grant's refresh does, for the original authentication).
+pub fn refresh_renews_id_token(scope: &str) -> bool {
+    crate::oauth::is_openid(scope)
+}
+
+/// The records a granted refresh writes: the new access token, the presented refresh token as
+/// it is kept (rotated: revoked, not rotating: paired with the new access token), and the new
+/// refresh token when rotating. The presented token's previous access token is deleted.
+pub struct RefreshRecords {
+    pub access: AccessToken,
+    pub old: RefreshToken,
+    pub new_refresh: Option<RefreshToken>,
+}
+
+/// What a granted refresh of `old` (under `old_key`) writes at `now`, with `scope` judged by
+/// `judge_refresh`; `access` and `refresh` are the freshly minted keys and their tails.
+pub fn refresh_records(
+    old: &RefreshToken,
+    old_key: &SecretKey,
+    scope: &str,
+    access: (&SecretKey, &str),
+    refresh: (&SecretKey, &str),
+    provider: &OAuth2Provider,
+    now: Timestamp,
+) -> RefreshRecords {
+    let rotate = provider.rotate_refresh_token;
+    let access_record = AccessToken {
+        user: old.user,
+        application: old.application,
+        scope: scope.to_owned(),
+        expires: now.plus_seconds(provider.access_token_expire_seconds),
+        created: now,
+        refresh_token: Some(if rotate { refresh.0.0 } else { old_key.0 }),
+        family: Some(old.family),
+        tail: access.1.to_owned(),
+    };
+    let mut kept = old.clone();
+    let new_refresh = if rotate {
+        kept.access_token = None;
+        kept.revoked = kept.revoked.or(Some(now));
+        Some(RefreshToken {
+            user: old.user,
+            application: old.application,
+            scope: old.scope.clone(),
+            created: now,
+            revoked: None,
+            access_token: Some(access.0.0),
+            family: old.family,
+            tail: refresh.1.to_owned(),
+        })
+    } else {
+        kept.access_token = Some(access.0.0);
+        None
+    };
+    RefreshRecords {
+        access: access_record,
+        old: kept,
+        new_refresh,
+    }
 }
 
 #[cfg(test)]
@@ -178,5 +289,96 @@ mod tests {
         assert!(within_refresh_grace(revoked, Timestamp(9_999_999), 5));
         assert!(within_refresh_grace(revoked, Timestamp(14_999_999), 5));
         assert!(!within_refresh_grace(revoked, Timestamp(15_000_000), 5));
+    }
+
+    #[test]
+    fn a_refresh_is_judged_in_dots_order() {
+        let second = 1_000_000;
+        let provider = OAuth2Provider {
+            refresh_token_expire_seconds: Some(100),
+            refresh_token_grace_period_seconds: 5,
+            ..OAuth2Provider::default()
+        };
+        let alice = user(true);
+        let now = Timestamp(50 * second);
+        let judge = |token: &RefreshToken, holder: Option<&User>, client, scope| {
+            judge_refresh(token, holder, client, scope, &provider, now)
+        };
+        let live = refresh(0, None);
+        assert_eq!(judge(&live, Some(&alice), 1, None), Ok("read".to_owned()));
+        assert_eq!(
+            judge(&live, Some(&alice), 2, None),
+            Err(RefreshRefusal::OtherClient)
+        );
+        assert_eq!(
+            judge(&refresh(-100 * second, None), Some(&alice), 1, None),
+            Err(RefreshRefusal::Expired)
+        );
+        assert_eq!(
+            judge(&live, Some(&user(false)), 1, None),
+            Err(RefreshRefusal::Unknown)
+        );
+        assert_eq!(judge(&live, None, 1, None), Err(RefreshRefusal::Unknown));
+        // Rotated 4 s ago: within the 5 s grace; 5 s ago: a reuse.
+        assert!(judge(&refresh(0, Some(46 * second)), Some(&alice), 1, None).is_ok());
+        assert_eq!(
+            judge(&refresh(0, Some(45 * second)), Some(&alice), 1, None),
+            Err(RefreshRefusal::Reused { family_revoked: 0 })
+        );
+        assert_eq!(
+            judge(&live, Some(&alice), 1, Some("read write")),
+            Err(RefreshRefusal::ScopeWidened)
+        );
+        assert_eq!(
+            judge(&live, Some(&alice), 1, Some("read")),
+            Ok("read".to_owned())
+        );
+    }
+
+    #[test]
+    fn a_granted_refresh_rotates_or_repairs_the_pair() {
+        let now = Timestamp(9);
+        let old = RefreshToken {
+            access_token: Some([1; 32]),
+            ..refresh(0, None)
+        };
+        let (old_key, access, new) = (SecretKey([2; 32]), SecretKey([3; 32]), SecretKey([4; 32]));
+        let mut provider = OAuth2Provider {
+            rotate_refresh_token: true,
+            ..OAuth2Provider::default()
+        };
+        let rotated = refresh_records(
+            &old,
+            &old_key,
+            "read",
+            (&access, "aaaa"),
+            (&new, "bbbb"),
+            &provider,
+            now,
+        );
+        assert_eq!(rotated.old.revoked, Some(now));
+        assert_eq!(rotated.old.access_token, None);
+        assert_eq!(rotated.access.refresh_token, Some(new.0));
+        let new_refresh = rotated.new_refresh.unwrap();
+        assert_eq!(
+            (new_refresh.created, new_refresh.access_token),
+            (now, Some(access.0))
+        );
+        assert_eq!(new_refresh.family, old.family);
+
+        provider.rotate_refresh_token = false;
+        let kept = refresh_records(
+            &old,
+            &old_key,
+            "read",
+            (&access, "aaaa"),
+            (&new, "bbbb"),
+            &provider,
+            now,
+        );
+        assert!(kept.new_refresh.is_none());
+        assert_eq!(kept.old.revoked, None);
+        assert_eq!(kept.old.access_token, Some(access.0));
+        assert_eq!(kept.access.refresh_token, Some(old_key.0));
     }
 }

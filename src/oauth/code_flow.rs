@@ -4,12 +4,12 @@
 
 use crate::oauth::authorize::{AuthorizationRequest, AuthorizationResponse};
 use crate::oauth::scope::is_subset;
-use crate::oauth::tokens::{OAuth, id_token_row, mint, new_family, token_records};
+use crate::oauth::tokens::{OAuth, mint, new_family, token_records};
 use crate::oauth::{IdTokenContext, OAuthError, TokenResponse, is_openid, pkce};
 use crate::params::Params;
 use crate::random;
 use crate::store::{
-    Application, Consent, Grant, OidcSession, SecretKey, StoreError, Timestamp, WriteTx,
+    Application, Consent, Grant, IdToken, OidcSession, SecretKey, StoreError, Timestamp, WriteTx,
 };
 
 impl OAuth {
@@ -102,7 +102,7 @@ impl OAuth {
             (access.key, record)
         });
         let id_token_row = id_token_signer.as_ref().map(|_| {
-            id_token_row(
+            IdToken::issued(
                 provider.id_token_expire_seconds,
                 &jti,
                 user,
@@ -194,7 +194,7 @@ impl OAuth {
             let lifetime = provider.id_token_expire_seconds;
             move |grant: &Grant| {
                 (wanted && is_openid(&grant.scope)).then(|| {
-                    id_token_row(
+                    IdToken::issued(
                         lifetime,
                         &jti,
                         grant.user,

@@ -10,7 +10,7 @@ mod error;
 mod openid;
 pub mod pkce;
 pub mod redirect;
-mod scope;
+pub(crate) mod scope;
 mod tokens;
 
 pub use authorize::{

@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::accounts::{AccountError, Accounts};
 use crate::clock::Clock;
 use crate::config::{OAuth2Provider, Settings};
-use crate::oauth::scope::{has_scope, is_subset, resolve_scope};
+use crate::oauth::scope::{has_scope, resolve_scope};
 use crate::oauth::{
     BearerError, ClientAuthenticator, IdTokenContext, IdTokenSigner, OAuthError, PresentedClient,
     is_openid,
@@ -20,9 +20,11 @@ use crate::oauth::{
 use crate::params::Params;
 use crate::random;
 use crate::rules;
+use crate::rules::RefreshRefusal;
 use crate::store::{
-    AccessToken, Application, ClientType, FamilyId, GrantType, IdToken, ReadTx, RefreshToken,
-    SecretKey, Store, StoreError, Timestamp,
+    AccessToken, Application, ClientType, FamilyId, FoundToken, GrantType, NewTokens,
+    NotTheClients, ReadTx, RefreshRequest, RefreshToken, Refreshed, SecretKey, Store, StoreError,
+    StoredToken, Timestamp, TokenStorage,
 };
 use crate::throttle::Throttle;
 
@@ -129,26 +131,6 @@ pub(super) fn token_records(
         tail: tail.to_owned(),
     });
     (access_record, refresh_record)
-}
-
-/// The record of an issued ID token (DOT keeps them; the cleanup deletes them once expired).
-pub(super) fn id_token_row(
-    lifetime: u64,
-    jti: &str,
-    user: u64,
-    application: u64,
-    scope: &str,
-    now: Timestamp,
-) -> (SecretKey, IdToken) {
-    let record = IdToken {
-        user: Some(user),
-        application,
-        jti: jti.to_owned(),
-        scope: scope.to_owned(),
-        expires: now.plus_seconds(lifetime),
-        created: now,
-    };
-    (SecretKey::of_token(jti), record)
 }
 
 pub(super) fn new_family() -> Result<FamilyId, OAuthError> {
@@ -376,15 +358,13 @@ impl OAuth {
             // family would cost a write per token for nothing.
             access_record.family = None;
         }
-        let access_key = access.key;
-        let refresh_key = refresh.as_ref().map(|minted| minted.key);
         self.store
-            .write(move |tx| {
-                tx.put_access_token(&access_key, &access_record)?;
-                if let (Some(key), Some(record)) = (&refresh_key, &refresh_record) {
-                    tx.put_refresh_token(key, record)?;
-                }
-                Ok(())
+            .issue_tokens(NewTokens {
+                access: (access.key, access_record),
+                refresh: refresh
+                    .as_ref()
+                    .map(|minted| minted.key)
+                    .zip(refresh_record),
             })
             .await?;
         Ok(self.response(access, refresh.map(|minted| minted.value), scope))
@@ -402,133 +382,38 @@ impl OAuth {
         let presented = params
             .non_empty("refresh_token")?
             .ok_or_else(|| OAuthError::InvalidRequest("refresh_token is required".to_owned()))?;
-        let requested_scope = params.non_empty("scope")?.map(str::to_owned);
-        let provider = self.settings.oauth2_provider.clone();
+        let provider = &self.settings.oauth2_provider;
         let now = self.now();
-        let old_key = SecretKey::of_token(presented);
         let access = mint(now)?;
         let refresh = mint(now)?;
-        let application_id = application.id;
-        let client_id = application.client_id.clone();
-        let response_access = access.value.clone();
-        let response_refresh = refresh.value.clone();
         let jti = random::ordered_token(now.0)?;
-        let row_jti = jti.clone();
-        let wants_id_token = self.id_tokens.is_some();
-        let outcome = self
+        let request = RefreshRequest {
+            presented: SecretKey::of_token(presented),
+            client: application.id,
+            requested_scope: params.non_empty("scope")?.map(str::to_owned),
+            now,
+            access: (access.key, access.tail),
+            refresh: (refresh.key, refresh.tail),
+            id_token_jti: self.id_tokens.is_some().then(|| jti.clone()),
+        };
+        let Refreshed { scope, session } = self
             .store
-            .write(move |tx| {
-                let Some(mut old) = tx.refresh_token(&old_key)? else {
-                    return Ok(Err(OAuthError::InvalidGrant(
-                        "the refresh token is invalid".to_owned(),
-                    )));
-                };
-                if old.application != application_id {
-                    return Ok(Err(OAuthError::InvalidGrant(
-                        "the refresh token was issued to another client".to_owned(),
-                    )));
-                }
-                if rules::refresh_token_expired(&old, &provider, now) {
-                    return Ok(Err(OAuthError::InvalidGrant(
-                        "the refresh token has expired".to_owned(),
-                    )));
-                }
-                let holder = match old.user {
-                    Some(id) => tx.user(id)?,
-                    None => None,
-                };
-                if !rules::holder_may_act(old.user, holder.as_ref()) {
-                    return Ok(Err(OAuthError::InvalidGrant(
-                        "the refresh token is invalid".to_owned(),
-                    )));
-                }
-                if let Some(revoked) = old.revoked
-                    && !rules::within_refresh_grace(
-                        revoked,
-                        now,
-                        provider.refresh_token_grace_period_seconds,
-                    )
+            .rotate_refresh_token(request, provider)
+            .await?
+            .map_err(|refusal| {
+                if let RefreshRefusal::Reused { family_revoked } = refusal
+                    && provider.refresh_token_reuse_protection
                 {
-                    if provider.refresh_token_reuse_protection {
-                        let revoked = tx.revoke_family(old.family, now)?;
-                        tracing::warn!(
-                            client = client_id.as_str(),
-                            revoked,
-                            "refresh token reused: its token family is revoked"
-                        );
-                    }
-                    return Ok(Err(OAuthError::InvalidGrant(
-                        "the refresh token has been used or revoked".to_owned(),
-                    )));
+                    tracing::warn!(
+                        client = application.client_id.as_str(),
+                        revoked = family_revoked,
+                        "refresh token reused: its token family is revoked"
+                    );
                 }
-                let scope = match &requested_scope {
-                    Some(requested) if !is_subset(requested, &old.scope) => {
-                        return Ok(Err(OAuthError::InvalidScope(
-                            "a refresh may only narrow the scope".to_owned(),
-                        )));
-                    }
-                    Some(requested) => requested.clone(),
-                    None => old.scope.clone(),
-                };
-                if let Some(previous) = old.access_token.take() {
-                    tx.delete_access_token(&SecretKey(previous))?;
-                }
-                let rotate = provider.rotate_refresh_token;
-                let access_record = AccessToken {
-                    user: old.user,
-                    application: application_id,
-                    scope: scope.clone(),
-                    expires: now.plus_seconds(provider.access_token_expire_seconds),
-                    created: now,
-                    refresh_token: Some(if rotate { refresh.key.0 } else { old_key.0 }),
-                    family: Some(old.family),
-                    tail: access.tail.clone(),
-                };
-                tx.put_access_token(&access.key, &access_record)?;
-                if rotate {
-                    if old.revoked.is_none() {
-                        old.revoked = Some(now);
-                    }
-                    tx.put_refresh_token(&old_key, &old)?;
-                    let new_refresh = RefreshToken {
-                        user: old.user,
-                        application: application_id,
-                        scope: old.scope.clone(),
-                        created: now,
-                        revoked: None,
-                        access_token: Some(access.key.0),
-                        family: old.family,
-                        tail: refresh.tail.clone(),
-                    };
-                    tx.put_refresh_token(&refresh.key, &new_refresh)?;
-                } else {
-                    old.access_token = Some(access.key.0);
-                    tx.put_refresh_token(&old_key, &old)?;
-                }
-                // OIDC Core §12.2: a refresh of an OpenID grant brings a new ID token, for the
-                // original authentication.
-                let session = match old.user {
-                    Some(user) if wants_id_token && is_openid(&scope) => {
-                        let session = tx.family_session(old.family)?;
-                        if session.is_some() {
-                            let (key, record) = id_token_row(
-                                provider.id_token_expire_seconds,
-                                &row_jti,
-                                user,
-                                application_id,
-                                &scope,
-                                now,
-                            );
-                            tx.put_id_token(&key, &record)?;
-                        }
-                        session.map(|session| (user, session))
-                    }
-                    _ => None,
-                };
-                Ok(Ok((scope, session)))
-            })
-            .await?;
-        let (scope, session) = outcome?;
+                refresh_refused(refusal)
+            })?;
+        let response_access = access.value;
+        let response_refresh = refresh.value;
         let id_token = match (session, self.id_token_signer(&scope)) {
             (Some((user, session)), Some(signer)) => Some(signer.sign(
                 issuer,
@@ -563,9 +448,25 @@ impl OAuth {
     }
 
     /// A live access token and its application, for protected resources.
-    pub fn bearer(&self, token: Option<&str>) -> Result<(AccessToken, Application), BearerError> {
-        self.bearer_then(token, |_, _, _| Ok(()))
-            .map(|(access, application, ())| (access, application))
+    pub async fn bearer(
+        &self,
+        token: Option<&str>,
+    ) -> Result<(AccessToken, Application), BearerError> {
+        let token = token.ok_or(BearerError::Missing)?;
+        let now = self.now();
+        let found = self.store.find_token(&SecretKey::of_token(token)).await?;
+        match found {
+            Some(FoundToken {
+                token: StoredToken::Access(access),
+                application: Some(application),
+                user,
+            }) if rules::access_token_unexpired(&access, now)
+                && rules::holder_may_act(access.user, user.as_ref()) =>
+            {
+                Ok((access, application))
+            }
+            _ => Err(BearerError::InvalidToken),
+        }
     }
 
     /// A live access token and its application, and what `then` reads in the same snapshot
@@ -597,12 +498,12 @@ impl OAuth {
     }
 
     /// A live access token holding `scope`.
-    pub fn bearer_with_scope(
+    pub async fn bearer_with_scope(
         &self,
         token: Option<&str>,
         scope: &str,
     ) -> Result<(AccessToken, Application), BearerError> {
-        let (access, application) = self.bearer(token)?;
+        let (access, application) = self.bearer(token).await?;
         if !has_scope(&access.scope, scope) {
             return Err(BearerError::InsufficientScope(scope.to_owned()));
         }
@@ -624,46 +525,50 @@ impl OAuth {
     }
 
     /// `/o/introspect/`: the caller has already been authorised.
-    pub fn introspect(&self, token: &str, issuer: &str) -> Result<Introspection, OAuthError> {
-        let key = SecretKey::of_token(token);
+    pub async fn introspect(&self, token: &str, issuer: &str) -> Result<Introspection, OAuthError> {
         let now = self.now();
         let provider = &self.settings.oauth2_provider;
-        let answer = self.store.read(|tx| {
-            if let Some(access) = tx.access_token(&key)? {
-                if !rules::access_token_unexpired(&access, now) || !holder_may_act(tx, access.user)?
-                {
-                    return Ok(Introspection::inactive());
-                }
-                return describe(tx, access.application, access.user, |info| Introspection {
+        let Some(found) = self.store.find_token(&SecretKey::of_token(token)).await? else {
+            return Ok(Introspection::inactive());
+        };
+        let (live, holder, details) = match &found.token {
+            StoredToken::Access(access) => (
+                rules::access_token_unexpired(access, now),
+                access.user,
+                Introspection {
                     scope: Some(access.scope.clone()),
                     exp: Some(access.expires.unix_seconds()),
                     iat: Some(access.created.unix_seconds()),
                     token_type: Some("Bearer"),
-                    ..info
-                });
-            }
-            if let Some(refresh) = tx.refresh_token(&key)? {
-                if !rules::refresh_token_unrevoked_and_unexpired(&refresh, provider, now)
-                    || !holder_may_act(tx, refresh.user)?
-                {
-                    return Ok(Introspection::inactive());
-                }
-                return describe(tx, refresh.application, refresh.user, |info| {
-                    Introspection {
-                        scope: Some(refresh.scope.clone()),
-                        exp: rules::refresh_token_expires_at(&refresh, provider)
-                            .map(Timestamp::unix_seconds),
-                        iat: Some(refresh.created.unix_seconds()),
-                        token_type: Some("refresh_token"),
-                        ..info
-                    }
-                });
-            }
-            Ok(Introspection::inactive())
-        })?;
+                    ..Introspection::inactive()
+                },
+            ),
+            StoredToken::Refresh(refresh) => (
+                rules::refresh_token_unrevoked_and_unexpired(refresh, provider, now),
+                refresh.user,
+                Introspection {
+                    scope: Some(refresh.scope.clone()),
+                    exp: rules::refresh_token_expires_at(refresh, provider)
+                        .map(Timestamp::unix_seconds),
+                    iat: Some(refresh.created.unix_seconds()),
+                    token_type: Some("refresh_token"),
+                    ..Introspection::inactive()
+                },
+            ),
+        };
+        if !live || !rules::holder_may_act(holder, found.user.as_ref()) {
+            return Ok(Introspection::inactive());
+        }
+        // A token whose application was deleted is still described, without a client id.
+        let client_id = found.application.map(|app| app.client_id);
         Ok(Introspection {
-            iss: answer.active.then(|| issuer.to_owned()),
-            ..answer
+            active: true,
+            aud: client_id.clone(),
+            client_id,
+            username: found.user.map(|user| user.username),
+            sub: holder.map(|id| id.to_string()),
+            iss: Some(issuer.to_owned()),
+            ..details
         })
     }
 
@@ -679,32 +584,28 @@ impl OAuth {
             .ok_or_else(|| OAuthError::InvalidRequest("token is required".to_owned()))?;
         // The hint only orders the search (RFC 7009 §2.1); any value is accepted.
         let _hint = params.single("token_type_hint")?;
-        let key = SecretKey::of_token(token);
-        let application_id = application.id;
         let now = self.now();
         self.store
-            .write(move |tx| {
-                if let Some(access) = tx.access_token(&key)? {
-                    if access.application != application_id {
-                        return Ok(Err(OAuthError::UnauthorizedClient(
-                            "the token was issued to another client".to_owned(),
-                        )));
-                    }
-                    tx.revoke_access_token(&key, now)?;
-                    return Ok(Ok(()));
-                }
-                if let Some(refresh) = tx.refresh_token(&key)? {
-                    if refresh.application != application_id {
-                        return Ok(Err(OAuthError::UnauthorizedClient(
-                            "the token was issued to another client".to_owned(),
-                        )));
-                    }
-                    tx.revoke_family(refresh.family, now)?;
-                }
-                Ok(Ok(()))
-            })
+            .revoke_token(&SecretKey::of_token(token), application.id, now)
             .await?
+            .map_err(|NotTheClients| {
+                OAuthError::UnauthorizedClient("the token was issued to another client".to_owned())
+            })
     }
+}
+
+/// The token endpoint's answer to a refused refresh.
+fn refresh_refused(refusal: RefreshRefusal) -> OAuthError {
+    let description = match refusal {
+        RefreshRefusal::Unknown => "the refresh token is invalid",
+        RefreshRefusal::OtherClient => "the refresh token was issued to another client",
+        RefreshRefusal::Expired => "the refresh token has expired",
+        RefreshRefusal::Reused { .. } => "the refresh token has been used or revoked",
+        RefreshRefusal::ScopeWidened => {
+            return OAuthError::InvalidScope("a refresh may only narrow the scope".to_owned());
+        }
+    };
+    OAuthError::InvalidGrant(description.to_owned())
 }
 
 /// Whether the user a token speaks for (if any) may still act: read in the same snapshot as
@@ -717,26 +618,4 @@ pub(super) fn holder_may_act(
         return Ok(true);
     };
     Ok(rules::holder_may_act(user, tx.user(id)?.as_ref()))
-}
-
-/// The parts of an introspection answer that come from the client and the user.
-fn describe(
-    tx: &crate::store::ReadTx,
-    application: u64,
-    user: Option<u64>,
-    fill: impl FnOnce(Introspection) -> Introspection,
-) -> Result<Introspection, crate::store::StoreError> {
-    let client_id = tx.application(application)?.map(|app| app.client_id);
-    let username = match user {
-        Some(id) => tx.user(id)?.map(|user| user.username),
-        None => None,
-    };
-    Ok(fill(Introspection {
-        active: true,
-        aud: client_id.clone(),
-        client_id,
-        username,
-        sub: user.map(|id| id.to_string()),
-        ..Introspection::inactive()
-    }))
 }

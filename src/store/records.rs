@@ -496,6 +496,29 @@ pub struct IdToken {
     pub created: Timestamp,
 }
 
+impl IdToken {
+    /// The record of an ID token issued at `now` (DOT keeps them; the cleanup deletes them once
+    /// expired), under the key of its `jti`.
+    pub fn issued(
+        lifetime: u64,
+        jti: &str,
+        user: u64,
+        application: u64,
+        scope: &str,
+        now: Timestamp,
+    ) -> (SecretKey, Self) {
+        let record = Self {
+            user: Some(user),
+            application,
+            jti: jti.to_owned(),
+            scope: scope.to_owned(),
+            expires: now.plus_seconds(lifetime),
+            created: now,
+        };
+        (SecretKey::of_token(jti), record)
+    }
+}
+
 /// When a periodic task runs (django-celery-beat's interval and crontab schedules).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]

@@ -118,6 +118,7 @@ async fn introspect_with(
         Some(bearer) => state
             .oauth
             .bearer(Some(bearer))
+            .await
             .ok()
             .map(|(_, application)| application.client_id),
         None => named_client(&authorization, &params),
@@ -138,6 +139,7 @@ async fn introspect_checked(
         let (_, application) = state
             .oauth
             .bearer_with_scope(Some(bearer), "introspection")
+            .await
             .map_err(|error| match error {
                 BearerError::Server(detail) => OAuthError::Server(detail),
                 other => OAuthError::InvalidClient {
@@ -158,7 +160,7 @@ async fn introspect_checked(
         .non_empty("token")?
         .ok_or_else(|| OAuthError::InvalidRequest("token is required".to_owned()))?;
     let issuer = state.issuer(&origin);
-    Ok(OAuthJson(state.oauth.introspect(token, &issuer)?))
+    Ok(OAuthJson(state.oauth.introspect(token, &issuer).await?))
 }
 
 #[post("/o/introspect", data = "<form>")]
@@ -189,14 +191,15 @@ async fn introspect_get(
 
 /// The DOT tutorial's protected API, answering as the tutorial's view does.
 #[get("/api/hello")]
-fn hello(
+async fn hello(
     authorization: Authorization,
     state: &State<AppState>,
 ) -> Result<(ContentType, &'static str), BearerError> {
     let scope = &state.settings.protected_resource_scope;
     state
         .oauth
-        .bearer_with_scope(authorization.bearer(), scope)?;
+        .bearer_with_scope(authorization.bearer(), scope)
+        .await?;
     Ok((ContentType::Plain, "Hello, OAuth2!"))
 }
 

@@ -240,6 +240,7 @@ fn check_file(path: &Path) -> Result<IntegrityReport, StoreError> {
         return Err(StoreError::NewerSchema {
             path: path.to_owned(),
             found: schema_version,
+            known: SCHEMA_VERSION,
         });
     }
     Ok(IntegrityReport {

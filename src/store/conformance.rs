@@ -1,0 +1,263 @@
+//! What every backend must do, as functions over the storage traits: each backend's tests run
+//! them against a fresh store holding one application and one user (see `Seeded`). A new
+//! backend is done when these pass on it.
+
+use std::sync::Arc;
+
+use crate::config::OAuth2Provider;
+use crate::rules::RefreshRefusal;
+use crate::store::{
+    AccessToken, FamilyId, NewTokens, NotTheClients, RefreshRequest, RefreshToken, SecretKey,
+    StoredToken, Timestamp, TokenStorage,
+};
+
+/// A fresh store and what it was seeded with.
+pub struct Seeded {
+    pub storage: Arc<dyn TokenStorage>,
+    /// Two applications' ids, the second to present tokens of the first.
+    pub application: u64,
+    pub other_application: u64,
+    /// An active user's id.
+    pub user: u64,
+}
+
+const SECOND: i64 = 1_000_000;
+
+fn key(n: u8) -> SecretKey {
+    SecretKey([n; 32])
+}
+
+/// An access token and a refresh token of one family, issued at `now`.
+fn pair(seeded: &Seeded, access: u8, refresh: u8, now: Timestamp) -> NewTokens {
+    let family = FamilyId([access; 16]);
+    NewTokens {
+        access: (
+            key(access),
+            AccessToken {
+                user: Some(seeded.user),
+                application: seeded.application,
+                scope: "read write".to_owned(),
+                expires: now.plus_seconds(3600),
+                created: now,
+                refresh_token: Some(key(refresh).0),
+                family: Some(family),
+                tail: "abcd".to_owned(),
+            },
+        ),
+        refresh: Some((
+            key(refresh),
+            RefreshToken {
+                user: Some(seeded.user),
+                application: seeded.application,
+                scope: "read write".to_owned(),
+                created: now,
+                revoked: None,
+                access_token: Some(key(access).0),
+                family,
+                tail: "efgh".to_owned(),
+            },
+        )),
+    }
+}
+
+fn refresh_request(seeded: &Seeded, presented: u8, minted: u8, now: Timestamp) -> RefreshRequest {
+    RefreshRequest {
+        presented: key(presented),
+        client: seeded.application,
+        requested_scope: None,
+        now,
+        access: (key(minted), "new1".to_owned()),
+        refresh: (key(minted + 1), "new2".to_owned()),
+        id_token_jti: None,
+    }
+}
+
+/// Issued tokens are found by key with their application and user; unknown keys are not.
+pub async fn tokens_are_found_with_their_application_and_user(seeded: Seeded) {
+    let now = Timestamp(1_000 * SECOND);
+    seeded
+        .storage
+        .issue_tokens(pair(&seeded, 1, 2, now))
+        .await
+        .unwrap();
+    let access = seeded.storage.find_token(&key(1)).await.unwrap().unwrap();
+    assert!(matches!(access.token, StoredToken::Access(ref token) if token.scope == "read write"));
+    assert_eq!(
+        access.application.map(|app| app.id),
+        Some(seeded.application)
+    );
+    assert_eq!(access.user.map(|user| user.id), Some(seeded.user));
+    let refresh = seeded.storage.find_token(&key(2)).await.unwrap().unwrap();
+    assert!(matches!(refresh.token, StoredToken::Refresh(ref token) if token.revoked.is_none()));
+    assert!(seeded.storage.find_token(&key(99)).await.unwrap().is_none());
+}
+
+/// A refresh rotates the token: the new pair works, the old access token is gone, the old
+/// refresh token is kept revoked; presenting the old one again is a reuse that revokes the
+/// whole family (reuse protection on).
+pub async fn a_refresh_rotates_and_a_reuse_revokes_the_family(seeded: Seeded) {
+    let provider = OAuth2Provider {
+        rotate_refresh_token: true,
+        refresh_token_reuse_protection: true,
+        refresh_token_grace_period_seconds: 0,
+        ..OAuth2Provider::default()
+    };
+    let now = Timestamp(1_000 * SECOND);
+    let storage = &seeded.storage;
+    storage
+        .issue_tokens(pair(&seeded, 1, 2, now))
+        .await
+        .unwrap();
+    let later = Timestamp(now.0 + SECOND);
+    let refreshed = storage
+        .rotate_refresh_token(refresh_request(&seeded, 2, 10, later), &provider)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(refreshed.scope, "read write");
+    assert!(
+        storage.find_token(&key(1)).await.unwrap().is_none(),
+        "old access token deleted"
+    );
+    assert!(storage.find_token(&key(10)).await.unwrap().is_some());
+    match storage.find_token(&key(2)).await.unwrap().unwrap().token {
+        StoredToken::Refresh(old) => assert_eq!(old.revoked, Some(later)),
+        other => panic!("{other:?}"),
+    }
+    let reuse = storage
+        .rotate_refresh_token(refresh_request(&seeded, 2, 20, later), &provider)
+        .await
+        .unwrap();
+    assert_eq!(
+        reuse.unwrap_err(),
+        RefreshRefusal::Reused { family_revoked: 2 }
+    );
+    assert!(
+        storage.find_token(&key(10)).await.unwrap().is_none(),
+        "family access token"
+    );
+    match storage.find_token(&key(11)).await.unwrap().unwrap().token {
+        StoredToken::Refresh(new) => assert!(new.revoked.is_some(), "family refresh token"),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Of many concurrent refreshes of one token, exactly one is granted.
+pub async fn concurrent_refreshes_of_one_token_grant_exactly_one(seeded: Seeded) {
+    let provider = OAuth2Provider {
+        refresh_token_reuse_protection: false,
+        refresh_token_grace_period_seconds: 0,
+        ..OAuth2Provider::default()
+    };
+    let now = Timestamp(1_000 * SECOND);
+    seeded
+        .storage
+        .issue_tokens(pair(&seeded, 1, 2, now))
+        .await
+        .unwrap();
+    let mut attempts = Vec::new();
+    for i in 0..8u8 {
+        let storage = seeded.storage.clone();
+        let request = refresh_request(&seeded, 2, 10 + 2 * i, Timestamp(now.0 + SECOND));
+        let provider = provider.clone();
+        attempts.push(tokio::spawn(async move {
+            storage.rotate_refresh_token(request, &provider).await
+        }));
+    }
+    let mut granted = 0;
+    for attempt in attempts {
+        match attempt.await.unwrap().unwrap() {
+            Ok(_) => granted += 1,
+            Err(refusal) => assert_eq!(refusal, RefreshRefusal::Reused { family_revoked: 0 }),
+        }
+    }
+    assert_eq!(granted, 1);
+}
+
+/// Refusals in the refresh grant's order, none of which changes a stored token.
+pub async fn refused_refreshes_change_nothing(seeded: Seeded) {
+    let provider = OAuth2Provider {
+        refresh_token_expire_seconds: Some(60),
+        ..OAuth2Provider::default()
+    };
+    let now = Timestamp(1_000 * SECOND);
+    let storage = &seeded.storage;
+    storage
+        .issue_tokens(pair(&seeded, 1, 2, now))
+        .await
+        .unwrap();
+    let before = storage.find_token(&key(2)).await.unwrap().unwrap().token;
+    let unknown = refresh_request(&seeded, 77, 10, now);
+    let other_client = RefreshRequest {
+        client: seeded.other_application,
+        ..refresh_request(&seeded, 2, 10, now)
+    };
+    let wider = RefreshRequest {
+        requested_scope: Some("read write admin".to_owned()),
+        ..refresh_request(&seeded, 2, 10, now)
+    };
+    let expired = refresh_request(&seeded, 2, 10, Timestamp(now.0 + 60 * SECOND));
+    for (request, refusal) in [
+        (unknown, RefreshRefusal::Unknown),
+        (other_client, RefreshRefusal::OtherClient),
+        (wider, RefreshRefusal::ScopeWidened),
+        (expired, RefreshRefusal::Expired),
+    ] {
+        let outcome = storage
+            .rotate_refresh_token(request, &provider)
+            .await
+            .unwrap();
+        assert_eq!(outcome.unwrap_err(), refusal);
+    }
+    assert_eq!(
+        storage.find_token(&key(2)).await.unwrap().unwrap().token,
+        before
+    );
+    assert!(storage.find_token(&key(10)).await.unwrap().is_none());
+    assert!(storage.find_token(&key(1)).await.unwrap().is_some());
+}
+
+/// Revocation: never of another client's token; an access token takes its refresh token
+/// along, a refresh token its family.
+pub async fn revocation_takes_the_pair_or_the_family(seeded: Seeded) {
+    let now = Timestamp(1_000 * SECOND);
+    let storage = &seeded.storage;
+    storage
+        .issue_tokens(pair(&seeded, 1, 2, now))
+        .await
+        .unwrap();
+    storage
+        .issue_tokens(pair(&seeded, 3, 4, now))
+        .await
+        .unwrap();
+    assert_eq!(
+        storage
+            .revoke_token(&key(1), seeded.other_application, now)
+            .await
+            .unwrap(),
+        Err(NotTheClients)
+    );
+    assert!(storage.find_token(&key(1)).await.unwrap().is_some());
+    storage
+        .revoke_token(&key(1), seeded.application, now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(storage.find_token(&key(1)).await.unwrap().is_none());
+    match storage.find_token(&key(2)).await.unwrap().unwrap().token {
+        StoredToken::Refresh(refresh) => assert_eq!(refresh.revoked, Some(now)),
+        other => panic!("{other:?}"),
+    }
+    storage
+        .revoke_token(&key(4), seeded.application, now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(storage.find_token(&key(3)).await.unwrap().is_none());
+    // Unknown tokens are fine (RFC 7009 §2.2).
+    storage
+        .revoke_token(&key(99), seeded.application, now)
+        .await
+        .unwrap()
+        .unwrap();
+}

@@ -1,0 +1,225 @@
+//! The token units of work on redb: each one job of the single writer (or one read
+//! transaction), so concurrent requests on one token are serialised by the writer.
+
+use async_trait::async_trait;
+
+use super::{ReadTx, Store};
+use crate::config::OAuth2Provider;
+use crate::rules::{self, RefreshRefusal};
+use crate::store::{
+    FoundToken, IdToken, NewTokens, NotTheClients, RefreshRequest, Refreshed, SecretKey,
+    StoreError, StoredToken, Timestamp, TokenStorage,
+};
+
+#[async_trait]
+impl TokenStorage for Store {
+    async fn issue_tokens(&self, tokens: NewTokens) -> Result<(), StoreError> {
+        self.write(move |tx| {
+            let (key, record) = &tokens.access;
+            tx.put_access_token(key, record)?;
+            if let Some((key, record)) = &tokens.refresh {
+                tx.put_refresh_token(key, record)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        request: RefreshRequest,
+        provider: &OAuth2Provider,
+    ) -> Result<Result<Refreshed, RefreshRefusal>, StoreError> {
+        let provider = provider.clone();
+        self.write(move |tx| {
+            let request = &request;
+            let Some(old) = tx.refresh_token(&request.presented)? else {
+                return Ok(Err(RefreshRefusal::Unknown));
+            };
+            let holder = match old.user {
+                Some(id) => tx.user(id)?,
+                None => None,
+            };
+            let judged = rules::judge_refresh(
+                &old,
+                holder.as_ref(),
+                request.client,
+                request.requested_scope.as_deref(),
+                &provider,
+                request.now,
+            );
+            let scope = match judged {
+                Ok(scope) => scope,
+                Err(RefreshRefusal::Reused { .. }) if provider.refresh_token_reuse_protection => {
+                    let family_revoked = tx.revoke_family(old.family, request.now)?;
+                    return Ok(Err(RefreshRefusal::Reused { family_revoked }));
+                }
+                Err(refusal) => return Ok(Err(refusal)),
+            };
+            let records = rules::refresh_records(
+                &old,
+                &request.presented,
+                &scope,
+                (&request.access.0, &request.access.1),
+                (&request.refresh.0, &request.refresh.1),
+                &provider,
+                request.now,
+            );
+            if let Some(previous) = old.access_token {
+                tx.delete_access_token(&SecretKey(previous))?;
+            }
+            tx.put_access_token(&request.access.0, &records.access)?;
+            tx.put_refresh_token(&request.presented, &records.old)?;
+            if let Some(new_refresh) = &records.new_refresh {
+                tx.put_refresh_token(&request.refresh.0, new_refresh)?;
+            }
+            // OIDC Core §12.2: a refresh of an OpenID grant brings a new ID token, for the
+            // original authentication.
+            let session = match (old.user, &request.id_token_jti) {
+                (Some(user), Some(jti)) if rules::refresh_renews_id_token(&scope) => {
+                    let session = tx.family_session(old.family)?;
+                    if session.is_some() {
+                        let (key, record) = IdToken::issued(
+                            provider.id_token_expire_seconds,
+                            jti,
+                            user,
+                            old.application,
+                            &scope,
+                            request.now,
+                        );
+                        tx.put_id_token(&key, &record)?;
+                    }
+                    session.map(|session| (user, session))
+                }
+                _ => None,
+            };
+            Ok(Ok(Refreshed { scope, session }))
+        })
+        .await
+    }
+
+    async fn find_token(&self, key: &SecretKey) -> Result<Option<FoundToken>, StoreError> {
+        self.read(|tx| {
+            let token = match tx.access_token(key)? {
+                Some(access) => StoredToken::Access(access),
+                None => match tx.refresh_token(key)? {
+                    Some(refresh) => StoredToken::Refresh(refresh),
+                    None => return Ok(None),
+                },
+            };
+            let (application, user) = match &token {
+                StoredToken::Access(access) => (access.application, access.user),
+                StoredToken::Refresh(refresh) => (refresh.application, refresh.user),
+            };
+            Ok(Some(FoundToken {
+                application: tx.application(application)?,
+                user: owner(tx, user)?,
+                token,
+            }))
+        })
+    }
+
+    async fn revoke_token(
+        &self,
+        key: &SecretKey,
+        client: u64,
+        now: Timestamp,
+    ) -> Result<Result<(), NotTheClients>, StoreError> {
+        let key = *key;
+        self.write(move |tx| {
+            if let Some(access) = tx.access_token(&key)? {
+                if access.application != client {
+                    return Ok(Err(NotTheClients));
+                }
+                tx.revoke_access_token(&key, now)?;
+                return Ok(Ok(()));
+            }
+            if let Some(refresh) = tx.refresh_token(&key)? {
+                if refresh.application != client {
+                    return Ok(Err(NotTheClients));
+                }
+                tx.revoke_family(refresh.family, now)?;
+            }
+            Ok(Ok(()))
+        })
+        .await
+    }
+}
+
+fn owner(tx: &ReadTx, user: Option<u64>) -> Result<Option<crate::store::User>, StoreError> {
+    match user {
+        Some(id) => tx.user(id),
+        None => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::store::conformance::{self, Seeded};
+    use crate::store::{Algorithm, Application, ClientType, User};
+
+    /// A fresh redb store with two applications and a user; the directory lives as long as
+    /// the test.
+    fn seeded() -> (Seeded, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = Store::open(&dir.path().join("oxidot.redb"), 1 << 20).unwrap();
+        store
+            .write_blocking(|tx| {
+                for id in [1, 2] {
+                    tx.put_application(&Application {
+                        id,
+                        client_id: format!("client-{id}"),
+                        user: None,
+                        redirect_uris: Vec::new(),
+                        post_logout_redirect_uris: Vec::new(),
+                        client_type: ClientType::Confidential,
+                        grant_types: Vec::new(),
+                        client_secret: String::new(),
+                        hash_client_secret: true,
+                        name: String::new(),
+                        skip_authorization: false,
+                        created: Timestamp(0),
+                        updated: Timestamp(0),
+                        algorithm: Algorithm::None,
+                        allowed_origins: Vec::new(),
+                        registration_source: "manual".to_owned(),
+                        cimd_expires_at: None,
+                    })?;
+                }
+                tx.put_user(&User::sample(7, "alice"))
+            })
+            .unwrap();
+        let seeded = Seeded {
+            storage: Arc::new(store),
+            application: 1,
+            other_application: 2,
+            user: 7,
+        };
+        (seeded, dir)
+    }
+
+    macro_rules! conformance {
+        ($($name:ident),* $(,)?) => {$(
+            #[test]
+            fn $name() {
+                let (seeded, _dir) = seeded();
+                tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .build()
+                    .unwrap()
+                    .block_on(conformance::$name(seeded));
+            }
+        )*};
+    }
+
+    conformance!(
+        tokens_are_found_with_their_application_and_user,
+        a_refresh_rotates_and_a_reuse_revokes_the_family,
+        concurrent_refreshes_of_one_token_grant_exactly_one,
+        refused_refreshes_change_nothing,
+        revocation_takes_the_pair_or_the_family,
+    );
+}
