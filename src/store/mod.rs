@@ -3,12 +3,14 @@
 //! one transaction in whichever backend sits behind them. The protocol decisions inside those
 //! units are plain functions in `crate::rules`, written once for every backend.
 //!
-//! Backends live in their own folders (`redb/`: one file, the default). The older closure API
+//! Backends live in their own folders (`redb/`: one file, the default; `postgres/`: several
+//! instances on one PostgreSQL). The older closure API
 //! (`Store::read(|tx| …)` / `Store::write(|tx| …)`) is redb-shaped; services move off it onto
 //! the traits here one concern at a time (see docs/DESIGN.md, "Storage boundary").
 
 #[cfg(test)]
 mod conformance;
+pub mod postgres;
 mod records;
 pub mod redb;
 mod tokens;
@@ -53,4 +55,8 @@ pub enum StoreError {
     Duplicate { what: &'static str, value: String },
     #[error("the database writer has stopped")]
     WriterGone,
+    /// The database cannot be reached now (a PostgreSQL server down or out of connections);
+    /// a request meeting it answers 503 and the next one tries again.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
 }

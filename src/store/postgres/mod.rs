@@ -1,0 +1,337 @@
+//! The PostgreSQL backend: several stateless oxidot instances on one database. Concurrency is
+//! decided by the database (row locks taken by each unit of work's transaction), never by a
+//! process; the SQL keeps to what PostgreSQL-compatible distributed databases also run (no
+//! advisory locks, no `LOCK TABLE`). No PostgreSQL type leaves this module.
+//!
+//! Migrations are embedded and applied in order, each in its own transaction with the row that
+//! records it, so instances starting at once apply each migration exactly once: the second
+//! waits on the first's row and then finds it applied.
+
+mod tokens;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::Json;
+use tokio_postgres::{NoTls, Row};
+
+use super::{Application, StoreError, User};
+
+/// The migrations, in order; a released one is never edited (a new one is added).
+const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("migrations/0001_tokens.sql"))];
+
+/// Longest a unit of work waits for a pooled connection, or for a new one to open.
+const CONNECTION_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A pool of connections to one PostgreSQL database.
+#[derive(Clone)]
+pub struct PgStore {
+    pool: Pool,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("PgStore").finish_non_exhaustive()
+    }
+}
+
+/// Whether a database setting names PostgreSQL rather than a redb file.
+pub fn is_postgres_url(database: &str) -> bool {
+    database.starts_with("postgres://") || database.starts_with("postgresql://")
+}
+
+impl PgStore {
+    /// Connects to the database a `postgres://` URL names, with at most `pool_size`
+    /// connections, and checks that it answers.
+    pub async fn connect(url: &str, pool_size: usize) -> Result<Self, StoreError> {
+        let config: tokio_postgres::Config = url.parse().map_err(|error| {
+            StoreError::Storage(format!(
+                "the database URL is not a valid PostgreSQL URL: {error}"
+            ))
+        })?;
+        Self::connect_with(config, pool_size).await
+    }
+
+    pub(crate) async fn connect_with(
+        config: tokio_postgres::Config,
+        pool_size: usize,
+    ) -> Result<Self, StoreError> {
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        // Waiting for a connection is bounded: a request that cannot get one in time answers
+        // 503 rather than queueing without end behind a database that does not answer.
+        let pool = Pool::builder(manager)
+            .max_size(pool_size.max(1))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(Some(CONNECTION_WAIT))
+            .create_timeout(Some(CONNECTION_WAIT))
+            .build()
+            .map_err(|error| StoreError::Storage(error.to_string()))?;
+        let store = Self { pool };
+        // Fails now, naming the database, rather than at the first request.
+        drop(store.client().await?);
+        Ok(store)
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Client, StoreError> {
+        self.pool
+            .get()
+            .await
+            .map_err(|error| StoreError::Unavailable(error.to_string()))
+    }
+
+    /// Applies the migrations this database lacks; returns the schema version it had before
+    /// (0 for an empty database).
+    pub async fn migrate(&self) -> Result<i32, StoreError> {
+        let mut client = self.client().await?;
+        // Two instances creating the table at once: one of them meets a unique violation
+        // in the catalog, and finds the table there when it tries again.
+        for attempt in 0..2 {
+            match client
+                .batch_execute(
+                    "CREATE TABLE IF NOT EXISTS oxidot_schema_migrations (
+                         version INTEGER PRIMARY KEY,
+                         applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+                     )",
+                )
+                .await
+            {
+                Ok(()) => break,
+                Err(error) if attempt == 0 && is_unique_violation(&error) => continue,
+                Err(error) => return Err(error.into()),
+            }
+        }
+        let before: i32 = client
+            .query_one(
+                "SELECT COALESCE(MAX(version), 0) FROM oxidot_schema_migrations",
+                &[],
+            )
+            .await?
+            .get(0);
+        for (version, sql) in MIGRATIONS {
+            let transaction = client.transaction().await?;
+            // The version row first: a concurrent migrator blocks on it until this one commits,
+            // then fails on the duplicate and finds the migration applied.
+            let claimed = transaction
+                .execute(
+                    "INSERT INTO oxidot_schema_migrations (version) VALUES ($1)
+                     ON CONFLICT (version) DO NOTHING",
+                    &[version],
+                )
+                .await?;
+            if claimed == 0 {
+                transaction.rollback().await?;
+                continue;
+            }
+            transaction.batch_execute(sql).await?;
+            transaction.commit().await?;
+        }
+        if let Some((latest, _)) = MIGRATIONS.last()
+            && before > *latest
+        {
+            return Err(StoreError::Storage(format!(
+                "the database was migrated by a newer oxidot (schema {before}, this build knows \
+                 {latest})"
+            )));
+        }
+        Ok(before)
+    }
+
+    /// Stores a user (new or changed). Until accounts have their own units of work, the
+    /// conformance suite seeds users through this.
+    pub async fn put_user(&self, user: &User) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let id = pg_id(user.id)?;
+        client
+            .execute(
+                "INSERT INTO oxidot_users (id, username, record) VALUES ($1, $2, $3)
+                 ON CONFLICT (id) DO UPDATE SET username = $2, record = $3",
+                &[&id, &user.username, &Json(user)],
+            )
+            .await
+            .map_err(|error| duplicate_as(error, "a user named", &user.username))?;
+        Ok(())
+    }
+
+    /// Stores an application (new or changed); see `put_user`.
+    pub async fn put_application(&self, application: &Application) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let id = pg_id(application.id)?;
+        client
+            .execute(
+                "INSERT INTO oxidot_applications (id, client_id, record) VALUES ($1, $2, $3)
+                 ON CONFLICT (id) DO UPDATE SET client_id = $2, record = $3",
+                &[&id, &application.client_id, &Json(application)],
+            )
+            .await
+            .map_err(|error| {
+                duplicate_as(
+                    error,
+                    "an application with client_id",
+                    &application.client_id,
+                )
+            })?;
+        Ok(())
+    }
+}
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(error: tokio_postgres::Error) -> Self {
+        // A closed connection (the server went away) is unavailability, not a broken store.
+        if error.is_closed() || error.code().is_none() && error.as_db_error().is_none() {
+            StoreError::Unavailable(error.to_string())
+        } else {
+            StoreError::Storage(error.to_string())
+        }
+    }
+}
+
+fn is_unique_violation(error: &tokio_postgres::Error) -> bool {
+    error.code() == Some(&SqlState::UNIQUE_VIOLATION)
+}
+
+/// A unique violation as the store's `Duplicate`, naming the value.
+fn duplicate_as(error: tokio_postgres::Error, what: &'static str, value: &str) -> StoreError {
+    if is_unique_violation(&error) {
+        StoreError::Duplicate {
+            what,
+            value: value.to_owned(),
+        }
+    } else {
+        error.into()
+    }
+}
+
+/// Ids are BIGINT columns.
+fn pg_id(id: u64) -> Result<i64, StoreError> {
+    i64::try_from(id).map_err(|_| StoreError::Storage(format!("id {id} is out of range")))
+}
+
+/// The record in column `index` of `row` (JSONB), if not NULL.
+fn record<T: DeserializeOwned>(row: &Row, index: usize) -> Result<Option<T>, StoreError> {
+    let value: Option<Json<T>> = row
+        .try_get(index)
+        .map_err(|error| StoreError::Corrupt(error.to_string()))?;
+    Ok(value.map(|Json(record)| record))
+}
+
+/// A record as a JSONB parameter.
+fn json<T: Serialize>(record: &T) -> Json<&T> {
+    Json(record)
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! A fresh database per test, on the server `OXIDOT_TEST_POSTGRES` names (`.ci/postgres`
+    //! starts a throwaway one). Without it the PostgreSQL tests skip, unless
+    //! `OXIDOT_REQUIRE_POSTGRES` is set (CI), which makes a skip a failure.
+
+    use super::PgStore;
+
+    /// A new, empty database on the test server (None: skipped).
+    pub async fn fresh_database() -> Option<tokio_postgres::Config> {
+        let Ok(url) = std::env::var("OXIDOT_TEST_POSTGRES") else {
+            assert!(
+                std::env::var_os("OXIDOT_REQUIRE_POSTGRES").is_none(),
+                "OXIDOT_REQUIRE_POSTGRES is set but OXIDOT_TEST_POSTGRES names no server"
+            );
+            eprintln!("skipped: no PostgreSQL (set OXIDOT_TEST_POSTGRES, see .ci/postgres)");
+            return None;
+        };
+        let base: tokio_postgres::Config = url.parse().expect("OXIDOT_TEST_POSTGRES is a URL");
+        let admin = PgStore::connect_with(base.clone(), 1)
+            .await
+            .expect("the test PostgreSQL answers");
+        let mut suffix = [0u8; 8];
+        getrandom::fill(&mut suffix).unwrap();
+        let name = format!("oxidot_test_{}", u64::from_le_bytes(suffix));
+        admin
+            .client()
+            .await
+            .unwrap()
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
+        let mut config = base;
+        config.dbname(&name);
+        Some(config)
+    }
+
+    /// A migrated store on a new database.
+    pub async fn fresh_store() -> Option<PgStore> {
+        let store = PgStore::connect_with(fresh_database().await?, 16)
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        Some(store)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::fresh_database;
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn instances_starting_at_once_apply_each_migration_once() {
+        let Some(config) = fresh_database().await else {
+            return;
+        };
+        let mut starting = Vec::new();
+        for _ in 0..4 {
+            let config = config.clone();
+            starting.push(tokio::spawn(async move {
+                PgStore::connect_with(config, 2).await?.migrate().await
+            }));
+        }
+        let mut found_empty = 0;
+        for start in starting {
+            if start.await.unwrap().unwrap() == 0 {
+                found_empty += 1;
+            }
+        }
+        assert!(found_empty >= 1);
+        let store = PgStore::connect_with(config, 1).await.unwrap();
+        let client = store.client().await.unwrap();
+        let versions: Vec<i32> = client
+            .query(
+                "SELECT version FROM oxidot_schema_migrations ORDER BY version",
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        drop(client);
+        let expected: Vec<i32> = MIGRATIONS.iter().map(|(version, _)| *version).collect();
+        assert_eq!(versions, expected);
+        // Again: nothing to do.
+        assert_eq!(store.migrate().await.unwrap(), *expected.last().unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_wrong_or_unreachable_url_is_a_clear_error() {
+        let error = PgStore::connect("postgres://[broken", 1).await.unwrap_err();
+        assert!(
+            error.to_string().contains("not a valid PostgreSQL URL"),
+            "{error}"
+        );
+        // A port nothing listens on (bound, then released).
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let error = PgStore::connect(&format!("postgres://oxidot@127.0.0.1:{port}/x"), 1)
+            .await
+            .unwrap_err();
+        assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
+    }
+}

@@ -1,0 +1,420 @@
+//! The token units of work in SQL. Each is one transaction; the refresh token a grant or a
+//! revocation acts on is locked (`FOR UPDATE`) first, so concurrent requests on one token,
+//! through any instance, are serialised by the database: of three instances refreshing one
+//! token at once, exactly one rotates it.
+
+use async_trait::async_trait;
+use deadpool_postgres::{GenericClient, Transaction};
+
+use super::{PgStore, json, pg_id, record};
+use crate::config::OAuth2Provider;
+use crate::rules::{self, RefreshRefusal};
+use crate::store::{
+    AccessToken, Application, FamilyId, FoundToken, IdToken, NewTokens, NotTheClients, OidcSession,
+    RefreshRequest, RefreshToken, Refreshed, SecretKey, StoreError, StoredToken, Timestamp,
+    TokenStorage, User,
+};
+
+const PUT_ACCESS_TOKEN: &str = "INSERT INTO oxidot_access_tokens
+        (key, application, user_id, family, expires, record) VALUES ($1, $2, $3, $4, $5, $6)
+    ON CONFLICT (key) DO UPDATE SET application = $2, user_id = $3, family = $4, expires = $5,
+        record = $6";
+
+const PUT_REFRESH_TOKEN: &str = "INSERT INTO oxidot_refresh_tokens
+        (key, application, user_id, family, created, revoked, record)
+        VALUES ($1, $2, $3, $4, $5, $6, $7)
+    ON CONFLICT (key) DO UPDATE SET application = $2, user_id = $3, family = $4, created = $5,
+        revoked = $6, record = $7";
+
+const ENSURE_FAMILY: &str = "INSERT INTO oxidot_families (id, application, user_id)
+    VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING";
+
+/// A token, its application and its user, in one round trip.
+const FIND_TOKEN: &str = "SELECT 1 AS kind, t.record, a.record, u.record
+        FROM oxidot_access_tokens t
+        LEFT JOIN oxidot_applications a ON a.id = t.application
+        LEFT JOIN oxidot_users u ON u.id = t.user_id
+        WHERE t.key = $1
+    UNION ALL
+    SELECT 2 AS kind, t.record, a.record, u.record
+        FROM oxidot_refresh_tokens t
+        LEFT JOIN oxidot_applications a ON a.id = t.application
+        LEFT JOIN oxidot_users u ON u.id = t.user_id
+        WHERE t.key = $1
+    ORDER BY kind LIMIT 1";
+
+/// The refresh token, locked for this transaction, and its user.
+const LOCK_REFRESH_TOKEN: &str = "SELECT t.record, u.record
+    FROM oxidot_refresh_tokens t LEFT JOIN oxidot_users u ON u.id = t.user_id
+    WHERE t.key = $1 FOR UPDATE OF t";
+
+const LOCK_ACCESS_TOKEN: &str = "SELECT record FROM oxidot_access_tokens WHERE key = $1 FOR UPDATE";
+
+const DELETE_ACCESS_TOKEN: &str = "DELETE FROM oxidot_access_tokens WHERE key = $1";
+
+const PUT_ID_TOKEN: &str =
+    "INSERT INTO oxidot_id_tokens (key, application, user_id, expires, record)
+    VALUES ($1, $2, $3, $4, $5)
+    ON CONFLICT (key) DO UPDATE SET application = $2, user_id = $3, expires = $4, record = $5";
+
+async fn put_access_token(
+    client: &impl GenericClient,
+    key: &SecretKey,
+    token: &AccessToken,
+) -> Result<(), StoreError> {
+    let statement = client.prepare_cached(PUT_ACCESS_TOKEN).await?;
+    client
+        .execute(
+            &statement,
+            &[
+                &key.0.as_slice(),
+                &pg_id(token.application)?,
+                &token.user.map(pg_id).transpose()?,
+                &token.family.as_ref().map(|family| family.0.as_slice()),
+                &token.expires.0,
+                &json(token),
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
+async fn put_refresh_token(
+    client: &impl GenericClient,
+    key: &SecretKey,
+    token: &RefreshToken,
+) -> Result<(), StoreError> {
+    let statement = client.prepare_cached(PUT_REFRESH_TOKEN).await?;
+    client
+        .execute(
+            &statement,
+            &[
+                &key.0.as_slice(),
+                &pg_id(token.application)?,
+                &token.user.map(pg_id).transpose()?,
+                &token.family.0.as_slice(),
+                &token.created.0,
+                &token.revoked.map(|at| at.0),
+                &json(token),
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
+async fn ensure_family(
+    client: &impl GenericClient,
+    family: FamilyId,
+    application: u64,
+    user: Option<u64>,
+) -> Result<(), StoreError> {
+    let statement = client.prepare_cached(ENSURE_FAMILY).await?;
+    client
+        .execute(
+            &statement,
+            &[
+                &family.0.as_slice(),
+                &pg_id(application)?,
+                &user.map(pg_id).transpose()?,
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
+async fn delete_access_token(
+    client: &impl GenericClient,
+    key: &SecretKey,
+) -> Result<bool, StoreError> {
+    let statement = client.prepare_cached(DELETE_ACCESS_TOKEN).await?;
+    Ok(client.execute(&statement, &[&key.0.as_slice()]).await? > 0)
+}
+
+/// Revokes every token of a family: access tokens deleted, refresh tokens marked revoked
+/// (kept for reuse detection). Returns how many were live.
+async fn revoke_family(
+    transaction: &Transaction<'_>,
+    family: FamilyId,
+    now: Timestamp,
+) -> Result<u64, StoreError> {
+    let deleted = transaction
+        .execute(
+            "DELETE FROM oxidot_access_tokens WHERE family = $1",
+            &[&family.0.as_slice()],
+        )
+        .await?;
+    let live = transaction
+        .query(
+            "SELECT key, record FROM oxidot_refresh_tokens
+             WHERE family = $1 AND revoked IS NULL FOR UPDATE",
+            &[&family.0.as_slice()],
+        )
+        .await?;
+    for row in &live {
+        let key = secret_key(row.get(0))?;
+        let Some(mut token) = record::<RefreshToken>(row, 1)? else {
+            continue;
+        };
+        token.revoked = Some(now);
+        token.access_token = None;
+        put_refresh_token(transaction, &key, &token).await?;
+    }
+    Ok(deleted + live.len() as u64)
+}
+
+fn secret_key(bytes: &[u8]) -> Result<SecretKey, StoreError> {
+    bytes
+        .try_into()
+        .map(SecretKey)
+        .map_err(|_| StoreError::Corrupt("a token key is not 32 bytes".to_owned()))
+}
+
+#[async_trait]
+impl TokenStorage for PgStore {
+    async fn issue_tokens(&self, tokens: NewTokens) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let (access_key, access) = &tokens.access;
+        let Some((refresh_key, refresh)) = &tokens.refresh else {
+            // A lone access token (client credentials): one statement, one round trip.
+            return put_access_token(&client, access_key, access).await;
+        };
+        let transaction = client.transaction().await?;
+        ensure_family(
+            &transaction,
+            refresh.family,
+            refresh.application,
+            refresh.user,
+        )
+        .await?;
+        put_access_token(&transaction, access_key, access).await?;
+        put_refresh_token(&transaction, refresh_key, refresh).await?;
+        transaction.commit().await?;
+        Ok(())
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        request: RefreshRequest,
+        provider: &OAuth2Provider,
+    ) -> Result<Result<Refreshed, RefreshRefusal>, StoreError> {
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await?;
+        let lock = transaction.prepare_cached(LOCK_REFRESH_TOKEN).await?;
+        let Some(row) = transaction
+            .query_opt(&lock, &[&request.presented.0.as_slice()])
+            .await?
+        else {
+            return Ok(Err(RefreshRefusal::Unknown));
+        };
+        let Some(old) = record::<RefreshToken>(&row, 0)? else {
+            return Ok(Err(RefreshRefusal::Unknown));
+        };
+        let holder = record::<User>(&row, 1)?;
+        let judged = rules::judge_refresh(
+            &old,
+            holder.as_ref(),
+            request.client,
+            request.requested_scope.as_deref(),
+            provider,
+            request.now,
+        );
+        let scope = match judged {
+            Ok(scope) => scope,
+            Err(RefreshRefusal::Reused { .. }) if provider.refresh_token_reuse_protection => {
+                let family_revoked = revoke_family(&transaction, old.family, request.now).await?;
+                transaction.commit().await?;
+                return Ok(Err(RefreshRefusal::Reused { family_revoked }));
+            }
+            // Dropping the transaction rolls it back.
+            Err(refusal) => return Ok(Err(refusal)),
+        };
+        let records = rules::refresh_records(
+            &old,
+            &request.presented,
+            &scope,
+            (&request.access.0, &request.access.1),
+            (&request.refresh.0, &request.refresh.1),
+            provider,
+            request.now,
+        );
+        if let Some(previous) = old.access_token {
+            delete_access_token(&transaction, &SecretKey(previous)).await?;
+        }
+        put_access_token(&transaction, &request.access.0, &records.access).await?;
+        put_refresh_token(&transaction, &request.presented, &records.old).await?;
+        if let Some(new_refresh) = &records.new_refresh {
+            put_refresh_token(&transaction, &request.refresh.0, new_refresh).await?;
+        }
+        let session = match (old.user, &request.id_token_jti) {
+            (Some(user), Some(jti)) if rules::refresh_renews_id_token(&scope) => {
+                let row = transaction
+                    .query_opt(
+                        "SELECT session FROM oxidot_families WHERE id = $1",
+                        &[&old.family.0.as_slice()],
+                    )
+                    .await?;
+                let session = match row {
+                    Some(row) => record::<OidcSession>(&row, 0)?,
+                    None => None,
+                };
+                if session.is_some() {
+                    let (key, token) = IdToken::issued(
+                        provider.id_token_expire_seconds,
+                        jti,
+                        user,
+                        old.application,
+                        &scope,
+                        request.now,
+                    );
+                    let statement = transaction.prepare_cached(PUT_ID_TOKEN).await?;
+                    transaction
+                        .execute(
+                            &statement,
+                            &[
+                                &key.0.as_slice(),
+                                &pg_id(token.application)?,
+                                &token.user.map(pg_id).transpose()?,
+                                &token.expires.0,
+                                &json(&token),
+                            ],
+                        )
+                        .await?;
+                }
+                session.map(|session| (user, session))
+            }
+            _ => None,
+        };
+        transaction.commit().await?;
+        Ok(Ok(Refreshed { scope, session }))
+    }
+
+    async fn find_token(&self, key: &SecretKey) -> Result<Option<FoundToken>, StoreError> {
+        let client = self.client().await?;
+        let statement = client.prepare_cached(FIND_TOKEN).await?;
+        let Some(row) = client.query_opt(&statement, &[&key.0.as_slice()]).await? else {
+            return Ok(None);
+        };
+        let kind: i32 = row.get(0);
+        let token = if kind == 1 {
+            record::<AccessToken>(&row, 1)?.map(StoredToken::Access)
+        } else {
+            record::<RefreshToken>(&row, 1)?.map(StoredToken::Refresh)
+        };
+        let Some(token) = token else {
+            return Ok(None);
+        };
+        Ok(Some(FoundToken {
+            token,
+            application: record::<Application>(&row, 2)?,
+            user: record::<User>(&row, 3)?,
+        }))
+    }
+
+    async fn revoke_token(
+        &self,
+        key: &SecretKey,
+        client_id: u64,
+        now: Timestamp,
+    ) -> Result<Result<(), NotTheClients>, StoreError> {
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await?;
+        let lock = transaction.prepare_cached(LOCK_ACCESS_TOKEN).await?;
+        if let Some(row) = transaction.query_opt(&lock, &[&key.0.as_slice()]).await?
+            && let Some(access) = record::<AccessToken>(&row, 0)?
+        {
+            if access.application != client_id {
+                return Ok(Err(NotTheClients));
+            }
+            delete_access_token(&transaction, key).await?;
+            if let Some(paired) = access.refresh_token.map(SecretKey) {
+                let lock = transaction.prepare_cached(LOCK_REFRESH_TOKEN).await?;
+                if let Some(row) = transaction
+                    .query_opt(&lock, &[&paired.0.as_slice()])
+                    .await?
+                    && let Some(mut refresh) = record::<RefreshToken>(&row, 0)?
+                    && refresh.revoked.is_none()
+                {
+                    refresh.revoked = Some(now);
+                    refresh.access_token = None;
+                    put_refresh_token(&transaction, &paired, &refresh).await?;
+                }
+            }
+            transaction.commit().await?;
+            return Ok(Ok(()));
+        }
+        let lock = transaction.prepare_cached(LOCK_REFRESH_TOKEN).await?;
+        if let Some(row) = transaction.query_opt(&lock, &[&key.0.as_slice()]).await?
+            && let Some(refresh) = record::<RefreshToken>(&row, 0)?
+        {
+            if refresh.application != client_id {
+                return Ok(Err(NotTheClients));
+            }
+            revoke_family(&transaction, refresh.family, now).await?;
+            transaction.commit().await?;
+        }
+        Ok(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::super::testing::fresh_store;
+    use crate::store::conformance::{self, Seeded};
+    use crate::store::{Algorithm, Application, ClientType, Timestamp, User};
+
+    async fn seeded() -> Option<Seeded> {
+        let store = fresh_store().await?;
+        for id in [1, 2] {
+            store
+                .put_application(&Application {
+                    id,
+                    client_id: format!("client-{id}"),
+                    user: None,
+                    redirect_uris: Vec::new(),
+                    post_logout_redirect_uris: Vec::new(),
+                    client_type: ClientType::Confidential,
+                    grant_types: Vec::new(),
+                    client_secret: String::new(),
+                    hash_client_secret: true,
+                    name: String::new(),
+                    skip_authorization: false,
+                    created: Timestamp(0),
+                    updated: Timestamp(0),
+                    algorithm: Algorithm::None,
+                    allowed_origins: Vec::new(),
+                    registration_source: "manual".to_owned(),
+                    cimd_expires_at: None,
+                })
+                .await
+                .unwrap();
+        }
+        store.put_user(&User::sample(7, "alice")).await.unwrap();
+        Some(Seeded {
+            storage: Arc::new(store),
+            application: 1,
+            other_application: 2,
+            user: 7,
+        })
+    }
+
+    macro_rules! conformance {
+        ($($name:ident),* $(,)?) => {$(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                if let Some(seeded) = seeded().await {
+                    conformance::$name(seeded).await;
+                }
+            }
+        )*};
+    }
+
+    conformance!(
+        tokens_are_found_with_their_application_and_user,
+        a_refresh_rotates_and_a_reuse_revokes_the_family,
+        concurrent_refreshes_of_one_token_grant_exactly_one,
+        refused_refreshes_change_nothing,
+        revocation_takes_the_pair_or_the_family,
+    );
+}
