@@ -5,7 +5,7 @@
 
 use crate::config::OAuth2Provider;
 use crate::oauth::scope::is_subset;
-use crate::store::{AccessToken, RefreshToken, SecretKey, Timestamp, User};
+use crate::store::{AccessToken, FamilyId, Grant, RefreshToken, SecretKey, Timestamp, User};
 
 /// Whether the user a token or code speaks for may still use it. A token without a user
 /// (client credentials) speaks only for its client; one whose user was deleted or deactivated
@@ -125,10 +125,124 @@ pub fn judge_refresh(
     }
 }
 
-/// Whether a granted refresh of a grant with `scope` brings a new ID token (OIDC Core §12.2:
-/// an OpenID grant's refresh does, for the original authentication).
-pub fn refresh_renews_id_token(scope: &str) -> bool {
+/// Whether tokens issued for `scope` come with an ID token when OpenID Connect is on: at a
+/// code exchange, and at a refresh, for the original authentication (OIDC Core §12.2).
+pub fn brings_id_token(scope: &str) -> bool {
     crate::oauth::is_openid(scope)
+}
+
+/// The records of a new access token (and refresh token) in `family`, issued at `now`; `access`
+/// and `refresh` are the minted keys and the tails the admin shows.
+#[allow(clippy::too_many_arguments)]
+pub fn issued_tokens(
+    provider: &OAuth2Provider,
+    now: Timestamp,
+    application: u64,
+    user: Option<u64>,
+    scope: &str,
+    family: FamilyId,
+    access: (&SecretKey, &str),
+    refresh: Option<(&SecretKey, &str)>,
+) -> (AccessToken, Option<RefreshToken>) {
+    let access_record = AccessToken {
+        user,
+        application,
+        scope: scope.to_owned(),
+        expires: now.plus_seconds(provider.access_token_expire_seconds),
+        created: now,
+        refresh_token: refresh.map(|(key, _)| key.0),
+        family: Some(family),
+        tail: access.1.to_owned(),
+    };
+    let refresh_record = refresh.map(|(_, tail)| RefreshToken {
+        user,
+        application,
+        scope: scope.to_owned(),
+        created: now,
+        revoked: None,
+        access_token: Some(access.0.0),
+        family,
+        tail: tail.to_owned(),
+    });
+    (access_record, refresh_record)
+}
+
+/// Why an authorization code is not exchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeRefusal {
+    /// No such code, or its user may no longer act.
+    Unknown,
+    /// Used before: what it produced is revoked (`family_revoked` tokens were live), committed
+    /// though the exchange is refused (RFC 6749 §4.1.2).
+    Replayed {
+        family_revoked: u64,
+    },
+    OtherClient,
+    Expired,
+    /// The token request did not repeat the authorization request's redirect URI.
+    RedirectUriMismatch,
+    /// PKCE (RFC 7636): the verifier does not match, is missing, or comes without a challenge.
+    VerifierMismatch,
+    VerifierMissing,
+    VerifierUnexpected,
+}
+
+/// The `authorization_code` grant's judgement of `grant`, presented by client `client` with
+/// `redirect_uri` and `verifier` at `now`, in the order DOT checks.
+pub fn judge_code_exchange(
+    grant: &Grant,
+    holder: Option<&User>,
+    client: u64,
+    redirect_uri: Option<&str>,
+    verifier: Option<&str>,
+    now: Timestamp,
+) -> Result<(), CodeRefusal> {
+    if grant.used.is_some() {
+        return Err(CodeRefusal::Replayed { family_revoked: 0 });
+    }
+    if grant.application != client {
+        return Err(CodeRefusal::OtherClient);
+    }
+    if grant.expires <= now {
+        return Err(CodeRefusal::Expired);
+    }
+    if !holder_may_act(Some(grant.user), holder) {
+        return Err(CodeRefusal::Unknown);
+    }
+    if let Some(expected) = &grant.redirect_uri
+        && redirect_uri != Some(expected.as_str())
+    {
+        return Err(CodeRefusal::RedirectUriMismatch);
+    }
+    match (&grant.code_challenge, verifier) {
+        (Some(challenge), Some(verifier)) => {
+            let method = grant.code_challenge_method.as_deref().unwrap_or("plain");
+            if !crate::oauth::pkce::is_well_formed(verifier)
+                || !crate::oauth::pkce::verifies(method, challenge, verifier)
+            {
+                return Err(CodeRefusal::VerifierMismatch);
+            }
+            Ok(())
+        }
+        (Some(_), None) => Err(CodeRefusal::VerifierMissing),
+        (None, Some(_)) => Err(CodeRefusal::VerifierUnexpected),
+        (None, None) => Ok(()),
+    }
+}
+
+/// What a user has approved for an application after approving `scope` too: approvals
+/// accumulate, so what they approved before stays approved.
+pub fn merged_consent(previous: Option<&str>, scope: &str) -> String {
+    let mut approved = previous.unwrap_or_default().to_owned();
+    for wanted in scope.split(' ').filter(|wanted| !wanted.is_empty()) {
+        if !approved.split(' ').any(|have| have == wanted) {
+            if !approved.is_empty() {
+                approved.push(' ');
+            }
+            approved.push_str(wanted);
+        }
+    }
+    approved
 }
 
 /// The records a granted refresh writes: the new access token, the presented refresh token as
@@ -380,5 +494,95 @@ mod tests {
         assert_eq!(kept.old.revoked, None);
         assert_eq!(kept.old.access_token, Some(access.0));
         assert_eq!(kept.access.refresh_token, Some(old_key.0));
+    }
+
+    #[test]
+    fn consent_accumulates_without_repeats() {
+        assert_eq!(merged_consent(None, "read"), "read");
+        assert_eq!(merged_consent(Some("read"), "write read"), "read write");
+        assert_eq!(merged_consent(Some("read write"), ""), "read write");
+    }
+
+    #[test]
+    fn a_code_is_judged_in_dots_order() {
+        let now = Timestamp(10);
+        let grant = Grant {
+            user: 7,
+            application: 1,
+            redirect_uri: Some("https://a/cb".to_owned()),
+            scope: "read".to_owned(),
+            code_challenge: None,
+            code_challenge_method: None,
+            nonce: None,
+            auth_time: now,
+            created: now,
+            expires: Timestamp(20),
+            used: None,
+            family: FamilyId([0; 16]),
+            sid: None,
+            claims: None,
+        };
+        let alice = user(true);
+        let judge = |grant: &Grant, client, redirect: Option<&str>, verifier: Option<&str>| {
+            judge_code_exchange(grant, Some(&alice), client, redirect, verifier, now)
+        };
+        assert_eq!(judge(&grant, 1, Some("https://a/cb"), None), Ok(()));
+        let used = Grant {
+            used: Some(now),
+            ..grant.clone()
+        };
+        // A replay is recognised before anything else, even from another client.
+        assert_eq!(
+            judge(&used, 2, None, None),
+            Err(CodeRefusal::Replayed { family_revoked: 0 })
+        );
+        assert_eq!(
+            judge(&grant, 2, Some("https://a/cb"), None),
+            Err(CodeRefusal::OtherClient)
+        );
+        let expired = Grant {
+            expires: now,
+            ..grant.clone()
+        };
+        assert_eq!(
+            judge(&expired, 1, Some("https://a/cb"), None),
+            Err(CodeRefusal::Expired)
+        );
+        assert_eq!(
+            judge_code_exchange(
+                &grant,
+                Some(&user(false)),
+                1,
+                Some("https://a/cb"),
+                None,
+                now
+            ),
+            Err(CodeRefusal::Unknown)
+        );
+        assert_eq!(
+            judge(&grant, 1, None, None),
+            Err(CodeRefusal::RedirectUriMismatch)
+        );
+        assert_eq!(
+            judge(&grant, 1, Some("https://a/cb"), Some(&"v".repeat(43))),
+            Err(CodeRefusal::VerifierUnexpected)
+        );
+        let plain = Grant {
+            code_challenge: Some("v".repeat(43)),
+            code_challenge_method: Some("plain".to_owned()),
+            ..grant.clone()
+        };
+        assert_eq!(
+            judge(&plain, 1, Some("https://a/cb"), None),
+            Err(CodeRefusal::VerifierMissing)
+        );
+        assert_eq!(
+            judge(&plain, 1, Some("https://a/cb"), Some(&"w".repeat(43))),
+            Err(CodeRefusal::VerifierMismatch)
+        );
+        assert_eq!(
+            judge(&plain, 1, Some("https://a/cb"), Some(&"v".repeat(43))),
+            Ok(())
+        );
     }
 }

@@ -4,19 +4,20 @@
 
 use crate::oauth::authorize::{AuthorizationRequest, AuthorizationResponse};
 use crate::oauth::scope::is_subset;
-use crate::oauth::tokens::{OAuth, mint, new_family, token_records};
-use crate::oauth::{IdTokenContext, OAuthError, TokenResponse, is_openid, pkce};
+use crate::oauth::tokens::{OAuth, mint, new_family};
+use crate::oauth::{IdTokenContext, OAuthError, TokenResponse};
 use crate::params::Params;
 use crate::random;
+use crate::rules::{self, CodeRefusal};
 use crate::store::{
-    Application, Consent, Grant, IdToken, OidcSession, SecretKey, StoreError, Timestamp, WriteTx,
+    Application, Approval, CodeExchange, CodeStorage, Grant, IdToken, OidcSession, SecretKey,
 };
 
 impl OAuth {
     /// Whether the user must be asked: never for `skip_authorization` apps; not under
     /// `approval_prompt=auto` (request or setting) when they approved these scopes before;
     /// always under `prompt=consent`.
-    pub fn needs_consent(
+    pub async fn needs_consent(
         &self,
         request: &AuthorizationRequest,
         user: u64,
@@ -38,9 +39,7 @@ impl OAuth {
         if !auto {
             return Ok(true);
         }
-        let consent = self
-            .store
-            .read(|tx| tx.consent(user, request.application.id))?;
+        let consent = self.store.consent(user, request.application.id).await?;
         Ok(!consent.is_some_and(|consent| is_subset(&request.scope, &consent.scope)))
     }
 
@@ -89,7 +88,7 @@ impl OAuth {
             (code.key, grant)
         });
         let access_record = access.as_ref().map(|access| {
-            let (record, _) = token_records(
+            let (record, _) = rules::issued_tokens(
                 provider,
                 now,
                 request.application.id,
@@ -111,23 +110,13 @@ impl OAuth {
                 now,
             )
         });
-        let application = request.application.id;
-        let scope = request.scope.clone();
         self.store
-            .write(move |tx| {
-                if let Some((key, grant)) = &grant {
-                    tx.put_grant(key, grant)?;
-                }
-                if let Some((key, record)) = &access_record {
-                    tx.put_access_token(key, record)?;
-                }
-                if let Some((key, record)) = &id_token_row {
-                    tx.put_id_token(key, record)?;
-                }
-                if consented {
-                    remember_consent(tx, user, application, &scope, now)?;
-                }
-                Ok(())
+            .approve(Approval {
+                code: grant,
+                access: access_record,
+                id_token: id_token_row,
+                consent: consented
+                    .then(|| (user, request.application.id, request.scope.clone(), now)),
             })
             .await?;
         let id_token = match &id_token_signer {
@@ -180,138 +169,34 @@ impl OAuth {
             .ok_or_else(|| OAuthError::InvalidRequest("code is required".to_owned()))?;
         let redirect_uri = params.non_empty("redirect_uri")?.map(str::to_owned);
         let verifier = params.non_empty("code_verifier")?.map(str::to_owned);
-        let key = SecretKey::of_token(code);
         let now = self.now();
         let access = mint(now)?;
         let refresh = mint(now)?;
-        let application_id = application.id;
-        let client_id = application.client_id.clone();
-        let provider = self.settings.oauth2_provider.clone();
         let jti = random::ordered_token(now.0)?;
-        let id_token_record = {
-            let jti = jti.clone();
-            let wanted = self.id_tokens.is_some();
-            let lifetime = provider.id_token_expire_seconds;
-            move |grant: &Grant| {
-                (wanted && is_openid(&grant.scope)).then(|| {
-                    IdToken::issued(
-                        lifetime,
-                        &jti,
-                        grant.user,
-                        grant.application,
-                        &grant.scope,
-                        now,
-                    )
-                })
-            }
+        let exchange = CodeExchange {
+            code: SecretKey::of_token(code),
+            client: application.id,
+            redirect_uri,
+            verifier,
+            now,
+            access: (access.key, access.tail.clone()),
+            refresh: (refresh.key, refresh.tail.clone()),
+            id_token_jti: self.id_tokens.is_some().then(|| jti.clone()),
         };
-        let outcome = self
+        let grant = self
             .store
-            .write({
-                let (access_key, access_tail) = (access.key, access.tail.clone());
-                let (refresh_key, refresh_tail) = (refresh.key, refresh.tail.clone());
-                let records = move |grant: &Grant| {
-                    token_records(
-                        &provider,
-                        now,
-                        application_id,
-                        Some(grant.user),
-                        &grant.scope,
-                        grant.family,
-                        (&access_key, &access_tail),
-                        Some((&refresh_key, &refresh_tail)),
-                    )
-                };
-                move |tx| {
-                    let Some(mut grant) = tx.grant(&key)? else {
-                        return Ok(Err(OAuthError::InvalidGrant(
-                            "the code is invalid".to_owned(),
-                        )));
-                    };
-                    if grant.used.is_some() {
-                        let revoked = tx.revoke_family(grant.family, now)?;
-                        tracing::warn!(
-                            client = client_id.as_str(),
-                            revoked,
-                            "authorization code replayed: tokens issued from it are revoked"
-                        );
-                        return Ok(Err(OAuthError::InvalidGrant(
-                            "the code has already been used".to_owned(),
-                        )));
-                    }
-                    if grant.application != application_id {
-                        return Ok(Err(OAuthError::InvalidGrant(
-                            "the code was issued to another client".to_owned(),
-                        )));
-                    }
-                    if grant.expires <= now {
-                        return Ok(Err(OAuthError::InvalidGrant(
-                            "the code has expired".to_owned(),
-                        )));
-                    }
-                    if !crate::rules::holder_may_act(
-                        Some(grant.user),
-                        tx.user(grant.user)?.as_ref(),
-                    ) {
-                        return Ok(Err(OAuthError::InvalidGrant(
-                            "the code is invalid".to_owned(),
-                        )));
-                    }
-                    if let Some(expected) = &grant.redirect_uri
-                        && redirect_uri.as_ref() != Some(expected)
-                    {
-                        return Ok(Err(OAuthError::InvalidGrant(
-                            "redirect_uri must repeat the one sent to the authorization endpoint"
-                                .to_owned(),
-                        )));
-                    }
-                    match (&grant.code_challenge, &verifier) {
-                        (Some(challenge), Some(verifier)) => {
-                            let method = grant.code_challenge_method.as_deref().unwrap_or("plain");
-                            if !pkce::is_well_formed(verifier)
-                                || !pkce::verifies(method, challenge, verifier)
-                            {
-                                return Ok(Err(OAuthError::InvalidGrant(
-                                    "the code_verifier does not match the code_challenge"
-                                        .to_owned(),
-                                )));
-                            }
-                        }
-                        (Some(_), None) => {
-                            return Ok(Err(OAuthError::InvalidGrant(
-                                "code_verifier is required (PKCE)".to_owned(),
-                            )));
-                        }
-                        (None, Some(_)) => {
-                            return Ok(Err(OAuthError::InvalidGrant(
-                                "no code_challenge was sent for this code".to_owned(),
-                            )));
-                        }
-                        (None, None) => {}
-                    }
-                    grant.used = Some(now);
-                    tx.put_grant(&key, &grant)?;
-                    let (access_record, refresh_record) = records(&grant);
-                    tx.put_access_token(&access_key, &access_record)?;
-                    if let Some(refresh_record) = &refresh_record {
-                        tx.put_refresh_token(&refresh_key, refresh_record)?;
-                    }
-                    if let Some((key, record)) = id_token_record(&grant) {
-                        tx.put_id_token(&key, &record)?;
-                        tx.put_family_session(
-                            grant.family,
-                            &OidcSession {
-                                auth_time: grant.auth_time,
-                                sid: grant.sid.clone(),
-                                claims: grant.claims.clone(),
-                            },
-                        )?;
-                    }
-                    Ok(Ok(grant))
+            .exchange_code(exchange, &self.settings.oauth2_provider)
+            .await?
+            .map_err(|refusal| {
+                if let CodeRefusal::Replayed { family_revoked } = refusal {
+                    tracing::warn!(
+                        client = application.client_id.as_str(),
+                        revoked = family_revoked,
+                        "authorization code replayed: tokens issued from it are revoked"
+                    );
                 }
-            })
-            .await?;
-        let grant = outcome?;
+                code_refused(refusal)
+            })?;
         let id_token = match self.id_token_signer(&grant.scope) {
             Some(signer) => Some(signer.sign(
                 issuer,
@@ -337,32 +222,21 @@ impl OAuth {
     }
 }
 
-/// Approvals accumulate: what the user approved before stays approved.
-fn remember_consent(
-    tx: &mut WriteTx<'_>,
-    user: u64,
-    application: u64,
-    scope: &str,
-    now: Timestamp,
-) -> Result<(), StoreError> {
-    let mut approved = tx
-        .consent(user, application)?
-        .map(|consent| consent.scope)
-        .unwrap_or_default();
-    for wanted in scope.split(' ') {
-        if !approved.split(' ').any(|have| have == wanted) {
-            if !approved.is_empty() {
-                approved.push(' ');
+/// The token endpoint's answer to a refused code exchange.
+fn code_refused(refusal: CodeRefusal) -> OAuthError {
+    OAuthError::InvalidGrant(
+        match refusal {
+            CodeRefusal::Unknown => "the code is invalid",
+            CodeRefusal::Replayed { .. } => "the code has already been used",
+            CodeRefusal::OtherClient => "the code was issued to another client",
+            CodeRefusal::Expired => "the code has expired",
+            CodeRefusal::RedirectUriMismatch => {
+                "redirect_uri must repeat the one sent to the authorization endpoint"
             }
-            approved.push_str(wanted);
+            CodeRefusal::VerifierMismatch => "the code_verifier does not match the code_challenge",
+            CodeRefusal::VerifierMissing => "code_verifier is required (PKCE)",
+            CodeRefusal::VerifierUnexpected => "no code_challenge was sent for this code",
         }
-    }
-    tx.put_consent(
-        user,
-        application,
-        &Consent {
-            scope: approved,
-            granted: now,
-        },
+        .to_owned(),
     )
 }

@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use crate::oauth::tokens::{OAuth, mint, new_family, token_records};
+use crate::oauth::tokens::{OAuth, mint, new_family};
 use crate::oauth::{OAuthError, TokenResponse, resolve_scope};
 use crate::params::Params;
 use crate::store::{
@@ -264,7 +264,7 @@ impl OAuth {
                         )))
                     }
                     DeviceDecision::Approved { user, .. } => {
-                        let (access_record, refresh_record) = token_records(
+                        let (access_record, refresh_record) = crate::rules::issued_tokens(
                             &provider,
                             now,
                             application_id,

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::accounts::{AccountError, Accounts};
 use crate::clock::Clock;
-use crate::config::{OAuth2Provider, Settings};
+use crate::config::Settings;
 use crate::oauth::scope::{has_scope, resolve_scope};
 use crate::oauth::{
     BearerError, ClientAuthenticator, IdTokenContext, IdTokenSigner, OAuthError, PresentedClient,
@@ -23,8 +23,8 @@ use crate::rules;
 use crate::rules::RefreshRefusal;
 use crate::store::{
     AccessToken, Application, ClientType, FamilyId, FoundToken, GrantType, NewTokens,
-    NotTheClients, ReadTx, RefreshRequest, RefreshToken, Refreshed, SecretKey, Store, StoreError,
-    StoredToken, Timestamp, TokenStorage,
+    NotTheClients, ReadTx, RefreshRequest, Refreshed, SecretKey, Store, StoreError, StoredToken,
+    Timestamp, TokenStorage,
 };
 use crate::throttle::Throttle;
 
@@ -96,41 +96,6 @@ pub(super) fn mint(now: Timestamp) -> Result<Minted, OAuthError> {
     let key = SecretKey::of_token(&value);
     let tail = value[value.len() - 4..].to_owned();
     Ok(Minted { value, key, tail })
-}
-
-/// The records of a new access token (and refresh token) in `family`, issued at `now`.
-#[allow(clippy::too_many_arguments)]
-pub(super) fn token_records(
-    provider: &OAuth2Provider,
-    now: Timestamp,
-    application: u64,
-    user: Option<u64>,
-    scope: &str,
-    family: FamilyId,
-    access: (&SecretKey, &str),
-    refresh: Option<(&SecretKey, &str)>,
-) -> (AccessToken, Option<RefreshToken>) {
-    let access_record = AccessToken {
-        user,
-        application,
-        scope: scope.to_owned(),
-        expires: now.plus_seconds(provider.access_token_expire_seconds),
-        created: now,
-        refresh_token: refresh.map(|(key, _)| key.0),
-        family: Some(family),
-        tail: access.1.to_owned(),
-    };
-    let refresh_record = refresh.map(|(_, tail)| RefreshToken {
-        user,
-        application,
-        scope: scope.to_owned(),
-        created: now,
-        revoked: None,
-        access_token: Some(access.0.0),
-        family,
-        tail: tail.to_owned(),
-    });
-    (access_record, refresh_record)
 }
 
 pub(super) fn new_family() -> Result<FamilyId, OAuthError> {
@@ -341,7 +306,7 @@ impl OAuth {
         let now = self.now();
         let access = mint(now)?;
         let refresh = if with_refresh { Some(mint(now)?) } else { None };
-        let (mut access_record, refresh_record) = token_records(
+        let (mut access_record, refresh_record) = rules::issued_tokens(
             &self.settings.oauth2_provider,
             now,
             application.id,

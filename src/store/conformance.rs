@@ -5,15 +5,15 @@
 use std::sync::Arc;
 
 use crate::config::OAuth2Provider;
-use crate::rules::RefreshRefusal;
+use crate::rules::{CodeRefusal, RefreshRefusal};
 use crate::store::{
-    AccessToken, FamilyId, NewTokens, NotTheClients, RefreshRequest, RefreshToken, SecretKey,
-    StoredToken, Timestamp, TokenStorage,
+    AccessToken, Approval, CodeExchange, FamilyId, Grant, NewTokens, NotTheClients, RefreshRequest,
+    RefreshToken, SecretKey, Storage, StoredToken, Timestamp,
 };
 
 /// A fresh store and what it was seeded with.
 pub struct Seeded {
-    pub storage: Arc<dyn TokenStorage>,
+    pub storage: Arc<dyn Storage>,
     /// Two applications' ids, the second to present tokens of the first.
     pub application: u64,
     pub other_application: u64,
@@ -257,6 +257,227 @@ pub async fn revocation_takes_the_pair_or_the_family(seeded: Seeded) {
     // Unknown tokens are fine (RFC 7009 §2.2).
     storage
         .revoke_token(&key(99), seeded.application, now)
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+/// A code for `seeded`'s user and application, issued at `now`, valid for a minute, with a
+/// PKCE challenge (S256 of `VERIFIER`) and a redirect URI.
+fn code(seeded: &Seeded, family: u8, now: Timestamp) -> Grant {
+    Grant {
+        user: seeded.user,
+        application: seeded.application,
+        redirect_uri: Some("https://app.example/cb".to_owned()),
+        scope: "openid read".to_owned(),
+        code_challenge: Some(CHALLENGE.to_owned()),
+        code_challenge_method: Some("S256".to_owned()),
+        nonce: None,
+        auth_time: now,
+        created: now,
+        expires: now.plus_seconds(60),
+        used: None,
+        family: FamilyId([family; 16]),
+        sid: Some("sid".to_owned()),
+        claims: None,
+    }
+}
+
+/// RFC 7636's example verifier and its S256 challenge.
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+fn exchange(seeded: &Seeded, code: u8, minted: u8, now: Timestamp) -> CodeExchange {
+    CodeExchange {
+        code: key(code),
+        client: seeded.application,
+        redirect_uri: Some("https://app.example/cb".to_owned()),
+        verifier: Some(VERIFIER.to_owned()),
+        now,
+        access: (key(minted), "acc1".to_owned()),
+        refresh: (key(minted + 1), "ref1".to_owned()),
+        id_token_jti: Some(format!("jti-{minted}")),
+    }
+}
+
+/// Approvals store their code and accumulate consent.
+pub async fn approvals_store_the_code_and_accumulate_consent(seeded: Seeded) {
+    let now = Timestamp(1_000 * SECOND);
+    let storage = &seeded.storage;
+    let (user, application) = (seeded.user, seeded.application);
+    assert!(storage.consent(user, application).await.unwrap().is_none());
+    for scope in ["read", "write read"] {
+        storage
+            .approve(Approval {
+                code: Some((key(1), code(&seeded, 1, now))),
+                consent: Some((user, application, scope.to_owned(), now)),
+                ..Approval::default()
+            })
+            .await
+            .unwrap();
+    }
+    let consent = storage.consent(user, application).await.unwrap().unwrap();
+    assert_eq!(consent.scope, "read write");
+    assert!(
+        storage
+            .consent(user, seeded.other_application)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+/// A code is exchanged once, for an access and a refresh token of its family; presenting it
+/// again revokes what it gave.
+pub async fn a_code_is_exchanged_once_and_a_replay_revokes_what_it_gave(seeded: Seeded) {
+    let provider = OAuth2Provider::default();
+    let now = Timestamp(1_000 * SECOND);
+    let storage = &seeded.storage;
+    storage
+        .approve(Approval {
+            code: Some((key(1), code(&seeded, 1, now))),
+            ..Approval::default()
+        })
+        .await
+        .unwrap();
+    let grant = storage
+        .exchange_code(exchange(&seeded, 1, 10, now), &provider)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(grant.used, Some(now));
+    assert_eq!(grant.scope, "openid read");
+    let access = storage.find_token(&key(10)).await.unwrap().unwrap();
+    match access.token {
+        StoredToken::Access(token) => {
+            assert_eq!(token.family, Some(FamilyId([1; 16])));
+            assert_eq!(token.refresh_token, Some(key(11).0));
+        }
+        other => panic!("{other:?}"),
+    }
+    // The refresh token's family remembers the OpenID session: a refresh brings an ID token.
+    let refreshed = storage
+        .rotate_refresh_token(
+            RefreshRequest {
+                id_token_jti: Some("jti-r".to_owned()),
+                ..refresh_request(&seeded, 11, 20, now)
+            },
+            &provider,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        refreshed.session.map(|(user, session)| (user, session.sid)),
+        Some((seeded.user, Some("sid".to_owned())))
+    );
+    let replay = storage
+        .exchange_code(exchange(&seeded, 1, 30, now), &provider)
+        .await
+        .unwrap();
+    assert_eq!(
+        replay.unwrap_err(),
+        CodeRefusal::Replayed { family_revoked: 2 }
+    );
+    assert!(storage.find_token(&key(20)).await.unwrap().is_none());
+    assert!(storage.find_token(&key(30)).await.unwrap().is_none());
+}
+
+/// Of many concurrent exchanges of one code, exactly one is granted.
+pub async fn concurrent_exchanges_of_one_code_grant_exactly_one(seeded: Seeded) {
+    let now = Timestamp(1_000 * SECOND);
+    seeded
+        .storage
+        .approve(Approval {
+            code: Some((key(1), code(&seeded, 1, now))),
+            ..Approval::default()
+        })
+        .await
+        .unwrap();
+    let mut attempts = Vec::new();
+    for i in 0..8u8 {
+        let storage = seeded.storage.clone();
+        let request = exchange(&seeded, 1, 10 + 2 * i, now);
+        attempts.push(tokio::spawn(async move {
+            storage
+                .exchange_code(request, &OAuth2Provider::default())
+                .await
+        }));
+    }
+    let mut granted = 0;
+    for attempt in attempts {
+        match attempt.await.unwrap().unwrap() {
+            Ok(_) => granted += 1,
+            Err(refusal) => assert!(matches!(refusal, CodeRefusal::Replayed { .. })),
+        }
+    }
+    assert_eq!(granted, 1);
+}
+
+/// Refused exchanges leave the code unused: the right request still succeeds after them.
+pub async fn refused_exchanges_leave_the_code_unused(seeded: Seeded) {
+    let provider = OAuth2Provider::default();
+    let now = Timestamp(1_000 * SECOND);
+    let storage = &seeded.storage;
+    storage
+        .approve(Approval {
+            code: Some((key(1), code(&seeded, 1, now))),
+            ..Approval::default()
+        })
+        .await
+        .unwrap();
+    let right = || exchange(&seeded, 1, 10, now);
+    let cases = [
+        (
+            CodeExchange {
+                code: key(77),
+                ..right()
+            },
+            CodeRefusal::Unknown,
+        ),
+        (
+            CodeExchange {
+                client: seeded.other_application,
+                ..right()
+            },
+            CodeRefusal::OtherClient,
+        ),
+        (
+            CodeExchange {
+                now: Timestamp(now.0 + 60 * SECOND),
+                ..right()
+            },
+            CodeRefusal::Expired,
+        ),
+        (
+            CodeExchange {
+                redirect_uri: Some("https://evil.example/cb".to_owned()),
+                ..right()
+            },
+            CodeRefusal::RedirectUriMismatch,
+        ),
+        (
+            CodeExchange {
+                verifier: Some(format!("{VERIFIER}x")),
+                ..right()
+            },
+            CodeRefusal::VerifierMismatch,
+        ),
+        (
+            CodeExchange {
+                verifier: None,
+                ..right()
+            },
+            CodeRefusal::VerifierMissing,
+        ),
+    ];
+    for (request, refusal) in cases {
+        let outcome = storage.exchange_code(request, &provider).await.unwrap();
+        assert_eq!(outcome.unwrap_err(), refusal);
+    }
+    assert!(storage.find_token(&key(10)).await.unwrap().is_none());
+    storage
+        .exchange_code(right(), &provider)
         .await
         .unwrap()
         .unwrap();

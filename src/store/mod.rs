@@ -8,6 +8,7 @@
 //! (`Store::read(|tx| …)` / `Store::write(|tx| …)`) is redb-shaped; services move off it onto
 //! the traits here one concern at a time (see docs/DESIGN.md, "Storage boundary").
 
+mod codes;
 #[cfg(test)]
 mod conformance;
 pub mod postgres;
@@ -21,6 +22,7 @@ pub use self::redb::{
     IntegrityReport, OpenReport, Prior, ReadTx, RestoreReport, SCHEMA_VERSION, Store, TokenPage,
     TokenTable, WriteTx,
 };
+pub use codes::*;
 pub use records::{
     AccessToken, Algorithm, Application, ClientType, Consent, ContentType, DeviceDecision,
     DeviceGrant, ExpiringKind, FamilyId, Grant, GrantType, Group, IdToken, OidcSession,
@@ -29,6 +31,11 @@ pub use records::{
 };
 pub use records::{ORDERED_PREFIX_BYTES, ORDERED_TOKEN_BYTES, ORDERED_TOKEN_VERSION};
 pub use tokens::*;
+
+/// Everything a backend does: the units of work of every concern.
+pub trait Storage: TokenStorage + CodeStorage {}
+
+impl<T: TokenStorage + CodeStorage> Storage for T {}
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {

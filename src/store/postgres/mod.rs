@@ -7,6 +7,7 @@
 //! records it, so instances starting at once apply each migration exactly once: the second
 //! waits on the first's row and then finds it applied.
 
+mod codes;
 mod tokens;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -19,7 +20,7 @@ use tokio_postgres::{NoTls, Row};
 use super::{Application, StoreError, User};
 
 /// The migrations, in order; a released one is never edited (a new one is added).
-const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("migrations/0001_tokens.sql"))];
+const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("migrations/0001_initial.sql"))];
 
 /// Longest a unit of work waits for a pooled connection, or for a new one to open.
 const CONNECTION_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
@@ -90,9 +91,9 @@ impl PgStore {
     /// (0 for an empty database).
     pub async fn migrate(&self) -> Result<i32, StoreError> {
         let mut client = self.client().await?;
-        // Two instances creating the table at once: one of them meets a unique violation
-        // in the catalog, and finds the table there when it tries again.
-        for attempt in 0..2 {
+        // Instances creating the table at once: the losers meet a duplicate in the catalog
+        // (PostgreSQL reports it as one of three codes) and find the table when they try again.
+        for attempt in 0..3 {
             match client
                 .batch_execute(
                     "CREATE TABLE IF NOT EXISTS oxidot_schema_migrations (
@@ -103,7 +104,7 @@ impl PgStore {
                 .await
             {
                 Ok(()) => break,
-                Err(error) if attempt == 0 && is_unique_violation(&error) => continue,
+                Err(error) if attempt < 2 && is_catalog_race(&error) => continue,
                 Err(error) => return Err(error.into()),
             }
         }
@@ -184,12 +185,26 @@ impl PgStore {
 impl From<tokio_postgres::Error> for StoreError {
     fn from(error: tokio_postgres::Error) -> Self {
         // A closed connection (the server went away) is unavailability, not a broken store.
-        if error.is_closed() || error.code().is_none() && error.as_db_error().is_none() {
+        if let Some(db) = error.as_db_error() {
+            // The server's own words ("db error" alone says nothing).
+            StoreError::Storage(format!("PostgreSQL {}: {}", db.code().code(), db.message()))
+        } else if error.is_closed() || error.code().is_none() {
             StoreError::Unavailable(error.to_string())
         } else {
             StoreError::Storage(error.to_string())
         }
     }
+}
+
+/// A concurrent `CREATE … IF NOT EXISTS` lost to another session.
+fn is_catalog_race(error: &tokio_postgres::Error) -> bool {
+    [
+        &SqlState::UNIQUE_VIOLATION,
+        &SqlState::DUPLICATE_OBJECT,
+        &SqlState::DUPLICATE_TABLE,
+    ]
+    .into_iter()
+    .any(|code| error.code() == Some(code))
 }
 
 fn is_unique_violation(error: &tokio_postgres::Error) -> bool {

@@ -57,7 +57,7 @@ const PUT_ID_TOKEN: &str =
     VALUES ($1, $2, $3, $4, $5)
     ON CONFLICT (key) DO UPDATE SET application = $2, user_id = $3, expires = $4, record = $5";
 
-async fn put_access_token(
+pub(super) async fn put_access_token(
     client: &impl GenericClient,
     key: &SecretKey,
     token: &AccessToken,
@@ -79,7 +79,7 @@ async fn put_access_token(
     Ok(())
 }
 
-async fn put_refresh_token(
+pub(super) async fn put_refresh_token(
     client: &impl GenericClient,
     key: &SecretKey,
     token: &RefreshToken,
@@ -102,7 +102,28 @@ async fn put_refresh_token(
     Ok(())
 }
 
-async fn ensure_family(
+pub(super) async fn put_id_token(
+    client: &impl GenericClient,
+    key: &SecretKey,
+    token: &IdToken,
+) -> Result<(), StoreError> {
+    let statement = client.prepare_cached(PUT_ID_TOKEN).await?;
+    client
+        .execute(
+            &statement,
+            &[
+                &key.0.as_slice(),
+                &pg_id(token.application)?,
+                &token.user.map(pg_id).transpose()?,
+                &token.expires.0,
+                &json(token),
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn ensure_family(
     client: &impl GenericClient,
     family: FamilyId,
     application: u64,
@@ -132,7 +153,7 @@ async fn delete_access_token(
 
 /// Revokes every token of a family: access tokens deleted, refresh tokens marked revoked
 /// (kept for reuse detection). Returns how many were live.
-async fn revoke_family(
+pub(super) async fn revoke_family(
     transaction: &Transaction<'_>,
     family: FamilyId,
     now: Timestamp,
@@ -246,7 +267,7 @@ impl TokenStorage for PgStore {
             put_refresh_token(&transaction, &request.refresh.0, new_refresh).await?;
         }
         let session = match (old.user, &request.id_token_jti) {
-            (Some(user), Some(jti)) if rules::refresh_renews_id_token(&scope) => {
+            (Some(user), Some(jti)) if rules::brings_id_token(&scope) => {
                 let row = transaction
                     .query_opt(
                         "SELECT session FROM oxidot_families WHERE id = $1",
@@ -266,19 +287,7 @@ impl TokenStorage for PgStore {
                         &scope,
                         request.now,
                     );
-                    let statement = transaction.prepare_cached(PUT_ID_TOKEN).await?;
-                    transaction
-                        .execute(
-                            &statement,
-                            &[
-                                &key.0.as_slice(),
-                                &pg_id(token.application)?,
-                                &token.user.map(pg_id).transpose()?,
-                                &token.expires.0,
-                                &json(&token),
-                            ],
-                        )
-                        .await?;
+                    put_id_token(&transaction, &key, &token).await?;
                 }
                 session.map(|session| (user, session))
             }
@@ -416,5 +425,9 @@ mod tests {
         concurrent_refreshes_of_one_token_grant_exactly_one,
         refused_refreshes_change_nothing,
         revocation_takes_the_pair_or_the_family,
+        approvals_store_the_code_and_accumulate_consent,
+        a_code_is_exchanged_once_and_a_replay_revokes_what_it_gave,
+        concurrent_exchanges_of_one_code_grant_exactly_one,
+        refused_exchanges_leave_the_code_unused,
     );
 }

@@ -7,6 +7,7 @@
 
 mod admin;
 mod backup;
+mod codes;
 mod load_journal;
 mod tokens;
 mod writer;

@@ -76,7 +76,7 @@ impl TokenStorage for Store {
             // OIDC Core §12.2: a refresh of an OpenID grant brings a new ID token, for the
             // original authentication.
             let session = match (old.user, &request.id_token_jti) {
-                (Some(user), Some(jti)) if rules::refresh_renews_id_token(&scope) => {
+                (Some(user), Some(jti)) if rules::brings_id_token(&scope) => {
                     let session = tx.family_session(old.family)?;
                     if session.is_some() {
                         let (key, record) = IdToken::issued(
@@ -221,5 +221,9 @@ mod tests {
         concurrent_refreshes_of_one_token_grant_exactly_one,
         refused_refreshes_change_nothing,
         revocation_takes_the_pair_or_the_family,
+        approvals_store_the_code_and_accumulate_consent,
+        a_code_is_exchanged_once_and_a_replay_revokes_what_it_gave,
+        concurrent_exchanges_of_one_code_grant_exactly_one,
+        refused_exchanges_leave_the_code_unused,
     );
 }

@@ -125,7 +125,7 @@ async fn authorize(
         }
         return Ok(Answer::Redirect(Found(login_location(&request))));
     };
-    let needs_consent = match state.oauth.needs_consent(&request, signed_in.user.id) {
+    let needs_consent = match state.oauth.needs_consent(&request, signed_in.user.id).await {
         Ok(needs) => needs,
         Err(error) => return oauth_failure(state, &request, error),
     };

@@ -1,4 +1,4 @@
--- oxidot on PostgreSQL, migration 1: users, applications and what the token endpoint keeps.
+-- oxidot on PostgreSQL, migration 1: users, applications, codes, consent and tokens.
 -- Each table has the columns its queries filter or join on, and the whole record as JSONB
 -- (readable with psql; a new optional field needs no migration, as in the redb file). Times are
 -- microseconds since the Unix epoch, as everywhere in oxidot. Token rows are keyed by the
@@ -60,3 +60,22 @@ CREATE TABLE oxidot_id_tokens (
     record JSONB NOT NULL
 );
 CREATE INDEX oxidot_id_tokens_expires ON oxidot_id_tokens (expires);
+
+-- Authorization codes (DOT's grants), kept after use until they expire so a replay is known.
+CREATE TABLE oxidot_grants (
+    key BYTEA PRIMARY KEY,
+    application BIGINT NOT NULL,
+    user_id BIGINT NOT NULL,
+    family BYTEA NOT NULL,
+    expires BIGINT NOT NULL,
+    record JSONB NOT NULL
+);
+CREATE INDEX oxidot_grants_expires ON oxidot_grants (expires);
+
+-- What each user approved for each application (scopes accumulate).
+CREATE TABLE oxidot_consents (
+    user_id BIGINT NOT NULL,
+    application BIGINT NOT NULL,
+    record JSONB NOT NULL,
+    PRIMARY KEY (user_id, application)
+);
