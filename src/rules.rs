@@ -5,7 +5,10 @@
 
 use crate::config::OAuth2Provider;
 use crate::oauth::scope::is_subset;
-use crate::store::{AccessToken, FamilyId, Grant, RefreshToken, SecretKey, Timestamp, User};
+use crate::store::{
+    AccessToken, DeviceDecision, DeviceGrant, FamilyId, Grant, RefreshToken, SecretKey, Timestamp,
+    User,
+};
 
 /// Whether the user a token or code speaks for may still use it. A token without a user
 /// (client credentials) speaks only for its client; one whose user was deleted or deactivated
@@ -230,6 +233,75 @@ pub fn judge_code_exchange(
     }
 }
 
+/// What a device's poll at the token endpoint (RFC 8628 §3.4) comes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DevicePoll {
+    /// No such device code (or it went: denied and answered, or exchanged).
+    Unknown,
+    OtherClient,
+    Expired,
+    /// Still waiting for the user; `slow_down` when the device polled before its interval
+    /// passed (the interval then grows by 5 seconds, §3.5). The poll is recorded.
+    Pending {
+        slow_down: bool,
+    },
+    /// The user denied it: answered once, then the request is gone.
+    Denied,
+    /// Approved by a user who can no longer act (deactivated or deleted since): over.
+    ApproverGone,
+    /// Approved: tokens are issued for `user` and the request is gone.
+    Approved {
+        user: u64,
+    },
+}
+
+/// The judgement of a device's poll with the code of `grant` by client `client` at `now`;
+/// `approver` is the approving user as stored now, when the grant is approved.
+pub fn judge_device_poll(
+    grant: &DeviceGrant,
+    approver: Option<&User>,
+    client: u64,
+    now: Timestamp,
+) -> DevicePoll {
+    if grant.application != client {
+        return DevicePoll::OtherClient;
+    }
+    if grant.expires <= now {
+        return DevicePoll::Expired;
+    }
+    match grant.decision {
+        DeviceDecision::Denied => DevicePoll::Denied,
+        DeviceDecision::Pending => DevicePoll::Pending {
+            slow_down: grant
+                .last_poll
+                .is_some_and(|last| now < last.plus_seconds(grant.interval)),
+        },
+        DeviceDecision::Approved { user, .. } if !holder_may_act(Some(user), approver) => {
+            DevicePoll::ApproverGone
+        }
+        DeviceDecision::Approved { user, .. } => DevicePoll::Approved { user },
+    }
+}
+
+/// A pending device grant after a poll at `now`: the poll recorded, the interval grown on
+/// `slow_down`.
+pub fn polled(grant: &DeviceGrant, slow_down: bool, now: Timestamp) -> DeviceGrant {
+    DeviceGrant {
+        last_poll: Some(now),
+        interval: if slow_down {
+            grant.interval + 5
+        } else {
+            grant.interval
+        },
+        ..grant.clone()
+    }
+}
+
+/// Whether a user may still decide `grant` at `now`: only while it is pending and unexpired.
+pub fn device_grant_awaits_decision(grant: &DeviceGrant, now: Timestamp) -> bool {
+    grant.expires > now && grant.decision == DeviceDecision::Pending
+}
+
 /// What a user has approved for an application after approving `scope` too: approvals
 /// accumulate, so what they approved before stays approved.
 pub fn merged_consent(previous: Option<&str>, scope: &str) -> String {
@@ -266,16 +338,18 @@ pub fn refresh_records(
     now: Timestamp,
 ) -> RefreshRecords {
     let rotate = provider.rotate_refresh_token;
-    let access_record = AccessToken {
-        user: old.user,
-        application: old.application,
-        scope: scope.to_owned(),
-        expires: now.plus_seconds(provider.access_token_expire_seconds),
-        created: now,
-        refresh_token: Some(if rotate { refresh.0.0 } else { old_key.0 }),
-        family: Some(old.family),
-        tail: access.1.to_owned(),
-    };
+    // The new access token pairs with the new refresh token when rotating, else the old one.
+    let paired = if rotate { refresh } else { (old_key, "") };
+    let (access_record, _) = issued_tokens(
+        provider,
+        now,
+        old.application,
+        old.user,
+        scope,
+        old.family,
+        access,
+        Some(paired),
+    );
     let mut kept = old.clone();
     let new_refresh = if rotate {
         kept.access_token = None;
@@ -584,5 +658,63 @@ mod tests {
             judge(&plain, 1, Some("https://a/cb"), Some(&"v".repeat(43))),
             Ok(())
         );
+    }
+
+    #[test]
+    fn a_device_poll_is_judged_by_the_grants_state() {
+        let now = Timestamp(100 * 1_000_000);
+        let grant = DeviceGrant {
+            application: 1,
+            scope: "read".to_owned(),
+            user_code: "BCDFGHJK".to_owned(),
+            decision: DeviceDecision::Pending,
+            created: Timestamp(0),
+            expires: Timestamp(200 * 1_000_000),
+            interval: 5,
+            last_poll: None,
+        };
+        let alice = user(true);
+        assert_eq!(
+            judge_device_poll(&grant, None, 2, now),
+            DevicePoll::OtherClient
+        );
+        assert_eq!(
+            judge_device_poll(&grant, None, 1, now),
+            DevicePoll::Pending { slow_down: false }
+        );
+        let polled_now = polled(&grant, false, now);
+        let soon = Timestamp(now.0 + 4 * 1_000_000);
+        assert_eq!(
+            judge_device_poll(&polled_now, None, 1, soon),
+            DevicePoll::Pending { slow_down: true }
+        );
+        assert_eq!(polled(&polled_now, true, soon).interval, 10);
+        let approved = DeviceGrant {
+            decision: DeviceDecision::Approved {
+                user: 7,
+                auth_time: now,
+            },
+            ..grant.clone()
+        };
+        assert_eq!(
+            judge_device_poll(&approved, Some(&alice), 1, now),
+            DevicePoll::Approved { user: 7 }
+        );
+        assert_eq!(
+            judge_device_poll(&approved, Some(&user(false)), 1, now),
+            DevicePoll::ApproverGone
+        );
+        let denied = DeviceGrant {
+            decision: DeviceDecision::Denied,
+            ..grant.clone()
+        };
+        assert_eq!(judge_device_poll(&denied, None, 1, now), DevicePoll::Denied);
+        assert!(!device_grant_awaits_decision(&denied, now));
+        assert_eq!(
+            judge_device_poll(&grant, None, 1, grant.expires),
+            DevicePoll::Expired
+        );
+        assert!(device_grant_awaits_decision(&grant, now));
+        assert!(!device_grant_awaits_decision(&grant, grant.expires));
     }
 }

@@ -8,8 +8,10 @@ use serde::Serialize;
 use crate::oauth::tokens::{OAuth, mint, new_family};
 use crate::oauth::{OAuthError, TokenResponse, resolve_scope};
 use crate::params::Params;
+use crate::rules::DevicePoll;
 use crate::store::{
-    Application, DeviceDecision, DeviceGrant, GrantType, SecretKey, StoreError, Timestamp,
+    Application, DeviceDecision, DeviceGrant, DevicePollRequest, DeviceStorage, GrantType,
+    SecretKey, StoreError, Timestamp,
 };
 use crate::throttle::Verdict;
 
@@ -100,10 +102,9 @@ impl OAuth {
                 interval: provider.device_flow_interval,
                 last_poll: None,
             };
-            let key = device.key;
             match self
                 .store
-                .write(move |tx| tx.put_device_grant(&key, &grant))
+                .start_device_authorization(device.key, grant)
                 .await
             {
                 Ok(()) => break user_code,
@@ -128,7 +129,7 @@ impl OAuth {
     /// The pending request behind a user code typed by `username`; wrong codes are throttled
     /// per user and IP so they cannot be guessed (refused, not slowed: the guesser is the
     /// signed-in user, not a stranger locking someone else out).
-    pub fn find_device_request(
+    pub async fn find_device_request(
         &self,
         user_code: &str,
         username: &str,
@@ -140,22 +141,15 @@ impl OAuth {
             return Err(OAuthError::TooManyAttempts { retry_after });
         }
         let code = normalize_user_code(user_code);
-        let now = self.now();
-        let found = self.store.read(|tx| {
-            let Some((key, grant)) = tx.device_grant_by_user_code(&code)? else {
-                return Ok(None);
-            };
-            if grant.expires <= now || grant.decision != DeviceDecision::Pending {
-                return Ok(None);
-            }
-            Ok(tx
-                .application(grant.application)?
-                .map(|application| DeviceRequest {
-                    key,
-                    grant,
-                    application,
-                }))
-        })?;
+        let found = self
+            .store
+            .pending_device(&code, self.now())
+            .await?
+            .map(|pending| DeviceRequest {
+                key: pending.key,
+                grant: pending.grant,
+                application: pending.application,
+            });
         if found.is_none() {
             self.device_code_failures
                 .record_failure(username, client_ip);
@@ -171,26 +165,11 @@ impl OAuth {
         auth_time: Timestamp,
         approve: bool,
     ) -> Result<bool, OAuthError> {
-        let now = self.now();
-        let decided = self
+        let approved_by = approve.then_some((user, auth_time));
+        Ok(self
             .store
-            .write(move |tx| {
-                let Some(mut grant) = tx.device_grant(&key)? else {
-                    return Ok(false);
-                };
-                if grant.expires <= now || grant.decision != DeviceDecision::Pending {
-                    return Ok(false);
-                }
-                grant.decision = if approve {
-                    DeviceDecision::Approved { user, auth_time }
-                } else {
-                    DeviceDecision::Denied
-                };
-                tx.put_device_grant(&key, &grant)?;
-                Ok(true)
-            })
-            .await?;
-        Ok(decided)
+            .decide_device(key, approved_by, self.now())
+            .await?)
     }
 
     /// The device's poll at the token endpoint.
@@ -207,85 +186,41 @@ impl OAuth {
         let device_code = params
             .non_empty("device_code")?
             .ok_or_else(|| OAuthError::InvalidRequest("device_code is required".to_owned()))?;
-        let key = SecretKey::of_token(device_code);
         let now = self.now();
-        let provider = self.settings.oauth2_provider.clone();
-        let application_id = application.id;
         let access = mint(now)?;
         let refresh = mint(now)?;
-        let family = new_family()?;
-        let (access_key, access_tail) = (access.key, access.tail.clone());
-        let (refresh_key, refresh_tail) = (refresh.key, refresh.tail.clone());
-        let outcome = self
+        let poll = DevicePollRequest {
+            device_code: SecretKey::of_token(device_code),
+            client: application.id,
+            now,
+            access: (access.key, access.tail.clone()),
+            refresh: (refresh.key, refresh.tail.clone()),
+            family: new_family()?,
+        };
+        let (judged, scope) = self
             .store
-            .write(move |tx| {
-                let Some(mut grant) = tx.device_grant(&key)? else {
-                    return Ok(Err(OAuthError::InvalidGrant(
-                        "the device code is invalid".to_owned(),
-                    )));
-                };
-                if grant.application != application_id {
-                    return Ok(Err(OAuthError::InvalidGrant(
-                        "the device code was issued to another client".to_owned(),
-                    )));
-                }
-                if grant.expires <= now {
-                    return Ok(Err(OAuthError::ExpiredToken));
-                }
-                match grant.decision.clone() {
-                    DeviceDecision::Denied => {
-                        tx.delete_device_grant(&key)?;
-                        Ok(Err(OAuthError::AccessDenied(
-                            "the user denied the request".to_owned(),
-                        )))
-                    }
-                    DeviceDecision::Pending => {
-                        let too_soon = grant
-                            .last_poll
-                            .is_some_and(|last| now < last.plus_seconds(grant.interval));
-                        grant.last_poll = Some(now);
-                        if too_soon {
-                            grant.interval += 5;
-                        }
-                        tx.put_device_grant(&key, &grant)?;
-                        Ok(Err(if too_soon {
-                            OAuthError::SlowDown
-                        } else {
-                            OAuthError::AuthorizationPending
-                        }))
-                    }
-                    DeviceDecision::Approved { user, .. }
-                        if !crate::rules::holder_may_act(Some(user), tx.user(user)?.as_ref()) =>
-                    {
-                        // Approved by a user deactivated since: the request is over.
-                        tx.delete_device_grant(&key)?;
-                        Ok(Err(OAuthError::AccessDenied(
-                            "the user who approved the request can no longer sign in".to_owned(),
-                        )))
-                    }
-                    DeviceDecision::Approved { user, .. } => {
-                        let (access_record, refresh_record) = crate::rules::issued_tokens(
-                            &provider,
-                            now,
-                            application_id,
-                            Some(user),
-                            &grant.scope,
-                            family,
-                            (&access_key, &access_tail),
-                            Some((&refresh_key, &refresh_tail)),
-                        );
-                        tx.put_access_token(&access_key, &access_record)?;
-                        if let Some(record) = &refresh_record {
-                            tx.put_refresh_token(&refresh_key, record)?;
-                        }
-                        tx.delete_device_grant(&key)?;
-                        Ok(Ok(grant.scope.clone()))
-                    }
-                }
-            })
+            .poll_device(poll, &self.settings.oauth2_provider)
             .await?;
-        let scope = outcome?;
-        Ok(self.response(access, Some(refresh.value), scope))
+        match (judged, scope) {
+            (DevicePoll::Approved { .. }, Some(scope)) => {
+                Ok(self.response(access, Some(refresh.value), scope))
+            }
+            (DevicePoll::OtherClient, _) => Err(OAuthError::InvalidGrant(
+                "the device code was issued to another client".to_owned(),
+            )),
+            (DevicePoll::Expired, _) => Err(OAuthError::ExpiredToken),
+            (DevicePoll::Pending { slow_down: true }, _) => Err(OAuthError::SlowDown),
+            (DevicePoll::Pending { slow_down: false }, _) => Err(OAuthError::AuthorizationPending),
+            (DevicePoll::Denied, _) => Err(OAuthError::AccessDenied(
+                "the user denied the request".to_owned(),
+            )),
+            (DevicePoll::ApproverGone, _) => Err(OAuthError::AccessDenied(
+                "the user who approved the request can no longer sign in".to_owned(),
+            )),
+            (DevicePoll::Unknown | DevicePoll::Approved { .. }, _) => Err(
+                OAuthError::InvalidGrant("the device code is invalid".to_owned()),
+            ),
+        }
     }
 }
 

@@ -5,10 +5,11 @@
 use std::sync::Arc;
 
 use crate::config::OAuth2Provider;
-use crate::rules::{CodeRefusal, RefreshRefusal};
+use crate::rules::{CodeRefusal, DevicePoll, RefreshRefusal};
 use crate::store::{
-    AccessToken, Approval, CodeExchange, FamilyId, Grant, NewTokens, NotTheClients, RefreshRequest,
-    RefreshToken, SecretKey, Storage, StoredToken, Timestamp,
+    AccessToken, Approval, CodeExchange, DeviceDecision, DeviceGrant, DevicePollRequest, FamilyId,
+    Grant, NewTokens, NotTheClients, RefreshRequest, RefreshToken, SecretKey, Storage, StoreError,
+    StoredToken, Timestamp,
 };
 
 /// A fresh store and what it was seeded with.
@@ -481,4 +482,201 @@ pub async fn refused_exchanges_leave_the_code_unused(seeded: Seeded) {
         .await
         .unwrap()
         .unwrap();
+}
+
+fn device_grant(seeded: &Seeded, user_code: &str, now: Timestamp) -> DeviceGrant {
+    DeviceGrant {
+        application: seeded.application,
+        scope: "read".to_owned(),
+        user_code: user_code.to_owned(),
+        decision: DeviceDecision::Pending,
+        created: now,
+        expires: now.plus_seconds(600),
+        interval: 5,
+        last_poll: None,
+    }
+}
+
+fn device_poll(seeded: &Seeded, device: u8, minted: u8, now: Timestamp) -> DevicePollRequest {
+    DevicePollRequest {
+        device_code: key(device),
+        client: seeded.application,
+        now,
+        access: (key(minted), "dev1".to_owned()),
+        refresh: (key(minted + 1), "dev2".to_owned()),
+        family: FamilyId([minted; 16]),
+    }
+}
+
+/// A device request is found by its user code while pending, polled (too fast: slow down),
+/// approved once, and exchanged for tokens once.
+pub async fn a_device_is_approved_once_and_gets_its_tokens(seeded: Seeded) {
+    let provider = OAuth2Provider::default();
+    let now = Timestamp(1_000 * SECOND);
+    let storage = &seeded.storage;
+    storage
+        .start_device_authorization(key(1), device_grant(&seeded, "BCDFGHJK", now))
+        .await
+        .unwrap();
+    let pending = storage
+        .pending_device("BCDFGHJK", now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (pending.key, pending.application.id),
+        (key(1), seeded.application)
+    );
+    assert!(
+        storage
+            .pending_device("BCDFGHJX", now)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let poll =
+        |at: i64, minted: u8| device_poll(&seeded, 1, minted, Timestamp(now.0 + at * SECOND));
+    assert_eq!(
+        storage.poll_device(poll(1, 10), &provider).await.unwrap(),
+        (DevicePoll::Pending { slow_down: false }, None)
+    );
+    assert_eq!(
+        storage.poll_device(poll(2, 10), &provider).await.unwrap(),
+        (DevicePoll::Pending { slow_down: true }, None)
+    );
+    let wrong_client = DevicePollRequest {
+        client: seeded.other_application,
+        ..poll(20, 10)
+    };
+    assert_eq!(
+        storage
+            .poll_device(wrong_client, &provider)
+            .await
+            .unwrap()
+            .0,
+        DevicePoll::OtherClient
+    );
+    let approved_by = Some((seeded.user, now));
+    assert!(
+        storage
+            .decide_device(key(1), approved_by, now)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !storage.decide_device(key(1), None, now).await.unwrap(),
+        "decided once"
+    );
+    assert!(
+        storage
+            .pending_device("BCDFGHJK", now)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(storage.find_token(&key(10)).await.unwrap().is_none());
+    assert_eq!(
+        storage.poll_device(poll(30, 10), &provider).await.unwrap(),
+        (
+            DevicePoll::Approved { user: seeded.user },
+            Some("read".to_owned())
+        )
+    );
+    let found = storage.find_token(&key(10)).await.unwrap().unwrap();
+    assert_eq!(found.user.map(|user| user.id), Some(seeded.user));
+    assert!(storage.find_token(&key(11)).await.unwrap().is_some());
+    assert_eq!(
+        storage
+            .poll_device(poll(40, 20), &provider)
+            .await
+            .unwrap()
+            .0,
+        DevicePoll::Unknown
+    );
+}
+
+/// A user code belongs to one request; denied requests are told once; expired ones expire.
+pub async fn device_user_codes_are_unique_and_denials_are_told_once(seeded: Seeded) {
+    let provider = OAuth2Provider::default();
+    let now = Timestamp(1_000 * SECOND);
+    let storage = &seeded.storage;
+    storage
+        .start_device_authorization(key(1), device_grant(&seeded, "BCDFGHJK", now))
+        .await
+        .unwrap();
+    let clash = storage
+        .start_device_authorization(key(2), device_grant(&seeded, "BCDFGHJK", now))
+        .await
+        .unwrap_err();
+    assert!(matches!(clash, StoreError::Duplicate { .. }), "{clash:?}");
+    assert!(storage.decide_device(key(1), None, now).await.unwrap());
+    assert_eq!(
+        storage
+            .poll_device(device_poll(&seeded, 1, 10, now), &provider)
+            .await
+            .unwrap()
+            .0,
+        DevicePoll::Denied
+    );
+    assert_eq!(
+        storage
+            .poll_device(device_poll(&seeded, 1, 10, now), &provider)
+            .await
+            .unwrap()
+            .0,
+        DevicePoll::Unknown
+    );
+    storage
+        .start_device_authorization(key(3), device_grant(&seeded, "CDFGHJKL", now))
+        .await
+        .unwrap();
+    let later = Timestamp(now.0 + 600 * SECOND);
+    assert!(
+        storage
+            .pending_device("CDFGHJKL", later)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(!storage.decide_device(key(3), None, later).await.unwrap());
+    assert_eq!(
+        storage
+            .poll_device(device_poll(&seeded, 3, 10, later), &provider)
+            .await
+            .unwrap()
+            .0,
+        DevicePoll::Expired
+    );
+}
+
+/// Of many concurrent polls of an approved device, exactly one gets tokens.
+pub async fn concurrent_polls_of_an_approved_device_issue_tokens_once(seeded: Seeded) {
+    let now = Timestamp(1_000 * SECOND);
+    let storage = &seeded.storage;
+    storage
+        .start_device_authorization(key(1), device_grant(&seeded, "BCDFGHJK", now))
+        .await
+        .unwrap();
+    assert!(
+        storage
+            .decide_device(key(1), Some((seeded.user, now)), now)
+            .await
+            .unwrap()
+    );
+    let mut attempts = Vec::new();
+    for i in 0..8u8 {
+        let storage = seeded.storage.clone();
+        let poll = device_poll(&seeded, 1, 10 + 2 * i, now);
+        attempts.push(tokio::spawn(async move {
+            storage.poll_device(poll, &OAuth2Provider::default()).await
+        }));
+    }
+    let mut issued = 0;
+    for attempt in attempts {
+        match attempt.await.unwrap().unwrap().0 {
+            DevicePoll::Approved { .. } => issued += 1,
+            other => assert_eq!(other, DevicePoll::Unknown),
+        }
+    }
+    assert_eq!(issued, 1);
 }

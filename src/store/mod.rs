@@ -11,6 +11,7 @@
 mod codes;
 #[cfg(test)]
 mod conformance;
+mod devices;
 pub mod postgres;
 mod records;
 pub mod redb;
@@ -23,6 +24,7 @@ pub use self::redb::{
     TokenTable, WriteTx,
 };
 pub use codes::*;
+pub use devices::*;
 pub use records::{
     AccessToken, Algorithm, Application, ClientType, Consent, ContentType, DeviceDecision,
     DeviceGrant, ExpiringKind, FamilyId, Grant, GrantType, Group, IdToken, OidcSession,
@@ -33,9 +35,9 @@ pub use records::{ORDERED_PREFIX_BYTES, ORDERED_TOKEN_BYTES, ORDERED_TOKEN_VERSI
 pub use tokens::*;
 
 /// Everything a backend does: the units of work of every concern.
-pub trait Storage: TokenStorage + CodeStorage {}
+pub trait Storage: TokenStorage + CodeStorage + DeviceStorage {}
 
-impl<T: TokenStorage + CodeStorage> Storage for T {}
+impl<T: TokenStorage + CodeStorage + DeviceStorage> Storage for T {}
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {

@@ -257,6 +257,32 @@ pub struct Application {
     pub cimd_expires_at: Option<Timestamp>,
 }
 
+impl Application {
+    /// A confidential application without grants or URIs, for unit tests.
+    #[cfg(test)]
+    pub fn sample(id: u64, client_id: &str) -> Self {
+        Application {
+            id,
+            client_id: client_id.to_owned(),
+            user: None,
+            redirect_uris: Vec::new(),
+            post_logout_redirect_uris: Vec::new(),
+            client_type: ClientType::Confidential,
+            grant_types: Vec::new(),
+            client_secret: String::new(),
+            hash_client_secret: true,
+            name: String::new(),
+            skip_authorization: false,
+            created: Timestamp(0),
+            updated: Timestamp(0),
+            algorithm: Algorithm::None,
+            allowed_origins: Vec::new(),
+            registration_source: default_registration_source(),
+            cimd_expires_at: None,
+        }
+    }
+}
+
 fn default_true() -> bool {
     true
 }

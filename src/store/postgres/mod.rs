@@ -8,6 +8,7 @@
 //! waits on the first's row and then finds it applied.
 
 mod codes;
+mod devices;
 mod tokens;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};

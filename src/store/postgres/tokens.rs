@@ -183,7 +183,7 @@ pub(super) async fn revoke_family(
     Ok(deleted + live.len() as u64)
 }
 
-fn secret_key(bytes: &[u8]) -> Result<SecretKey, StoreError> {
+pub(super) fn secret_key(bytes: &[u8]) -> Result<SecretKey, StoreError> {
     bytes
         .try_into()
         .map(SecretKey)
@@ -371,31 +371,13 @@ mod tests {
 
     use super::super::testing::fresh_store;
     use crate::store::conformance::{self, Seeded};
-    use crate::store::{Algorithm, Application, ClientType, Timestamp, User};
+    use crate::store::{Application, User};
 
     async fn seeded() -> Option<Seeded> {
         let store = fresh_store().await?;
         for id in [1, 2] {
             store
-                .put_application(&Application {
-                    id,
-                    client_id: format!("client-{id}"),
-                    user: None,
-                    redirect_uris: Vec::new(),
-                    post_logout_redirect_uris: Vec::new(),
-                    client_type: ClientType::Confidential,
-                    grant_types: Vec::new(),
-                    client_secret: String::new(),
-                    hash_client_secret: true,
-                    name: String::new(),
-                    skip_authorization: false,
-                    created: Timestamp(0),
-                    updated: Timestamp(0),
-                    algorithm: Algorithm::None,
-                    allowed_origins: Vec::new(),
-                    registration_source: "manual".to_owned(),
-                    cimd_expires_at: None,
-                })
+                .put_application(&Application::sample(id, &format!("client-{id}")))
                 .await
                 .unwrap();
         }
@@ -429,5 +411,8 @@ mod tests {
         a_code_is_exchanged_once_and_a_replay_revokes_what_it_gave,
         concurrent_exchanges_of_one_code_grant_exactly_one,
         refused_exchanges_leave_the_code_unused,
+        a_device_is_approved_once_and_gets_its_tokens,
+        device_user_codes_are_unique_and_denials_are_told_once,
+        concurrent_polls_of_an_approved_device_issue_tokens_once,
     );
 }

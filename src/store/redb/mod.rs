@@ -8,6 +8,7 @@
 mod admin;
 mod backup;
 mod codes;
+mod devices;
 mod load_journal;
 mod tokens;
 mod writer;

@@ -159,7 +159,7 @@ mod tests {
 
     use super::*;
     use crate::store::conformance::{self, Seeded};
-    use crate::store::{Algorithm, Application, ClientType, User};
+    use crate::store::{Application, User};
 
     /// A fresh redb store with two applications and a user; the directory lives as long as
     /// the test.
@@ -169,25 +169,7 @@ mod tests {
         store
             .write_blocking(|tx| {
                 for id in [1, 2] {
-                    tx.put_application(&Application {
-                        id,
-                        client_id: format!("client-{id}"),
-                        user: None,
-                        redirect_uris: Vec::new(),
-                        post_logout_redirect_uris: Vec::new(),
-                        client_type: ClientType::Confidential,
-                        grant_types: Vec::new(),
-                        client_secret: String::new(),
-                        hash_client_secret: true,
-                        name: String::new(),
-                        skip_authorization: false,
-                        created: Timestamp(0),
-                        updated: Timestamp(0),
-                        algorithm: Algorithm::None,
-                        allowed_origins: Vec::new(),
-                        registration_source: "manual".to_owned(),
-                        cimd_expires_at: None,
-                    })?;
+                    tx.put_application(&Application::sample(id, &format!("client-{id}")))?;
                 }
                 tx.put_user(&User::sample(7, "alice"))
             })
@@ -225,5 +207,8 @@ mod tests {
         a_code_is_exchanged_once_and_a_replay_revokes_what_it_gave,
         concurrent_exchanges_of_one_code_grant_exactly_one,
         refused_exchanges_leave_the_code_unused,
+        a_device_is_approved_once_and_gets_its_tokens,
+        device_user_codes_are_unique_and_denials_are_told_once,
+        concurrent_polls_of_an_approved_device_issue_tokens_once,
     );
 }

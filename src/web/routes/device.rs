@@ -125,7 +125,7 @@ fn device_page(
 }
 
 /// The pending request a signed-in user's code names, or the page that says why not.
-fn lookup(
+async fn lookup(
     state: &AppState,
     signed_in: &SignedIn,
     user_code: &str,
@@ -134,6 +134,7 @@ fn lookup(
     match state
         .oauth
         .find_device_request(user_code, &signed_in.user.username, ip.0.as_deref())
+        .await
     {
         Ok(Some(request)) => Ok(Ok(request)),
         Ok(None) => Ok(Err(
@@ -148,7 +149,7 @@ fn lookup(
 }
 
 #[post("/o/device", data = "<form>")]
-fn device_entry(
+async fn device_entry(
     form: Result<FormBody, FormError>,
     check: csrf::CsrfCheck,
     user: CurrentUser,
@@ -162,7 +163,7 @@ fn device_entry(
     let Some(signed_in) = user.0.as_ref() else {
         return Ok(login_first("/o/device/"));
     };
-    let request = match lookup(state, signed_in, user_code, &ip)? {
+    let request = match lookup(state, signed_in, user_code, &ip).await? {
         Ok(request) => request,
         Err(message) => return invalid_code(state, &user, cookies, user_code, message),
     };
@@ -200,7 +201,7 @@ async fn device_confirm(
     let Some(signed_in) = user.0.as_ref() else {
         return Ok(login_first("/o/device/"));
     };
-    let request = match lookup(state, signed_in, user_code, &ip)? {
+    let request = match lookup(state, signed_in, user_code, &ip).await? {
         Ok(request) => request,
         Err(message) => return invalid_code(state, &user, cookies, user_code, message),
     };

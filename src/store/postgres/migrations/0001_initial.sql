@@ -79,3 +79,14 @@ CREATE TABLE oxidot_consents (
     record JSONB NOT NULL,
     PRIMARY KEY (user_id, application)
 );
+
+-- Device authorizations (RFC 8628), by the SHA-256 of the device code; a user code belongs to
+-- one request at a time.
+CREATE TABLE oxidot_device_grants (
+    key BYTEA PRIMARY KEY,
+    application BIGINT NOT NULL,
+    user_code TEXT NOT NULL UNIQUE,
+    expires BIGINT NOT NULL,
+    record JSONB NOT NULL
+);
+CREATE INDEX oxidot_device_grants_expires ON oxidot_device_grants (expires);
