@@ -51,8 +51,9 @@ struct Cli {
     /// ROCKET_PROFILE]
     #[arg(long, global = true, value_name = "NAME")]
     profile: Option<String>,
-    /// Database file, overriding the `database` setting [env: OXIDOT_DATABASE]
-    #[arg(long, global = true, value_name = "FILE")]
+    /// Database file, overriding the `database` setting [env: OXIDOT_DATABASE]; a
+    /// postgres:// URL is taken by `migrate` (serving from PostgreSQL is not finished yet)
+    #[arg(long, global = true, value_name = "FILE|URL")]
     database: Option<PathBuf>,
     #[command(subcommand)]
     command: Cmd,
@@ -286,6 +287,17 @@ fn init_logging(filter: &str, json: bool) {
 }
 
 async fn dispatch(command: Cmd, loaded: LoadedConfig) -> Result<(), String> {
+    if let Some(url) = postgres_url(&loaded)
+        && !matches!(command, Cmd::Migrate)
+    {
+        // Until every part of oxidot runs on PostgreSQL, only the schema can be prepared;
+        // treating the URL as a file name would create a file called "postgres:".
+        return Err(format!(
+            "database: {} — this version serves from a redb file only; on PostgreSQL it can \
+             so far only prepare the schema (`oxidot migrate`)",
+            oxidot::store::postgres::describe_url(url)
+        ));
+    }
     match command {
         Cmd::Demo { .. } => run_server(loaded, true, false).await,
         Cmd::Serve {
@@ -379,7 +391,7 @@ async fn dispatch(command: Cmd, loaded: LoadedConfig) -> Result<(), String> {
             }
             Ok(())
         }
-        Cmd::Migrate => migrate(&loaded),
+        Cmd::Migrate => migrate(&loaded).await,
         Cmd::Restore { source } => restore(&loaded, &source),
         Cmd::Backup { destination } => {
             // The server may run elsewhere: give it an absolute path.
@@ -503,7 +515,34 @@ fn check_integrity(loaded: &LoadedConfig) -> Result<(), String> {
     }
 }
 
-fn migrate(loaded: &LoadedConfig) -> Result<(), String> {
+/// The `database` setting when it names PostgreSQL.
+fn postgres_url(loaded: &LoadedConfig) -> Option<&str> {
+    loaded
+        .settings
+        .database
+        .to_str()
+        .filter(|database| oxidot::store::postgres::is_postgres_url(database))
+}
+
+async fn migrate(loaded: &LoadedConfig) -> Result<(), String> {
+    if let Some(url) = postgres_url(loaded) {
+        use oxidot::store::postgres::{PgStore, describe_url};
+        let name = describe_url(url);
+        let store = PgStore::connect(url, 1)
+            .await
+            .map_err(|error| format!("database: cannot use {name}: {error}"))?;
+        let before = store
+            .migrate()
+            .await
+            .map_err(|error| format!("database: cannot migrate {name}: {error}"))?;
+        let latest = PgStore::schema_version();
+        match before {
+            0 => say!("{name}: created with the current schema ({latest})"),
+            old if old < latest => say!("{name}: upgraded from schema {old} to {latest}"),
+            _ => say!("{name}: up to date (schema {latest})"),
+        }
+        return Ok(());
+    }
     let database = &loaded.settings.database;
     match tokio::task::block_in_place(|| Store::open(database, cache_bytes(loaded))) {
         Ok((store, report)) => {

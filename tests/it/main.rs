@@ -17,6 +17,7 @@ mod oauth;
 mod oidc;
 mod operations;
 mod pages;
+mod postgres;
 mod scheduler;
 mod security;
 mod support;

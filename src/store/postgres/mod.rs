@@ -43,6 +43,25 @@ pub fn is_postgres_url(database: &str) -> bool {
     database.starts_with("postgres://") || database.starts_with("postgresql://")
 }
 
+/// A PostgreSQL URL as messages may show it: database, host and port, never the user's
+/// password (URLs often carry one).
+pub fn describe_url(url: &str) -> String {
+    let Ok(config) = url.parse::<tokio_postgres::Config>() else {
+        return "the PostgreSQL database (its URL is not valid)".to_owned();
+    };
+    let host = match config.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
+        Some(tokio_postgres::config::Host::Unix(path)) => path.display().to_string(),
+        None => "localhost".to_owned(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let database = config
+        .get_dbname()
+        .or(config.get_user())
+        .unwrap_or("postgres");
+    format!("PostgreSQL database {database:?} on {host}:{port}")
+}
+
 impl PgStore {
     /// Connects to the database a `postgres://` URL names, with at most `pool_size`
     /// connections, and checks that it answers.
@@ -82,10 +101,18 @@ impl PgStore {
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Client, StoreError> {
-        self.pool
-            .get()
-            .await
-            .map_err(|error| StoreError::Unavailable(error.to_string()))
+        self.pool.get().await.map_err(|error| match error {
+            // The driver's error and its causes ("connection refused"), not the pool's wrapper.
+            deadpool_postgres::PoolError::Backend(error) => {
+                StoreError::Unavailable(with_causes(&error))
+            }
+            other => StoreError::Unavailable(other.to_string()),
+        })
+    }
+
+    /// The schema version this build migrates to.
+    pub fn schema_version() -> i32 {
+        MIGRATIONS.last().map_or(0, |(version, _)| *version)
     }
 
     /// Applies the migrations this database lacks; returns the schema version it had before
@@ -190,11 +217,23 @@ impl From<tokio_postgres::Error> for StoreError {
             // The server's own words ("db error" alone says nothing).
             StoreError::Storage(format!("PostgreSQL {}: {}", db.code().code(), db.message()))
         } else if error.is_closed() || error.code().is_none() {
-            StoreError::Unavailable(error.to_string())
+            StoreError::Unavailable(with_causes(&error))
         } else {
-            StoreError::Storage(error.to_string())
+            StoreError::Storage(with_causes(&error))
         }
     }
+}
+
+/// An error and its causes, as one line.
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut line = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        line.push_str(": ");
+        line.push_str(&inner.to_string());
+        cause = inner.source();
+    }
+    line
 }
 
 /// A concurrent `CREATE … IF NOT EXISTS` lost to another session.
