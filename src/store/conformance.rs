@@ -12,6 +12,35 @@ use crate::store::{
     StoredToken, Timestamp,
 };
 
+/// One test per conformance function, each given to `$run`: the backend's function that makes
+/// a fresh seeded store and runs the test on it (`fn run<F: Future<Output = ()>>(test: impl
+/// FnOnce(Seeded) -> F)`). Every backend's tests are this one list.
+macro_rules! conformance_suite {
+    ($run:ident) => {
+        $crate::store::conformance::conformance_suite!(@tests $run;
+            tokens_are_found_with_their_application_and_user,
+            a_refresh_rotates_and_a_reuse_revokes_the_family,
+            concurrent_refreshes_of_one_token_grant_exactly_one,
+            refused_refreshes_change_nothing,
+            revocation_takes_the_pair_or_the_family,
+            approvals_store_the_code_and_accumulate_consent,
+            a_code_is_exchanged_once_and_a_replay_revokes_what_it_gave,
+            concurrent_exchanges_of_one_code_grant_exactly_one,
+            refused_exchanges_leave_the_code_unused,
+            a_device_is_approved_once_and_gets_its_tokens,
+            device_user_codes_are_unique_and_denials_are_told_once,
+            concurrent_polls_of_an_approved_device_issue_tokens_once,
+        );
+    };
+    (@tests $run:ident; $($name:ident),* $(,)?) => {$(
+        #[test]
+        fn $name() {
+            $run($crate::store::conformance::$name);
+        }
+    )*};
+}
+pub(crate) use conformance_suite;
+
 /// A fresh store and what it was seeded with.
 pub struct Seeded {
     pub storage: Arc<dyn Storage>,

@@ -183,32 +183,16 @@ mod tests {
         (seeded, dir)
     }
 
-    macro_rules! conformance {
-        ($($name:ident),* $(,)?) => {$(
-            #[test]
-            fn $name() {
-                let (seeded, _dir) = seeded();
-                tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .build()
-                    .unwrap()
-                    .block_on(conformance::$name(seeded));
-            }
-        )*};
+    /// Runs one conformance test on a fresh seeded store.
+    fn run<F: std::future::Future<Output = ()>>(test: impl FnOnce(Seeded) -> F) {
+        let (seeded, _dir) = seeded();
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(test(seeded));
     }
 
-    conformance!(
-        tokens_are_found_with_their_application_and_user,
-        a_refresh_rotates_and_a_reuse_revokes_the_family,
-        concurrent_refreshes_of_one_token_grant_exactly_one,
-        refused_refreshes_change_nothing,
-        revocation_takes_the_pair_or_the_family,
-        approvals_store_the_code_and_accumulate_consent,
-        a_code_is_exchanged_once_and_a_replay_revokes_what_it_gave,
-        concurrent_exchanges_of_one_code_grant_exactly_one,
-        refused_exchanges_leave_the_code_unused,
-        a_device_is_approved_once_and_gets_its_tokens,
-        device_user_codes_are_unique_and_denials_are_told_once,
-        concurrent_polls_of_an_approved_device_issue_tokens_once,
-    );
+    conformance::conformance_suite!(run);
 }
