@@ -37,6 +37,12 @@ pub fn refresh_token_expires_at(
         .map(|seconds| token.created.plus_seconds(seconds))
 }
 
+/// Whether an access token works at `now` for a protected resource or introspection: unexpired,
+/// and its user (`holder`, as stored now) may still act.
+pub fn access_token_live(token: &AccessToken, holder: Option<&User>, now: Timestamp) -> bool {
+    access_token_unexpired(token, now) && holder_may_act(token.user, holder)
+}
+
 /// Whether a refresh token has expired at `now` (see `refresh_token_expires_at`).
 pub fn refresh_token_expired(
     token: &RefreshToken,
@@ -466,6 +472,18 @@ mod tests {
         };
         assert!(access_token_unexpired(&token, Timestamp(9)));
         assert!(!access_token_unexpired(&token, Timestamp(10)));
+        assert!(access_token_live(&token, None, Timestamp(9)));
+        let users = AccessToken {
+            user: Some(7),
+            ..token.clone()
+        };
+        assert!(access_token_live(&users, Some(&user(true)), Timestamp(9)));
+        assert!(!access_token_live(&users, Some(&user(false)), Timestamp(9)));
+        assert!(
+            !access_token_live(&users, None, Timestamp(9)),
+            "a deleted user"
+        );
+        assert!(!access_token_live(&users, Some(&user(true)), Timestamp(10)));
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! The token endpoint's grants, introspection (RFC 7662), revocation (RFC 7009) and bearer-token
 //! checks for protected resources (RFC 6750).
 //!
-//! Every change that hands out or takes back a token is one write job, so it is durable before
-//! the answer and concurrent requests on one token are serialised by the writer: of two
-//! refreshes of one token, exactly one rotates it.
+//! Every change that hands out or takes back a token is one unit of work of the storage traits
+//! (one transaction in its backend), so it is durable before the answer and concurrent
+//! requests on one token are serialised by the backend: of two refreshes of one token, exactly
+//! one rotates it.
 
 use std::sync::Arc;
 
@@ -425,9 +426,7 @@ impl OAuth {
                 token: StoredToken::Access(access),
                 application: Some(application),
                 user,
-            }) if rules::access_token_unexpired(&access, now)
-                && rules::holder_may_act(access.user, user.as_ref()) =>
-            {
+            }) if rules::access_token_live(&access, user.as_ref(), now) => {
                 Ok((access, application))
             }
             _ => Err(BearerError::InvalidToken),
@@ -449,8 +448,11 @@ impl OAuth {
                 let Some(access) = tx.access_token(&key)? else {
                     return Ok(None);
                 };
-                if !rules::access_token_unexpired(&access, now) || !holder_may_act(tx, access.user)?
-                {
+                let holder = match access.user {
+                    Some(id) => tx.user(id)?,
+                    None => None,
+                };
+                if !rules::access_token_live(&access, holder.as_ref(), now) {
                     return Ok(None);
                 }
                 let Some(application) = tx.application(access.application)? else {
@@ -498,7 +500,7 @@ impl OAuth {
         };
         let (live, holder, details) = match &found.token {
             StoredToken::Access(access) => (
-                rules::access_token_unexpired(access, now),
+                rules::access_token_live(access, found.user.as_ref(), now),
                 access.user,
                 Introspection {
                     scope: Some(access.scope.clone()),
@@ -509,7 +511,8 @@ impl OAuth {
                 },
             ),
             StoredToken::Refresh(refresh) => (
-                rules::refresh_token_unrevoked_and_unexpired(refresh, provider, now),
+                rules::refresh_token_unrevoked_and_unexpired(refresh, provider, now)
+                    && rules::holder_may_act(refresh.user, found.user.as_ref()),
                 refresh.user,
                 Introspection {
                     scope: Some(refresh.scope.clone()),
@@ -521,7 +524,7 @@ impl OAuth {
                 },
             ),
         };
-        if !live || !rules::holder_may_act(holder, found.user.as_ref()) {
+        if !live {
             return Ok(Introspection::inactive());
         }
         // A token whose application was deleted is still described, without a client id.
@@ -571,16 +574,4 @@ fn refresh_refused(refusal: RefreshRefusal) -> OAuthError {
         }
     };
     OAuthError::InvalidGrant(description.to_owned())
-}
-
-/// Whether the user a token speaks for (if any) may still act: read in the same snapshot as
-/// the token.
-pub(super) fn holder_may_act(
-    tx: &crate::store::ReadTx,
-    user: Option<u64>,
-) -> Result<bool, crate::store::StoreError> {
-    let Some(id) = user else {
-        return Ok(true);
-    };
-    Ok(rules::holder_may_act(user, tx.user(id)?.as_ref()))
 }
