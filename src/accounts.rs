@@ -7,10 +7,15 @@ use crate::clock::Clock;
 use crate::config::Settings;
 use subtle::ConstantTimeEq;
 
+use std::collections::HashMap;
+
 use crate::passwords::{Hasher, PasswordError};
+use crate::permissions::{Granted, NaturalKey};
 use crate::random::{self, RandomError};
-use crate::store::{SecretKey, Session, Store, StoreError, Timestamp, User, WriteTx};
-use crate::throttle::Throttle;
+use crate::store::{
+    AccountStorage, SecretKey, Session, Store, StoreError, Timestamp, User, WriteTx,
+};
+use crate::throttle::{Refused, Throttle};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AccountError {
@@ -52,7 +57,12 @@ pub struct Accounts {
 impl Accounts {
     pub fn new(store: Store, hasher: Hasher, settings: &Settings, clock: Clock) -> Arc<Self> {
         Arc::new(Self {
-            throttle: Throttle::new(settings.login_throttle.clone(), clock.clone()),
+            throttle: Throttle::new(
+                "login",
+                settings.login_throttle.clone(),
+                clock.clone(),
+                Arc::new(store.clone()),
+            ),
             store,
             hasher,
             clock,
@@ -78,22 +88,26 @@ impl Accounts {
         password: &str,
         client_ip: Option<&str>,
     ) -> Result<User, AccountError> {
-        if let Err(retry_after) = self.throttle.admit(username, client_ip).await {
-            tracing::info!(
-                username,
-                ip = client_ip.unwrap_or("unknown"),
-                "login refused: too many failures"
-            );
-            return Err(AccountError::Throttled { retry_after });
+        match self.throttle.admit(username, client_ip).await {
+            Ok(()) => {}
+            Err(Refused::TooMany { retry_after }) => {
+                tracing::info!(
+                    username,
+                    ip = client_ip.unwrap_or("unknown"),
+                    "login refused: too many failures"
+                );
+                return Err(AccountError::Throttled { retry_after });
+            }
+            Err(Refused::Store(error)) => return Err(error.into()),
         }
-        let user = self.store.user_by_username(username)?;
+        let user = AccountStorage::user_by_username(&self.store, username).await?;
         let stored_hash = user.as_ref().map(|user| user.password.clone());
         let verification = self.hasher.verify(password.to_owned(), stored_hash).await?;
         let Some(user) = user.filter(|user| verification.matches && user.is_active) else {
             // An inactive account counts like a wrong password: otherwise the throttle's
             // silence would confirm a guessed password. The line names the username and
             // IP (for fail2ban-style tools), never the password.
-            self.throttle.record_failure(username, client_ip);
+            self.throttle.record_failure(username, client_ip).await?;
             tracing::info!(
                 username,
                 ip = client_ip.unwrap_or("unknown"),
@@ -101,25 +115,16 @@ impl Accounts {
             );
             return Err(AccountError::InvalidCredentials);
         };
-        self.throttle.record_success(username, client_ip);
+        self.throttle.record_success(username, client_ip).await?;
         if !verification.needs_upgrade {
             return Ok(user);
         }
         let upgraded = self.hasher.hash(password.to_owned()).await?;
-        let (user_id, old_hash) = (user.id, user.password.clone());
-        let user = self
-            .store
-            .write_or_refuse::<AccountError, _, _>(move |tx| {
-                let mut user = existing_user(tx, user_id)?;
-                // Unless the password changed meanwhile.
-                if user.password == old_hash {
-                    user.password.clone_from(&upgraded);
-                    tx.put_user(&user)?;
-                }
-                Ok(user)
-            })
-            .await?;
-        Ok(user)
+        // A user deleted since the check: the credentials no longer name anyone.
+        self.store
+            .upgrade_password(user.id, user.password.clone(), upgraded)
+            .await?
+            .ok_or(AccountError::InvalidCredentials)
     }
 
     /// Checks a username and password and opens a session.
@@ -141,19 +146,11 @@ impl Accounts {
             expires_at: now.plus_seconds(self.session_lifetime),
             sid: random::token(16)?,
         };
-        let key = SecretKey::of(&cookie_value);
-        let stored = session.clone();
-        let user_id = user.id;
         let user = self
             .store
-            .write_or_refuse::<AccountError, _, _>(move |tx| {
-                let mut user = existing_user(tx, user_id)?;
-                user.last_login = Some(now);
-                tx.put_user(&user)?;
-                tx.put_session(&key, &stored)?;
-                Ok(user)
-            })
-            .await?;
+            .open_session(SecretKey::of(&cookie_value), session.clone())
+            .await?
+            .ok_or(AccountError::InvalidCredentials)?;
         tracing::info!(user = user.username.as_str(), "login succeeded");
         Ok(NewSession {
             cookie_value,
@@ -163,61 +160,37 @@ impl Accounts {
     }
 
     /// The live session behind a cookie value and its (active) user.
-    pub fn session_user(&self, cookie_value: &str) -> Result<Option<(Session, User)>, StoreError> {
-        let key = SecretKey::of(cookie_value);
+    pub async fn session_user(
+        &self,
+        cookie_value: &str,
+    ) -> Result<Option<(Session, User)>, StoreError> {
         let now = Timestamp::from_datetime(self.clock.now());
-        self.store.read(|tx| {
-            let Some(session) = tx.session(&key)? else {
-                return Ok(None);
-            };
-            if session.expires_at <= now {
-                return Ok(None);
-            }
-            Ok(tx
-                .user(session.user_id)?
-                .filter(|user| user.is_active)
-                .map(|user| (session, user)))
-        })
+        self.store
+            .live_session(&SecretKey::of(cookie_value), now)
+            .await
     }
 
     pub async fn logout(&self, cookie_value: &str) -> Result<(), StoreError> {
-        let key = SecretKey::of(cookie_value);
-        self.store.write(move |tx| tx.delete_session(&key)).await?;
+        self.store.end_session(&SecretKey::of(cookie_value)).await?;
         Ok(())
     }
-}
 
-/// The user a login is about, who may have been deleted since their password was checked
-/// (then the credentials no longer name anyone).
-fn existing_user(tx: &WriteTx<'_>, id: u64) -> Result<User, AccountError> {
-    tx.user(id)?.ok_or(AccountError::InvalidCredentials)
-}
-
-/// What `user` may do in the admin: their own and their groups' permissions, primary keys
-/// resolved through the loaded `auth.permission` rows.
-pub fn granted(store: &Store, user: &User) -> Result<crate::permissions::Granted, StoreError> {
-    use crate::permissions::{Granted, NaturalKey};
-    if user.is_superuser || !user.is_active {
-        return Ok(Granted::of(user, &[], &|_| None));
-    }
-    store.read(|tx| {
-        let groups = tx.groups_of(user)?;
-        let mut known: std::collections::HashMap<u64, NaturalKey> = Default::default();
-        for pk in user
-            .user_permissions
-            .iter()
-            .chain(groups.iter().flat_map(|group| group.permissions.iter()))
-            .filter_map(|permission| match permission {
-                crate::store::Permission::Pk(pk) => Some(*pk),
-                crate::store::Permission::Natural(_) => None,
-            })
-        {
-            if let Some(record) = tx.permission(pk)? {
-                known.insert(pk, (record.codename, record.app_label, record.model));
-            }
+    /// What `user` may do in the admin: their own and their groups' permissions, primary
+    /// keys resolved through the loaded `auth.permission` rows.
+    pub async fn granted(&self, user: &User) -> Result<Granted, StoreError> {
+        if user.is_superuser || !user.is_active {
+            return Ok(Granted::of(user, &[], &|_| None));
         }
-        Ok(Granted::of(user, &groups, &|pk| known.get(&pk).cloned()))
-    })
+        let sources = self.store.permission_sources(user).await?;
+        let known: HashMap<u64, NaturalKey> = sources
+            .permissions
+            .into_iter()
+            .map(|(pk, record)| (pk, (record.codename, record.app_label, record.model)))
+            .collect();
+        Ok(Granted::of(user, &sources.groups, &|pk| {
+            known.get(&pk).cloned()
+        }))
+    }
 }
 
 /// Django's username rule: 1–150 of letters, digits and `@ . + - _`.
@@ -311,35 +284,37 @@ pub async fn create_user(
             message: format!("“{email}” is not an email address"),
         });
     }
+    let taken = || AccountError::Invalid {
+        field: "username",
+        message: "A user with that username already exists.".to_owned(),
+    };
+    if AccountStorage::user_by_username(store, &username)
+        .await?
+        .is_some()
+    {
+        return Err(taken());
+    }
     let password = hasher.hash(password).await?;
-    let user = store
-        .write_or_refuse::<AccountError, _, _>(move |tx| {
-            if tx.user_by_username(&username)?.is_some() {
-                return Err(AccountError::Invalid {
-                    field: "username",
-                    message: "A user with that username already exists.".to_owned(),
-                });
-            }
-            let user = User {
-                id: tx.next_user_id()?,
-                username: username.clone(),
-                password: password.clone(),
-                first_name: String::new(),
-                last_name: String::new(),
-                email: email.clone(),
-                is_active: true,
-                is_staff,
-                is_superuser,
-                last_login: None,
-                date_joined: now,
-                groups: Vec::new(),
-                user_permissions: Vec::new(),
-            };
-            tx.put_user(&user)?;
-            Ok(user)
-        })
-        .await?;
-    Ok(user)
+    let new = User {
+        id: 0,
+        username,
+        password,
+        first_name: String::new(),
+        last_name: String::new(),
+        email,
+        is_active: true,
+        is_staff,
+        is_superuser,
+        last_login: None,
+        date_joined: now,
+        groups: Vec::new(),
+        user_permissions: Vec::new(),
+    };
+    match store.create_user(new).await {
+        // Taken meanwhile (another form, another instance).
+        Err(StoreError::Duplicate { .. }) => Err(taken()),
+        created => Ok(created?),
+    }
 }
 
 /// Sets a password and ends the user's other sessions (Django's behaviour): every session but
@@ -352,22 +327,18 @@ pub async fn change_password(
     keep: Option<SecretKey>,
 ) -> Result<(), AccountError> {
     validate_password(&username, &password)?;
-    if store.user_by_username(&username)?.is_none() {
+    if AccountStorage::user_by_username(store, &username)
+        .await?
+        .is_none()
+    {
         return Err(AccountError::UnknownUser(username));
     }
     let hash = hasher.hash(password).await?;
-    store
-        .write_or_refuse::<AccountError, _, _>(move |tx| {
-            let mut user = tx
-                .user_by_username(&username)?
-                .ok_or_else(|| AccountError::UnknownUser(username.clone()))?;
-            user.password.clone_from(&hash);
-            tx.put_user(&user)?;
-            tx.end_sessions_of_user(user.id, keep.as_ref())?;
-            Ok(())
-        })
-        .await?;
-    Ok(())
+    if store.set_password(&username, hash, keep).await? {
+        Ok(())
+    } else {
+        Err(AccountError::UnknownUser(username))
+    }
 }
 
 /// Saves `user` as an admin edited it. A user who stops being active loses every session and

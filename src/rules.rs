@@ -6,8 +6,8 @@
 use crate::config::OAuth2Provider;
 use crate::oauth::scope::is_subset;
 use crate::store::{
-    AccessToken, DeviceDecision, DeviceGrant, FamilyId, Grant, RefreshToken, SecretKey, Timestamp,
-    User,
+    AccessToken, DeviceDecision, DeviceGrant, FamilyId, Grant, RefreshToken, SecretKey, Session,
+    Timestamp, User,
 };
 
 /// Whether the user a token or code speaks for may still use it. A token without a user
@@ -41,6 +41,13 @@ pub fn refresh_token_expires_at(
 /// and its user (`holder`, as stored now) may still act.
 pub fn access_token_live(token: &AccessToken, holder: Option<&User>, now: Timestamp) -> bool {
     access_token_unexpired(token, now) && holder_may_act(token.user, holder)
+}
+
+/// Whether a login session still signs its user in at `now`: unexpired, and the user (as
+/// stored now, None when deleted) still active. A deactivated user's sessions are ended when
+/// they are deactivated; this also holds for one deactivated another way (`loaddata`).
+pub fn session_user_live(session: &Session, user: Option<&User>, now: Timestamp) -> bool {
+    session.expires_at > now && holder_may_act(Some(session.user_id), user)
 }
 
 /// Whether a refresh token has expired at `now` (see `refresh_token_expires_at`).
@@ -385,6 +392,38 @@ pub fn refresh_records(
 mod tests {
     use super::*;
     use crate::store::FamilyId;
+
+    #[test]
+    fn a_session_lives_until_it_expires_and_only_for_its_active_user() {
+        let now = Timestamp(10_000_000);
+        let session = Session {
+            user_id: 7,
+            auth_time: now,
+            created: now,
+            expires_at: now.plus_seconds(60),
+            sid: "sid".to_owned(),
+        };
+        let user = User::sample(7, "alice");
+        assert!(session_user_live(&session, Some(&user), now));
+        assert!(session_user_live(
+            &session,
+            Some(&user),
+            now.plus_seconds(59)
+        ));
+        assert!(!session_user_live(
+            &session,
+            Some(&user),
+            now.plus_seconds(60)
+        ));
+        assert!(!session_user_live(&session, None, now), "user deleted");
+        let inactive = User {
+            is_active: false,
+            ..user.clone()
+        };
+        assert!(!session_user_live(&session, Some(&inactive), now));
+        let other = User::sample(8, "bob");
+        assert!(!session_user_live(&session, Some(&other), now));
+    }
 
     fn user(active: bool) -> User {
         User {

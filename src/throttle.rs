@@ -12,28 +12,20 @@
 //!   always works.
 //!
 //! A success clears its own source's failures only: clearing the principal's would let an
-//! attacker's count restart whenever the real user logs in. State is bounded: each key keeps
-//! at most the failures that matter to it, and expired keys are swept as the map grows.
+//! attacker's count restart whenever the real user logs in. The failures are kept by the store
+//! (`store::FailureLog`): in memory for a redb file, in a table shared by every instance on
+//! PostgreSQL, so that N instances give an attacker no more guesses than one.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
-
-use time::{Duration, OffsetDateTime};
+use std::sync::Arc;
 
 use crate::clock::Clock;
 use crate::config::LoginThrottle;
+use crate::store::{FailureKey, FailureLog, StoreError, Timestamp};
 
-/// Entries beyond which a sweep of expired keys runs on the next failure.
-const SWEEP_THRESHOLD: usize = 10_000;
 /// The first delay once a principal is slowed down; each further failure doubles it.
 const FIRST_DELAY: std::time::Duration = std::time::Duration::from_millis(250);
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum Key {
-    Source { principal: String, ip: String },
-    Ip(String),
-    Principal(String),
-}
+const MICROS: i64 = 1_000_000;
 
 /// What to do with an attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,147 +39,169 @@ pub enum Verdict {
     },
 }
 
-pub struct Throttle {
-    limits: LoginThrottle,
-    clock: Clock,
-    failures: Mutex<HashMap<Key, VecDeque<OffsetDateTime>>>,
+/// An attempt not let through.
+#[derive(Debug, thiserror::Error)]
+pub enum Refused {
+    #[error("too many failed attempts; try again in {retry_after} seconds")]
+    TooMany { retry_after: u64 },
+    /// The failures could not be read (the database is unavailable).
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
-fn ip_of(ip: Option<&str>) -> String {
-    ip.unwrap_or("unknown").to_owned()
+/// One kind of attempt (`scope`: logins, client secrets, device user codes) and its limits.
+pub struct Throttle {
+    scope: &'static str,
+    limits: LoginThrottle,
+    clock: Clock,
+    log: Arc<dyn FailureLog>,
+}
+
+fn ip_of(ip: Option<&str>) -> &str {
+    ip.unwrap_or("unknown")
 }
 
 impl Throttle {
-    pub fn new(limits: LoginThrottle, clock: Clock) -> Self {
+    pub fn new(
+        scope: &'static str,
+        limits: LoginThrottle,
+        clock: Clock,
+        log: Arc<dyn FailureLog>,
+    ) -> Self {
         Self {
+            scope,
             limits,
             clock,
-            failures: Mutex::new(HashMap::new()),
+            log,
         }
     }
 
-    fn window(&self) -> Duration {
-        Duration::seconds(i64::try_from(self.limits.window_seconds).unwrap_or(i64::MAX))
+    fn window(&self) -> i64 {
+        i64::try_from(self.limits.window_seconds)
+            .unwrap_or(i64::MAX / MICROS)
+            .saturating_mul(MICROS)
     }
 
-    /// The three keys of an attempt, each with the failures it needs to remember.
-    fn keys(&self, principal: &str, ip: Option<&str>) -> [(Key, usize); 3] {
+    fn now(&self) -> Timestamp {
+        Timestamp::from_datetime(self.clock.now())
+    }
+
+    /// The three keys of an attempt (source, IP, principal), each with the failures it needs
+    /// to remember. An IP has no spaces, so the names cannot be confused.
+    fn keys(&self, principal: &str, ip: Option<&str>) -> [FailureKey; 3] {
         let principal = principal.to_lowercase();
+        let ip = ip_of(ip);
         let cap = |limit: u32| usize::try_from(limit).unwrap_or(usize::MAX).max(1);
         [
-            (
-                Key::Source {
-                    principal: principal.clone(),
-                    ip: ip_of(ip),
-                },
-                cap(self.limits.max_failures_per_source),
-            ),
-            (Key::Ip(ip_of(ip)), cap(self.limits.max_failures_per_ip)),
+            FailureKey {
+                name: format!("source {ip} {principal}"),
+                keep: cap(self.limits.max_failures_per_source),
+            },
+            FailureKey {
+                name: format!("ip {ip}"),
+                keep: cap(self.limits.max_failures_per_ip),
+            },
             // Enough past the slow-down point to reach the longest delay.
-            (
-                Key::Principal(principal),
-                cap(self.limits.slow_down_after).saturating_add(32),
-            ),
+            FailureKey {
+                name: format!("principal {principal}"),
+                keep: cap(self.limits.slow_down_after).saturating_add(32),
+            },
         ]
     }
 
     /// What to do with an attempt for `principal` from `ip`.
-    pub fn check(&self, principal: &str, ip: Option<&str>) -> Verdict {
-        let now = self.clock.now();
-        let window = self.window();
-        let Ok(failures) = self.failures.lock() else {
-            return Verdict::Go;
-        };
-        let recent = |key: &Key| -> Vec<OffsetDateTime> {
-            failures.get(key).map_or_else(Vec::new, |times| {
-                times
-                    .iter()
-                    .copied()
-                    .filter(|at| *at + window > now)
-                    .collect()
-            })
-        };
-        let [(source, _), (by_ip, _), (by_principal, _)] = self.keys(principal, ip);
-        let mut retry_after = None;
-        for (key, limit) in [
-            (&source, self.limits.max_failures_per_source),
-            (&by_ip, self.limits.max_failures_per_ip),
-        ] {
-            let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-            let times = recent(key);
-            if limit == 0 || times.len() < limit {
-                continue;
-            }
-            // Unlocks when enough of the recent failures have left the window.
-            let unlocking = times[times.len() - limit];
-            let wait =
-                u64::try_from((unlocking + window - now).whole_seconds().max(1)).unwrap_or(1);
-            retry_after = Some(retry_after.map_or(wait, |other: u64| other.max(wait)));
-        }
-        if let Some(retry_after) = retry_after {
-            return Verdict::Refuse { retry_after };
-        }
-        let over = recent(&by_principal)
-            .len()
-            .checked_sub(usize::try_from(self.limits.slow_down_after).unwrap_or(usize::MAX));
-        match over {
-            Some(over) if self.limits.slow_down_after > 0 => Verdict::Wait(self.delay(over)),
-            _ => Verdict::Go,
-        }
+    pub async fn check(&self, principal: &str, ip: Option<&str>) -> Result<Verdict, StoreError> {
+        let now = self.now();
+        let since = Timestamp(now.0.saturating_sub(self.window()));
+        let recent = self
+            .log
+            .recent_failures(self.scope, &self.keys(principal, ip), since)
+            .await?;
+        Ok(verdict(&self.limits, &recent, now))
     }
 
-    /// The delay after `over` failures beyond the slow-down point: doubling, capped.
-    fn delay(&self, over: usize) -> std::time::Duration {
-        let cap = std::time::Duration::from_secs(self.limits.max_delay_seconds);
-        let doublings = u32::try_from(over).unwrap_or(u32::MAX).min(16);
-        FIRST_DELAY.saturating_mul(1 << doublings).min(cap)
-    }
-
-    /// Applies the verdict: waits when the principal is slowed down; the seconds to wait when
-    /// the attempt is refused.
-    pub async fn admit(&self, principal: &str, ip: Option<&str>) -> Result<(), u64> {
-        match self.check(principal, ip) {
+    /// Applies the verdict: waits when the principal is slowed down; refuses when the source
+    /// or the IP failed too often.
+    pub async fn admit(&self, principal: &str, ip: Option<&str>) -> Result<(), Refused> {
+        match self.check(principal, ip).await? {
             Verdict::Go => Ok(()),
             Verdict::Wait(delay) => {
                 tracing::info!(
                     principal,
-                    ip = ip.unwrap_or("unknown"),
+                    ip = ip_of(ip),
                     delay_ms = delay.as_millis() as u64,
                     "attempt slowed down: many recent failures for this principal"
                 );
                 tokio::time::sleep(delay).await;
                 Ok(())
             }
-            Verdict::Refuse { retry_after } => Err(retry_after),
+            Verdict::Refuse { retry_after } => Err(Refused::TooMany { retry_after }),
         }
     }
 
-    pub fn record_failure(&self, principal: &str, ip: Option<&str>) {
-        let now = self.clock.now();
-        let window = self.window();
-        let keys = self.keys(principal, ip);
-        let Ok(mut failures) = self.failures.lock() else {
-            return;
-        };
-        if failures.len() > SWEEP_THRESHOLD {
-            failures.retain(|_, times| times.back().is_some_and(|at| *at + window > now));
-        }
-        for (key, cap) in keys {
-            let times = failures.entry(key).or_default();
-            while times.front().is_some_and(|at| *at + window <= now) || times.len() >= cap {
-                times.pop_front();
-            }
-            times.push_back(now);
-        }
+    pub async fn record_failure(
+        &self,
+        principal: &str,
+        ip: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let now = self.now();
+        let expired_before = Timestamp(now.0.saturating_sub(self.window()));
+        self.log
+            .record_failure(self.scope, &self.keys(principal, ip), now, expired_before)
+            .await
     }
 
     /// A success clears the failures of its own source (principal and IP), nothing else.
-    pub fn record_success(&self, principal: &str, ip: Option<&str>) {
-        let [(source, _), _, _] = self.keys(principal, ip);
-        if let Ok(mut failures) = self.failures.lock() {
-            failures.remove(&source);
-        }
+    pub async fn record_success(
+        &self,
+        principal: &str,
+        ip: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let [source, _, _] = self.keys(principal, ip);
+        self.log.forget_failures(self.scope, &source.name).await
     }
+}
+
+/// The verdict on an attempt at `now`, given the recent failures (inside the window, oldest
+/// first) of its source, its IP and its principal, in that order.
+pub fn verdict(limits: &LoginThrottle, recent: &[Vec<Timestamp>], now: Timestamp) -> Verdict {
+    let window = i64::try_from(limits.window_seconds)
+        .unwrap_or(i64::MAX / MICROS)
+        .saturating_mul(MICROS);
+    let empty = Vec::new();
+    let of = |n: usize| recent.get(n).unwrap_or(&empty);
+    let mut retry_after = None;
+    for (times, limit) in [
+        (of(0), limits.max_failures_per_source),
+        (of(1), limits.max_failures_per_ip),
+    ] {
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        if limit == 0 || times.len() < limit {
+            continue;
+        }
+        // Unlocks when enough of the recent failures have left the window.
+        let unlocking = times[times.len() - limit];
+        let wait = (unlocking.0.saturating_add(window) - now.0) / MICROS;
+        let wait = u64::try_from(wait.max(1)).unwrap_or(1);
+        retry_after = Some(retry_after.map_or(wait, |other: u64| other.max(wait)));
+    }
+    if let Some(retry_after) = retry_after {
+        return Verdict::Refuse { retry_after };
+    }
+    let over = of(2)
+        .len()
+        .checked_sub(usize::try_from(limits.slow_down_after).unwrap_or(usize::MAX));
+    match over {
+        Some(over) if limits.slow_down_after > 0 => Verdict::Wait(delay(limits, over)),
+        _ => Verdict::Go,
+    }
+}
+
+/// The delay after `over` failures beyond the slow-down point: doubling, capped.
+fn delay(limits: &LoginThrottle, over: usize) -> std::time::Duration {
+    let cap = std::time::Duration::from_secs(limits.max_delay_seconds);
+    let doublings = u32::try_from(over).unwrap_or(u32::MAX).min(16);
+    FIRST_DELAY.saturating_mul(1 << doublings).min(cap)
 }
 
 #[cfg(test)]
@@ -203,83 +217,129 @@ mod tests {
             max_delay_seconds: 2,
             window_seconds: 60,
         };
-        (Throttle::new(limits, clock.clone()), clock)
+        let log = Arc::new(crate::store::MemoryFailures::default());
+        (Throttle::new("login", limits, clock.clone(), log), clock)
     }
 
-    #[test]
-    fn a_source_is_locked_after_its_failures_until_the_window_passes() {
+    #[tokio::test]
+    async fn a_source_is_locked_after_its_failures_until_the_window_passes() {
         let (throttle, clock) = throttle();
         for _ in 0..3 {
-            assert_eq!(throttle.check("alice", Some("1.2.3.4")), Verdict::Go);
-            throttle.record_failure("alice", Some("1.2.3.4"));
+            assert_eq!(
+                throttle.check("alice", Some("1.2.3.4")).await.unwrap(),
+                Verdict::Go
+            );
+            throttle
+                .record_failure("alice", Some("1.2.3.4"))
+                .await
+                .unwrap();
         }
         assert_eq!(
-            throttle.check("Alice", Some("1.2.3.4")),
+            throttle.check("Alice", Some("1.2.3.4")).await.unwrap(),
             Verdict::Refuse { retry_after: 60 }
         );
         // Another source is not locked out by them.
-        assert_eq!(throttle.check("alice", Some("5.6.7.8")), Verdict::Go);
-        clock.advance(Duration::seconds(59));
         assert_eq!(
-            throttle.check("alice", Some("1.2.3.4")),
+            throttle.check("alice", Some("5.6.7.8")).await.unwrap(),
+            Verdict::Go
+        );
+        clock.advance(time::Duration::seconds(59));
+        assert_eq!(
+            throttle.check("alice", Some("1.2.3.4")).await.unwrap(),
             Verdict::Refuse { retry_after: 1 }
         );
-        clock.advance(Duration::seconds(1));
-        assert_eq!(throttle.check("alice", Some("1.2.3.4")), Verdict::Go);
+        clock.advance(time::Duration::seconds(1));
+        assert_eq!(
+            throttle.check("alice", Some("1.2.3.4")).await.unwrap(),
+            Verdict::Go
+        );
     }
 
-    #[test]
-    fn an_ip_is_locked_across_principals() {
+    #[tokio::test]
+    async fn an_ip_is_locked_across_principals() {
         let (throttle, _) = throttle();
         for name in ["a", "b", "c", "d", "e"] {
-            throttle.record_failure(name, Some("9.9.9.9"));
+            throttle
+                .record_failure(name, Some("9.9.9.9"))
+                .await
+                .unwrap();
         }
         assert!(matches!(
-            throttle.check("z", Some("9.9.9.9")),
+            throttle.check("z", Some("9.9.9.9")).await.unwrap(),
             Verdict::Refuse { .. }
         ));
-        assert_eq!(throttle.check("z", Some("8.8.8.8")), Verdict::Go);
+        assert_eq!(
+            throttle.check("z", Some("8.8.8.8")).await.unwrap(),
+            Verdict::Go
+        );
     }
 
-    #[test]
-    fn failures_from_many_ips_slow_a_principal_down_and_never_lock_it() {
+    #[tokio::test]
+    async fn failures_from_many_ips_slow_a_principal_down_and_never_lock_it() {
         let (throttle, _) = throttle();
         for n in 0..4 {
-            throttle.record_failure("bob", Some(&format!("10.0.0.{n}")));
+            throttle
+                .record_failure("bob", Some(&format!("10.0.0.{n}")))
+                .await
+                .unwrap();
         }
         let fresh = Some("192.0.2.1");
         assert_eq!(
-            throttle.check("bob", fresh),
+            throttle.check("bob", fresh).await.unwrap(),
             Verdict::Wait(std::time::Duration::from_millis(250))
         );
         for n in 4..40 {
-            throttle.record_failure("bob", Some(&format!("10.0.0.{n}")));
+            throttle
+                .record_failure("bob", Some(&format!("10.0.0.{n}")))
+                .await
+                .unwrap();
         }
         assert_eq!(
-            throttle.check("bob", fresh),
+            throttle.check("bob", fresh).await.unwrap(),
             Verdict::Wait(std::time::Duration::from_secs(2)),
             "capped"
         );
-        assert_eq!(throttle.check("carol", fresh), Verdict::Go);
+        assert_eq!(throttle.check("carol", fresh).await.unwrap(), Verdict::Go);
     }
 
-    #[test]
-    fn success_clears_only_its_own_source() {
+    #[tokio::test]
+    async fn success_clears_only_its_own_source() {
         let (throttle, _) = throttle();
-        throttle.record_failure("bob", Some("1.1.1.1"));
-        throttle.record_failure("bob", Some("1.1.1.1"));
-        throttle.record_failure("bob", Some("2.2.2.2"));
-        throttle.record_failure("bob", Some("2.2.2.2"));
-        throttle.record_success("bob", Some("1.1.1.1"));
-        throttle.record_failure("bob", Some("1.1.1.1"));
+        throttle
+            .record_failure("bob", Some("1.1.1.1"))
+            .await
+            .unwrap();
+        throttle
+            .record_failure("bob", Some("1.1.1.1"))
+            .await
+            .unwrap();
+        throttle
+            .record_failure("bob", Some("2.2.2.2"))
+            .await
+            .unwrap();
+        throttle
+            .record_failure("bob", Some("2.2.2.2"))
+            .await
+            .unwrap();
+        throttle
+            .record_success("bob", Some("1.1.1.1"))
+            .await
+            .unwrap();
+        throttle
+            .record_failure("bob", Some("1.1.1.1"))
+            .await
+            .unwrap();
         // Slowed down (bob has failed five times in all), not refused.
         assert!(matches!(
-            throttle.check("bob", Some("1.1.1.1")),
+            throttle.check("bob", Some("1.1.1.1")).await.unwrap(),
             Verdict::Wait(_)
         ));
-        throttle.record_failure("bob", Some("2.2.2.2"));
+        throttle
+            .record_failure("bob", Some("2.2.2.2"))
+            .await
+            .unwrap();
         assert!(matches!(
-            throttle.check("bob", Some("2.2.2.2")),
+            throttle.check("bob", Some("2.2.2.2")).await.unwrap(),
             Verdict::Refuse { .. }
         ));
     }

@@ -136,7 +136,7 @@ impl OAuth {
         client_ip: Option<&str>,
     ) -> Result<Option<DeviceRequest>, OAuthError> {
         if let Verdict::Refuse { retry_after } =
-            self.device_code_failures.check(username, client_ip)
+            self.device_code_failures.check(username, client_ip).await?
         {
             return Err(OAuthError::TooManyAttempts { retry_after });
         }
@@ -152,7 +152,8 @@ impl OAuth {
             });
         if found.is_none() {
             self.device_code_failures
-                .record_failure(username, client_ip);
+                .record_failure(username, client_ip)
+                .await?;
         }
         Ok(found)
     }

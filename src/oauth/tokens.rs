@@ -27,7 +27,7 @@ use crate::store::{
     NotTheClients, ReadTx, RefreshRequest, Refreshed, SecretKey, Store, StoreError, StoredToken,
     Timestamp, TokenStorage,
 };
-use crate::throttle::Throttle;
+use crate::throttle::{Refused, Throttle};
 
 /// The token response, fields in DOT's order.
 #[derive(Debug, Clone, Serialize)]
@@ -129,8 +129,18 @@ impl OAuth {
         id_tokens: Option<Arc<dyn IdTokenSigner>>,
     ) -> Self {
         Self {
-            client_failures: Throttle::new(settings.login_throttle.clone(), clock.clone()),
-            device_code_failures: Throttle::new(settings.login_throttle.clone(), clock.clone()),
+            client_failures: Throttle::new(
+                "client",
+                settings.login_throttle.clone(),
+                clock.clone(),
+                Arc::new(store.clone()),
+            ),
+            device_code_failures: Throttle::new(
+                "device_code",
+                settings.login_throttle.clone(),
+                clock.clone(),
+                Arc::new(store.clone()),
+            ),
             settings,
             store,
             clients,
@@ -165,27 +175,34 @@ impl OAuth {
             description: "client authentication is required".to_owned(),
             used_basic: false,
         })?;
-        if let Err(retry_after) = self
+        match self
             .client_failures
             .admit(&presented.client_id, client_ip)
             .await
         {
-            return Err(OAuthError::TooManyAttempts { retry_after });
+            Ok(()) => {}
+            Err(Refused::TooMany { retry_after }) => {
+                return Err(OAuthError::TooManyAttempts { retry_after });
+            }
+            Err(Refused::Store(error)) => return Err(error.into()),
         }
         let result = self.clients.authenticate(&self.store, &presented).await;
         match &result {
             Err(OAuthError::InvalidClient { .. }) => {
                 self.client_failures
-                    .record_failure(&presented.client_id, client_ip);
+                    .record_failure(&presented.client_id, client_ip)
+                    .await?;
                 tracing::info!(
                     client = presented.client_id.as_str(),
                     ip = client_ip.unwrap_or("unknown"),
                     "client authentication failed"
                 );
             }
-            Ok(_) => self
-                .client_failures
-                .record_success(&presented.client_id, client_ip),
+            Ok(_) => {
+                self.client_failures
+                    .record_success(&presented.client_id, client_ip)
+                    .await?;
+            }
             Err(_) => {}
         }
         result

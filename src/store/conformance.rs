@@ -7,9 +7,10 @@ use std::sync::Arc;
 use crate::config::OAuth2Provider;
 use crate::rules::{CodeRefusal, DevicePoll, RefreshRefusal};
 use crate::store::{
-    AccessToken, Approval, CodeExchange, DeviceDecision, DeviceGrant, DevicePollRequest, FamilyId,
-    Grant, NewTokens, NotTheClients, RefreshRequest, RefreshToken, SecretKey, Storage, StoreError,
-    StoredToken, Timestamp,
+    AccessToken, Approval, CodeExchange, DeviceDecision, DeviceGrant, DevicePollRequest,
+    FailureKey, FamilyId, Grant, Group, NewTokens, NotTheClients, Permission, PermissionRecord,
+    RefreshRequest, RefreshToken, SecretKey, Session, Storage, StoreError, StoredToken, Timestamp,
+    User,
 };
 
 /// One test per conformance function, each given to `$run`: the backend's function that makes
@@ -18,6 +19,13 @@ use crate::store::{
 macro_rules! conformance_suite {
     ($run:ident) => {
         $crate::store::conformance::conformance_suite!(@tests $run;
+            users_get_ids_above_every_id_used_and_unique_names,
+            concurrent_creations_of_one_username_create_one_user,
+            a_login_opens_a_session_that_lives_until_it_expires,
+            a_password_change_ends_other_sessions_and_an_upgrade_yields_to_it,
+            permission_sources_are_the_users_groups_and_loaded_rows,
+            failures_are_counted_per_scope_and_key_newest_kept,
+            concurrent_failures_all_count,
             tokens_are_found_with_their_application_and_user,
             a_refresh_rotates_and_a_reuse_revokes_the_family,
             concurrent_refreshes_of_one_token_grant_exactly_one,
@@ -49,6 +57,48 @@ pub struct Seeded {
     pub other_application: u64,
     /// An active user's id.
     pub user: u64,
+}
+
+/// What every backend's seeding adds beside the applications and the user `alice` (7): a
+/// staff user in a group, and the one Django permission row their permission pks name.
+pub struct Seed {
+    pub group: Group,
+    pub permission: (u64, PermissionRecord),
+    pub staff: User,
+}
+
+impl Seed {
+    pub fn standard() -> Self {
+        let mut staff = User::sample(8, "bob");
+        staff.is_staff = true;
+        staff.groups = vec![3];
+        // 42 names no loaded row (left out); the natural key needs none.
+        staff.user_permissions = vec![
+            Permission::Pk(42),
+            Permission::Natural(vec![
+                "view_user".to_owned(),
+                "auth".to_owned(),
+                "user".to_owned(),
+            ]),
+        ];
+        Seed {
+            group: Group {
+                id: 3,
+                name: "editors".to_owned(),
+                permissions: vec![Permission::Pk(41)],
+            },
+            permission: (
+                41,
+                PermissionRecord {
+                    codename: "change_application".to_owned(),
+                    name: "Can change application".to_owned(),
+                    app_label: "oauth2_provider".to_owned(),
+                    model: "application".to_owned(),
+                },
+            ),
+            staff,
+        }
+    }
 }
 
 const SECOND: i64 = 1_000_000;
@@ -708,4 +758,293 @@ pub async fn concurrent_polls_of_an_approved_device_issue_tokens_once(seeded: Se
         }
     }
     assert_eq!(issued, 1);
+}
+
+fn new_user(username: &str) -> User {
+    User {
+        id: 0,
+        password: "argon2-hash".to_owned(),
+        ..User::sample(0, username)
+    }
+}
+
+fn session_of(user: u64, now: Timestamp, lifetime: u64) -> Session {
+    Session {
+        user_id: user,
+        auth_time: now,
+        created: now,
+        expires_at: now.plus_seconds(lifetime),
+        sid: format!("sid-{user}-{}", now.0),
+    }
+}
+
+/// A new user's id is the database's, above the seeded ones; a taken username is a
+/// `Duplicate` and stores nothing.
+pub async fn users_get_ids_above_every_id_used_and_unique_names(seeded: Seeded) {
+    let storage = &seeded.storage;
+    let carol = storage.create_user(new_user("carol")).await.unwrap();
+    assert!(carol.id > 8, "above the seeded users: {}", carol.id);
+    assert_eq!(
+        storage.user_by_username("carol").await.unwrap(),
+        Some(carol.clone())
+    );
+    let dave = storage.create_user(new_user("dave")).await.unwrap();
+    assert!(dave.id > carol.id);
+    let taken = storage.create_user(new_user("alice")).await.unwrap_err();
+    assert!(
+        matches!(taken, StoreError::Duplicate { ref value, .. } if value == "alice"),
+        "{taken:?}"
+    );
+    let alice = storage.user_by_username("alice").await.unwrap().unwrap();
+    assert_eq!(alice.id, seeded.user, "the first alice is untouched");
+    assert_eq!(storage.user_by_username("nobody").await.unwrap(), None);
+}
+
+/// Eight forms (or instances) creating one username at once: one user.
+pub async fn concurrent_creations_of_one_username_create_one_user(seeded: Seeded) {
+    let mut creating = Vec::new();
+    for _ in 0..8 {
+        let storage = seeded.storage.clone();
+        creating.push(tokio::spawn(async move {
+            storage.create_user(new_user("erin")).await
+        }));
+    }
+    let mut created = Vec::new();
+    for creation in creating {
+        match creation.await.unwrap() {
+            Ok(user) => created.push(user.id),
+            Err(StoreError::Duplicate { .. }) => {}
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(created.len(), 1, "{created:?}");
+    // And eight different names at once get eight different ids.
+    let mut creating = Vec::new();
+    for n in 0..8 {
+        let storage = seeded.storage.clone();
+        creating.push(tokio::spawn(async move {
+            storage.create_user(new_user(&format!("user{n}"))).await
+        }));
+    }
+    let mut ids = std::collections::BTreeSet::new();
+    for creation in creating {
+        ids.insert(creation.await.unwrap().unwrap().id);
+    }
+    assert_eq!(ids.len(), 8);
+    assert!(!ids.contains(&created[0]));
+}
+
+/// A login stores the session and the user's last login together; the session signs the
+/// user in until it expires or ends.
+pub async fn a_login_opens_a_session_that_lives_until_it_expires(seeded: Seeded) {
+    let storage = &seeded.storage;
+    let now = Timestamp(5_000 * SECOND);
+    let user = storage
+        .open_session(key(1), session_of(seeded.user, now, 60))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(user.last_login, Some(now));
+    let stored = storage.user_by_username("alice").await.unwrap().unwrap();
+    assert_eq!(stored.last_login, Some(now));
+    let (session, signed_in) = storage.live_session(&key(1), now).await.unwrap().unwrap();
+    assert_eq!((session.user_id, signed_in.id), (seeded.user, seeded.user));
+    assert!(
+        storage
+            .live_session(&key(1), now.plus_seconds(59))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        storage
+            .live_session(&key(1), now.plus_seconds(60))
+            .await
+            .unwrap()
+            .is_none(),
+        "expired"
+    );
+    assert!(storage.live_session(&key(2), now).await.unwrap().is_none());
+    assert!(storage.end_session(&key(1)).await.unwrap());
+    assert!(storage.live_session(&key(1), now).await.unwrap().is_none());
+    assert!(!storage.end_session(&key(1)).await.unwrap(), "ended once");
+    // A user deleted before the login's write: no session stored.
+    assert!(
+        storage
+            .open_session(key(3), session_of(999, now, 60))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(storage.live_session(&key(3), now).await.unwrap().is_none());
+}
+
+/// Setting a password ends the user's other sessions; a login's rehash of the old password
+/// does not undo the change.
+pub async fn a_password_change_ends_other_sessions_and_an_upgrade_yields_to_it(seeded: Seeded) {
+    let storage = &seeded.storage;
+    let now = Timestamp(6_000 * SECOND);
+    for n in [1, 2] {
+        storage
+            .open_session(key(n), session_of(seeded.user, now, 600))
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let staff_session = storage
+        .open_session(key(3), session_of(8, now, 600))
+        .await
+        .unwrap();
+    assert!(staff_session.is_some());
+    assert!(
+        storage
+            .set_password("alice", "new-hash".to_owned(), Some(key(1)))
+            .await
+            .unwrap()
+    );
+    assert!(storage.live_session(&key(1), now).await.unwrap().is_some());
+    assert!(storage.live_session(&key(2), now).await.unwrap().is_none());
+    assert!(
+        storage.live_session(&key(3), now).await.unwrap().is_some(),
+        "another user's session stays"
+    );
+    // A login that verified the old hash (`!`) and rehashed it, writing after the change.
+    let after = storage
+        .upgrade_password(seeded.user, "!".to_owned(), "rehash-of-old".to_owned())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(after.password, "new-hash");
+    let after = storage
+        .upgrade_password(seeded.user, "new-hash".to_owned(), "rehash".to_owned())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(after.password, "rehash");
+    let stored = storage.user_by_username("alice").await.unwrap().unwrap();
+    assert_eq!(stored.password, "rehash");
+    assert!(
+        storage
+            .upgrade_password(999, "a".to_owned(), "b".to_owned())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        !storage
+            .set_password("nobody", "x".to_owned(), None)
+            .await
+            .unwrap()
+    );
+    // Without a session to keep, all go.
+    assert!(
+        storage
+            .set_password("alice", "other".to_owned(), None)
+            .await
+            .unwrap()
+    );
+    assert!(storage.live_session(&key(1), now).await.unwrap().is_none());
+}
+
+/// A staff user's groups and the loaded permission rows their pks name; pks without a row
+/// are left out.
+pub async fn permission_sources_are_the_users_groups_and_loaded_rows(seeded: Seeded) {
+    let seed = Seed::standard();
+    let sources = seeded
+        .storage
+        .permission_sources(&seed.staff)
+        .await
+        .unwrap();
+    assert_eq!(sources.groups, vec![seed.group.clone()]);
+    assert_eq!(sources.permissions, vec![seed.permission.clone()]);
+    let alice = User::sample(seeded.user, "alice");
+    let none = seeded.storage.permission_sources(&alice).await.unwrap();
+    assert!(none.groups.is_empty() && none.permissions.is_empty());
+}
+
+fn failure_key(name: &str, keep: usize) -> FailureKey {
+    FailureKey {
+        name: name.to_owned(),
+        keep,
+    }
+}
+
+/// Failures are kept per scope and key: the newest `keep` after a time, oldest first; a key
+/// can be forgotten alone; failures in one microsecond all count.
+pub async fn failures_are_counted_per_scope_and_key_newest_kept(seeded: Seeded) {
+    let storage = &seeded.storage;
+    let at = |n: i64| Timestamp(10_000 * SECOND + n * SECOND);
+    let keys = [
+        failure_key("source 1.2.3.4 alice", 2),
+        failure_key("ip 1.2.3.4", 10),
+    ];
+    for n in 1..=3 {
+        storage
+            .record_failure("login", &keys, at(n), at(0))
+            .await
+            .unwrap();
+    }
+    let recent = storage
+        .recent_failures("login", &keys, at(0))
+        .await
+        .unwrap();
+    assert_eq!(recent, vec![vec![at(2), at(3)], vec![at(1), at(2), at(3)]]);
+    let since_first = storage
+        .recent_failures("login", &keys, at(1))
+        .await
+        .unwrap();
+    assert_eq!(since_first[1], vec![at(2), at(3)], "after `since` only");
+    let other_scope = storage
+        .recent_failures("client", &keys, at(0))
+        .await
+        .unwrap();
+    assert_eq!(other_scope, vec![Vec::new(), Vec::new()]);
+    storage
+        .forget_failures("login", "source 1.2.3.4 alice")
+        .await
+        .unwrap();
+    let recent = storage
+        .recent_failures("login", &keys, at(0))
+        .await
+        .unwrap();
+    assert_eq!(recent, vec![vec![], vec![at(1), at(2), at(3)]]);
+    // Two failures in the same microsecond, recorded while old ones expire.
+    for _ in 0..2 {
+        storage
+            .record_failure("login", &keys[1..], at(4), at(2))
+            .await
+            .unwrap();
+    }
+    let recent = storage
+        .recent_failures("login", &keys[1..], at(2))
+        .await
+        .unwrap();
+    assert_eq!(recent, vec![vec![at(3), at(4), at(4)]]);
+}
+
+/// Failures recorded at once (through several instances) are all counted.
+pub async fn concurrent_failures_all_count(seeded: Seeded) {
+    let now = Timestamp(20_000 * SECOND);
+    let mut recording = Vec::new();
+    for n in 0..8 {
+        let storage = seeded.storage.clone();
+        recording.push(tokio::spawn(async move {
+            let keys = [
+                failure_key("principal bob", 40),
+                failure_key(&format!("ip 10.0.0.{n}"), 5),
+            ];
+            storage
+                .record_failure("login", &keys, now.plus_seconds(n + 1), now)
+                .await
+        }));
+    }
+    for record in recording {
+        record.await.unwrap().unwrap();
+    }
+    let recent = seeded
+        .storage
+        .recent_failures("login", &[failure_key("principal bob", 40)], now)
+        .await
+        .unwrap();
+    assert_eq!(recent[0].len(), 8);
 }

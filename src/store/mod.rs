@@ -8,10 +8,12 @@
 //! (`Store::read(|tx| …)` / `Store::write(|tx| …)`) is redb-shaped; services move off it onto
 //! the traits here one concern at a time (see docs/DESIGN.md, "Storage boundary").
 
+mod accounts;
 mod codes;
 #[cfg(test)]
 mod conformance;
 mod devices;
+mod failures;
 pub mod postgres;
 mod records;
 pub mod redb;
@@ -23,8 +25,10 @@ pub use self::redb::{
     IntegrityReport, OpenReport, Prior, ReadTx, RestoreReport, SCHEMA_VERSION, Store, TokenPage,
     TokenTable, WriteTx,
 };
+pub use accounts::*;
 pub use codes::*;
 pub use devices::*;
+pub use failures::*;
 pub use records::{
     AccessToken, Algorithm, Application, ClientType, Consent, ContentType, DeviceDecision,
     DeviceGrant, ExpiringKind, FamilyId, Grant, GrantType, Group, IdToken, OidcSession,
@@ -35,9 +39,12 @@ pub use records::{ORDERED_PREFIX_BYTES, ORDERED_TOKEN_BYTES, ORDERED_TOKEN_VERSI
 pub use tokens::*;
 
 /// Everything a backend does: the units of work of every concern.
-pub trait Storage: TokenStorage + CodeStorage + DeviceStorage {}
+pub trait Storage:
+    AccountStorage + TokenStorage + CodeStorage + DeviceStorage + FailureLog
+{
+}
 
-impl<T: TokenStorage + CodeStorage + DeviceStorage> Storage for T {}
+impl<T: AccountStorage + TokenStorage + CodeStorage + DeviceStorage + FailureLog> Storage for T {}
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {

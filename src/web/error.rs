@@ -154,10 +154,7 @@ pub fn error_response(req: &Request<'_>, status: Status, message: &str) -> Respo
         .and_then(|state| {
             // The page's bar shows who is signed in (and a working log-out form), as every
             // other page does; a store failure here only loses that.
-            let signed_in = req
-                .cookies()
-                .get(&state.settings.sessions.cookie_name)
-                .and_then(|cookie| state.accounts.session_user(cookie.value()).ok().flatten());
+            let signed_in = crate::web::session::looked_up(req);
             let csrf_token = signed_in
                 .as_ref()
                 .and_then(|_| {
@@ -172,10 +169,10 @@ pub fn error_response(req: &Request<'_>, status: Status, message: &str) -> Respo
                         "status": status.code,
                         "reason": status.reason_lossy(),
                         "message": message,
-                        "user": signed_in.as_ref().map(|(_, user)| serde_json::json!({
-                            "username": user.username,
-                            "is_staff": user.is_staff,
-                            "is_superuser": user.is_superuser,
+                        "user": signed_in.map(|signed_in| serde_json::json!({
+                            "username": signed_in.user.username,
+                            "is_staff": signed_in.user.is_staff,
+                            "is_superuser": signed_in.user.is_superuser,
                         })),
                         "csrf_token": csrf_token,
                     }),

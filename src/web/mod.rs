@@ -201,6 +201,7 @@ pub fn build(state: AppState) -> Rocket<Build> {
         .manage(state)
         .attach(fairings::SecurityHeaders)
         .attach(fairings::RequestLog)
+        .attach(session::LookUpSession)
         .mount("/", fairings::traced(all))
         .register("/", catchers::all())
 }

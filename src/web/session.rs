@@ -1,5 +1,7 @@
 //! Who is signed in: the session cookie resolved to a live session and an active user.
 
+use rocket::Data;
+use rocket::fairing::{Fairing, Info, Kind};
 use rocket::http::{Cookie, CookieJar, SameSite, Status};
 use rocket::request::{self, FromRequest, Request};
 use serde::Serialize;
@@ -7,11 +9,12 @@ use serde::Serialize;
 use std::marker::PhantomData;
 
 use crate::permissions::{self, Action, Granted, Model};
-use crate::store::{Session, User};
+use crate::store::{Session, StoreError, User};
 use crate::web::AppState;
-use crate::web::error::WebError;
+use crate::web::error::{WebError, is_api_path};
 use crate::web::screen::Screen;
 
+#[derive(Clone)]
 pub struct SignedIn {
     pub user: User,
     pub session: Session,
@@ -21,29 +24,84 @@ pub struct SignedIn {
 /// The signed-in user, if any.
 pub struct CurrentUser(pub Option<SignedIn>);
 
+/// The request's session lookup, kept on the request so that it runs once however many
+/// guards (and the error page) ask. `None` until looked up.
+#[derive(Clone)]
+struct LookedUp(Option<Result<Option<SignedIn>, StoreError>>);
+
+/// The session behind the request's cookie, looked up on first use.
+pub async fn look_up(req: &Request<'_>) -> Result<Option<SignedIn>, StoreError> {
+    let cached = req
+        .local_cache_async(async { LookedUp(Some(resolve(req).await)) })
+        .await;
+    cached.0.clone().unwrap_or(Ok(None))
+}
+
+/// The signed-in user when this request's session was already looked up (by a guard, or by
+/// `LookUpSession` for pages); code that cannot wait (a responder) reads it here.
+pub fn looked_up<'a>(req: &'a Request<'_>) -> Option<&'a SignedIn> {
+    match &req.local_cache(|| LookedUp(None)).0 {
+        Some(Ok(found)) => found.as_ref(),
+        _ => None,
+    }
+}
+
+async fn resolve(req: &Request<'_>) -> Result<Option<SignedIn>, StoreError> {
+    let Some(state) = req.rocket().state::<AppState>() else {
+        return Ok(None);
+    };
+    let cookie_name = &state.settings.sessions.cookie_name;
+    let Some(value) = req.cookies().get(cookie_name).map(|c| c.value().to_owned()) else {
+        return Ok(None);
+    };
+    let found = state.accounts.session_user(&value).await?;
+    Ok(found.map(|(session, user)| SignedIn {
+        user,
+        session,
+        cookie_value: value,
+    }))
+}
+
+/// Looks the session up for every page request that carries a session cookie, before its
+/// handler runs, so that the error page (rendered by a responder, which cannot wait for the
+/// store) still shows who is signed in. API paths, which never show it, are left alone.
+pub struct LookUpSession;
+
+#[rocket::async_trait]
+impl Fairing for LookUpSession {
+    fn info(&self) -> Info {
+        Info {
+            name: "session lookup for pages",
+            kind: Kind::Request,
+        }
+    }
+
+    async fn on_request(&self, req: &mut Request<'_>, _: &mut Data<'_>) {
+        let path = req.uri().path();
+        if is_api_path(path.as_str()) || path.starts_with("/static/") {
+            return;
+        }
+        let Some(state) = req.rocket().state::<AppState>() else {
+            return;
+        };
+        if req
+            .cookies()
+            .get(&state.settings.sessions.cookie_name)
+            .is_some()
+        {
+            // A failure is kept too: the guard that needs the session reports it.
+            let _ = look_up(req).await;
+        }
+    }
+}
+
 #[rocket::async_trait]
 impl<'r> FromRequest<'r> for CurrentUser {
     type Error = WebError;
 
     async fn from_request(req: &'r Request<'_>) -> request::Outcome<Self, Self::Error> {
-        let Some(state) = req.rocket().state::<AppState>() else {
-            return request::Outcome::Error((
-                Status::InternalServerError,
-                WebError::Internal("no application state".to_owned()),
-            ));
-        };
-        let cookie_name = &state.settings.sessions.cookie_name;
-        let Some(value) = req.cookies().get(cookie_name).map(|c| c.value().to_owned()) else {
-            return request::Outcome::Success(CurrentUser(None));
-        };
-        match state.accounts.session_user(&value) {
-            Ok(found) => {
-                request::Outcome::Success(CurrentUser(found.map(|(session, user)| SignedIn {
-                    user,
-                    session,
-                    cookie_value: value,
-                })))
-            }
+        match look_up(req).await {
+            Ok(found) => request::Outcome::Success(CurrentUser(found)),
             Err(error) => request::Outcome::Error((Status::InternalServerError, error.into())),
         }
     }
@@ -117,7 +175,7 @@ async fn screen_for<'r>(
         request::Outcome::Forward(status) => return request::Outcome::Forward(status),
     };
     let granted = if who.user.is_staff {
-        match crate::accounts::granted(&state.store, &who.user) {
+        match state.accounts.granted(&who.user).await {
             Ok(granted) => granted,
             Err(error) => {
                 return request::Outcome::Error((Status::InternalServerError, error.into()));

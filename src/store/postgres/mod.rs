@@ -7,8 +7,10 @@
 //! records it, so instances starting at once apply each migration exactly once: the second
 //! waits on the first's row and then finds it applied.
 
+mod accounts;
 mod codes;
 mod devices;
+mod failures;
 mod tokens;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -172,19 +174,14 @@ impl PgStore {
         Ok(before)
     }
 
-    /// Stores a user (new or changed). Until accounts have their own units of work, the
-    /// conformance suite seeds users through this.
+    /// Stores a user with its own id (new or changed), as a load does: the id mark rises to
+    /// it, so users created later get ids above it.
     pub async fn put_user(&self, user: &User) -> Result<(), StoreError> {
-        let client = self.client().await?;
-        let id = pg_id(user.id)?;
-        client
-            .execute(
-                "INSERT INTO oxidot_users (id, username, record) VALUES ($1, $2, $3)
-                 ON CONFLICT (id) DO UPDATE SET username = $2, record = $3",
-                &[&id, &user.username, &Json(user)],
-            )
-            .await
-            .map_err(|error| duplicate_as(error, "a user named", &user.username))?;
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await?;
+        accounts::raise_id_mark(&transaction, "user", user.id).await?;
+        accounts::put_user(&transaction, user).await?;
+        transaction.commit().await?;
         Ok(())
     }
 

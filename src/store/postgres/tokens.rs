@@ -382,6 +382,11 @@ mod tests {
                 .unwrap();
         }
         store.put_user(&User::sample(7, "alice")).await.unwrap();
+        let seed = conformance::Seed::standard();
+        store.put_group(&seed.group).await.unwrap();
+        let (pk, permission) = &seed.permission;
+        store.put_permission(*pk, permission).await.unwrap();
+        store.put_user(&seed.staff).await.unwrap();
         Some(Seeded {
             storage: Arc::new(store),
             application: 1,

@@ -5,10 +5,12 @@
 //! writer thread (see `writer`), which commits many callers' changes in one durable
 //! transaction.
 
+mod accounts;
 mod admin;
 mod backup;
 mod codes;
 mod devices;
+mod failures;
 mod load_journal;
 mod tokens;
 mod writer;
@@ -154,6 +156,7 @@ struct Inner {
     db: Arc<Database>,
     writer: Writer,
     path: PathBuf,
+    failures: crate::store::MemoryFailures,
 }
 
 impl Store {
@@ -185,6 +188,7 @@ impl Store {
                 db,
                 writer,
                 path: path.to_owned(),
+                failures: Default::default(),
             }),
         };
         Ok((

@@ -171,7 +171,11 @@ mod tests {
                 for id in [1, 2] {
                     tx.put_application(&Application::sample(id, &format!("client-{id}")))?;
                 }
-                tx.put_user(&User::sample(7, "alice"))
+                let seed = conformance::Seed::standard();
+                tx.put_group(&seed.group)?;
+                tx.put_permission(seed.permission.0, &seed.permission.1)?;
+                tx.put_user(&User::sample(7, "alice"))?;
+                tx.put_user(&seed.staff)
             })
             .unwrap();
         let seeded = Seeded {

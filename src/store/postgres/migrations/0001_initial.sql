@@ -11,6 +11,41 @@ CREATE TABLE oxidot_users (
     record JSONB NOT NULL
 );
 
+-- The highest id each kind of record ever had: a new one goes above it, so a deleted record's
+-- leftovers (tokens, grants) never meet a newcomer. A new id locks its kind's row.
+CREATE TABLE oxidot_id_marks (
+    kind TEXT PRIMARY KEY,
+    mark BIGINT NOT NULL
+);
+INSERT INTO oxidot_id_marks (kind, mark) VALUES ('user', 0), ('group', 0), ('application', 0);
+
+-- Login sessions, keyed by the SHA-256 of the cookie value.
+CREATE TABLE oxidot_sessions (
+    key BYTEA PRIMARY KEY,
+    user_id BIGINT NOT NULL,
+    expires BIGINT NOT NULL,
+    record JSONB NOT NULL
+);
+CREATE INDEX oxidot_sessions_user ON oxidot_sessions (user_id);
+CREATE INDEX oxidot_sessions_expires ON oxidot_sessions (expires);
+
+-- Django's groups, permissions and content types, as loaded from a DOT dump or edited.
+CREATE TABLE oxidot_groups (
+    id BIGINT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    record JSONB NOT NULL
+);
+
+CREATE TABLE oxidot_permissions (
+    pk BIGINT PRIMARY KEY,
+    record JSONB NOT NULL
+);
+
+CREATE TABLE oxidot_content_types (
+    pk BIGINT PRIMARY KEY,
+    record JSONB NOT NULL
+);
+
 CREATE TABLE oxidot_applications (
     id BIGINT PRIMARY KEY,
     client_id TEXT NOT NULL UNIQUE,
@@ -90,3 +125,15 @@ CREATE TABLE oxidot_device_grants (
     record JSONB NOT NULL
 );
 CREATE INDEX oxidot_device_grants_expires ON oxidot_device_grants (expires);
+
+-- Failed attempts to prove who one is (logins, client secrets, device user codes), shared by
+-- every instance so that throttles count across them. `nonce` tells apart failures of one key
+-- in the same microsecond. Expired rows go as new failures arrive.
+CREATE TABLE oxidot_failures (
+    scope TEXT NOT NULL,
+    key TEXT NOT NULL,
+    at BIGINT NOT NULL,
+    nonce BIGINT NOT NULL,
+    PRIMARY KEY (scope, key, at, nonce)
+);
+CREATE INDEX oxidot_failures_at ON oxidot_failures (scope, at);
