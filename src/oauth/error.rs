@@ -38,6 +38,10 @@ pub enum OAuthError {
     TooManyAttempts { retry_after: u64 },
     #[error("server_error")]
     Server(String),
+    /// The database cannot be reached now (503 with `Retry-After`; the next request may
+    /// succeed).
+    #[error("temporarily_unavailable")]
+    Unavailable(String),
 }
 
 impl OAuthError {
@@ -66,6 +70,9 @@ impl OAuthError {
                 format!("too many failed attempts; try again in {retry_after} seconds")
             }
             OAuthError::Server(_) => "the server could not complete the request".to_owned(),
+            OAuthError::Unavailable(_) => {
+                "the service is unavailable for a moment; try again".to_owned()
+            }
         }
     }
 
@@ -74,6 +81,7 @@ impl OAuthError {
             OAuthError::InvalidClient { .. } => 401,
             OAuthError::TooManyAttempts { .. } => 429,
             OAuthError::Server(_) => 500,
+            OAuthError::Unavailable(_) => 503,
             _ => 400,
         }
     }
@@ -81,7 +89,10 @@ impl OAuthError {
 
 impl From<StoreError> for OAuthError {
     fn from(error: StoreError) -> Self {
-        OAuthError::Server(error.to_string())
+        match error {
+            StoreError::Unavailable(_) => OAuthError::Unavailable(error.to_string()),
+            other => OAuthError::Server(other.to_string()),
+        }
     }
 }
 
@@ -117,10 +128,41 @@ pub enum BearerError {
     InvalidRequest(String),
     #[error("server_error")]
     Server(String),
+    /// The database cannot be reached now (503).
+    #[error("the service is unavailable for a moment; try again")]
+    Unavailable(String),
 }
 
 impl From<StoreError> for BearerError {
     fn from(error: StoreError) -> Self {
-        BearerError::Server(error.to_string())
+        match error {
+            StoreError::Unavailable(_) => BearerError::Unavailable(error.to_string()),
+            other => BearerError::Server(other.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreachable_database_is_503_and_other_store_failures_500() {
+        let lost = StoreError::Unavailable("connection refused".to_owned());
+        let error = OAuthError::from(lost.clone());
+        assert_eq!(
+            (error.status(), error.code()),
+            (503, "temporarily_unavailable".to_owned())
+        );
+        assert!(
+            !error.description().contains("refused"),
+            "details stay in the log"
+        );
+        assert!(matches!(
+            BearerError::from(lost),
+            BearerError::Unavailable(_)
+        ));
+        let broken = OAuthError::from(StoreError::Corrupt("bad row".to_owned()));
+        assert_eq!(broken.status(), 500);
     }
 }

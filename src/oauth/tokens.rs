@@ -289,6 +289,7 @@ impl OAuth {
                     Err(AccountError::Throttled { retry_after }) => {
                         return Err(OAuthError::TooManyAttempts { retry_after });
                     }
+                    Err(AccountError::Store(error)) => return Err(error.into()),
                     Err(other) => return Err(OAuthError::Server(other.to_string())),
                 };
                 self.issue(&application, Some(user.id), scope, true).await

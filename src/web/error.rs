@@ -26,6 +26,9 @@ pub enum WebError {
     TooManyRequests { message: String, retry_after: u64 },
     #[error("internal error")]
     Internal(String),
+    /// The database cannot be reached now: 503, try again.
+    #[error("The service is unavailable for a moment; try again.")]
+    Unavailable(String),
     #[error("{0}")]
     Forbidden(&'static str),
     #[error("{0}")]
@@ -34,7 +37,10 @@ pub enum WebError {
 
 impl From<StoreError> for WebError {
     fn from(error: StoreError) -> Self {
-        WebError::Internal(error.to_string())
+        match error {
+            StoreError::Unavailable(_) => WebError::Unavailable(error.to_string()),
+            other => WebError::Internal(other.to_string()),
+        }
     }
 }
 
@@ -60,6 +66,7 @@ impl From<AccountError> for WebError {
             AccountError::InvalidCredentials
             | AccountError::Invalid { .. }
             | AccountError::UnknownUser(_) => WebError::BadRequest(error.to_string()),
+            AccountError::Store(error) => error.into(),
             other => WebError::Internal(other.to_string()),
         }
     }
@@ -73,6 +80,7 @@ impl WebError {
             WebError::Form(error) => crate::web::form::status_of(error),
             WebError::TooManyRequests { .. } => Status::TooManyRequests,
             WebError::Internal(_) => Status::InternalServerError,
+            WebError::Unavailable(_) => Status::ServiceUnavailable,
             WebError::Forbidden(_) => Status::Forbidden,
             WebError::NotFound(_) => Status::NotFound,
         }
@@ -82,6 +90,10 @@ impl WebError {
         match self {
             // Details of internal errors go to the log, not to the browser.
             WebError::Internal(_) => "Something went wrong on our side.".to_owned(),
+            // What is unavailable (host, port, cause) goes to the log.
+            WebError::Unavailable(_) => {
+                "The service is unavailable for a moment; try again.".to_owned()
+            }
             other => other.to_string(),
         }
     }
@@ -89,12 +101,24 @@ impl WebError {
 
 impl<'r> Responder<'r, 'static> for WebError {
     fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
-        if let WebError::Internal(detail) = &self {
-            tracing::error!(path = req.uri().path().as_str(), "{detail}");
+        match &self {
+            WebError::Internal(detail) => {
+                tracing::error!(path = req.uri().path().as_str(), "{detail}");
+            }
+            WebError::Unavailable(detail) => {
+                tracing::warn!(path = req.uri().path().as_str(), "{detail}");
+            }
+            _ => {}
         }
         let mut response = error_response(req, self.status(), &self.public_message());
-        if let WebError::TooManyRequests { retry_after, .. } = &self {
-            response.set_header(Header::new("Retry-After", retry_after.to_string()));
+        match &self {
+            WebError::TooManyRequests { retry_after, .. } => {
+                response.set_header(Header::new("Retry-After", retry_after.to_string()));
+            }
+            WebError::Unavailable(_) => {
+                response.set_header(Header::new("Retry-After", "1"));
+            }
+            _ => {}
         }
         Ok(response)
     }
@@ -135,6 +159,7 @@ pub fn error_response(req: &Request<'_>, status: Status, message: &str) -> Respo
             404 => "not_found",
             405 => "method_not_allowed",
             429 => "too_many_requests",
+            503 => "temporarily_unavailable",
             _ => "server_error",
         };
         let body = serde_json::to_string(&ErrorBody {

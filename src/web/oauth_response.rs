@@ -38,8 +38,14 @@ struct ErrorBody {
 
 impl<'r> Responder<'r, 'static> for OAuthError {
     fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
-        if let OAuthError::Server(detail) = &self {
-            tracing::error!(path = req.uri().path().as_str(), "{detail}");
+        match &self {
+            OAuthError::Server(detail) => {
+                tracing::error!(path = req.uri().path().as_str(), "{detail}");
+            }
+            OAuthError::Unavailable(detail) => {
+                tracing::warn!(path = req.uri().path().as_str(), "{detail}");
+            }
+            _ => {}
         }
         let body = serde_json::to_string(&ErrorBody {
             error: self.code(),
@@ -58,6 +64,9 @@ impl<'r> Responder<'r, 'static> for OAuthError {
             }
             OAuthError::TooManyAttempts { retry_after } => {
                 response.set_header(Header::new("Retry-After", retry_after.to_string()));
+            }
+            OAuthError::Unavailable(_) => {
+                response.set_header(Header::new("Retry-After", "1"));
             }
             _ => {}
         }
@@ -86,12 +95,17 @@ impl<'r> Responder<'r, 'static> for BearerError {
                 tracing::error!(path = req.uri().path().as_str(), "{detail}");
                 (500, "Bearer realm=\"oxidot\"".to_owned())
             }
+            BearerError::Unavailable(detail) => {
+                tracing::warn!(path = req.uri().path().as_str(), "{detail}");
+                (503, "Bearer realm=\"oxidot\"".to_owned())
+            }
         };
         let code = match &self {
             BearerError::InvalidRequest(_) => "invalid_request",
             BearerError::Missing | BearerError::InvalidToken => "invalid_token",
             BearerError::InsufficientScope(_) => "insufficient_scope",
             BearerError::Server(_) => "server_error",
+            BearerError::Unavailable(_) => "temporarily_unavailable",
         };
         let body = serde_json::to_string(&ErrorBody {
             error: code.to_owned(),
@@ -100,6 +114,9 @@ impl<'r> Responder<'r, 'static> for BearerError {
         .map_err(|_| Status::InternalServerError)?;
         let mut response = json_response(status, body);
         response.set_header(Header::new("WWW-Authenticate", challenge));
+        if status == 503 {
+            response.set_header(Header::new("Retry-After", "1"));
+        }
         Ok(response)
     }
 }
