@@ -8,7 +8,7 @@ use crate::config::OAuth2Provider;
 use crate::oauth::redirect::{is_registered, with_query};
 use crate::oauth::{ClaimsRequest, pkce, resolve_scope};
 use crate::params::{FormError, Params};
-use crate::store::{Application, ClientType, GrantType, Store, StoreError};
+use crate::store::{Application, ApplicationStorage, ClientType, GrantType, StoreError};
 
 /// Prompt values this server understands (OIDC Core §3.1.2.1).
 const PROMPTS: [&str; 4] = ["none", "login", "consent", "select_account"];
@@ -269,8 +269,8 @@ fn page(error: FormError) -> AuthorizeFailure {
 
 /// Validates an authorization request (from the query of a GET or the form of the consent
 /// POST).
-pub fn validate(
-    store: &Store,
+pub async fn validate(
+    store: &dyn ApplicationStorage,
     provider: &OAuth2Provider,
     params: &Params,
 ) -> Result<AuthorizationRequest, AuthorizeFailure> {
@@ -282,7 +282,8 @@ pub fn validate(
         })?
         .to_owned();
     let application = store
-        .read(|tx| tx.application_by_client_id(&client_id))?
+        .application_by_client_id(&client_id)
+        .await?
         .ok_or_else(|| AuthorizeFailure::Page(format!("There is no client {client_id:?}.")))?;
     let requested_uri = params.non_empty("redirect_uri").map_err(page)?;
     let redirect_uri = match requested_uri {

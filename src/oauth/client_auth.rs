@@ -18,7 +18,7 @@ use subtle::ConstantTimeEq;
 use crate::oauth::OAuthError;
 use crate::params::Params;
 use crate::passwords::Hasher;
-use crate::store::{Application, ClientType, Store, StoreError};
+use crate::store::{Application, ApplicationStorage, ClientType, Replaced};
 
 /// Remembered successes before the memory is cleared (a bound, not a cache policy).
 const MAX_REMEMBERED: usize = 10_000;
@@ -144,7 +144,7 @@ impl ClientAuthenticator {
     /// public clients are identified by `client_id` alone.
     pub async fn authenticate(
         &self,
-        store: &Store,
+        store: &dyn ApplicationStorage,
         presented: &PresentedClient,
     ) -> Result<Application, OAuthError> {
         let used_basic = presented.method == AuthMethod::Basic;
@@ -152,7 +152,7 @@ impl ClientAuthenticator {
             description: description.to_owned(),
             used_basic,
         };
-        let application = store.read(|tx| tx.application_by_client_id(&presented.client_id))?;
+        let application = store.application_by_client_id(&presented.client_id).await?;
         let Some(application) = application else {
             if let Some(secret) = &presented.secret {
                 // Cost what a known client costs, so timing does not tell who exists.
@@ -175,7 +175,7 @@ impl ClientAuthenticator {
 
     async fn secret_matches(
         &self,
-        store: &Store,
+        store: &dyn ApplicationStorage,
         application: &Application,
         secret: &str,
     ) -> Result<bool, OAuthError> {
@@ -201,22 +201,12 @@ impl ClientAuthenticator {
         if verification.needs_upgrade {
             // A DOT pbkdf2 secret becomes argon2id on its first successful use.
             let upgraded = self.hasher.hash(secret.to_owned()).await?;
-            let (id, old) = (application.id, stored.clone());
-            let new = upgraded.clone();
-            let replaced = store
-                .write(move |tx| {
-                    let Some(mut application) = tx.application(id)? else {
-                        return Ok(false);
-                    };
-                    if application.client_secret != old {
-                        return Ok(false);
-                    }
-                    application.client_secret.clone_from(&new);
-                    tx.put_application(&application)?;
-                    Ok::<bool, StoreError>(true)
-                })
-                .await?;
-            if replaced {
+            let new = Application {
+                client_secret: upgraded.clone(),
+                ..application.clone()
+            };
+            // Unless the application changed meanwhile (its next use upgrades it then).
+            if store.replace_application(application, &new).await? == Replaced::Done {
                 current = upgraded;
             }
         }

@@ -120,22 +120,26 @@ impl OAuth {
             })
             .await?;
         let id_token = match &id_token_signer {
-            Some(signer) => Some(signer.sign(
-                issuer,
-                &IdTokenContext {
-                    application: request.application.clone(),
-                    user,
-                    scope: request.scope.clone(),
-                    nonce: request.nonce.clone(),
-                    auth_time: session.auth_time,
-                    sid: session.sid.clone(),
-                    claims: request.claims.clone(),
-                    access_token: access.as_ref().map(|access| access.value.clone()),
-                    code: code.as_ref().map(|code| code.value.clone()),
-                    issued: now,
-                    jti,
-                },
-            )?),
+            Some(signer) => Some(
+                signer
+                    .sign(
+                        issuer,
+                        &IdTokenContext {
+                            application: request.application.clone(),
+                            user,
+                            scope: request.scope.clone(),
+                            nonce: request.nonce.clone(),
+                            auth_time: session.auth_time,
+                            sid: session.sid.clone(),
+                            claims: request.claims.clone(),
+                            access_token: access.as_ref().map(|access| access.value.clone()),
+                            code: code.as_ref().map(|code| code.value.clone()),
+                            issued: now,
+                            jti,
+                        },
+                    )
+                    .await?,
+            ),
             None => None,
         };
         let expires_in = provider.access_token_expire_seconds.to_string();
@@ -198,22 +202,26 @@ impl OAuth {
                 code_refused(refusal)
             })?;
         let id_token = match self.id_token_signer(&grant.scope) {
-            Some(signer) => Some(signer.sign(
-                issuer,
-                &IdTokenContext {
-                    application: application.clone(),
-                    user: grant.user,
-                    scope: grant.scope.clone(),
-                    nonce: grant.nonce.clone(),
-                    auth_time: grant.auth_time,
-                    sid: grant.sid.clone(),
-                    claims: grant.claims.clone(),
-                    access_token: Some(access.value.clone()),
-                    code: None,
-                    issued: now,
-                    jti,
-                },
-            )?),
+            Some(signer) => Some(
+                signer
+                    .sign(
+                        issuer,
+                        &IdTokenContext {
+                            application: application.clone(),
+                            user: grant.user,
+                            scope: grant.scope.clone(),
+                            nonce: grant.nonce.clone(),
+                            auth_time: grant.auth_time,
+                            sid: grant.sid.clone(),
+                            claims: grant.claims.clone(),
+                            access_token: Some(access.value.clone()),
+                            code: None,
+                            issued: now,
+                            jti,
+                        },
+                    )
+                    .await?,
+            ),
             None => None,
         };
         let mut response = self.response(access, Some(refresh.value), grant.scope);

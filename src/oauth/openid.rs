@@ -27,9 +27,10 @@ pub struct IdTokenContext {
     pub jti: String,
 }
 
+#[async_trait::async_trait]
 pub trait IdTokenSigner: Send + Sync {
     /// The signed ID token.
-    fn sign(&self, issuer: &str, context: &IdTokenContext) -> Result<String, OAuthError>;
+    async fn sign(&self, issuer: &str, context: &IdTokenContext) -> Result<String, OAuthError>;
     /// Why this application cannot be given ID tokens right now, if it cannot.
     fn refusal(&self, application: &Application) -> Option<String>;
 }

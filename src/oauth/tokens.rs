@@ -24,8 +24,8 @@ use crate::rules;
 use crate::rules::RefreshRefusal;
 use crate::store::{
     AccessToken, Application, ClientType, FamilyId, FoundToken, GrantType, NewTokens,
-    NotTheClients, ReadTx, RefreshRequest, Refreshed, SecretKey, Store, StoreError, StoredToken,
-    Timestamp, TokenStorage,
+    NotTheClients, RefreshRequest, Refreshed, SecretKey, Store, StoredToken, Timestamp,
+    TokenStorage, User,
 };
 use crate::throttle::{Refused, Throttle};
 
@@ -399,22 +399,26 @@ impl OAuth {
         let response_access = access.value;
         let response_refresh = refresh.value;
         let id_token = match (session, self.id_token_signer(&scope)) {
-            (Some((user, session)), Some(signer)) => Some(signer.sign(
-                issuer,
-                &IdTokenContext {
-                    application: application.clone(),
-                    user,
-                    scope: scope.clone(),
-                    nonce: None,
-                    auth_time: session.auth_time,
-                    sid: session.sid,
-                    claims: session.claims,
-                    access_token: Some(response_access.clone()),
-                    code: None,
-                    issued: now,
-                    jti,
-                },
-            )?),
+            (Some((user, session)), Some(signer)) => Some(
+                signer
+                    .sign(
+                        issuer,
+                        &IdTokenContext {
+                            application: application.clone(),
+                            user,
+                            scope: scope.clone(),
+                            nonce: None,
+                            auth_time: session.auth_time,
+                            sid: session.sid,
+                            claims: session.claims,
+                            access_token: Some(response_access.clone()),
+                            code: None,
+                            issued: now,
+                            jti,
+                        },
+                    )
+                    .await?,
+            ),
             _ => None,
         };
         Ok(TokenResponse {
@@ -436,6 +440,16 @@ impl OAuth {
         &self,
         token: Option<&str>,
     ) -> Result<(AccessToken, Application), BearerError> {
+        let (access, application, _) = self.bearer_with_holder(token).await?;
+        Ok((access, application))
+    }
+
+    /// A live access token, its application and the user it speaks for (none for a client's
+    /// own token), read together (userinfo).
+    pub async fn bearer_with_holder(
+        &self,
+        token: Option<&str>,
+    ) -> Result<(AccessToken, Application, Option<User>), BearerError> {
         let token = token.ok_or(BearerError::Missing)?;
         let now = self.now();
         let found = self.store.find_token(&SecretKey::of_token(token)).await?;
@@ -445,41 +459,10 @@ impl OAuth {
                 application: Some(application),
                 user,
             }) if rules::access_token_live(&access, user.as_ref(), now) => {
-                Ok((access, application))
+                Ok((access, application, user))
             }
             _ => Err(BearerError::InvalidToken),
         }
-    }
-
-    /// A live access token and its application, and what `then` reads in the same snapshot
-    /// (protected resources that need more than the token: userinfo).
-    pub fn bearer_then<T>(
-        &self,
-        token: Option<&str>,
-        then: impl FnOnce(&ReadTx, &AccessToken, &Application) -> Result<T, StoreError>,
-    ) -> Result<(AccessToken, Application, T), BearerError> {
-        let token = token.ok_or(BearerError::Missing)?;
-        let key = SecretKey::of_token(token);
-        let now = self.now();
-        self.store
-            .read(|tx| {
-                let Some(access) = tx.access_token(&key)? else {
-                    return Ok(None);
-                };
-                let holder = match access.user {
-                    Some(id) => tx.user(id)?,
-                    None => None,
-                };
-                if !rules::access_token_live(&access, holder.as_ref(), now) {
-                    return Ok(None);
-                }
-                let Some(application) = tx.application(access.application)? else {
-                    return Ok(None);
-                };
-                let found = then(tx, &access, &application)?;
-                Ok(Some((access, application, found)))
-            })?
-            .ok_or(BearerError::InvalidToken)
     }
 
     /// A live access token holding `scope`.

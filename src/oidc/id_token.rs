@@ -10,7 +10,10 @@ use crate::clock::Clock;
 use crate::oauth::{IdTokenContext, IdTokenSigner, OAuthError, application_refusal};
 use crate::oidc::claims::{ClaimsRequest, needs_groups, user_claims};
 use crate::oidc::keys::KeyRing;
-use crate::store::{Algorithm, Application, Store, Timestamp};
+use crate::store::{
+    AccessToken, AccountStorage, Algorithm, Application, ApplicationStorage, Store, StoreError,
+    Timestamp, User,
+};
 
 fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
@@ -49,6 +52,15 @@ impl IdTokens {
             lifetime,
             clock,
         }
+    }
+
+    /// The userinfo answer for a live access token and its user (OIDC Core §5.3).
+    pub async fn userinfo(
+        &self,
+        token: &AccessToken,
+        user: Option<&User>,
+    ) -> Result<Option<Map<String, Value>>, StoreError> {
+        crate::oidc::userinfo::userinfo(&self.store, token, user).await
     }
 
     /// Signs `payload` as the application's algorithm asks.
@@ -97,7 +109,7 @@ impl IdTokens {
 
     /// Reads an ID token this server issued (signature checked, expiry not: RP-initiated logout
     /// accepts expired hints). Returns its claims and the application it was issued to.
-    pub fn read_own(&self, token: &str) -> Result<(Map<String, Value>, Application), String> {
+    pub async fn read_own(&self, token: &str) -> Result<(Map<String, Value>, Application), String> {
         let mut parts = token.split('.');
         let (Some(header_part), Some(payload_part), Some(signature), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
@@ -125,7 +137,8 @@ impl IdTokens {
         };
         let application = self
             .store
-            .read(|tx| tx.application_by_client_id(&client_id))
+            .application_by_client_id(&client_id)
+            .await
             .map_err(|error| error.to_string())?
             .ok_or_else(|| "the id_token_hint names an unknown client".to_owned())?;
         let signing_input = format!("{header_part}.{payload_part}");
@@ -164,8 +177,9 @@ impl IdTokens {
     }
 }
 
+#[async_trait::async_trait]
 impl IdTokenSigner for IdTokens {
-    fn sign(&self, issuer: &str, context: &IdTokenContext) -> Result<String, OAuthError> {
+    async fn sign(&self, issuer: &str, context: &IdTokenContext) -> Result<String, OAuthError> {
         let application = &context.application;
         let mut payload = Map::new();
         payload.insert("iss".to_owned(), json!(issuer));
@@ -205,35 +219,21 @@ impl IdTokenSigner for IdTokens {
         // `claims` parameter asks for in the ID token go there either way.
         let scope_claims = context.access_token.is_none();
         let extra = requested.id_token_names();
-        if scope_claims || !extra.is_empty() {
-            let user = self
-                .store
-                .read(|tx| {
-                    let Some(user) = tx.user(context.user)? else {
-                        return Ok((None, Vec::new()));
-                    };
-                    let scope = if scope_claims {
-                        context.scope.as_str()
-                    } else {
-                        ""
-                    };
-                    let groups = if needs_groups(scope, &extra) {
-                        tx.groups_of(&user)?
-                    } else {
-                        Vec::new()
-                    };
-                    Ok((Some(user), groups))
-                })
-                .map_err(OAuthError::from)?;
-            if let (Some(user), groups) = user {
-                let scope = if scope_claims {
-                    context.scope.as_str()
-                } else {
-                    ""
-                };
-                for (name, value) in user_claims(&user, &groups, scope, &extra) {
-                    payload.entry(name).or_insert(value);
-                }
+        if (scope_claims || !extra.is_empty())
+            && let Some(user) = self.store.user_by_id(context.user).await?
+        {
+            let scope = if scope_claims {
+                context.scope.as_str()
+            } else {
+                ""
+            };
+            let groups = if needs_groups(scope, &extra) {
+                self.store.groups_of(&user).await?
+            } else {
+                Vec::new()
+            };
+            for (name, value) in user_claims(&user, &groups, scope, &extra) {
+                payload.entry(name).or_insert(value);
             }
         }
         self.sign_payload(application, &Value::Object(payload), context.issued)

@@ -4,7 +4,7 @@
 use crate::oauth::redirect::{is_registered, with_query};
 use crate::oidc::IdTokens;
 use crate::params::Params;
-use crate::store::{Application, Store, Timestamp};
+use crate::store::{Application, ApplicationStorage, Store, Timestamp};
 
 /// A checked logout request.
 #[derive(Debug, Clone)]
@@ -59,7 +59,7 @@ pub struct LogoutRules<'a> {
 impl LogoutRules<'_> {
     /// Checks a logout request; the error is for a page (never a redirect: the URI to redirect
     /// to is what could not be trusted).
-    pub fn validate(&self, params: &Params) -> Result<LogoutRequest, String> {
+    pub async fn validate(&self, params: &Params) -> Result<LogoutRequest, String> {
         let text = |name: &str| {
             params
                 .non_empty(name)
@@ -73,7 +73,7 @@ impl LogoutRules<'_> {
         let mut application = None;
         let mut hinted_user = None;
         if let Some(hint) = &id_token_hint {
-            let (claims, issued_to) = self.id_tokens.read_own(hint)?;
+            let (claims, issued_to) = self.id_tokens.read_own(hint).await?;
             let expired = claims
                 .get("exp")
                 .and_then(serde_json::Value::as_i64)
@@ -96,7 +96,8 @@ impl LogoutRules<'_> {
                 None => {
                     application = Some(
                         self.store
-                            .read(|tx| tx.application_by_client_id(client_id))
+                            .application_by_client_id(client_id)
+                            .await
                             .map_err(|error| error.to_string())?
                             .ok_or_else(|| format!("There is no client {client_id:?}."))?,
                     );

@@ -5,41 +5,32 @@ use serde_json::{Map, Value, json};
 
 use crate::oauth::ClaimsRequest;
 use crate::oidc::claims::{needs_groups, user_claims};
-use crate::store::{AccessToken, ReadTx, StoreError};
+use crate::store::{AccessToken, AccountStorage, StoreError, TokenStorage, User};
 
-/// The claims for a live access token's user; none when the token has no user (client
-/// credentials) or the user is gone or inactive.
-pub fn userinfo(
-    tx: &ReadTx,
+/// The claims for a live access token and its user (as the bearer check read it); none when
+/// the token has no user (client credentials) or the user is gone or inactive.
+pub async fn userinfo<S: TokenStorage + AccountStorage + ?Sized>(
+    store: &S,
     token: &AccessToken,
+    user: Option<&User>,
 ) -> Result<Option<Map<String, Value>>, StoreError> {
-    let Some(user_id) = token.user else {
+    let Some(user) = user.filter(|user| Some(user.id) == token.user && user.is_active) else {
         return Ok(None);
     };
-    let found = {
-        let Some(user) = tx.user(user_id)?.filter(|user| user.is_active) else {
-            return Ok(None);
-        };
-        let session = match token.family {
-            Some(family) => tx.family_session(family)?,
-            None => None,
-        };
-        let requested =
-            ClaimsRequest::parse_stored(session.as_ref().and_then(|s| s.claims.as_deref()))
-                .userinfo_names();
-        // Groups matter only for the permissions claim.
-        let groups = if needs_groups(&token.scope, &requested) {
-            tx.groups_of(&user)?
-        } else {
-            Vec::new()
-        };
-        Some((user, groups, requested))
+    let session = match token.family {
+        Some(family) => store.family_session(family).await?,
+        None => None,
     };
-    let Some((user, groups, requested)) = found else {
-        return Ok(None);
+    let requested = ClaimsRequest::parse_stored(session.as_ref().and_then(|s| s.claims.as_deref()))
+        .userinfo_names();
+    // Groups matter only for the permissions claim.
+    let groups = if needs_groups(&token.scope, &requested) {
+        store.groups_of(user).await?
+    } else {
+        Vec::new()
     };
     let mut answer = Map::new();
     answer.insert("sub".to_owned(), json!(user.id.to_string()));
-    answer.extend(user_claims(&user, &groups, &token.scope, &requested));
+    answer.extend(user_claims(user, &groups, &token.scope, &requested));
     Ok(Some(answer))
 }

@@ -32,6 +32,11 @@ pub fn permission_pks(user: &User, groups: &[Group]) -> BTreeSet<u64> {
 pub trait AccountStorage: Send + Sync {
     async fn user_by_username(&self, username: &str) -> Result<Option<User>, StoreError>;
 
+    async fn user_by_id(&self, id: u64) -> Result<Option<User>, StoreError>;
+
+    /// The groups `user` belongs to (for the permissions claim).
+    async fn groups_of(&self, user: &User) -> Result<Vec<Group>, StoreError>;
+
     /// Creates an account from `user` with an id the database gives (above every id ever
     /// used, so a deleted user's leftovers never meet a new one); `user.id` is ignored.
     /// `StoreError::Duplicate` when the username is taken.

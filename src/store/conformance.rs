@@ -7,10 +7,10 @@ use std::sync::Arc;
 use crate::config::OAuth2Provider;
 use crate::rules::{CodeRefusal, DevicePoll, RefreshRefusal};
 use crate::store::{
-    AccessToken, Approval, CodeExchange, DeviceDecision, DeviceGrant, DevicePollRequest,
-    FailureKey, FamilyId, Grant, Group, NewTokens, NotTheClients, Permission, PermissionRecord,
-    RefreshRequest, RefreshToken, SecretKey, Session, Storage, StoreError, StoredToken, Timestamp,
-    User,
+    AccessToken, Application, Approval, CodeExchange, DeviceDecision, DeviceGrant,
+    DevicePollRequest, FailureKey, FamilyId, Grant, Group, NewTokens, NotTheClients, Permission,
+    PermissionRecord, RefreshRequest, RefreshToken, Replaced, SecretKey, Session, Storage,
+    StoreError, StoredToken, Timestamp, User,
 };
 
 /// One test per conformance function, each given to `$run`: the backend's function that makes
@@ -25,6 +25,10 @@ macro_rules! conformance_suite {
             a_password_change_ends_other_sessions_and_an_upgrade_yields_to_it,
             permission_sources_are_the_users_groups_and_loaded_rows,
             failures_are_counted_per_scope_and_key_newest_kept,
+            applications_get_ids_above_every_id_used_and_unique_client_ids,
+            concurrent_registrations_of_one_client_id_register_one,
+            an_edit_replaces_only_what_it_was_read_from,
+            deleting_an_application_takes_what_was_issued_to_it,
             concurrent_failures_all_count,
             tokens_are_found_with_their_application_and_user,
             a_refresh_rotates_and_a_reuse_revokes_the_family,
@@ -435,7 +439,21 @@ pub async fn a_code_is_exchanged_once_and_a_replay_revokes_what_it_gave(seeded: 
         }
         other => panic!("{other:?}"),
     }
-    // The refresh token's family remembers the OpenID session: a refresh brings an ID token.
+    // The family remembers the OpenID session (userinfo reads its `claims` request)…
+    let session = storage
+        .family_session(FamilyId([1; 16]))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (session.auth_time, session.sid.as_deref()),
+        (now, Some("sid"))
+    );
+    assert_eq!(
+        storage.family_session(FamilyId([9; 16])).await.unwrap(),
+        None
+    );
+    // … so a refresh brings an ID token.
     let refreshed = storage
         .rotate_refresh_token(
             RefreshRequest {
@@ -847,6 +865,8 @@ pub async fn a_login_opens_a_session_that_lives_until_it_expires(seeded: Seeded)
     assert_eq!(user.last_login, Some(now));
     let stored = storage.user_by_username("alice").await.unwrap().unwrap();
     assert_eq!(stored.last_login, Some(now));
+    assert_eq!(storage.user_by_id(seeded.user).await.unwrap(), Some(stored));
+    assert_eq!(storage.user_by_id(999).await.unwrap(), None);
     let (session, signed_in) = storage.live_session(&key(1), now).await.unwrap().unwrap();
     assert_eq!((session.user_id, signed_in.id), (seeded.user, seeded.user));
     assert!(
@@ -956,6 +976,10 @@ pub async fn permission_sources_are_the_users_groups_and_loaded_rows(seeded: See
         .await
         .unwrap();
     assert_eq!(sources.groups, vec![seed.group.clone()]);
+    assert_eq!(
+        seeded.storage.groups_of(&seed.staff).await.unwrap(),
+        vec![seed.group.clone()]
+    );
     assert_eq!(sources.permissions, vec![seed.permission.clone()]);
     let alice = User::sample(seeded.user, "alice");
     let none = seeded.storage.permission_sources(&alice).await.unwrap();
@@ -1047,4 +1071,194 @@ pub async fn concurrent_failures_all_count(seeded: Seeded) {
         .await
         .unwrap();
     assert_eq!(recent[0].len(), 8);
+}
+
+fn new_application(client_id: &str) -> Application {
+    Application {
+        name: format!("{client_id} app"),
+        ..Application::sample(0, client_id)
+    }
+}
+
+/// A new application's id is the database's, above every id used (a deleted one's too); a
+/// taken client id is a `Duplicate` and stores nothing.
+pub async fn applications_get_ids_above_every_id_used_and_unique_client_ids(seeded: Seeded) {
+    let storage = &seeded.storage;
+    let first = storage
+        .register_application(new_application("web"))
+        .await
+        .unwrap();
+    assert!(first.id > seeded.other_application);
+    assert_eq!(
+        storage.application(first.id).await.unwrap(),
+        Some(first.clone())
+    );
+    assert_eq!(
+        storage.application_by_client_id("web").await.unwrap(),
+        Some(first.clone())
+    );
+    let taken = storage
+        .register_application(new_application("client-1"))
+        .await
+        .unwrap_err();
+    assert!(matches!(taken, StoreError::Duplicate { .. }), "{taken:?}");
+    assert!(storage.delete_application(first.id).await.unwrap());
+    let next = storage
+        .register_application(new_application("web"))
+        .await
+        .unwrap();
+    assert!(next.id > first.id, "a deleted id is never given again");
+    let ids: Vec<u64> = storage
+        .applications()
+        .await
+        .unwrap()
+        .iter()
+        .map(|application| application.id)
+        .collect();
+    assert_eq!(
+        ids,
+        vec![seeded.application, seeded.other_application, next.id]
+    );
+    assert_eq!(
+        storage.application_by_client_id("none").await.unwrap(),
+        None
+    );
+}
+
+/// Eight forms (or instances) registering one client id at once: one application.
+pub async fn concurrent_registrations_of_one_client_id_register_one(seeded: Seeded) {
+    let mut registering = Vec::new();
+    for _ in 0..8 {
+        let storage = seeded.storage.clone();
+        registering.push(tokio::spawn(async move {
+            storage.register_application(new_application("race")).await
+        }));
+    }
+    let mut registered = 0;
+    for registration in registering {
+        match registration.await.unwrap() {
+            Ok(_) => registered += 1,
+            Err(StoreError::Duplicate { .. }) => {}
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(registered, 1);
+    assert_eq!(seeded.storage.applications().await.unwrap().len(), 3);
+}
+
+/// An edit saves only over the record it was read from: a change made meanwhile (another
+/// admin, a secret upgrade) is never overwritten.
+pub async fn an_edit_replaces_only_what_it_was_read_from(seeded: Seeded) {
+    let storage = &seeded.storage;
+    let read = storage
+        .application(seeded.application)
+        .await
+        .unwrap()
+        .unwrap();
+    let renamed = Application {
+        name: "renamed".to_owned(),
+        ..read.clone()
+    };
+    assert_eq!(
+        storage.replace_application(&read, &renamed).await.unwrap(),
+        Replaced::Done
+    );
+    assert_eq!(
+        storage.application(read.id).await.unwrap(),
+        Some(renamed.clone())
+    );
+    let stale = Application {
+        name: "stale".to_owned(),
+        ..read.clone()
+    };
+    assert_eq!(
+        storage.replace_application(&read, &stale).await.unwrap(),
+        Replaced::Changed
+    );
+    assert_eq!(
+        storage.application(read.id).await.unwrap(),
+        Some(renamed.clone())
+    );
+    // Taking another application's client id.
+    let clash = Application {
+        client_id: "client-2".to_owned(),
+        ..renamed.clone()
+    };
+    let error = storage
+        .replace_application(&renamed, &clash)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, StoreError::Duplicate { .. }), "{error:?}");
+    assert_eq!(
+        storage.application(read.id).await.unwrap(),
+        Some(renamed.clone())
+    );
+    // A new client id frees the old one.
+    let moved = Application {
+        client_id: "client-1b".to_owned(),
+        ..renamed.clone()
+    };
+    assert_eq!(
+        storage.replace_application(&renamed, &moved).await.unwrap(),
+        Replaced::Done
+    );
+    assert_eq!(
+        storage.application_by_client_id("client-1").await.unwrap(),
+        None
+    );
+    assert!(storage.delete_application(read.id).await.unwrap());
+    assert_eq!(
+        storage.replace_application(&moved, &renamed).await.unwrap(),
+        Replaced::Gone
+    );
+}
+
+/// Deleting an application deletes its tokens, codes and consents, and nothing of another.
+pub async fn deleting_an_application_takes_what_was_issued_to_it(seeded: Seeded) {
+    let storage = &seeded.storage;
+    let now = Timestamp(1_000 * SECOND);
+    storage
+        .issue_tokens(pair(&seeded, 1, 2, now))
+        .await
+        .unwrap();
+    storage
+        .approve(Approval {
+            code: Some((key(5), code(&seeded, 5, now))),
+            consent: Some((seeded.user, seeded.application, "read".to_owned(), now)),
+            ..Approval::default()
+        })
+        .await
+        .unwrap();
+    let mut others = pair(&seeded, 3, 4, now);
+    others.access.1.application = seeded.other_application;
+    if let Some((_, refresh)) = others.refresh.as_mut() {
+        refresh.application = seeded.other_application;
+    }
+    storage.issue_tokens(others).await.unwrap();
+    assert!(
+        storage
+            .delete_application(seeded.application)
+            .await
+            .unwrap()
+    );
+    for gone in [1, 2] {
+        assert!(storage.find_token(&key(gone)).await.unwrap().is_none());
+    }
+    assert!(
+        storage
+            .consent(seeded.user, seeded.application)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    for kept in [3, 4] {
+        assert!(storage.find_token(&key(kept)).await.unwrap().is_some());
+    }
+    assert!(
+        !storage
+            .delete_application(seeded.application)
+            .await
+            .unwrap()
+    );
+    assert_eq!(storage.application(seeded.application).await.unwrap(), None);
 }

@@ -9,6 +9,7 @@
 //! the traits here one concern at a time (see docs/DESIGN.md, "Storage boundary").
 
 mod accounts;
+mod applications;
 mod codes;
 #[cfg(test)]
 mod conformance;
@@ -26,6 +27,7 @@ pub use self::redb::{
     TokenTable, WriteTx,
 };
 pub use accounts::*;
+pub use applications::*;
 pub use codes::*;
 pub use devices::*;
 pub use failures::*;
@@ -40,11 +42,15 @@ pub use tokens::*;
 
 /// Everything a backend does: the units of work of every concern.
 pub trait Storage:
-    AccountStorage + TokenStorage + CodeStorage + DeviceStorage + FailureLog
+    AccountStorage + ApplicationStorage + TokenStorage + CodeStorage + DeviceStorage + FailureLog
 {
 }
 
-impl<T: AccountStorage + TokenStorage + CodeStorage + DeviceStorage + FailureLog> Storage for T {}
+impl<
+    T: AccountStorage + ApplicationStorage + TokenStorage + CodeStorage + DeviceStorage + FailureLog,
+> Storage for T
+{
+}
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {

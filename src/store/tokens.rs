@@ -5,7 +5,8 @@
 use async_trait::async_trait;
 
 use super::{
-    AccessToken, Application, OidcSession, RefreshToken, SecretKey, StoreError, Timestamp, User,
+    AccessToken, Application, FamilyId, OidcSession, RefreshToken, SecretKey, StoreError,
+    Timestamp, User,
 };
 use crate::config::OAuth2Provider;
 use crate::rules::RefreshRefusal;
@@ -81,6 +82,10 @@ pub trait TokenStorage: Send + Sync {
 
     /// The access or refresh token stored under `key`, with its application and user.
     async fn find_token(&self, key: &SecretKey) -> Result<Option<FoundToken>, StoreError>;
+
+    /// The OpenID authentication a family of tokens came from (userinfo's `claims` request,
+    /// ID tokens on refresh), if it came from one.
+    async fn family_session(&self, family: FamilyId) -> Result<Option<OidcSession>, StoreError>;
 
     /// RFC 7009 for client `client`: an access token is revoked with its refresh token, a
     /// refresh token with its whole family. Unknown keys are fine.

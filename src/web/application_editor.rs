@@ -1,26 +1,16 @@
-//! Saving applications from a form, for the admin console and `/o/applications/` alike: DOT's
-//! rules (`crate::applications`), unique client ids, and a secret generated and shown once.
+//! The application form pages, for the admin console and `/o/applications/` alike: the form
+//! shown (again, with a refusal), and the secret shown once after a save. Saving is
+//! `crate::applications::Applications`.
 
 use serde_json::{Value, json};
 
 use rocket::http::{Cookie, SameSite};
 
-use crate::applications::{
-    ApplicationForm, CLIENT_ID_LENGTH, CLIENT_SECRET_LENGTH, Refusal, Registrar,
-    SELF_SERVICE_GRANTS, ValidApplication,
-};
-use crate::random;
-use crate::store::{Algorithm, Application, ClientType, GrantType, StoreError, Timestamp};
-use crate::web::AppState;
+pub use crate::applications::Saved;
+use crate::applications::{ApplicationForm, Refusal, Registrar, SELF_SERVICE_GRANTS};
+use crate::store::{Algorithm, Application, ClientType, GrantType};
 use crate::web::error::{Page, WebError};
 use crate::web::screen::{Answer, Screen, see_other};
-
-/// A saved application, and its new secret when one was made (shown once, never stored plain
-/// when hashed).
-pub struct Saved {
-    pub application: Application,
-    pub secret: Option<String>,
-}
 
 /// The pages that show application forms: the admin's, or a user's own.
 pub struct Pages {
@@ -150,190 +140,6 @@ pub fn form_context(form: &ApplicationForm, registrar: Registrar) -> Value {
         })
         .collect();
     json!({"form": form, "grant_type_choices": grant_types, "algorithm_choices": algorithms})
-}
-
-fn now(state: &AppState) -> Timestamp {
-    Timestamp::from_datetime(state.clock.now())
-}
-
-/// A new secret: the text to show, and what to store.
-async fn new_secret(state: &AppState, hashed: bool) -> Result<(String, String), WebError> {
-    let secret = random::alphanumeric(CLIENT_SECRET_LENGTH)?;
-    let stored = if hashed {
-        state
-            .hasher
-            .hash(secret.clone())
-            .await
-            .map_err(|error| WebError::Internal(error.to_string()))?
-    } else {
-        secret.clone()
-    };
-    Ok((secret, stored))
-}
-
-/// A refusal to show on the form (the only unique field an application has is its client
-/// id), or a failure.
-fn refusal(error: StoreError) -> Result<Refusal, WebError> {
-    match error {
-        StoreError::Duplicate { .. } => Ok(Refusal::of(
-            "client_id",
-            "An application with this client id already exists: choose another, or leave the \
-             field empty to generate one.",
-        )),
-        other => Err(other.into()),
-    }
-}
-
-/// Registers an application; the error is a message for the form.
-pub async fn create(
-    state: &AppState,
-    form: &ApplicationForm,
-    registrar: Registrar,
-    owner: Option<u64>,
-) -> Result<Result<Saved, Refusal>, WebError> {
-    let valid = match form.validate(&state.settings.oauth2_provider, registrar, None) {
-        Ok(valid) => valid,
-        Err(refused) => return Ok(Err(refused)),
-    };
-    let secret = if valid.client_type == ClientType::Confidential {
-        Some(new_secret(state, valid.hash_client_secret).await?)
-    } else {
-        None
-    };
-    let generated_id = random::alphanumeric(CLIENT_ID_LENGTH)?;
-    let now = now(state);
-    let stored_secret = secret
-        .as_ref()
-        .map(|(_, stored)| stored.clone())
-        .unwrap_or_default();
-    let result = state
-        .store
-        .write(move |tx| {
-            let id = tx.fresh_application_id()?;
-            let mut application =
-                valid
-                    .clone()
-                    .into_application(None, id, generated_id.clone(), owner, now);
-            application.client_secret.clone_from(&stored_secret);
-            tx.put_application(&application)?;
-            Ok(application)
-        })
-        .await;
-    Ok(match result {
-        Ok(application) => Ok(Saved {
-            application,
-            secret: secret.map(|(shown, _)| shown),
-        }),
-        Err(error) => Err(refusal(error)?),
-    })
-}
-
-/// Saves edits to application `id` (`owner` as the form decided it).
-pub async fn update(
-    state: &AppState,
-    id: u64,
-    form: &ApplicationForm,
-    registrar: Registrar,
-    owner: Option<u64>,
-) -> Result<Result<Saved, Refusal>, WebError> {
-    let Some(current) = state.store.read(|tx| tx.application(id))? else {
-        return Err(WebError::NotFound("There is no such application."));
-    };
-    let valid: ValidApplication =
-        match form.validate(&state.settings.oauth2_provider, registrar, Some(&current)) {
-            Ok(valid) => valid,
-            Err(refused) => return Ok(Err(refused)),
-        };
-    // A hashed secret cannot be turned back into the plain one: stopping the hashing, or
-    // becoming confidential without a secret, makes a new secret (shown once).
-    let needs_new = valid.client_type == ClientType::Confidential
-        && (current.client_secret.is_empty()
-            || (current.hash_client_secret && !valid.hash_client_secret));
-    let secret = if needs_new {
-        Some(new_secret(state, valid.hash_client_secret).await?)
-    } else if !current.hash_client_secret
-        && valid.hash_client_secret
-        && !current.client_secret.is_empty()
-    {
-        let hashed = state
-            .hasher
-            .hash(current.client_secret.clone())
-            .await
-            .map_err(|error| WebError::Internal(error.to_string()))?;
-        Some((String::new(), hashed))
-    } else {
-        None
-    };
-    let now = now(state);
-    // The whole record, not only the secret: the trust flags an owner's edit keeps must be
-    // the ones staff set last.
-    let expected = current.clone();
-    let stored_secret = secret.as_ref().map(|(_, stored)| stored.clone());
-    let result = state
-        .store
-        .write(move |tx| {
-            let Some(current) = tx.application(id)? else {
-                return Ok(None);
-            };
-            if current != expected {
-                return Ok(Some(Err(Refusal::general(
-                    "The application changed meanwhile: load it again.",
-                ))));
-            }
-            let mut application =
-                valid
-                    .clone()
-                    .into_application(Some(current), id, String::new(), owner, now);
-            if let Some(stored) = &stored_secret {
-                application.client_secret.clone_from(stored);
-            }
-            tx.put_application(&application)?;
-            Ok(Some(Ok(application)))
-        })
-        .await;
-    let shown = secret
-        .map(|(shown, _)| shown)
-        .filter(|shown| !shown.is_empty());
-    match result {
-        Ok(Some(Ok(application))) => Ok(Ok(Saved {
-            application,
-            secret: shown,
-        })),
-        Ok(Some(Err(refused))) => Ok(Err(refused)),
-        Ok(None) => Err(WebError::NotFound("There is no such application.")),
-        Err(error) => Ok(Err(refusal(error)?)),
-    }
-}
-
-/// Replaces the secret of application `id`; the new one is returned to be shown once.
-pub async fn regenerate_secret(state: &AppState, id: u64) -> Result<Saved, WebError> {
-    let Some(current) = state.store.read(|tx| tx.application(id))? else {
-        return Err(WebError::NotFound("There is no such application."));
-    };
-    if current.client_type != ClientType::Confidential {
-        return Err(WebError::BadRequest(
-            "A public client has no secret.".to_owned(),
-        ));
-    }
-    let (shown, stored) = new_secret(state, current.hash_client_secret).await?;
-    let now = now(state);
-    let application = state
-        .store
-        .write(move |tx| {
-            let Some(mut application) = tx.application(id)? else {
-                return Ok(None);
-            };
-            application.client_secret.clone_from(&stored);
-            application.updated = now;
-            tx.put_application(&application)?;
-            Ok(Some(application))
-        })
-        .await?
-        .ok_or(WebError::NotFound("There is no such application."))?;
-    Ok(Saved {
-        application,
-        secret: Some(shown),
-    })
 }
 
 /// The application as lists and detail pages show it (never the secret itself).

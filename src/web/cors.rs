@@ -7,7 +7,7 @@ use rocket::request::{self, FromRequest, Request};
 use rocket::response::{self, Responder, Response};
 use rocket::{Route, State, options, routes};
 
-use crate::store::{Application, Store};
+use crate::store::{Application, ApplicationStorage};
 use crate::web::AppState;
 
 /// The request's `Origin` header.
@@ -40,12 +40,14 @@ pub fn application_allows(application: &Application, origin: &str) -> bool {
 
 impl Origin {
     /// The origin, when the client named `client_id` allows it.
-    pub fn allowed_for(&self, store: &Store, client_id: Option<&str>) -> Option<String> {
+    pub async fn allowed_for(
+        &self,
+        store: &dyn ApplicationStorage,
+        client_id: Option<&str>,
+    ) -> Option<String> {
         let origin = self.0.as_deref()?;
         let client_id = client_id?;
-        let application = store
-            .read(|tx| tx.application_by_client_id(client_id))
-            .ok()??;
+        let application = store.application_by_client_id(client_id).await.ok()??;
         application_allows(&application, origin).then(|| origin.to_owned())
     }
 }
@@ -100,14 +102,21 @@ impl<'r> Responder<'r, 'static> for Preflight {
 
 /// A preflight names no client, so any application's allowed origin passes it; the actual
 /// request is then checked against the client it names.
-fn preflight(state: &AppState, origin: &Origin, methods: &'static str) -> Preflight {
-    let allowed = origin.0.as_deref().and_then(|origin| {
-        let applications = state.store.read(|tx| tx.applications()).ok()?;
-        applications
-            .iter()
-            .any(|application| application_allows(application, origin))
-            .then(|| origin.to_owned())
-    });
+async fn preflight(state: &AppState, origin: &Origin, methods: &'static str) -> Preflight {
+    let allowed = match origin.0.as_deref() {
+        Some(origin) => state
+            .applications
+            .all()
+            .await
+            .ok()
+            .filter(|applications| {
+                applications
+                    .iter()
+                    .any(|application| application_allows(application, origin))
+            })
+            .map(|_| origin.to_owned()),
+        None => None,
+    };
     Preflight {
         origin: allowed,
         methods,
@@ -115,23 +124,23 @@ fn preflight(state: &AppState, origin: &Origin, methods: &'static str) -> Prefli
 }
 
 #[options("/o/token")]
-fn token_preflight(origin: Origin, state: &State<AppState>) -> Preflight {
-    preflight(state, &origin, "POST, OPTIONS")
+async fn token_preflight(origin: Origin, state: &State<AppState>) -> Preflight {
+    preflight(state, &origin, "POST, OPTIONS").await
 }
 
 #[options("/o/revoke_token")]
-fn revoke_preflight(origin: Origin, state: &State<AppState>) -> Preflight {
-    preflight(state, &origin, "POST, OPTIONS")
+async fn revoke_preflight(origin: Origin, state: &State<AppState>) -> Preflight {
+    preflight(state, &origin, "POST, OPTIONS").await
 }
 
 #[options("/o/introspect")]
-fn introspect_preflight(origin: Origin, state: &State<AppState>) -> Preflight {
-    preflight(state, &origin, "GET, POST, OPTIONS")
+async fn introspect_preflight(origin: Origin, state: &State<AppState>) -> Preflight {
+    preflight(state, &origin, "GET, POST, OPTIONS").await
 }
 
 #[options("/o/userinfo")]
-fn userinfo_preflight(origin: Origin, state: &State<AppState>) -> Preflight {
-    preflight(state, &origin, "GET, POST, OPTIONS")
+async fn userinfo_preflight(origin: Origin, state: &State<AppState>) -> Preflight {
+    preflight(state, &origin, "GET, POST, OPTIONS").await
 }
 
 pub fn routes() -> Vec<Route> {

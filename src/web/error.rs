@@ -72,6 +72,20 @@ impl From<AccountError> for WebError {
     }
 }
 
+impl From<crate::applications::ApplicationError> for WebError {
+    fn from(error: crate::applications::ApplicationError) -> Self {
+        use crate::applications::ApplicationError;
+        match error {
+            ApplicationError::NotFound => WebError::NotFound("There is no such application."),
+            ApplicationError::PublicClient => {
+                WebError::BadRequest("A public client has no secret.".to_owned())
+            }
+            ApplicationError::Store(error) => error.into(),
+            other => WebError::Internal(other.to_string()),
+        }
+    }
+}
+
 impl WebError {
     pub fn status(&self) -> Status {
         match self {

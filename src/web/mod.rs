@@ -26,6 +26,7 @@ use rocket::request::{self, FromRequest, Request};
 use rocket::{Build, Rocket};
 
 use crate::accounts::Accounts;
+use crate::applications::Applications;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::oauth::{ClientAuthenticator, IdTokenSigner, OAuth};
@@ -43,6 +44,7 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub store: Store,
     pub accounts: Arc<Accounts>,
+    pub applications: Applications,
     pub hasher: Hasher,
     pub templates: Templates,
     pub oauth: OAuth,
@@ -86,10 +88,17 @@ impl AppState {
                 .clone()
                 .map(|signer| signer as Arc<dyn IdTokenSigner>),
         );
+        let applications = Applications::new(
+            store.clone(),
+            hasher.clone(),
+            settings.clone(),
+            clock.clone(),
+        );
         Ok(Self {
             settings,
             store,
             accounts,
+            applications,
             hasher,
             templates: Templates::load(clock.clone())
                 .map_err(|error| StartupError(error.to_string()))?,

@@ -66,6 +66,22 @@ pub(super) async fn raise_id_mark(
     Ok(())
 }
 
+/// The groups with these ids that exist, by id.
+async fn groups_by_id(client: &impl GenericClient, ids: &[u64]) -> Result<Vec<Group>, StoreError> {
+    let ids = ids
+        .iter()
+        .map(|id| pg_id(*id))
+        .collect::<Result<Vec<i64>, _>>()?;
+    let statement = client
+        .prepare_cached("SELECT record FROM oxidot_groups WHERE id = ANY($1) ORDER BY id")
+        .await?;
+    let mut groups = Vec::with_capacity(ids.len());
+    for row in client.query(&statement, &[&ids]).await? {
+        groups.extend(record::<Group>(&row, 0)?);
+    }
+    Ok(groups)
+}
+
 async fn lock_user(client: &impl GenericClient, id: u64) -> Result<Option<User>, StoreError> {
     let row = client
         .query_opt(
@@ -88,6 +104,22 @@ impl AccountStorage for PgStore {
             Some(row) => record(&row, 0),
             None => Ok(None),
         }
+    }
+
+    async fn user_by_id(&self, id: u64) -> Result<Option<User>, StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached("SELECT record FROM oxidot_users WHERE id = $1")
+            .await?;
+        match client.query_opt(&statement, &[&pg_id(id)?]).await? {
+            Some(row) => record(&row, 0),
+            None => Ok(None),
+        }
+    }
+
+    async fn groups_of(&self, user: &User) -> Result<Vec<Group>, StoreError> {
+        let client = self.client().await?;
+        groups_by_id(&client, &user.groups).await
     }
 
     async fn create_user(&self, user: User) -> Result<User, StoreError> {
@@ -215,23 +247,7 @@ impl AccountStorage for PgStore {
 
     async fn permission_sources(&self, user: &User) -> Result<PermissionSources, StoreError> {
         let client = self.client().await?;
-        let group_ids = user
-            .groups
-            .iter()
-            .map(|id| pg_id(*id))
-            .collect::<Result<Vec<i64>, _>>()?;
-        let groups = client
-            .query(
-                "SELECT record FROM oxidot_groups WHERE id = ANY($1) ORDER BY id",
-                &[&group_ids],
-            )
-            .await?
-            .iter()
-            .map(|row| record::<Group>(row, 0))
-            .collect::<Result<Vec<_>, _>>()?
-            .into_iter()
-            .flatten()
-            .collect::<Vec<_>>();
+        let groups = groups_by_id(&client, &user.groups).await?;
         let pks = permission_pks(user, &groups)
             .into_iter()
             .map(pg_id)

@@ -8,6 +8,7 @@
 //! waits on the first's row and then finds it applied.
 
 mod accounts;
+mod applications;
 mod codes;
 mod devices;
 mod failures;
@@ -20,7 +21,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::Json;
 use tokio_postgres::{NoTls, Row};
 
-use super::{Application, StoreError, User};
+use super::{StoreError, User};
 
 /// The migrations, in order; a released one is never edited (a new one is added).
 const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("migrations/0001_initial.sql"))];
@@ -182,27 +183,6 @@ impl PgStore {
         accounts::raise_id_mark(&transaction, "user", user.id).await?;
         accounts::put_user(&transaction, user).await?;
         transaction.commit().await?;
-        Ok(())
-    }
-
-    /// Stores an application (new or changed); see `put_user`.
-    pub async fn put_application(&self, application: &Application) -> Result<(), StoreError> {
-        let client = self.client().await?;
-        let id = pg_id(application.id)?;
-        client
-            .execute(
-                "INSERT INTO oxidot_applications (id, client_id, record) VALUES ($1, $2, $3)
-                 ON CONFLICT (id) DO UPDATE SET client_id = $2, record = $3",
-                &[&id, &application.client_id, &Json(application)],
-            )
-            .await
-            .map_err(|error| {
-                duplicate_as(
-                    error,
-                    "an application with client_id",
-                    &application.client_id,
-                )
-            })?;
         Ok(())
     }
 }

@@ -213,6 +213,20 @@ impl TokenStorage for PgStore {
         Ok(())
     }
 
+    async fn family_session(&self, family: FamilyId) -> Result<Option<OidcSession>, StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached("SELECT session FROM oxidot_families WHERE id = $1")
+            .await?;
+        match client
+            .query_opt(&statement, &[&family.0.as_slice()])
+            .await?
+        {
+            Some(row) => record(&row, 0),
+            None => Ok(None),
+        }
+    }
+
     async fn rotate_refresh_token(
         &self,
         request: RefreshRequest,

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use super::Store;
 use crate::rules;
 use crate::store::{
-    AccountStorage, PermissionSources, SecretKey, Session, StoreError, Timestamp, User,
+    AccountStorage, Group, PermissionSources, SecretKey, Session, StoreError, Timestamp, User,
     permission_pks,
 };
 
@@ -14,6 +14,14 @@ use crate::store::{
 impl AccountStorage for Store {
     async fn user_by_username(&self, username: &str) -> Result<Option<User>, StoreError> {
         self.read(|tx| tx.user_by_username(username))
+    }
+
+    async fn user_by_id(&self, id: u64) -> Result<Option<User>, StoreError> {
+        self.read(|tx| tx.user(id))
+    }
+
+    async fn groups_of(&self, user: &User) -> Result<Vec<Group>, StoreError> {
+        self.read(|tx| tx.groups_of(user))
     }
 
     async fn create_user(&self, user: User) -> Result<User, StoreError> {

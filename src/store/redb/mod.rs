@@ -7,6 +7,7 @@
 
 mod accounts;
 mod admin;
+mod applications;
 mod backup;
 mod codes;
 mod devices;

@@ -7,8 +7,8 @@ use super::{ReadTx, Store};
 use crate::config::OAuth2Provider;
 use crate::rules::{self, RefreshRefusal};
 use crate::store::{
-    FoundToken, IdToken, NewTokens, NotTheClients, RefreshRequest, Refreshed, SecretKey,
-    StoreError, StoredToken, Timestamp, TokenStorage,
+    FamilyId, FoundToken, IdToken, NewTokens, NotTheClients, OidcSession, RefreshRequest,
+    Refreshed, SecretKey, StoreError, StoredToken, Timestamp, TokenStorage,
 };
 
 #[async_trait]
@@ -23,6 +23,10 @@ impl TokenStorage for Store {
             Ok(())
         })
         .await
+    }
+
+    async fn family_session(&self, family: FamilyId) -> Result<Option<OidcSession>, StoreError> {
+        self.read(|tx| tx.family_session(family))
     }
 
     async fn rotate_refresh_token(

@@ -27,11 +27,16 @@ struct LoginForm<'a> {
     next: Option<String>,
     username: &'a str,
     error: Option<&'a str>,
+    /// The application asking, when `next` is its authorization request.
+    asking: Option<String>,
 }
 
 /// The name of the application whose authorization request sent the user here (`next` is
 /// `/o/authorize/?client_id=…`), to say on the login page who is asking.
-fn asking_application(state: &AppState, next: Option<&str>) -> Result<Option<String>, WebError> {
+async fn asking_application(
+    state: &AppState,
+    next: Option<&str>,
+) -> Result<Option<String>, WebError> {
     let Some((path, query)) = next.and_then(|next| next.split_once('?')) else {
         return Ok(None);
     };
@@ -45,8 +50,9 @@ fn asking_application(state: &AppState, next: Option<&str>) -> Result<Option<Str
         return Ok(None);
     };
     Ok(state
-        .store
-        .read(|tx| tx.application_by_client_id(&client_id))?
+        .applications
+        .by_client_id(&client_id)
+        .await?
         .map(|application| crate::web::application_label(&application).to_owned()))
 }
 
@@ -58,7 +64,7 @@ fn login_page(
     status: Status,
 ) -> Result<Page, WebError> {
     let csrf_token = csrf::token(cookies, state.settings.public_https())?;
-    let asking = asking_application(state, form.next.as_deref())?;
+    let asking = form.asking.as_deref();
     let html = state.templates.render(
         "login.html.tera",
         &json!({
@@ -78,7 +84,7 @@ fn login_page(
     })
 }
 
-fn show(
+async fn show(
     action: &str,
     query: Result<Query, FormError>,
     user: &CurrentUser,
@@ -88,11 +94,13 @@ fn show(
     let query = query?.0;
     let next = safe_next(query.single("next")?);
     let username = query.single("login_hint")?.unwrap_or_default();
+    let asking = asking_application(state, next.as_deref()).await?;
     let form = LoginForm {
         action,
         next,
         username,
         error: None,
+        asking,
     };
     login_page(state, cookies, user, form, Status::Ok)
 }
@@ -112,12 +120,14 @@ async fn submit(
     let next = safe_next(form.single("next")?);
     let username = form.single("username")?.unwrap_or_default().trim();
     let password = form.single("password")?.unwrap_or_default();
+    let asking = asking_application(state, next.as_deref()).await?;
     let again = |error: &str, status: Status| {
         let form = LoginForm {
             action,
             next: next.clone(),
             username,
             error: Some(error),
+            asking: asking.clone(),
         };
         login_page(state, cookies, &user, form, status)
     };
@@ -153,23 +163,23 @@ async fn submit(
 }
 
 #[get("/accounts/login")]
-fn login_form(
+async fn login_form(
     query: Result<Query, FormError>,
     user: CurrentUser,
     cookies: &CookieJar<'_>,
     state: &State<AppState>,
 ) -> Result<Page, WebError> {
-    show("/accounts/login/", query, &user, cookies, state)
+    show("/accounts/login/", query, &user, cookies, state).await
 }
 
 #[get("/admin/login")]
-fn admin_login_form(
+async fn admin_login_form(
     query: Result<Query, FormError>,
     user: CurrentUser,
     cookies: &CookieJar<'_>,
     state: &State<AppState>,
 ) -> Result<Page, WebError> {
-    show("/admin/login/", query, &user, cookies, state)
+    show("/admin/login/", query, &user, cookies, state).await
 }
 
 #[post("/accounts/login", data = "<form>")]

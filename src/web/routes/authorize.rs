@@ -91,15 +91,20 @@ async fn authorize(
         Ok(query) => query.0,
         Err(error) => return failure(state, &user, AuthorizeFailure::Page(error.to_string())),
     };
-    let mut request =
-        match validate_authorization(&state.store, &state.settings.oauth2_provider, &params) {
-            Ok(request) => request,
-            Err(error) => return failure(state, &user, error),
-        };
+    let mut request = match validate_authorization(
+        &state.store,
+        &state.settings.oauth2_provider,
+        &params,
+    )
+    .await
+    {
+        Ok(request) => request,
+        Err(error) => return failure(state, &user, error),
+    };
     if let Some(refused) = check_openid(state, &mut request) {
         return refused;
     }
-    let expected_user = match expected_user(state, &request) {
+    let expected_user = match expected_user(state, &request).await {
         Ok(expected) => expected,
         Err(description) => {
             return deliver(
@@ -162,14 +167,17 @@ fn check_openid(
 
 /// The user an `id_token_hint` names (OIDC Core §3.1.2.1), if the request has one; an error
 /// describes a hint this server did not issue to this client.
-fn expected_user(state: &AppState, request: &AuthorizationRequest) -> Result<Option<u64>, String> {
+async fn expected_user(
+    state: &AppState,
+    request: &AuthorizationRequest,
+) -> Result<Option<u64>, String> {
     let Some(hint) = &request.id_token_hint else {
         return Ok(None);
     };
     let Some(id_tokens) = &state.id_tokens else {
         return Ok(None);
     };
-    let (claims, application) = id_tokens.read_own(hint)?;
+    let (claims, application) = id_tokens.read_own(hint).await?;
     if application.id != request.application.id {
         return Err("the id_token_hint was issued to another client".to_owned());
     }
@@ -239,11 +247,16 @@ async fn decide(
 ) -> Result<Answer, WebError> {
     let params: Params = form?.0;
     check.verify(params.single(csrf::FIELD)?)?;
-    let mut request =
-        match validate_authorization(&state.store, &state.settings.oauth2_provider, &params) {
-            Ok(request) => request,
-            Err(error) => return failure(state, &user, error),
-        };
+    let mut request = match validate_authorization(
+        &state.store,
+        &state.settings.oauth2_provider,
+        &params,
+    )
+    .await
+    {
+        Ok(request) => request,
+        Err(error) => return failure(state, &user, error),
+    };
     let Some(signed_in) = user.0.as_ref() else {
         return Ok(Answer::Redirect(Found(login_location(&request))));
     };

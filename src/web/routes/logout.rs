@@ -31,7 +31,7 @@ fn error_page(
 }
 
 /// The checked request, or the page that says why it cannot be followed.
-fn checked(
+async fn checked(
     state: &AppState,
     user: &CurrentUser,
     params: Result<Params, FormError>,
@@ -60,7 +60,7 @@ fn checked(
         allowed_schemes: &provider.allowed_redirect_uri_schemes,
         now: Timestamp::from_datetime(state.clock.now()),
     };
-    match rules.validate(&params) {
+    match rules.validate(&params).await {
         Ok(request) => Ok(Ok(request)),
         Err(message) => error_page(state, user, Status::BadRequest, &message).map(Err),
     }
@@ -160,7 +160,7 @@ async fn decide(
     user: CurrentUser,
     cookies: &CookieJar<'_>,
 ) -> Result<Answer, WebError> {
-    let request = match checked(state, &user, params)? {
+    let request = match checked(state, &user, params).await? {
         Ok(request) => request,
         Err(page) => return Ok(page),
     };

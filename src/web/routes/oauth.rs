@@ -23,17 +23,19 @@ fn named_client(authorization: &Authorization, params: &Params) -> Option<String
 }
 
 /// The form, and the origin CORS allows for the client it names; a malformed form is an error.
-fn form_with_cors(
+async fn form_with_cors(
     form: Result<FormBody, FormError>,
     authorization: &Authorization,
     origin: &Origin,
     state: &AppState,
 ) -> Result<(Params, Option<String>), OAuthError> {
     let params = form?.0;
-    let cors = origin.allowed_for(
-        &state.store,
-        named_client(authorization, &params).as_deref(),
-    );
+    let cors = origin
+        .allowed_for(
+            &state.store,
+            named_client(authorization, &params).as_deref(),
+        )
+        .await;
     Ok((params, cors))
 }
 
@@ -46,7 +48,7 @@ async fn token(
     ip: ClientIp,
     state: &State<AppState>,
 ) -> Answer<TokenResponse> {
-    let (params, cors) = match form_with_cors(form, &authorization, &origin, state) {
+    let (params, cors) = match form_with_cors(form, &authorization, &origin, state).await {
         Ok(parsed) => parsed,
         Err(error) => return Cors::new(Err(error), None),
     };
@@ -83,7 +85,7 @@ async fn revoke(
     ip: ClientIp,
     state: &State<AppState>,
 ) -> Answer<serde_json::Value> {
-    let (params, cors) = match form_with_cors(form, &authorization, &origin, state) {
+    let (params, cors) = match form_with_cors(form, &authorization, &origin, state).await {
         Ok(parsed) => parsed,
         Err(error) => return Cors::new(Err(error), None),
     };
@@ -123,7 +125,7 @@ async fn introspect_with(
             .map(|(_, application)| application.client_id),
         None => named_client(&authorization, &params),
     };
-    let cors = origin.allowed_for(&state.store, caller.as_deref());
+    let cors = origin.allowed_for(&state.store, caller.as_deref()).await;
     let answer = introspect_checked(params, authorization, request_origin, ip, state).await;
     Cors::new(answer, cors)
 }

@@ -10,7 +10,7 @@ use crate::applications::{ApplicationForm, Registrar};
 use crate::rules;
 use crate::store::{Application, ExpiringKind, Timestamp};
 use crate::web::AppState;
-use crate::web::application_editor::{self, Done, Pages, summary};
+use crate::web::application_editor::{Done, Pages, summary};
 use crate::web::error::{Page, WebError};
 use crate::web::form::CheckedForm;
 use crate::web::screen::Screen;
@@ -22,11 +22,12 @@ const LIST: &str = "/o/applications/";
 const NO_APPLICATION: WebError = WebError::NotFound("There is no such application.");
 
 /// The signed-in user's own application `id`.
-fn own_application(screen: &Screen<'_>, id: u64) -> Result<Application, WebError> {
+async fn own_application(screen: &Screen<'_>, id: u64) -> Result<Application, WebError> {
     screen
         .state
-        .store
-        .read(|tx| tx.application(id))?
+        .applications
+        .get(id)
+        .await?
         .filter(|application| application.user == Some(screen.who.user.id))
         .ok_or(NO_APPLICATION)
 }
@@ -35,10 +36,10 @@ fn own_application(screen: &Screen<'_>, id: u64) -> Result<Application, WebError
 async fn list(screen: Member<'_>) -> Result<Page, WebError> {
     let state = screen.state;
     let mine: Vec<Value> = state
-        .store
-        .read(|tx| tx.applications())?
+        .applications
+        .owned_by(screen.who.user.id)
+        .await?
         .iter()
-        .filter(|application| application.user == Some(screen.who.user.id))
         .map(summary)
         .collect();
     screen.render(
@@ -69,7 +70,9 @@ async fn register(
     let state = screen.state;
     let params = form?.0;
     let form = ApplicationForm::from_params(&params)?;
-    match application_editor::create(state, &form, Registrar::Owner, Some(screen.who.user.id))
+    match state
+        .applications
+        .register(&form, Registrar::Owner, Some(screen.who.user.id))
         .await?
     {
         Ok(saved) => {
@@ -82,7 +85,7 @@ async fn register(
 
 #[get("/o/applications/<id>")]
 async fn detail(id: u64, screen: Member<'_>) -> Result<Page, WebError> {
-    let application = own_application(&screen, id)?;
+    let application = own_application(&screen, id).await?;
     screen.render(
         "o_application.html.tera",
         json!({"application": summary(&application)}),
@@ -93,13 +96,13 @@ async fn detail(id: u64, screen: Member<'_>) -> Result<Page, WebError> {
 /// A new secret, shown once after the save that made it.
 #[get("/o/applications/<id>/secret")]
 async fn secret(id: u64, screen: Member<'_>) -> Result<Page, WebError> {
-    let application = own_application(&screen, id)?;
+    let application = own_application(&screen, id).await?;
     PAGES.secret(&screen, &application)
 }
 
 #[get("/o/applications/<id>/update")]
 async fn update_form(id: u64, screen: Member<'_>) -> Result<Page, WebError> {
-    let application = own_application(&screen, id)?;
+    let application = own_application(&screen, id).await?;
     PAGES.form(
         &screen,
         &ApplicationForm::of(&application, None),
@@ -115,15 +118,17 @@ async fn update(
     form: Result<CheckedForm, WebError>,
 ) -> Result<Answer, WebError> {
     let state = screen.state;
-    let application = own_application(&screen, id)?;
+    let application = own_application(&screen, id).await?;
     let params = form?.0;
     if params.single("action")? == Some("regenerate") {
-        let saved = application_editor::regenerate_secret(state, id).await?;
+        let saved = state.applications.regenerate_secret(id).await?;
         screen.audit("application secret regenerated", &application.client_id);
         return PAGES.saved(&screen, &saved, Done::SecretRegenerated);
     }
     let form = ApplicationForm::from_params(&params)?;
-    match application_editor::update(state, id, &form, Registrar::Owner, Some(screen.who.user.id))
+    match state
+        .applications
+        .update(id, &form, Registrar::Owner, Some(screen.who.user.id))
         .await?
     {
         Ok(saved) => {
@@ -138,7 +143,7 @@ async fn update(
 
 #[get("/o/applications/<id>/delete")]
 async fn delete_form(id: u64, screen: Member<'_>) -> Result<Page, WebError> {
-    let application = own_application(&screen, id)?;
+    let application = own_application(&screen, id).await?;
     screen.render(
         "o_application_delete.html.tera",
         json!({"application": summary(&application)}),
@@ -153,13 +158,10 @@ async fn delete(
     form: Result<CheckedForm, WebError>,
 ) -> Result<Answer, WebError> {
     let state = screen.state;
-    let application = own_application(&screen, id)?;
+    let application = own_application(&screen, id).await?;
     // The body carries only the CSRF token.
     form?;
-    state
-        .store
-        .write(move |tx| tx.delete_application(id))
-        .await?;
+    state.applications.delete(id).await?;
     screen.audit("application deleted", &application.client_id);
     screen.flash(format!(
         "The application “{}” was deleted successfully.",
@@ -275,7 +277,7 @@ async fn revoke(
             Ok(revoked)
         })
         .await?;
-    let application = state.store.read(|tx| tx.application(id))?;
+    let application = state.applications.get(id).await?;
     let (name, client_id) = application.as_ref().map_or(("", ""), |application| {
         (
             crate::web::application_label(application),

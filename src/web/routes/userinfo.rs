@@ -5,7 +5,6 @@ use rocket::{Route, State, get, post, routes};
 use serde_json::{Map, Value};
 
 use crate::oauth::{BearerError, has_scope};
-use crate::oidc::userinfo::userinfo;
 use crate::web::AppState;
 use crate::web::cors::{Cors, Origin, application_allows};
 use crate::web::form::{FormBody, FormError};
@@ -13,37 +12,41 @@ use crate::web::oauth_response::{Authorization, OAuthJson};
 
 type Answer = Cors<Result<OAuthJson<Map<String, Value>>, BearerError>>;
 
-fn answer(state: &AppState, token: Result<Option<&str>, BearerError>, origin: &Origin) -> Answer {
+async fn answer(
+    state: &AppState,
+    token: Result<Option<&str>, BearerError>,
+    origin: &Origin,
+) -> Answer {
     let mut cors = None;
-    let result = (|| {
-        let oidc = state.settings.oauth2_provider.oidc_enabled;
-        let (token, application, claims) = state.oauth.bearer_then(token?, |tx, token, _| {
-            if oidc && has_scope(&token.scope, "openid") {
-                userinfo(tx, token)
-            } else {
-                Ok(None)
-            }
-        })?;
+    let result = async {
+        let (token, application, user) = state.oauth.bearer_with_holder(token?).await?;
         cors = origin
             .0
             .as_deref()
             .filter(|origin| application_allows(&application, origin))
             .map(str::to_owned);
-        if !oidc || !has_scope(&token.scope, "openid") {
-            return Err(BearerError::InsufficientScope("openid".to_owned()));
-        }
+        let id_tokens = match &state.id_tokens {
+            Some(id_tokens) if has_scope(&token.scope, "openid") => id_tokens,
+            _ => return Err(BearerError::InsufficientScope("openid".to_owned())),
+        };
+        let claims = id_tokens.userinfo(&token, user.as_ref()).await?;
         claims.map(OAuthJson).ok_or(BearerError::InvalidToken)
-    })();
+    }
+    .await;
     Cors::new(result, cors)
 }
 
 #[get("/o/userinfo")]
-fn userinfo_get(authorization: Authorization, origin: Origin, state: &State<AppState>) -> Answer {
-    answer(state, Ok(authorization.bearer()), &origin)
+async fn userinfo_get(
+    authorization: Authorization,
+    origin: Origin,
+    state: &State<AppState>,
+) -> Answer {
+    answer(state, Ok(authorization.bearer()), &origin).await
 }
 
 #[post("/o/userinfo", data = "<form>")]
-fn userinfo_post(
+async fn userinfo_post(
     form: Result<FormBody, FormError>,
     authorization: Authorization,
     origin: Origin,
@@ -62,7 +65,7 @@ fn userinfo_post(
             (None, Ok(body)) => Ok(body),
         },
     };
-    answer(state, token, &origin)
+    answer(state, token, &origin).await
 }
 
 pub fn routes() -> Vec<Route> {

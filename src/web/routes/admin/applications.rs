@@ -11,7 +11,7 @@ use crate::params::Params;
 use crate::permissions::{APPLICATION, Action};
 use crate::store::{Application, ClientType, GrantType};
 use crate::web::AppState;
-use crate::web::application_editor::{self, Done, Pages, summary};
+use crate::web::application_editor::{Done, Pages, summary};
 use crate::web::error::{Page, WebError};
 use crate::web::form::{CheckedForm, Query};
 use crate::web::listing::{Column, Listing, SortValue};
@@ -245,7 +245,11 @@ async fn create(
         Ok(owner) => owner,
         Err(refused) => return Ok(PAGES.form(&screen, &form, None, Some(&refused))?.into()),
     };
-    match application_editor::create(state, &form, Registrar::Staff, owner).await? {
+    match state
+        .applications
+        .register(&form, Registrar::Staff, owner)
+        .await?
+    {
         Ok(saved) => {
             screen.audit("application created", &saved.application.client_id);
             PAGES.saved(&screen, &saved, Done::Added)
@@ -278,13 +282,10 @@ async fn change(
 ) -> Result<Answer, WebError> {
     let state = screen.state;
     let params = form?.0;
-    let current = state
-        .store
-        .read(|tx| tx.application(id))?
-        .ok_or(NO_APPLICATION)?;
+    let current = state.applications.get(id).await?.ok_or(NO_APPLICATION)?;
     match params.single("action")?.unwrap_or("save") {
         "regenerate" => {
-            let saved = application_editor::regenerate_secret(state, id).await?;
+            let saved = state.applications.regenerate_secret(id).await?;
             screen.audit("application secret regenerated", &current.client_id);
             PAGES.saved(&screen, &saved, Done::SecretRegenerated)
         }
@@ -297,10 +298,7 @@ async fn change(
                     .form(&screen, &form, Some(&current), Some(&refused))?
                     .into());
             }
-            state
-                .store
-                .write(move |tx| tx.delete_application(id))
-                .await?;
+            state.applications.delete(id).await?;
             screen.audit("application deleted", &current.client_id);
             screen.flash(format!(
                 "The application “{}” was deleted successfully.",
@@ -318,7 +316,11 @@ async fn change(
                         .into());
                 }
             };
-            match application_editor::update(state, id, &form, Registrar::Staff, owner).await? {
+            match state
+                .applications
+                .update(id, &form, Registrar::Staff, owner)
+                .await?
+            {
                 Ok(saved) => {
                     screen.audit("application changed", &saved.application.client_id);
                     PAGES.saved(&screen, &saved, Done::Changed)
@@ -337,8 +339,9 @@ async fn change(
 async fn secret(id: u64, screen: Allowed<'_, ChangeApplication>) -> Result<Page, WebError> {
     let application = screen
         .state
-        .store
-        .read(|tx| tx.application(id))?
+        .applications
+        .get(id)
+        .await?
         .ok_or(NO_APPLICATION)?;
     PAGES.secret(&screen, &application)
 }

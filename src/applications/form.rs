@@ -1,5 +1,5 @@
-//! Registering and editing OAuth applications with DOT's rules (`Application.clean`), for the
-//! admin console and `/o/applications/` alike. Nothing here knows HTTP.
+//! DOT's rules for registering and editing OAuth applications (`Application.clean`): the form
+//! as submitted, its validation, and the record it makes.
 
 use crate::config::OAuth2Provider;
 use crate::params::{FormError, Params};

@@ -1,0 +1,162 @@
+//! The application units of work in SQL. An edit locks the application's row and compares it
+//! with what the form was read from; a new application's id comes from the locked id mark.
+
+use async_trait::async_trait;
+use deadpool_postgres::GenericClient;
+
+use super::accounts::{next_id, raise_id_mark};
+use super::{PgStore, duplicate_as, json, pg_id, record};
+use crate::store::{Application, ApplicationStorage, Replaced, StoreError};
+
+const APPLICATION: &str = "SELECT record FROM oxidot_applications WHERE id = $1";
+
+const APPLICATION_BY_CLIENT_ID: &str =
+    "SELECT record FROM oxidot_applications WHERE client_id = $1";
+
+const PUT_APPLICATION: &str = "INSERT INTO oxidot_applications (id, client_id, record)
+    VALUES ($1, $2, $3) ON CONFLICT (id) DO UPDATE SET client_id = $2, record = $3";
+
+/// Everything issued to an application goes with it (`$1` its id).
+const DELETE_ISSUED: [&str; 7] = [
+    "DELETE FROM oxidot_access_tokens WHERE application = $1",
+    "DELETE FROM oxidot_refresh_tokens WHERE application = $1",
+    "DELETE FROM oxidot_id_tokens WHERE application = $1",
+    "DELETE FROM oxidot_grants WHERE application = $1",
+    "DELETE FROM oxidot_device_grants WHERE application = $1",
+    "DELETE FROM oxidot_families WHERE application = $1",
+    "DELETE FROM oxidot_consents WHERE application = $1",
+];
+
+pub(super) async fn put_application(
+    client: &impl GenericClient,
+    application: &Application,
+) -> Result<(), StoreError> {
+    let statement = client.prepare_cached(PUT_APPLICATION).await?;
+    client
+        .execute(
+            &statement,
+            &[
+                &pg_id(application.id)?,
+                &application.client_id,
+                &json(application),
+            ],
+        )
+        .await
+        .map_err(|error| {
+            duplicate_as(
+                error,
+                "an application with client_id",
+                &application.client_id,
+            )
+        })?;
+    Ok(())
+}
+
+async fn one_application(
+    client: &impl GenericClient,
+    sql: &str,
+    param: &(dyn tokio_postgres::types::ToSql + Sync),
+) -> Result<Option<Application>, StoreError> {
+    let statement = client.prepare_cached(sql).await?;
+    match client.query_opt(&statement, &[param]).await? {
+        Some(row) => record(&row, 0),
+        None => Ok(None),
+    }
+}
+
+#[async_trait]
+impl ApplicationStorage for PgStore {
+    async fn application(&self, id: u64) -> Result<Option<Application>, StoreError> {
+        let client = self.client().await?;
+        one_application(&client, APPLICATION, &pg_id(id)?).await
+    }
+
+    async fn application_by_client_id(
+        &self,
+        client_id: &str,
+    ) -> Result<Option<Application>, StoreError> {
+        let client = self.client().await?;
+        one_application(&client, APPLICATION_BY_CLIENT_ID, &client_id).await
+    }
+
+    async fn applications(&self) -> Result<Vec<Application>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query("SELECT record FROM oxidot_applications ORDER BY id", &[])
+            .await?;
+        let mut applications = Vec::with_capacity(rows.len());
+        for row in &rows {
+            applications.extend(record::<Application>(row, 0)?);
+        }
+        Ok(applications)
+    }
+
+    async fn register_application(
+        &self,
+        application: Application,
+    ) -> Result<Application, StoreError> {
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await?;
+        let registered = Application {
+            id: next_id(&transaction, "application", "oxidot_applications").await?,
+            ..application
+        };
+        put_application(&transaction, &registered).await?;
+        transaction.commit().await?;
+        Ok(registered)
+    }
+
+    async fn replace_application(
+        &self,
+        expected: &Application,
+        new: &Application,
+    ) -> Result<Replaced, StoreError> {
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await?;
+        let current = one_application(
+            &transaction,
+            "SELECT record FROM oxidot_applications WHERE id = $1 FOR UPDATE",
+            &pg_id(expected.id)?,
+        )
+        .await?;
+        let Some(current) = current else {
+            return Ok(Replaced::Gone);
+        };
+        if current != *expected {
+            return Ok(Replaced::Changed);
+        }
+        put_application(&transaction, new).await?;
+        transaction.commit().await?;
+        Ok(Replaced::Done)
+    }
+
+    async fn delete_application(&self, id: u64) -> Result<bool, StoreError> {
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await?;
+        let id = pg_id(id)?;
+        let deleted = transaction
+            .execute("DELETE FROM oxidot_applications WHERE id = $1", &[&id])
+            .await?;
+        if deleted == 0 {
+            return Ok(false);
+        }
+        for sql in DELETE_ISSUED {
+            transaction.execute(sql, &[&id]).await?;
+        }
+        transaction.commit().await?;
+        Ok(true)
+    }
+}
+
+impl PgStore {
+    /// Stores an application with its own id (new or changed), as a load does: the id mark
+    /// rises to it.
+    pub async fn put_application(&self, application: &Application) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await?;
+        raise_id_mark(&transaction, "application", application.id).await?;
+        put_application(&transaction, application).await?;
+        transaction.commit().await?;
+        Ok(())
+    }
+}
