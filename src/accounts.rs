@@ -13,7 +13,8 @@ use crate::passwords::{Hasher, PasswordError};
 use crate::permissions::{Granted, NaturalKey};
 use crate::random::{self, RandomError};
 use crate::store::{
-    AccountStorage, SecretKey, Session, Store, StoreError, Timestamp, User, WriteTx,
+    AccountStorage, ApplicationStorage, DirectoryStorage, Group, Permission, PermissionRecord,
+    SecretKey, Session, Store, StoreError, Timestamp, User, UserSaved,
 };
 use crate::throttle::{Refused, Throttle};
 
@@ -175,6 +176,118 @@ impl Accounts {
         Ok(())
     }
 
+    pub async fn user(&self, id: u64) -> Result<Option<User>, StoreError> {
+        self.store.user_by_id(id).await
+    }
+
+    pub async fn user_named(&self, username: &str) -> Result<Option<User>, StoreError> {
+        AccountStorage::user_by_username(&self.store, username).await
+    }
+
+    /// Every user, by id.
+    pub async fn users(&self) -> Result<Vec<User>, StoreError> {
+        self.store.users().await
+    }
+
+    /// Creates an active account with Django's rules (see `create_user`).
+    pub async fn create_user(&self, new: NewUser) -> Result<User, AccountError> {
+        let now = Timestamp::from_datetime(self.clock.now());
+        create_user(&self.store, &self.hasher, new, now).await
+    }
+
+    /// Sets a password (see `change_password`).
+    pub async fn change_password(
+        &self,
+        username: String,
+        password: String,
+        keep: Option<SecretKey>,
+    ) -> Result<(), AccountError> {
+        change_password(&self.store, &self.hasher, username, password, keep).await
+    }
+
+    /// Saves `user` as an admin edited it. A user who stops being active loses every session
+    /// and token at once, in the same transaction (their tokens also stop working at every
+    /// check, so a deactivation that came another way, such as `loaddata`, locks them out
+    /// too). Groups the user is put in must exist.
+    pub async fn save_user(&self, user: User) -> Result<(), AccountError> {
+        for group in &user.groups {
+            if self.store.group(*group).await?.is_none() {
+                return Err(AccountError::Invalid {
+                    field: "groups",
+                    message: "A chosen group does not exist.".to_owned(),
+                });
+            }
+        }
+        let now = Timestamp::from_datetime(self.clock.now());
+        let username = user.username.clone();
+        match self.store.save_user(user, now).await {
+            Ok(Some(saved)) => {
+                if saved != UserSaved::default() {
+                    tracing::info!(
+                        user = %username,
+                        revoked = saved.revoked,
+                        sessions = saved.sessions_ended,
+                        "user deactivated: tokens revoked and sessions ended"
+                    );
+                }
+                Ok(())
+            }
+            Ok(None) => Err(AccountError::UnknownUser(username)),
+            Err(StoreError::Duplicate { .. }) => Err(AccountError::Invalid {
+                field: "username",
+                message: "A user with that username already exists.".to_owned(),
+            }),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Deletes a user with their sessions, tokens, consents and owned applications.
+    pub async fn delete_user(&self, id: u64) -> Result<bool, StoreError> {
+        let now = Timestamp::from_datetime(self.clock.now());
+        self.store.delete_user(id, now).await
+    }
+
+    /// Every group, by id.
+    pub async fn groups(&self) -> Result<Vec<Group>, StoreError> {
+        self.store.groups().await
+    }
+
+    pub async fn group(&self, id: u64) -> Result<Option<Group>, StoreError> {
+        self.store.group(id).await
+    }
+
+    /// Creates a group (its id from the database); a taken name is refused.
+    pub async fn create_group(
+        &self,
+        name: String,
+        permissions: Vec<Permission>,
+    ) -> Result<Group, AccountError> {
+        let group = Group {
+            id: 0,
+            name,
+            permissions,
+        };
+        self.store
+            .create_group(group)
+            .await
+            .map_err(group_name_taken)
+    }
+
+    /// Saves an edited group; false when it was deleted meanwhile.
+    pub async fn save_group(&self, group: Group) -> Result<bool, AccountError> {
+        self.store.save_group(group).await.map_err(group_name_taken)
+    }
+
+    /// Deletes a group; its members stay, without it.
+    pub async fn delete_group(&self, id: u64) -> Result<bool, StoreError> {
+        self.store.delete_group(id).await
+    }
+
+    /// Every loaded Django permission row, by pk.
+    pub async fn permissions(&self) -> Result<Vec<(u64, PermissionRecord)>, StoreError> {
+        self.store.permissions().await
+    }
+
     /// What `user` may do in the admin: their own and their groups' permissions, primary
     /// keys resolved through the loaded `auth.permission` rows.
     pub async fn granted(&self, user: &User) -> Result<Granted, StoreError> {
@@ -190,6 +303,16 @@ impl Accounts {
         Ok(Granted::of(user, &sources.groups, &|pk| {
             known.get(&pk).cloned()
         }))
+    }
+}
+
+fn group_name_taken(error: StoreError) -> AccountError {
+    match error {
+        StoreError::Duplicate { value, .. } => AccountError::Invalid {
+            field: "name",
+            message: format!("a group named {value:?} already exists"),
+        },
+        other => other.into(),
     }
 }
 
@@ -240,7 +363,7 @@ pub struct NewUser {
 }
 
 pub async fn create_superuser(
-    store: &Store,
+    store: &(impl AccountStorage + ?Sized),
     hasher: &Hasher,
     username: String,
     email: String,
@@ -264,7 +387,7 @@ pub async fn create_superuser(
 
 /// Creates an active account with Django's username, password and email rules.
 pub async fn create_user(
-    store: &Store,
+    store: &(impl AccountStorage + ?Sized),
     hasher: &Hasher,
     new: NewUser,
     now: Timestamp,
@@ -288,10 +411,7 @@ pub async fn create_user(
         field: "username",
         message: "A user with that username already exists.".to_owned(),
     };
-    if AccountStorage::user_by_username(store, &username)
-        .await?
-        .is_some()
-    {
+    if store.user_by_username(&username).await?.is_some() {
         return Err(taken());
     }
     let password = hasher.hash(password).await?;
@@ -320,17 +440,14 @@ pub async fn create_user(
 /// Sets a password and ends the user's other sessions (Django's behaviour): every session but
 /// `keep`, the one of a user changing their own password.
 pub async fn change_password(
-    store: &Store,
+    store: &(impl AccountStorage + ?Sized),
     hasher: &Hasher,
     username: String,
     password: String,
     keep: Option<SecretKey>,
 ) -> Result<(), AccountError> {
     validate_password(&username, &password)?;
-    if AccountStorage::user_by_username(store, &username)
-        .await?
-        .is_none()
-    {
+    if store.user_by_username(&username).await?.is_none() {
         return Err(AccountError::UnknownUser(username));
     }
     let hash = hasher.hash(password).await?;
@@ -341,40 +458,13 @@ pub async fn change_password(
     }
 }
 
-/// Saves `user` as an admin edited it. A user who stops being active loses every session and
-/// token at once, in the same transaction (their tokens also stop working at every check, so
-/// a deactivation that came another way, such as `loaddata`, locks them out too).
-pub fn save_edited_user(
-    tx: &mut WriteTx<'_>,
-    user: &User,
-    now: Timestamp,
-) -> Result<(), StoreError> {
-    let was_active = tx.user(user.id)?.is_some_and(|previous| previous.is_active);
-    tx.put_user(user)?;
-    if was_active && !user.is_active {
-        let revoked = tx.revoke_tokens_of(user.id, None, now)?;
-        let ended = tx.end_sessions_of_user(user.id, None)?;
-        tracing::info!(
-            user = %user.username,
-            revoked,
-            sessions = ended,
-            "user deactivated: tokens revoked and sessions ended"
-        );
-    }
-    Ok(())
-}
-
 /// Whether the demo's published credentials work here (a public server must not have them).
-pub async fn demo_credentials_present(
-    store: &Store,
-    hasher: &Hasher,
-) -> Result<bool, AccountError> {
-    let (admin, client) = store.read(|tx| {
-        Ok((
-            tx.user_by_username("admin")?,
-            tx.application_by_client_id("hash1")?,
-        ))
-    })?;
+pub async fn demo_credentials_present<S>(store: &S, hasher: &Hasher) -> Result<bool, AccountError>
+where
+    S: AccountStorage + ApplicationStorage + ?Sized,
+{
+    let admin = store.user_by_username("admin").await?;
+    let client = store.application_by_client_id("hash1").await?;
     if let Some(admin) = admin {
         let check = hasher
             .verify("admin123".to_owned(), Some(admin.password))

@@ -50,6 +50,13 @@ pub fn session_user_live(session: &Session, user: Option<&User>, now: Timestamp)
     session.expires_at > now && holder_may_act(Some(session.user_id), user)
 }
 
+/// Whether saving `new` over `previous` deactivates a user: they then lose every session and
+/// token at once (their tokens would also fail every check, but a deactivation must end
+/// what they hold, not only hide it).
+pub fn deactivated(previous: Option<&User>, new: &User) -> bool {
+    previous.is_some_and(|previous| previous.is_active) && !new.is_active
+}
+
 /// Whether a refresh token has expired at `now` (see `refresh_token_expires_at`).
 pub fn refresh_token_expired(
     token: &RefreshToken,
@@ -392,6 +399,19 @@ pub fn refresh_records(
 mod tests {
     use super::*;
     use crate::store::FamilyId;
+
+    #[test]
+    fn only_an_active_user_made_inactive_is_deactivated() {
+        let active = User::sample(7, "alice");
+        let inactive = User {
+            is_active: false,
+            ..active.clone()
+        };
+        assert!(deactivated(Some(&active), &inactive));
+        assert!(!deactivated(Some(&inactive), &inactive), "already inactive");
+        assert!(!deactivated(Some(&active), &active));
+        assert!(!deactivated(None, &inactive), "a new record");
+    }
 
     #[test]
     fn a_session_lives_until_it_expires_and_only_for_its_active_user() {

@@ -23,7 +23,7 @@ use crate::random;
 use crate::rules;
 use crate::rules::RefreshRefusal;
 use crate::store::{
-    AccessToken, Application, ClientType, FamilyId, FoundToken, GrantType, NewTokens,
+    AccessToken, Application, ClientType, CodeStorage, FamilyId, FoundToken, GrantType, NewTokens,
     NotTheClients, RefreshRequest, Refreshed, SecretKey, Store, StoredToken, Timestamp,
     TokenStorage, User,
 };
@@ -539,6 +539,28 @@ impl OAuth {
             iss: Some(issuer.to_owned()),
             ..details
         })
+    }
+
+    /// Revokes every token `user` holds for `application` (RP-initiated logout); how many
+    /// were live.
+    pub async fn revoke_tokens_of_user(
+        &self,
+        user: u64,
+        application: u64,
+    ) -> Result<u64, OAuthError> {
+        Ok(self
+            .store
+            .revoke_tokens_of_user(user, Some(application), self.now())
+            .await?)
+    }
+
+    /// A user withdraws what they granted an application: its tokens are revoked and the
+    /// consent forgotten (the next authorization asks again). Returns the tokens revoked.
+    pub async fn withdraw_consent(&self, user: u64, application: u64) -> Result<u64, OAuthError> {
+        Ok(self
+            .store
+            .withdraw_consent(user, application, self.now())
+            .await?)
     }
 
     /// `/o/revoke_token/` (RFC 7009): revoking either token of a pair revokes both; revoking a

@@ -38,6 +38,16 @@ pub trait CodeStorage: Send + Sync {
     /// What `user` has approved for `application`.
     async fn consent(&self, user: u64, application: u64) -> Result<Option<Consent>, StoreError>;
 
+    /// A user withdraws an application's access (`/o/authorized_tokens/`): every token they
+    /// hold for it is revoked and their consent forgotten, together. Returns the tokens
+    /// revoked.
+    async fn withdraw_consent(
+        &self,
+        user: u64,
+        application: u64,
+        now: Timestamp,
+    ) -> Result<u64, StoreError>;
+
     /// Stores an approval's code, tokens and consent in one transaction.
     async fn approve(&self, approval: Approval) -> Result<(), StoreError>;
 

@@ -10,7 +10,7 @@ use crate::store::{
     AccessToken, Application, Approval, CodeExchange, DeviceDecision, DeviceGrant,
     DevicePollRequest, FailureKey, FamilyId, Grant, Group, NewTokens, NotTheClients, Permission,
     PermissionRecord, RefreshRequest, RefreshToken, Replaced, SecretKey, Session, Storage,
-    StoreError, StoredToken, Timestamp, User,
+    StoreError, StoredToken, Timestamp, User, UserSaved,
 };
 
 /// One test per conformance function, each given to `$run`: the backend's function that makes
@@ -29,6 +29,10 @@ macro_rules! conformance_suite {
             concurrent_registrations_of_one_client_id_register_one,
             an_edit_replaces_only_what_it_was_read_from,
             deleting_an_application_takes_what_was_issued_to_it,
+            deactivating_a_user_ends_their_sessions_and_tokens,
+            deleting_a_user_takes_what_is_theirs,
+            groups_are_created_renamed_and_deleted_members_kept,
+            revoking_a_users_tokens_for_one_client_leaves_the_others,
             concurrent_failures_all_count,
             tokens_are_found_with_their_application_and_user,
             a_refresh_rotates_and_a_reuse_revokes_the_family,
@@ -1261,4 +1265,238 @@ pub async fn deleting_an_application_takes_what_was_issued_to_it(seeded: Seeded)
             .unwrap()
     );
     assert_eq!(storage.application(seeded.application).await.unwrap(), None);
+}
+
+/// Whether the token under `n` still works: an access token that exists, or a refresh token
+/// not revoked.
+async fn live(storage: &Arc<dyn Storage>, n: u8) -> bool {
+    match storage.find_token(&key(n)).await.unwrap() {
+        Some(found) => match found.token {
+            StoredToken::Access(_) => true,
+            StoredToken::Refresh(token) => token.revoked.is_none(),
+        },
+        None => false,
+    }
+}
+
+/// Saving a user made inactive revokes their tokens and ends their sessions in the same
+/// transaction; other saves touch neither.
+pub async fn deactivating_a_user_ends_their_sessions_and_tokens(seeded: Seeded) {
+    let storage = &seeded.storage;
+    let now = Timestamp(1_000 * SECOND);
+    storage
+        .issue_tokens(pair(&seeded, 1, 2, now))
+        .await
+        .unwrap();
+    storage
+        .open_session(key(9), session_of(seeded.user, now, 600))
+        .await
+        .unwrap();
+    let alice = storage.user_by_id(seeded.user).await.unwrap().unwrap();
+    let renamed = User {
+        first_name: "Alice".to_owned(),
+        ..alice.clone()
+    };
+    let saved = storage.save_user(renamed.clone(), now).await.unwrap();
+    assert_eq!(saved, Some(UserSaved::default()));
+    assert!(live(storage, 1).await && live(storage, 2).await);
+    let inactive = User {
+        is_active: false,
+        ..renamed.clone()
+    };
+    let saved = storage
+        .save_user(inactive.clone(), now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(saved.revoked >= 2, "{saved:?}");
+    assert_eq!(saved.sessions_ended, 1);
+    assert!(!live(storage, 1).await && !live(storage, 2).await);
+    assert_eq!(
+        storage.user_by_id(seeded.user).await.unwrap(),
+        Some(inactive)
+    );
+    let taken = User {
+        username: "bob".to_owned(),
+        ..renamed
+    };
+    let error = storage.save_user(taken, now).await.unwrap_err();
+    assert!(matches!(error, StoreError::Duplicate { .. }), "{error:?}");
+    let gone = User::sample(999, "ghost");
+    assert_eq!(storage.save_user(gone, now).await.unwrap(), None);
+    assert_eq!(storage.user_by_username("ghost").await.unwrap(), None);
+}
+
+/// Deleting a user takes their sessions, tokens, consents and owned applications; their id
+/// is never given again.
+pub async fn deleting_a_user_takes_what_is_theirs(seeded: Seeded) {
+    let storage = &seeded.storage;
+    let now = Timestamp(1_000 * SECOND);
+    let owned = storage
+        .register_application(Application {
+            user: Some(seeded.user),
+            ..new_application("alices")
+        })
+        .await
+        .unwrap();
+    storage
+        .issue_tokens(pair(&seeded, 1, 2, now))
+        .await
+        .unwrap();
+    storage
+        .approve(Approval {
+            consent: Some((seeded.user, seeded.application, "read".to_owned(), now)),
+            ..Approval::default()
+        })
+        .await
+        .unwrap();
+    storage
+        .open_session(key(9), session_of(seeded.user, now, 600))
+        .await
+        .unwrap();
+    assert!(storage.delete_user(seeded.user, now).await.unwrap());
+    assert_eq!(storage.user_by_id(seeded.user).await.unwrap(), None);
+    assert_eq!(storage.application(owned.id).await.unwrap(), None);
+    assert!(!live(storage, 1).await && !live(storage, 2).await);
+    assert!(
+        storage
+            .consent(seeded.user, seeded.application)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(storage.live_session(&key(9), now).await.unwrap().is_none());
+    assert_eq!(
+        storage
+            .application(seeded.application)
+            .await
+            .unwrap()
+            .map(|a| a.id),
+        Some(seeded.application),
+        "applications of others stay"
+    );
+    assert!(!storage.delete_user(seeded.user, now).await.unwrap());
+    let users: Vec<u64> = storage
+        .users()
+        .await
+        .unwrap()
+        .iter()
+        .map(|u| u.id)
+        .collect();
+    assert_eq!(users, vec![8]);
+    // Delete the highest id too: a new user still goes above both.
+    assert!(storage.delete_user(8, now).await.unwrap());
+    let next = storage.create_user(new_user("zoe")).await.unwrap();
+    assert!(next.id > 8, "{}", next.id);
+}
+
+/// Groups get database ids and unique names; a deleted group leaves its members, without it.
+pub async fn groups_are_created_renamed_and_deleted_members_kept(seeded: Seeded) {
+    let storage = &seeded.storage;
+    let seed = Seed::standard();
+    let ops = storage
+        .create_group(Group {
+            id: 0,
+            name: "ops".to_owned(),
+            permissions: Vec::new(),
+        })
+        .await
+        .unwrap();
+    assert!(ops.id > seed.group.id);
+    let taken = storage
+        .create_group(Group {
+            id: 0,
+            name: "editors".to_owned(),
+            permissions: Vec::new(),
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(taken, StoreError::Duplicate { .. }), "{taken:?}");
+    let renamed = Group {
+        name: "operators".to_owned(),
+        ..ops.clone()
+    };
+    assert!(storage.save_group(renamed.clone()).await.unwrap());
+    assert_eq!(storage.group(ops.id).await.unwrap(), Some(renamed.clone()));
+    let clash = Group {
+        name: "editors".to_owned(),
+        ..renamed.clone()
+    };
+    let error = storage.save_group(clash).await.unwrap_err();
+    assert!(matches!(error, StoreError::Duplicate { .. }), "{error:?}");
+    let names: Vec<String> = storage
+        .groups()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|group| group.name)
+        .collect();
+    assert_eq!(names, vec!["editors", "operators"]);
+    assert!(storage.delete_group(seed.group.id).await.unwrap());
+    let bob = storage.user_by_id(8).await.unwrap().unwrap();
+    assert!(bob.groups.is_empty(), "{:?}", bob.groups);
+    assert!(!storage.delete_group(seed.group.id).await.unwrap());
+    assert!(!storage.save_group(seed.group.clone()).await.unwrap());
+    assert_eq!(storage.group(seed.group.id).await.unwrap(), None);
+    assert_eq!(
+        storage.permissions().await.unwrap(),
+        vec![seed.permission.clone()]
+    );
+}
+
+/// A user's tokens for one client are revoked without touching their tokens for another;
+/// withdrawing consent revokes the rest and forgets the consent.
+pub async fn revoking_a_users_tokens_for_one_client_leaves_the_others(seeded: Seeded) {
+    let storage = &seeded.storage;
+    let now = Timestamp(1_000 * SECOND);
+    storage
+        .issue_tokens(pair(&seeded, 1, 2, now))
+        .await
+        .unwrap();
+    let mut others = pair(&seeded, 3, 4, now);
+    others.access.1.application = seeded.other_application;
+    if let Some((_, refresh)) = others.refresh.as_mut() {
+        refresh.application = seeded.other_application;
+    }
+    storage.issue_tokens(others).await.unwrap();
+    storage
+        .approve(Approval {
+            consent: Some((
+                seeded.user,
+                seeded.other_application,
+                "read".to_owned(),
+                now,
+            )),
+            ..Approval::default()
+        })
+        .await
+        .unwrap();
+    let revoked = storage
+        .revoke_tokens_of_user(seeded.user, Some(seeded.application), now)
+        .await
+        .unwrap();
+    assert!(revoked >= 2, "{revoked}");
+    assert!(!live(storage, 1).await && !live(storage, 2).await);
+    assert!(live(storage, 3).await && live(storage, 4).await);
+    assert_eq!(
+        storage
+            .revoke_tokens_of_user(seeded.user, Some(seeded.application), now)
+            .await
+            .unwrap(),
+        0,
+        "nothing live is left"
+    );
+    let withdrawn = storage
+        .withdraw_consent(seeded.user, seeded.other_application, now)
+        .await
+        .unwrap();
+    assert!(withdrawn >= 2, "{withdrawn}");
+    assert!(!live(storage, 3).await && !live(storage, 4).await);
+    assert!(
+        storage
+            .consent(seeded.user, seeded.other_application)
+            .await
+            .unwrap()
+            .is_none()
+    );
 }

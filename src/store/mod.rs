@@ -14,6 +14,7 @@ mod codes;
 #[cfg(test)]
 mod conformance;
 mod devices;
+mod directory;
 mod failures;
 pub mod postgres;
 mod records;
@@ -30,6 +31,7 @@ pub use accounts::*;
 pub use applications::*;
 pub use codes::*;
 pub use devices::*;
+pub use directory::*;
 pub use failures::*;
 pub use records::{
     AccessToken, Algorithm, Application, ClientType, Consent, ContentType, DeviceDecision,
@@ -42,12 +44,24 @@ pub use tokens::*;
 
 /// Everything a backend does: the units of work of every concern.
 pub trait Storage:
-    AccountStorage + ApplicationStorage + TokenStorage + CodeStorage + DeviceStorage + FailureLog
+    AccountStorage
+    + ApplicationStorage
+    + DirectoryStorage
+    + TokenStorage
+    + CodeStorage
+    + DeviceStorage
+    + FailureLog
 {
 }
 
 impl<
-    T: AccountStorage + ApplicationStorage + TokenStorage + CodeStorage + DeviceStorage + FailureLog,
+    T: AccountStorage
+        + ApplicationStorage
+        + DirectoryStorage
+        + TokenStorage
+        + CodeStorage
+        + DeviceStorage
+        + FailureLog,
 > Storage for T
 {
 }

@@ -83,6 +83,16 @@ pub trait TokenStorage: Send + Sync {
     /// The access or refresh token stored under `key`, with its application and user.
     async fn find_token(&self, key: &SecretKey) -> Result<Option<FoundToken>, StoreError>;
 
+    /// Revokes every token `user` holds for `application`, or for every application when
+    /// none is given: their grant families and their lone tokens (RP-initiated logout).
+    /// Returns how many were live.
+    async fn revoke_tokens_of_user(
+        &self,
+        user: u64,
+        application: Option<u64>,
+        now: Timestamp,
+    ) -> Result<u64, StoreError>;
+
     /// The OpenID authentication a family of tokens came from (userinfo's `claims` request,
     /// ID tokens on refresh), if it came from one.
     async fn family_session(&self, family: FamilyId) -> Result<Option<OidcSession>, StoreError>;

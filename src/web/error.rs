@@ -72,6 +72,17 @@ impl From<AccountError> for WebError {
     }
 }
 
+/// An OAuth failure met by a page (a revocation made from a page): only the database's
+/// unavailability is the user's business; the rest is ours.
+impl From<crate::oauth::OAuthError> for WebError {
+    fn from(error: crate::oauth::OAuthError) -> Self {
+        match error {
+            crate::oauth::OAuthError::Unavailable(detail) => WebError::Unavailable(detail),
+            other => WebError::Internal(format!("{other:?}")),
+        }
+    }
+}
+
 impl From<crate::applications::ApplicationError> for WebError {
     fn from(error: crate::applications::ApplicationError) -> Self {
         use crate::applications::ApplicationError;

@@ -29,7 +29,7 @@ pub fn refuse_granting(screen: &Screen<'_>, params: &Params) -> Result<(), WebEr
 }
 
 /// `app_label.codename` of each held permission the store can name, and the rest.
-fn split(
+async fn split(
     state: &AppState,
     held: &[Permission],
 ) -> Result<(BTreeSet<String>, Vec<Permission>), WebError> {
@@ -39,31 +39,41 @@ fn split(
         .collect();
     let mut named = BTreeSet::new();
     let mut other = Vec::new();
-    state.store.read(|tx| {
-        for permission in held {
-            let by_pk = |pk: u64| {
-                tx.permission(pk)
-                    .ok()
-                    .flatten()
-                    .map(|record| (record.codename, record.app_label, record.model))
-            };
-            match natural_key(permission, &by_pk) {
-                Some((codename, app_label, _))
-                    if catalogue.contains(&format!("{app_label}.{codename}")) =>
-                {
-                    named.insert(format!("{app_label}.{codename}"));
-                }
-                _ => other.push(permission.clone()),
+    let loaded: std::collections::HashMap<u64, _> = if held
+        .iter()
+        .any(|permission| matches!(permission, Permission::Pk(_)))
+    {
+        state.accounts.permissions().await?.into_iter().collect()
+    } else {
+        Default::default()
+    };
+    let by_pk = |pk: u64| {
+        loaded
+            .get(&pk)
+            .map(|record: &crate::store::PermissionRecord| {
+                (
+                    record.codename.clone(),
+                    record.app_label.clone(),
+                    record.model.clone(),
+                )
+            })
+    };
+    for permission in held {
+        match natural_key(permission, &by_pk) {
+            Some((codename, app_label, _))
+                if catalogue.contains(&format!("{app_label}.{codename}")) =>
+            {
+                named.insert(format!("{app_label}.{codename}"));
             }
+            _ => other.push(permission.clone()),
         }
-        Ok(())
-    })?;
+    }
     Ok((named, other))
 }
 
 /// What the template shows: the checkboxes, ticked as held, and the other permissions.
-pub fn fields(state: &AppState, held: &[Permission]) -> Result<Value, WebError> {
-    let (named, other) = split(state, held)?;
+pub async fn fields(state: &AppState, held: &[Permission]) -> Result<Value, WebError> {
+    let (named, other) = split(state, held).await?;
     let models: Vec<Value> = MODELS
         .iter()
         .map(|model| {

@@ -82,7 +82,10 @@ async fn groups_by_id(client: &impl GenericClient, ids: &[u64]) -> Result<Vec<Gr
     Ok(groups)
 }
 
-async fn lock_user(client: &impl GenericClient, id: u64) -> Result<Option<User>, StoreError> {
+pub(super) async fn lock_user(
+    client: &impl GenericClient,
+    id: u64,
+) -> Result<Option<User>, StoreError> {
     let row = client
         .query_opt(
             "SELECT record FROM oxidot_users WHERE id = $1 FOR UPDATE",
@@ -278,14 +281,7 @@ impl PgStore {
         let mut client = self.client().await?;
         let transaction = client.transaction().await?;
         raise_id_mark(&transaction, "group", group.id).await?;
-        transaction
-            .execute(
-                "INSERT INTO oxidot_groups (id, name, record) VALUES ($1, $2, $3)
-                 ON CONFLICT (id) DO UPDATE SET name = $2, record = $3",
-                &[&pg_id(group.id)?, &group.name, &json(group)],
-            )
-            .await
-            .map_err(|error| duplicate_as(error, "a group named", &group.name))?;
+        super::directory::put_group(&transaction, group).await?;
         transaction.commit().await?;
         Ok(())
     }

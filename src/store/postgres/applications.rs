@@ -52,6 +52,24 @@ pub(super) async fn put_application(
     Ok(())
 }
 
+/// Deletes an application and everything issued to it, in the caller's transaction.
+pub(super) async fn delete_application(
+    client: &impl GenericClient,
+    id: u64,
+) -> Result<bool, StoreError> {
+    let id = pg_id(id)?;
+    let deleted = client
+        .execute("DELETE FROM oxidot_applications WHERE id = $1", &[&id])
+        .await?;
+    if deleted == 0 {
+        return Ok(false);
+    }
+    for sql in DELETE_ISSUED {
+        client.execute(sql, &[&id]).await?;
+    }
+    Ok(true)
+}
+
 async fn one_application(
     client: &impl GenericClient,
     sql: &str,
@@ -133,18 +151,9 @@ impl ApplicationStorage for PgStore {
     async fn delete_application(&self, id: u64) -> Result<bool, StoreError> {
         let mut client = self.client().await?;
         let transaction = client.transaction().await?;
-        let id = pg_id(id)?;
-        let deleted = transaction
-            .execute("DELETE FROM oxidot_applications WHERE id = $1", &[&id])
-            .await?;
-        if deleted == 0 {
-            return Ok(false);
-        }
-        for sql in DELETE_ISSUED {
-            transaction.execute(sql, &[&id]).await?;
-        }
+        let deleted = delete_application(&transaction, id).await?;
         transaction.commit().await?;
-        Ok(true)
+        Ok(deleted)
     }
 }
 

@@ -7,6 +7,7 @@ use deadpool_postgres::GenericClient;
 
 use super::tokens::{
     ensure_family, put_access_token, put_id_token, put_refresh_token, revoke_family,
+    revoke_tokens_of_user,
 };
 use super::{PgStore, json, pg_id, record};
 use crate::config::OAuth2Provider;
@@ -97,6 +98,25 @@ impl CodeStorage for PgStore {
             Some(row) => record(&row, 0),
             None => Ok(None),
         }
+    }
+
+    async fn withdraw_consent(
+        &self,
+        user: u64,
+        application: u64,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await?;
+        let revoked = revoke_tokens_of_user(&transaction, user, Some(application), now).await?;
+        transaction
+            .execute(
+                "DELETE FROM oxidot_consents WHERE user_id = $1 AND application = $2",
+                &[&pg_id(user)?, &pg_id(application)?],
+            )
+            .await?;
+        transaction.commit().await?;
+        Ok(revoked)
     }
 
     async fn approve(&self, approval: Approval) -> Result<(), StoreError> {

@@ -11,6 +11,7 @@ mod accounts;
 mod applications;
 mod codes;
 mod devices;
+mod directory;
 mod failures;
 mod tokens;
 

@@ -183,6 +183,45 @@ pub(super) async fn revoke_family(
     Ok(deleted + live.len() as u64)
 }
 
+/// Revokes every token `user` holds (for `application`, when given), in the caller's
+/// transaction: access tokens deleted, refresh tokens marked revoked (kept for reuse
+/// detection). Returns how many were live.
+pub(super) async fn revoke_tokens_of_user(
+    client: &impl GenericClient,
+    user: u64,
+    application: Option<u64>,
+    now: Timestamp,
+) -> Result<u64, StoreError> {
+    let user = pg_id(user)?;
+    let application = application.map(pg_id).transpose()?;
+    let live = client
+        .query(
+            "SELECT key, record FROM oxidot_refresh_tokens
+             WHERE user_id = $1 AND ($2::BIGINT IS NULL OR application = $2)
+               AND revoked IS NULL
+             FOR UPDATE",
+            &[&user, &application],
+        )
+        .await?;
+    for row in &live {
+        let key = secret_key(row.get(0))?;
+        let Some(mut token) = record::<RefreshToken>(row, 1)? else {
+            continue;
+        };
+        token.revoked = Some(now);
+        token.access_token = None;
+        put_refresh_token(client, &key, &token).await?;
+    }
+    let deleted = client
+        .execute(
+            "DELETE FROM oxidot_access_tokens
+             WHERE user_id = $1 AND ($2::BIGINT IS NULL OR application = $2)",
+            &[&user, &application],
+        )
+        .await?;
+    Ok(deleted + live.len() as u64)
+}
+
 pub(super) fn secret_key(bytes: &[u8]) -> Result<SecretKey, StoreError> {
     bytes
         .try_into()
@@ -211,6 +250,19 @@ impl TokenStorage for PgStore {
         put_refresh_token(&transaction, refresh_key, refresh).await?;
         transaction.commit().await?;
         Ok(())
+    }
+
+    async fn revoke_tokens_of_user(
+        &self,
+        user: u64,
+        application: Option<u64>,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await?;
+        let revoked = revoke_tokens_of_user(&transaction, user, application, now).await?;
+        transaction.commit().await?;
+        Ok(revoked)
     }
 
     async fn family_session(&self, family: FamilyId) -> Result<Option<OidcSession>, StoreError> {

@@ -16,6 +16,20 @@ impl CodeStorage for Store {
         self.read(|tx| tx.consent(user, application))
     }
 
+    async fn withdraw_consent(
+        &self,
+        user: u64,
+        application: u64,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        self.write(move |tx| {
+            let revoked = tx.revoke_tokens_of(user, Some(application), now)?;
+            tx.delete_consent(user, application)?;
+            Ok(revoked)
+        })
+        .await
+    }
+
     async fn approve(&self, approval: Approval) -> Result<(), StoreError> {
         self.write(move |tx| {
             if let Some((key, grant)) = &approval.code {

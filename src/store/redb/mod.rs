@@ -11,6 +11,7 @@ mod applications;
 mod backup;
 mod codes;
 mod devices;
+mod directory;
 mod failures;
 mod load_journal;
 mod tokens;

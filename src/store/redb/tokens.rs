@@ -25,6 +25,16 @@ impl TokenStorage for Store {
         .await
     }
 
+    async fn revoke_tokens_of_user(
+        &self,
+        user: u64,
+        application: Option<u64>,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        self.write(move |tx| tx.revoke_tokens_of(user, application, now))
+            .await
+    }
+
     async fn family_session(&self, family: FamilyId) -> Result<Option<OidcSession>, StoreError> {
         self.read(|tx| tx.family_session(family))
     }

@@ -140,11 +140,9 @@ async fn end_session(
         .oidc_rp_initiated_logout_delete_tokens
         && let Some(application) = &request.application
     {
-        let application = application.id;
-        let now = Timestamp::from_datetime(state.clock.now());
         revoked = state
-            .store
-            .write(move |tx| tx.revoke_tokens_of(user, Some(application), now))
+            .oauth
+            .revoke_tokens_of_user(user, application.id)
             .await?;
     }
     tracing::info!(user, revoked, "logged out at the client's request");

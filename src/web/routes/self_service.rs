@@ -268,15 +268,7 @@ async fn revoke(
             )?
             .into());
     }
-    let now = Timestamp::from_datetime(state.clock.now());
-    let revoked = state
-        .store
-        .write(move |tx| {
-            let revoked = tx.revoke_tokens_of(user, Some(id), now)?;
-            tx.delete_consent(user, id)?;
-            Ok(revoked)
-        })
-        .await?;
+    let revoked = state.oauth.withdraw_consent(user, id).await?;
     let application = state.applications.get(id).await?;
     let (name, client_id) = application.as_ref().map_or(("", ""), |application| {
         (

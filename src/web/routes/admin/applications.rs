@@ -99,16 +99,14 @@ async fn list(screen: Allowed<'_, ViewApplication>, query: Query) -> Result<Page
         &COLUMNS,
         &["q", "client_type", "grant_type", "skip_authorization"],
     )?;
-    let (applications, owners) = state.store.read(|tx| {
-        let applications = tx.applications()?;
-        let mut owners = std::collections::HashMap::new();
-        for owner in applications.iter().filter_map(|app| app.user) {
-            if let Some(user) = tx.user(owner)? {
-                owners.insert(owner, user.username);
-            }
-        }
-        Ok((applications, owners))
-    })?;
+    let applications = state.applications.all().await?;
+    let owners: std::collections::HashMap<u64, String> = state
+        .accounts
+        .users()
+        .await?
+        .into_iter()
+        .map(|user| (user.id, user.username))
+        .collect();
     let total = applications.len();
     let mut kept: Vec<&Application> = applications
         .iter()
@@ -172,22 +170,19 @@ async fn delete_selected(
     let state = screen.state;
     let params = form?.0;
     let ids = ticked_ids(&params)?;
-    let found: Vec<(String, String)> = state.store.read(|tx| {
-        let mut found = Vec::new();
-        for id in &ids {
-            if let Some(application) = tx.application(*id)? {
-                found.push((
-                    application.id.to_string(),
-                    format!(
-                        "{} ({})",
-                        crate::web::application_label(&application),
-                        application.client_id
-                    ),
-                ));
-            }
+    let mut found: Vec<(String, String)> = Vec::new();
+    for id in &ids {
+        if let Some(application) = state.applications.get(*id).await? {
+            found.push((
+                application.id.to_string(),
+                format!(
+                    "{} ({})",
+                    crate::web::application_label(&application),
+                    application.client_id
+                ),
+            ));
         }
-        Ok(found)
-    })?;
+    }
     let deletion = Deletion {
         list: LIST,
         section: "applications",
@@ -195,8 +190,8 @@ async fn delete_selected(
         consequence: "with their tokens, codes and consents; their clients stop working at once.",
     };
     deletion
-        .ask_or_delete(&screen, &params, "id", found, |tx, id, _| {
-            tx.delete_application(id_of(id))
+        .ask_or_delete(&screen, &params, "id", found, |id| async move {
+            Ok(state.applications.delete(id_of(&id)).await?)
         })
         .await
 }
@@ -210,22 +205,20 @@ const PAGES: Pages = Pages {
 };
 
 /// The owner a form names, or the message refusing it.
-fn owner_of(
+async fn owner_of(
     state: &AppState,
     form: &ApplicationForm,
 ) -> Result<Result<Option<u64>, Refusal>, WebError> {
     if form.owner.is_empty() {
         return Ok(Ok(None));
     }
-    Ok(
-        match state.store.read(|tx| tx.user_by_username(&form.owner))? {
-            Some(user) => Ok(Some(user.id)),
-            None => Err(Refusal::of(
-                "owner",
-                format!("There is no user “{}”.", form.owner),
-            )),
-        },
-    )
+    Ok(match state.accounts.user_named(&form.owner).await? {
+        Some(user) => Ok(Some(user.id)),
+        None => Err(Refusal::of(
+            "owner",
+            format!("There is no user “{}”.", form.owner),
+        )),
+    })
 }
 
 #[get("/admin/applications/new")]
@@ -241,7 +234,7 @@ async fn create(
     let state = screen.state;
     let params = form?.0;
     let form = ApplicationForm::from_params(&params)?;
-    let owner = match owner_of(state, &form)? {
+    let owner = match owner_of(state, &form).await? {
         Ok(owner) => owner,
         Err(refused) => return Ok(PAGES.form(&screen, &form, None, Some(&refused))?.into()),
     };
@@ -261,15 +254,11 @@ async fn create(
 #[get("/admin/applications/<id>")]
 async fn show(id: u64, screen: Allowed<'_, ViewApplication>) -> Result<Page, WebError> {
     let state = screen.state;
-    let (application, owner) = state.store.read(|tx| {
-        let application = tx.application(id)?;
-        let owner = match application.as_ref().and_then(|app| app.user) {
-            Some(owner) => tx.user(owner)?.map(|user| user.username),
-            None => None,
-        };
-        Ok((application, owner))
-    })?;
-    let application = application.ok_or(NO_APPLICATION)?;
+    let application = state.applications.get(id).await?.ok_or(NO_APPLICATION)?;
+    let owner = match application.user {
+        Some(owner) => state.accounts.user(owner).await?.map(|user| user.username),
+        None => None,
+    };
     let form = ApplicationForm::of(&application, owner.as_deref());
     PAGES.form(&screen, &form, Some(&application), None)
 }
@@ -308,7 +297,7 @@ async fn change(
         }
         "save" => {
             let form = ApplicationForm::from_params(&params)?;
-            let owner = match owner_of(state, &form)? {
+            let owner = match owner_of(state, &form).await? {
                 Ok(owner) => owner,
                 Err(refused) => {
                     return Ok(PAGES

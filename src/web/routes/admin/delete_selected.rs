@@ -6,7 +6,6 @@ use serde_json::json;
 
 use super::{Answer, see_other};
 use crate::params::Params;
-use crate::store::{StoreError, Timestamp, WriteTx};
 use crate::web::error::WebError;
 use crate::web::screen::Screen;
 
@@ -47,16 +46,21 @@ pub fn ticked_ids(params: &Params) -> Result<Vec<u64>, WebError> {
 
 impl Deletion {
     /// Without `confirm=yes`: the page asking about `found` (`(value posted, name shown)`
-    /// pairs). With it: `delete_one` on each value, in one transaction, then back to the list
-    /// with a message. Nothing that exists ticked: back to the list.
-    pub async fn ask_or_delete(
+    /// pairs). With it: `delete_one` on each value (each record with what goes with it, in
+    /// its own transaction), then back to the list with a message. Nothing that exists
+    /// ticked: back to the list.
+    pub async fn ask_or_delete<F, Deleting>(
         &self,
         screen: &Screen<'_>,
         params: &Params,
         field: &str,
         found: Vec<(String, String)>,
-        delete_one: DeleteOne,
-    ) -> Result<Answer, WebError> {
+        delete_one: F,
+    ) -> Result<Answer, WebError>
+    where
+        F: Fn(String) -> Deleting,
+        Deleting: Future<Output = Result<bool, WebError>>,
+    {
         if found.is_empty() {
             return Ok(see_other(self.list));
         }
@@ -88,30 +92,17 @@ impl Deletion {
                 )?
                 .into());
         }
-        let names: Vec<String> = found.iter().map(|(_, name)| name.clone()).collect();
-        let values: Vec<String> = found.into_iter().map(|(value, _)| value).collect();
-        let now = Timestamp::from_datetime(screen.state.clock.now());
-        let deleted = screen
-            .state
-            .store
-            .write(move |tx| {
-                let mut deleted = 0;
-                for value in &values {
-                    deleted += usize::from(delete_one(tx, value, now)?);
-                }
-                Ok(deleted)
-            })
-            .await?;
-        for name in &names {
-            screen.audit(&format!("{} deleted", noun(self.title, 1)), name);
+        let mut deleted = 0;
+        for (value, name) in found {
+            if delete_one(value).await? {
+                deleted += 1;
+                screen.audit(&format!("{} deleted", noun(self.title, 1)), &name);
+            }
         }
         screen.flash(super::tokens::counted(deleted, self.title, "deleted"));
         Ok(see_other(self.list))
     }
 }
-
-/// Deletes the record a posted value names (and what goes with it); whether it existed.
-pub type DeleteOne = fn(&mut WriteTx<'_>, &str, Timestamp) -> Result<bool, StoreError>;
 
 /// A posted id as a number (ids were checked by `ticked_ids` already).
 pub fn id_of(value: &str) -> u64 {

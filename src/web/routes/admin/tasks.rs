@@ -457,8 +457,11 @@ async fn delete_selected(
     };
     let confirmed = params.single("confirm")? == Some("yes");
     let answer = deletion
-        .ask_or_delete(&screen, &params, "name", found, |tx, name, _| {
-            tx.delete_periodic_task(name)
+        .ask_or_delete(&screen, &params, "name", found, |name| async move {
+            Ok(state
+                .store
+                .write(move |tx| tx.delete_periodic_task(&name))
+                .await?)
         })
         .await?;
     if confirmed {

@@ -7,12 +7,11 @@ use serde_json::{Value, json};
 
 use super::delete_selected::{Deletion, id_of, ticked_ids};
 use super::{Answer, see_other, when};
-use crate::accounts::{self, AccountError, NewUser};
+use crate::accounts::{AccountError, NewUser};
 use crate::applications::{Refusal, as_sentence};
 use crate::params::Params;
 use crate::permissions::{self, Action};
-use crate::store::{Group, Permission, SecretKey, StoreError, Timestamp, User};
-use crate::web::AppState;
+use crate::store::{Group, Permission, SecretKey, StoreError, User};
 use crate::web::error::{Page, WebError};
 use crate::web::form::{CheckedForm, Query};
 use crate::web::listing::{Column, Listing, SortValue, optional_number};
@@ -87,7 +86,7 @@ async fn list(screen: Allowed<'_, ViewUser>, query: Query) -> Result<Page, WebEr
     let state = screen.state;
     let search = text(&query.0, "q")?.to_lowercase();
     let listing = Listing::from_query(USERS, &query.0, &USER_COLUMNS, &["q"])?;
-    let users = state.store.read(|tx| tx.users())?;
+    let users = state.accounts.users().await?;
     let mut matching: Vec<&User> = users
         .iter()
         .filter(|user| {
@@ -134,13 +133,10 @@ async fn delete_users(
     let params = form?.0;
     let ids = ticked_ids(&params)?;
     let me = &screen.who.user;
-    let chosen: Vec<User> = state.store.read(|tx| {
-        let mut found = Vec::new();
-        for id in &ids {
-            found.extend(tx.user(*id)?);
-        }
-        Ok(found)
-    })?;
+    let mut chosen: Vec<User> = Vec::new();
+    for id in &ids {
+        chosen.extend(state.accounts.user(*id).await?);
+    }
     if chosen.iter().any(|user| user.id == me.id) {
         return Err(WebError::BadRequest(
             "You cannot delete your own account here.".to_owned(),
@@ -163,8 +159,8 @@ async fn delete_users(
                       the applications they own are deleted.",
     };
     deletion
-        .ask_or_delete(&screen, &params, "id", found, |tx, id, now| {
-            tx.delete_user_with_all_theirs(id_of(id), now)
+        .ask_or_delete(&screen, &params, "id", found, |id| async move {
+            Ok(state.accounts.delete_user(id_of(&id)).await?)
         })
         .await
 }
@@ -178,15 +174,12 @@ async fn delete_groups(
     let state = screen.state;
     let params = form?.0;
     let ids = ticked_ids(&params)?;
-    let found: Vec<(String, String)> = state.store.read(|tx| {
-        let mut found = Vec::new();
-        for id in &ids {
-            if let Some(group) = tx.group(*id)? {
-                found.push((group.id.to_string(), group.name));
-            }
+    let mut found: Vec<(String, String)> = Vec::new();
+    for id in &ids {
+        if let Some(group) = state.accounts.group(*id).await? {
+            found.push((group.id.to_string(), group.name));
         }
-        Ok(found)
-    })?;
+    }
     let deletion = Deletion {
         list: GROUPS,
         section: "groups",
@@ -194,8 +187,8 @@ async fn delete_groups(
         consequence: "their members stay, without the permissions the groups gave.",
     };
     deletion
-        .ask_or_delete(&screen, &params, "id", found, |tx, id, _| {
-            tx.delete_group_everywhere(id_of(id))
+        .ask_or_delete(&screen, &params, "id", found, |id| async move {
+            Ok(state.accounts.delete_group(id_of(&id)).await?)
         })
         .await
 }
@@ -240,8 +233,7 @@ async fn create(
         is_staff: ticked(&params, "is_staff")?,
         is_superuser: ticked(&params, "is_superuser")?,
     };
-    let now = Timestamp::from_datetime(state.clock.now());
-    match accounts::create_user(&state.store, &state.hasher, new, now).await {
+    match state.accounts.create_user(new).await {
         Ok(user) => {
             screen.audit("user created", &user.username);
             screen.flash(format!(
@@ -257,12 +249,12 @@ async fn create(
     }
 }
 
-fn user_page(
+async fn user_page(
     screen: &Screen<'_>,
     user: &User,
     refusal: Option<&Refusal>,
 ) -> Result<Page, WebError> {
-    let groups = screen.state.store.read(|tx| tx.groups())?;
+    let groups = screen.state.accounts.groups().await?;
     let groups: Vec<Value> = groups
         .iter()
         .map(|group| json!({"id": group.id, "name": group.name, "member": user.groups.contains(&group.id)}))
@@ -271,7 +263,7 @@ fn user_page(
         "admin_user.html.tera",
         json!({
             "section": "users", "account": user_row(user), "groups": groups,
-            "perms": permission_fields::fields(screen.state, &user.user_permissions)?,
+            "perms": permission_fields::fields(screen.state, &user.user_permissions).await?,
         }),
         refusal,
     )
@@ -280,8 +272,8 @@ fn user_page(
 #[get("/admin/users/<id>")]
 async fn show(id: u64, screen: Allowed<'_, ViewUser>) -> Result<Page, WebError> {
     let state = screen.state;
-    let user = state.store.read(|tx| tx.user(id))?.ok_or(NO_USER)?;
-    user_page(&screen, &user, None)
+    let user = state.accounts.user(id).await?.ok_or(NO_USER)?;
+    user_page(&screen, &user, None).await
 }
 
 #[post("/admin/users/<id>", data = "<form>")]
@@ -292,27 +284,23 @@ async fn change(
 ) -> Result<Answer, WebError> {
     let state = screen.state;
     let params = form?.0;
-    let current = state.store.read(|tx| tx.user(id))?.ok_or(NO_USER)?;
+    let current = state.accounts.user(id).await?.ok_or(NO_USER)?;
     match params.single("action")?.unwrap_or("save") {
         "password" => {
             let password = params.single("password")?.unwrap_or_default().to_owned();
             if params.single("password2")?.unwrap_or_default() != password {
                 let refused = Refusal::of("password2", "The two passwords differ.");
-                return Ok(user_page(&screen, &current, Some(&refused))?.into());
+                return Ok(user_page(&screen, &current, Some(&refused)).await?.into());
             }
             // Every session of the user ends, but the admin's own when it is their account.
             let keep = (id == screen.who.user.id).then(|| SecretKey::of(&screen.who.cookie_value));
-            if let Err(error) = accounts::change_password(
-                &state.store,
-                &state.hasher,
-                current.username.clone(),
-                password,
-                keep,
-            )
-            .await
+            if let Err(error) = state
+                .accounts
+                .change_password(current.username.clone(), password, keep)
+                .await
             {
                 let refused = refusal(error)?;
-                return Ok(user_page(&screen, &current, Some(&refused))?.into());
+                return Ok(user_page(&screen, &current, Some(&refused)).await?.into());
             }
             screen.audit("password set", &current.username);
             screen.flash(format!(
@@ -329,7 +317,8 @@ async fn change(
                     &screen,
                     &current,
                     Some(&Refusal::of("email", "That is not an email address.")),
-                )?
+                )
+                .await?
                 .into());
             }
             // Only a superuser's form carries rank, groups and permissions (checked above);
@@ -347,7 +336,7 @@ async fn change(
                     Ok(permissions) => permissions,
                     Err(message) => {
                         let refused = Refusal::general(message);
-                        return Ok(user_page(&screen, &current, Some(&refused))?.into());
+                        return Ok(user_page(&screen, &current, Some(&refused)).await?.into());
                     }
                 }
             } else {
@@ -379,28 +368,11 @@ async fn change(
                 let refused = Refusal::general(
                     "You cannot take away your own access: ask another superuser.",
                 );
-                return Ok(user_page(&screen, &current, Some(&refused))?.into());
+                return Ok(user_page(&screen, &current, Some(&refused)).await?.into());
             }
-            let now = Timestamp::from_datetime(state.clock.now());
-            let saved = state
-                .store
-                .write(move |tx| {
-                    for group in &updated.groups {
-                        if tx.group(*group)?.is_none() {
-                            return Ok(false);
-                        }
-                    }
-                    accounts::save_edited_user(tx, &updated, now)?;
-                    Ok(true)
-                })
-                .await?;
-            if !saved {
-                return Ok(user_page(
-                    &screen,
-                    &current,
-                    Some(&Refusal::of("groups", "A chosen group does not exist.")),
-                )?
-                .into());
+            if let Err(error) = state.accounts.save_user(updated).await {
+                let refused = refusal(error)?;
+                return Ok(user_page(&screen, &current, Some(&refused)).await?.into());
             }
             screen.audit("user changed", &current.username);
             screen.flash(format!(
@@ -441,10 +413,14 @@ fn group_from(
     }))
 }
 
-fn groups_page(screen: &Screen<'_>, form: Value, message: Option<&str>) -> Result<Page, WebError> {
-    let groups = screen.state.store.read(|tx| tx.groups())?;
+async fn groups_page(
+    screen: &Screen<'_>,
+    form: Value,
+    message: Option<&str>,
+) -> Result<Page, WebError> {
+    let groups = screen.state.accounts.groups().await?;
     let mut form = form;
-    form["perms"] = permission_fields::fields(screen.state, &[])?;
+    form["perms"] = permission_fields::fields(screen.state, &[]).await?;
     let rows: Vec<Value> = groups
         .iter()
         .map(|group| json!({"id": group.id, "name": group.name, "permissions": group.permissions.len()}))
@@ -461,16 +437,14 @@ fn groups_page(screen: &Screen<'_>, form: Value, message: Option<&str>) -> Resul
 
 #[get("/admin/groups")]
 async fn groups(screen: Allowed<'_, ViewGroup>) -> Result<Page, WebError> {
-    groups_page(&screen, json!({}), None)
+    groups_page(&screen, json!({}), None).await
 }
 
-async fn save_group(state: &AppState, group: Group) -> Result<Result<(), String>, WebError> {
-    match state.store.write(move |tx| tx.put_group(&group)).await {
-        Ok(()) => Ok(Ok(())),
-        Err(StoreError::Duplicate { value, .. }) => {
-            Ok(Err(format!("a group named {value:?} already exists")))
-        }
-        Err(other) => Err(other.into()),
+/// The message for the form when a group name is refused, or a failure.
+fn group_refusal(error: AccountError) -> Result<String, WebError> {
+    match error {
+        AccountError::Invalid { message, .. } => Ok(message),
+        other => Err(other.into()),
     }
 }
 
@@ -482,35 +456,32 @@ async fn add_group(
     let state = screen.state;
     let params = form?.0;
     let echo = json!({"name": text(&params, "name")?});
-    let id = state
-        .store
-        .read(|tx| tx.groups())?
-        .iter()
-        .map(|group| group.id)
-        .max()
-        .unwrap_or(0)
-        + 1;
-    let group = match group_from(&screen, &params, id, &[])? {
+    let group = match group_from(&screen, &params, 0, &[])? {
         Ok(group) => group,
-        Err(message) => return Ok(groups_page(&screen, echo, Some(&message))?.into()),
+        Err(message) => return Ok(groups_page(&screen, echo, Some(&message)).await?.into()),
     };
     let name = group.name.clone();
-    if let Err(message) = save_group(state, group).await? {
-        return Ok(groups_page(&screen, echo, Some(&message))?.into());
+    if let Err(error) = state
+        .accounts
+        .create_group(group.name, group.permissions)
+        .await
+    {
+        let message = group_refusal(error)?;
+        return Ok(groups_page(&screen, echo, Some(&message)).await?.into());
     }
     screen.audit("group created", &name);
     screen.flash(format!("The group “{name}” was added successfully."));
     Ok(see_other(GROUPS))
 }
 
-fn group_page(
+async fn group_page(
     screen: &Screen<'_>,
     id: u64,
     mut form: Value,
     held: &[Permission],
     message: Option<&str>,
 ) -> Result<Page, WebError> {
-    form["perms"] = permission_fields::fields(screen.state, held)?;
+    form["perms"] = permission_fields::fields(screen.state, held).await?;
     screen.render(
         "admin_group.html.tera",
         json!({"section": "groups", "id": id, "form": form}),
@@ -521,7 +492,7 @@ fn group_page(
 #[get("/admin/groups/<id>")]
 async fn show_group(id: u64, screen: Allowed<'_, ViewGroup>) -> Result<Page, WebError> {
     let state = screen.state;
-    let group = state.store.read(|tx| tx.group(id))?.ok_or(NO_GROUP)?;
+    let group = state.accounts.group(id).await?.ok_or(NO_GROUP)?;
     group_page(
         &screen,
         id,
@@ -529,6 +500,7 @@ async fn show_group(id: u64, screen: Allowed<'_, ViewGroup>) -> Result<Page, Web
         &group.permissions,
         None,
     )
+    .await
 }
 
 #[post("/admin/groups/<id>", data = "<form>")]
@@ -539,18 +511,21 @@ async fn change_group(
 ) -> Result<Answer, WebError> {
     let state = screen.state;
     let params = form?.0;
-    let current = state.store.read(|tx| tx.group(id))?.ok_or(NO_GROUP)?;
+    let current = state.accounts.group(id).await?.ok_or(NO_GROUP)?;
     let echo = json!({"name": text(&params, "name")?});
-    let group = match group_from(&screen, &params, id, &current.permissions)? {
-        Ok(group) => group,
-        Err(message) => {
-            return Ok(group_page(&screen, id, echo, &current.permissions, Some(&message))?.into());
-        }
+    let refusal = match group_from(&screen, &params, id, &current.permissions)? {
+        Ok(group) => match state.accounts.save_group(group).await {
+            Ok(true) => None,
+            Ok(false) => return Err(NO_GROUP),
+            Err(error) => Some(group_refusal(error)?),
+        },
+        Err(message) => Some(message),
     };
-    let name = group.name.clone();
-    if let Err(message) = save_group(state, group).await? {
-        return Ok(group_page(&screen, id, echo, &current.permissions, Some(&message))?.into());
+    if let Some(message) = refusal {
+        let page = group_page(&screen, id, echo, &current.permissions, Some(&message));
+        return Ok(page.await?.into());
     }
+    let name = text(&params, "name")?;
     screen.audit("group changed", &name);
     screen.flash(format!("The group “{name}” was changed successfully."));
     Ok(see_other(GROUPS))

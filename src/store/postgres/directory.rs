@@ -1,0 +1,192 @@
+//! The directory units of work (users and groups) in SQL. Each edit locks the row it changes;
+//! a deletion takes what goes with the record in the same transaction.
+
+use async_trait::async_trait;
+use deadpool_postgres::GenericClient;
+
+use super::accounts::{lock_user, next_id, put_user, raise_id_mark};
+use super::applications::delete_application;
+use super::tokens::revoke_tokens_of_user;
+use super::{PgStore, duplicate_as, json, pg_id, record};
+use crate::rules;
+use crate::store::{
+    DirectoryStorage, Group, PermissionRecord, StoreError, Timestamp, User, UserSaved,
+};
+
+const PUT_GROUP: &str = "INSERT INTO oxidot_groups (id, name, record) VALUES ($1, $2, $3)
+    ON CONFLICT (id) DO UPDATE SET name = $2, record = $3";
+
+pub(super) async fn put_group(
+    client: &impl GenericClient,
+    group: &Group,
+) -> Result<(), StoreError> {
+    let statement = client.prepare_cached(PUT_GROUP).await?;
+    client
+        .execute(&statement, &[&pg_id(group.id)?, &group.name, &json(group)])
+        .await
+        .map_err(|error| duplicate_as(error, "a group named", &group.name))?;
+    Ok(())
+}
+
+/// Every row's record of a `SELECT record …` query.
+async fn records<T: serde::de::DeserializeOwned>(
+    client: &impl GenericClient,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<Vec<T>, StoreError> {
+    let mut found = Vec::new();
+    for row in client.query(sql, params).await? {
+        found.extend(record::<T>(&row, 0)?);
+    }
+    Ok(found)
+}
+
+async fn end_sessions_of_user(client: &impl GenericClient, user: u64) -> Result<u64, StoreError> {
+    Ok(client
+        .execute(
+            "DELETE FROM oxidot_sessions WHERE user_id = $1",
+            &[&pg_id(user)?],
+        )
+        .await?)
+}
+
+#[async_trait]
+impl DirectoryStorage for PgStore {
+    async fn users(&self) -> Result<Vec<User>, StoreError> {
+        let client = self.client().await?;
+        records(&client, "SELECT record FROM oxidot_users ORDER BY id", &[]).await
+    }
+
+    async fn save_user(&self, user: User, now: Timestamp) -> Result<Option<UserSaved>, StoreError> {
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await?;
+        let Some(previous) = lock_user(&transaction, user.id).await? else {
+            return Ok(None);
+        };
+        put_user(&transaction, &user).await?;
+        let mut saved = UserSaved::default();
+        if rules::deactivated(Some(&previous), &user) {
+            saved.revoked = revoke_tokens_of_user(&transaction, user.id, None, now).await?;
+            saved.sessions_ended = end_sessions_of_user(&transaction, user.id).await?;
+        }
+        transaction.commit().await?;
+        Ok(Some(saved))
+    }
+
+    async fn delete_user(&self, id: u64, now: Timestamp) -> Result<bool, StoreError> {
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await?;
+        if lock_user(&transaction, id).await?.is_none() {
+            return Ok(false);
+        }
+        end_sessions_of_user(&transaction, id).await?;
+        revoke_tokens_of_user(&transaction, id, None, now).await?;
+        let user = pg_id(id)?;
+        transaction
+            .execute("DELETE FROM oxidot_consents WHERE user_id = $1", &[&user])
+            .await?;
+        // The applications the user owns (the owner lives in the record).
+        let owned = transaction
+            .query(
+                "SELECT id FROM oxidot_applications WHERE (record->>'user')::BIGINT = $1",
+                &[&user],
+            )
+            .await?;
+        for row in owned {
+            let application: i64 = row.get(0);
+            delete_application(&transaction, application.unsigned_abs()).await?;
+        }
+        transaction
+            .execute("DELETE FROM oxidot_users WHERE id = $1", &[&user])
+            .await?;
+        raise_id_mark(&transaction, "user", id).await?;
+        transaction.commit().await?;
+        Ok(true)
+    }
+
+    async fn groups(&self) -> Result<Vec<Group>, StoreError> {
+        let client = self.client().await?;
+        records(&client, "SELECT record FROM oxidot_groups ORDER BY id", &[]).await
+    }
+
+    async fn group(&self, id: u64) -> Result<Option<Group>, StoreError> {
+        let client = self.client().await?;
+        let found = records(
+            &client,
+            "SELECT record FROM oxidot_groups WHERE id = $1",
+            &[&pg_id(id)?],
+        )
+        .await?;
+        Ok(found.into_iter().next())
+    }
+
+    async fn create_group(&self, group: Group) -> Result<Group, StoreError> {
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await?;
+        let created = Group {
+            id: next_id(&transaction, "group", "oxidot_groups").await?,
+            ..group
+        };
+        put_group(&transaction, &created).await?;
+        transaction.commit().await?;
+        Ok(created)
+    }
+
+    async fn save_group(&self, group: Group) -> Result<bool, StoreError> {
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await?;
+        let exists = transaction
+            .query_opt(
+                "SELECT id FROM oxidot_groups WHERE id = $1 FOR UPDATE",
+                &[&pg_id(group.id)?],
+            )
+            .await?
+            .is_some();
+        if !exists {
+            return Ok(false);
+        }
+        put_group(&transaction, &group).await?;
+        transaction.commit().await?;
+        Ok(true)
+    }
+
+    async fn delete_group(&self, id: u64) -> Result<bool, StoreError> {
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await?;
+        let group = pg_id(id)?;
+        let deleted = transaction
+            .execute("DELETE FROM oxidot_groups WHERE id = $1", &[&group])
+            .await?;
+        if deleted == 0 {
+            return Ok(false);
+        }
+        let members: Vec<User> = records(
+            &transaction,
+            "SELECT record FROM oxidot_users
+             WHERE record->'groups' @> jsonb_build_array($1::BIGINT) FOR UPDATE",
+            &[&group],
+        )
+        .await?;
+        for mut member in members {
+            member.groups.retain(|kept| *kept != id);
+            put_user(&transaction, &member).await?;
+        }
+        raise_id_mark(&transaction, "group", id).await?;
+        transaction.commit().await?;
+        Ok(true)
+    }
+
+    async fn permissions(&self) -> Result<Vec<(u64, PermissionRecord)>, StoreError> {
+        let client = self.client().await?;
+        let mut permissions = Vec::new();
+        for row in client
+            .query("SELECT pk, record FROM oxidot_permissions ORDER BY pk", &[])
+            .await?
+        {
+            let pk: i64 = row.get(0);
+            permissions
+                .extend(record::<PermissionRecord>(&row, 1)?.map(|p| (pk.unsigned_abs(), p)));
+        }
+        Ok(permissions)
+    }
+}
