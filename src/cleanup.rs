@@ -11,10 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::clock::Clock;
 use crate::config::OAuth2Provider;
-use crate::store::{ExpiringKind, Store, StoreError, Timestamp};
-
-/// Longest a cleanup batch holds the writer.
-const BATCH_BUDGET: Duration = Duration::from_millis(10);
+use crate::store::{CleanupStorage, ExpiringKind, StoreError, Timestamp};
 
 /// How many records each category lost.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -107,7 +104,7 @@ pub fn due_before(
 
 /// Runs the cleanup; `stop` ends it at the next batch boundary.
 pub async fn clear_expired(
-    store: &Store,
+    store: &(impl CleanupStorage + ?Sized),
     provider: &OAuth2Provider,
     clock: &Clock,
     stop: &AtomicBool,
@@ -149,11 +146,7 @@ pub async fn clear_expired(
             ExpiringKind::Session => report.sessions = deleted,
         }
     }
-    // The batches committed without an fsync: two durable commits put them on disk and let
-    // redb hand the pages they freed to later writes (it does so two commits on).
-    for _ in 0..2 {
-        store.write(|_| Ok(())).await?;
-    }
+    store.finish_cleanup().await?;
     report.elapsed_millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     crate::metrics::global().record_cleanup(&report);
     // An idle cleanup (the demo runs one every 10 s) is one quiet line; one that deleted
@@ -181,7 +174,7 @@ fn seconds_micros(seconds: u64) -> i64 {
 /// Deletes every record of `kind` filed before `cutoff`, batch by batch. Returns the count and
 /// whether `stop` cut it short.
 async fn delete_before(
-    store: &Store,
+    store: &(impl CleanupStorage + ?Sized),
     kind: ExpiringKind,
     cutoff: Timestamp,
     limit: usize,
@@ -193,9 +186,7 @@ async fn delete_before(
         if stop.load(Ordering::Relaxed) {
             return Ok((total, true));
         }
-        let (deleted, more) = store
-            .write_deferred(move |tx| tx.clear_expired_batch(kind, cutoff, limit, BATCH_BUDGET))
-            .await?;
+        let (deleted, more) = store.clear_expired_batch(kind, cutoff, limit).await?;
         total += deleted;
         if !more {
             return Ok((total, false));

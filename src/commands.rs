@@ -184,7 +184,7 @@ async fn keys(context: &CommandContext, action: KeysAction) -> Result<String, Co
         KeysAction::Retire { kid } => admin.retire(&kid, now).await?,
     };
     if let Some(ring) = &context.keys {
-        ring.reload()?;
+        ring.reload().await?;
     }
     Ok(output)
 }

@@ -16,6 +16,9 @@ use crate::scheduler::Scheduler;
 use crate::store::{Store, StoreError, Timestamp};
 use crate::web::{self, AppState};
 
+/// How often the signing keys are checked for a change made elsewhere.
+const KEY_RING_POLL: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The demo data, compiled into the binary.
 #[derive(RustEmbed)]
 #[folder = "fixtures/"]
@@ -257,7 +260,10 @@ async fn serve(
     let control = ControlSocket::bind(&settings.database).map_err(|error| {
         ServerError::Startup(format!("cannot open the control socket: {error}"))
     })?;
-    let keys = open_keys(&loaded_pem, sealer.clone(), &settings, &store, &clock)?;
+    let keys = open_keys(&loaded_pem, sealer.clone(), &settings, &store, &clock).await?;
+    // A rotation made through another instance (on a shared database) is used and published
+    // here within this time.
+    keys.follow(KEY_RING_POLL);
     // One hasher (one bound on argon2 work) for web requests and control commands alike.
     let mut context = CommandContext::new(store.clone(), hasher.clone(), &settings, clock.clone());
     context.keys = Some(keys.clone());
@@ -353,7 +359,7 @@ fn display_base(address: std::net::SocketAddr, tls: bool) -> String {
 
 /// The ID token signing keys: the configured RSA key, else those in the store, with a key
 /// generated for each algorithm that has none.
-fn open_keys(
+async fn open_keys(
     configured_pem: &Option<String>,
     sealer: Option<crate::oidc::KeySealer>,
     settings: &crate::config::Settings,
@@ -362,16 +368,15 @@ fn open_keys(
 ) -> Result<KeyRing, ServerError> {
     let provider = &settings.oauth2_provider;
     let now = Timestamp::from_datetime(clock.now());
-    tokio::task::block_in_place(|| {
-        KeyRing::open(
-            store,
-            configured_pem.as_deref(),
-            provider.id_token_expire_seconds,
-            provider.oidc_jwks_max_age_seconds,
-            now,
-            sealer,
-        )
-    })
+    KeyRing::open(
+        store,
+        configured_pem.as_deref(),
+        provider.id_token_expire_seconds,
+        provider.oidc_jwks_max_age_seconds,
+        now,
+        sealer,
+    )
+    .await
     .map_err(|error| ServerError::Startup(format!("signing keys: {error}")))
 }
 

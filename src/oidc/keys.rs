@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::oidc::sealing::{KeySealer, SealError, is_sealed, unseal};
-use crate::store::{Algorithm, SigningKey, Store, StoreError, Timestamp};
+use crate::store::{Algorithm, KeyStorage, SigningKey, Store, StoreError, Timestamp};
 
 /// The asymmetric algorithms oxidot keeps keys for (HS256 signs with the client's secret).
 pub const KEY_ALGORITHMS: [Algorithm; 3] = [Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA];
@@ -260,6 +260,8 @@ fn configured_jwk(pem: &str) -> Result<Jwk, KeyError> {
 pub struct KeyRing {
     store: Store,
     current: Arc<RwLock<Arc<Keys>>>,
+    /// The key ring version the loaded keys are from.
+    version: Arc<std::sync::atomic::AtomicU64>,
     id_token_lifetime: u64,
     jwks_max_age: u64,
     sealer: Option<KeySealer>,
@@ -269,7 +271,7 @@ impl KeyRing {
     /// Loads the keys, first making sure every algorithm has a signing key: the configured
     /// RSA key (which replaces any other RS256 signer), else the stored ones, else new ones.
     /// Keys stored unsealed are sealed when `sealer` is given.
-    pub fn open(
+    pub async fn open(
         store: &Store,
         configured_rsa_pem: Option<&str>,
         id_token_lifetime: u64,
@@ -284,11 +286,12 @@ impl KeyRing {
                 id_token_lifetime,
                 None,
             )?))),
+            version: Arc::default(),
             id_token_lifetime,
             jwks_max_age,
             sealer: sealer.clone(),
         };
-        let existing = store.read(|tx| tx.signing_keys())?;
+        let existing = store.signing_keys().await?;
         // Keys written before a secret was configured are sealed now (first, so that the
         // changes below, written after, win).
         let mut changes: Vec<SigningKey> = existing
@@ -358,20 +361,17 @@ impl KeyRing {
                 .into_iter()
                 .map(|key| for_storage(key, sealer.as_ref()))
                 .collect::<Result<Vec<_>, _>>()?;
-            store.write_blocking(move |tx| {
-                for key in &changes {
-                    tx.put_signing_key(key)?;
-                }
-                Ok(())
-            })?;
+            store.save_signing_keys(changes).await?;
         }
-        ring.reload()?;
+        ring.reload().await?;
         Ok(ring)
     }
 
-    /// Re-reads the keys from the store (after `oxidot keys` changed them).
-    pub fn reload(&self) -> Result<(), KeyError> {
-        let records = self.store.read(|tx| tx.signing_keys())?;
+    /// Re-reads the keys from the store (after `oxidot keys` changed them, here or through
+    /// another instance).
+    pub async fn reload(&self) -> Result<(), KeyError> {
+        let version = self.store.key_ring_version().await?;
+        let records = self.store.signing_keys().await?;
         let keys = Arc::new(Keys::load(
             records,
             self.id_token_lifetime,
@@ -380,7 +380,37 @@ impl KeyRing {
         if let Ok(mut current) = self.current.write() {
             *current = keys;
         }
+        self.version
+            .store(version, std::sync::atomic::Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Reloads the keys whenever the key ring's version changes, checking every `every`: a
+    /// rotation made through another instance (or `oxidot keys` on a shared database) is
+    /// used and published here within that time. Stops when the ring is dropped.
+    pub fn follow(&self, every: std::time::Duration) {
+        let ring = self.clone();
+        let alive = Arc::downgrade(&self.current);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                if alive.upgrade().is_none() {
+                    return;
+                }
+                let seen = ring.version.load(std::sync::atomic::Ordering::Relaxed);
+                match ring.store.key_ring_version().await {
+                    Ok(version) if version != seen => {
+                        if let Err(error) = ring.reload().await {
+                            tracing::warn!("signing keys: {error}");
+                        } else {
+                            tracing::info!("signing keys reloaded: changed elsewhere");
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(error) => tracing::warn!("signing keys: {error}"),
+                }
+            }
+        });
     }
 
     pub fn keys(&self) -> Arc<Keys> {
@@ -423,8 +453,8 @@ pub struct KeyAdmin<'a> {
 }
 
 impl KeyAdmin<'_> {
-    fn keys(&self) -> Result<Keys, KeyError> {
-        let records = self.store.read(|tx| tx.signing_keys())?;
+    async fn keys(&self) -> Result<Keys, KeyError> {
+        let records = self.store.signing_keys().await?;
         Keys::load(records, self.id_token_lifetime, self.sealer)
     }
 
@@ -433,8 +463,8 @@ impl KeyAdmin<'_> {
     }
 
     /// Every key with where it stands, by algorithm then age.
-    pub fn rows(&self, now: Timestamp) -> Result<Vec<KeyRow>, KeyError> {
-        let keys = self.keys()?;
+    pub async fn rows(&self, now: Timestamp) -> Result<Vec<KeyRow>, KeyError> {
+        let keys = self.keys().await?;
         let mut rows: Vec<&LoadedKey> = keys.all().iter().collect();
         rows.sort_by_key(|key| (key.record.algorithm.as_str(), key.record.created));
         Ok(rows
@@ -469,7 +499,7 @@ impl KeyAdmin<'_> {
     /// One line per key: kid, algorithm, state.
     pub async fn list(&self, now: Timestamp) -> Result<String, KeyError> {
         let mut out = String::new();
-        for row in self.rows(now)? {
+        for row in self.rows(now).await? {
             let origin = if row.configured {
                 " (from oidc_rsa_private_key)"
             } else {
@@ -490,9 +520,7 @@ impl KeyAdmin<'_> {
             .map_err(|error| KeyError::Jose(error.to_string()))??;
         let record = self.stored(new_record(&jwk, algorithm, now, None, false)?)?;
         let kid = record.kid.clone();
-        self.store
-            .write(move |tx| tx.put_signing_key(&record))
-            .await?;
+        self.store.save_signing_keys(vec![record]).await?;
         Ok(format!(
             "Generated {} key {kid}: published in JWKS now; `oxidot keys rotate --algorithm {}` \
              makes it the signing key.",
@@ -511,7 +539,7 @@ impl KeyAdmin<'_> {
         immediately: bool,
         now: Timestamp,
     ) -> Result<String, KeyError> {
-        let keys = self.keys()?;
+        let keys = self.keys().await?;
         let current: Vec<SigningKey> = keys
             .all()
             .iter()
@@ -550,21 +578,15 @@ impl KeyAdmin<'_> {
         };
         record.activates = Some(activates);
         let kid = record.kid.clone();
-        let replaced: Vec<SigningKey> = current
+        let mut changed: Vec<SigningKey> = current
             .into_iter()
             .map(|key| SigningKey {
                 retired: Some(activates),
                 ..key
             })
             .collect();
-        self.store
-            .write(move |tx| {
-                for key in &replaced {
-                    tx.put_signing_key(key)?;
-                }
-                tx.put_signing_key(&record)
-            })
-            .await?;
+        changed.push(record);
+        self.store.save_signing_keys(changed).await?;
         let when = if activates <= now {
             "now".to_owned()
         } else {
@@ -584,7 +606,7 @@ impl KeyAdmin<'_> {
     /// is replaced with `rotate` (`--immediately` when it is compromised), never just removed:
     /// its algorithm would be left without a key.
     pub async fn retire(&self, kid: &str, now: Timestamp) -> Result<String, KeyError> {
-        let keys = self.keys()?;
+        let keys = self.keys().await?;
         let Some(key) = keys.by_kid(kid) else {
             return Err(KeyError::Refused(format!("there is no key {kid:?}")));
         };
@@ -611,9 +633,7 @@ impl KeyAdmin<'_> {
             ))),
             KeyState::Waiting => {
                 record.retired = Some(now);
-                self.store
-                    .write(move |tx| tx.put_signing_key(&record))
-                    .await?;
+                self.store.save_signing_keys(vec![record]).await?;
                 Ok(format!(
                     "Key {kid} withdrawn: it never signed and leaves JWKS now."
                 ))
@@ -625,6 +645,37 @@ impl KeyAdmin<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Another instance (here: another ring on the same store) adds a key; a following ring
+    /// publishes it without being told.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_following_ring_picks_up_keys_changed_elsewhere() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = Store::open(&dir.path().join("keys.redb"), 1 << 20).unwrap();
+        let now = Timestamp(1_700_000_000_000_000);
+        let here = KeyRing::open(&store, None, 3600, 60, now, None)
+            .await
+            .unwrap();
+        let published = |ring: &KeyRing| ring.keys().jwks(now)["keys"].as_array().unwrap().len();
+        let before = published(&here);
+        here.follow(std::time::Duration::from_millis(10));
+        let elsewhere = KeyAdmin {
+            store: &store,
+            id_token_lifetime: 3600,
+            jwks_max_age: 60,
+            sealer: None,
+        };
+        elsewhere.generate(Algorithm::ES256, now).await.unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while published(&here) == before && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(
+            published(&here),
+            before + 1,
+            "the new key is published here"
+        );
+    }
 
     #[test]
     fn thumbprint_matches_rfc_7638_example() {

@@ -3,9 +3,19 @@
 //!
 //! The store holds the tasks (django-celery-beat's fields); the scheduler holds one job per
 //! enabled task and is brought in line with the store after every change (`sync`), so an edit
-//! in the admin applies at once. A task never overlaps its own previous run; a failing task
-//! records its error and the scheduler goes on; at shutdown a running cleanup stops at its next
-//! batch boundary.
+//! in the admin applies at once, and every `LEASE_POLL` (an edit made through another instance
+//! applies within that). A task never overlaps its own previous run; a failing task records
+//! its error and the scheduler goes on; at shutdown a running cleanup stops at its next batch
+//! boundary.
+//!
+//! Several instances on one database run each task once: only the holder of the `scheduler`
+//! lease (a row with an expiry, renewed every `LEASE_POLL`) runs scheduled tasks; when it dies,
+//! another takes the lease over once it expires (`LEASE_TTL`). On a redb file there is one
+//! process, and it holds the lease from the start.
+
+mod tasks;
+
+pub use tasks::Tasks;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,7 +29,16 @@ use uuid::Uuid;
 use crate::cleanup;
 use crate::clock::Clock;
 use crate::config::{OAuth2Provider, Settings};
-use crate::store::{PeriodicTask, Store, StoreError, TaskOutcome, TaskSchedule, Timestamp};
+use crate::store::{
+    PeriodicTask, Store, StoreError, TaskOutcome, TaskSchedule, TaskStorage, Timestamp,
+};
+
+/// How long the scheduler lease lasts without renewal: the longest a dead leader's tasks wait
+/// for another instance.
+const LEASE_TTL: Duration = Duration::from_secs(30);
+/// How often the lease is renewed (or claimed) and the tasks read again.
+const LEASE_POLL: Duration = Duration::from_secs(10);
+const LEASE: &str = "scheduler";
 
 /// The registered tasks a periodic task may run.
 pub const TASKS: [&str; 3] = ["clear_tokens", "debug_task", "backup"];
@@ -99,6 +118,10 @@ struct Runner {
     running: Mutex<HashSet<String>>,
     /// Asks for a `sync` (a one-off task disabled itself).
     resync: Notify,
+    /// This instance's name in the lease table.
+    holder: String,
+    /// Whether this instance holds the scheduler lease (runs scheduled tasks).
+    leader: AtomicBool,
 }
 
 /// Takes a task's name out of the running set however its run ends.
@@ -127,6 +150,40 @@ impl Runner {
             .unwrap_or(false)
     }
 
+    /// Claims or renews the scheduler lease; whether this instance holds it now.
+    async fn claim_lease(&self) -> bool {
+        let now = self.now();
+        let until = now.plus_seconds(LEASE_TTL.as_secs());
+        let held = match self
+            .store
+            .claim_lease(LEASE, &self.holder, now, until)
+            .await
+        {
+            Ok(held) => held,
+            Err(error) => {
+                // Without the database nobody can be sure to lead: stop until it answers.
+                tracing::warn!("scheduler lease: {error}");
+                false
+            }
+        };
+        let was = self.leader.swap(held, Ordering::Relaxed);
+        if held && !was {
+            tracing::info!(holder = %self.holder, "this instance runs the periodic tasks");
+        } else if was && !held {
+            tracing::warn!(holder = %self.holder, "this instance no longer runs the periodic tasks");
+        }
+        held
+    }
+
+    /// A scheduled run: only the lease holder's.
+    async fn run_scheduled(&self, name: &str) {
+        if self.leader.load(Ordering::Relaxed) {
+            self.run(name).await;
+        } else {
+            tracing::debug!(task = name, "another instance runs the periodic tasks");
+        }
+    }
+
     async fn run(&self, name: &str) {
         let guard = {
             let Ok(mut running) = self.running.lock() else {
@@ -151,7 +208,7 @@ impl Runner {
     }
 
     async fn run_checked(&self, name: &str) -> Result<(), StoreError> {
-        let Some(task) = self.store.read(|tx| tx.periodic_task(name))? else {
+        let Some(task) = self.store.periodic_task(name).await? else {
             return Ok(());
         };
         let now = self.now();
@@ -159,16 +216,7 @@ impl Runner {
             return Ok(());
         }
         if task.expires.is_some_and(|expires| expires <= now) {
-            let name = name.to_owned();
-            self.store
-                .write(move |tx| {
-                    if let Some(mut task) = tx.periodic_task(&name)? {
-                        task.enabled = false;
-                        tx.put_periodic_task(&task)?;
-                    }
-                    Ok(())
-                })
-                .await?;
+            self.store.disable_periodic_task(name).await?;
             self.resync.notify_one();
             return Ok(());
         }
@@ -187,24 +235,9 @@ impl Runner {
             tracing::error!(task = name, "failed: {}", outcome.message);
         }
         crate::metrics::global().record_task(&task.task, outcome.ok);
-        let name = name.to_owned();
-        let one_off = task.one_off;
-        self.store
-            .write(move |tx| {
-                // Re-read: the task may have been edited while it ran.
-                if let Some(mut task) = tx.periodic_task(&name)? {
-                    task.last_run_at = Some(now);
-                    task.total_run_count += 1;
-                    task.last_result = Some(outcome.clone());
-                    if task.one_off {
-                        task.enabled = false;
-                    }
-                    tx.put_periodic_task(&task)?;
-                }
-                Ok(())
-            })
-            .await?;
-        if one_off {
+        // Recorded on the task as stored now: it may have been edited while it ran.
+        self.store.record_task_run(name, outcome).await?;
+        if task.one_off {
             self.resync.notify_one();
         }
         Ok(())
@@ -273,9 +306,30 @@ impl Scheduler {
                 stop: AtomicBool::new(false),
                 running: Mutex::new(HashSet::new()),
                 resync: Notify::new(),
+                holder: instance_name(),
+                leader: AtomicBool::new(false),
             }),
         });
+        scheduler.runner.claim_lease().await;
         scheduler.sync().await?;
+        // Renews the lease and reads the tasks again, so an instance that dies hands the
+        // tasks over and an edit made through another instance applies here.
+        let polling = Arc::downgrade(&scheduler);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(LEASE_POLL).await;
+                let Some(scheduler) = polling.upgrade() else {
+                    return;
+                };
+                if !scheduler.is_alive() {
+                    return;
+                }
+                scheduler.runner.claim_lease().await;
+                if let Err(error) = scheduler.sync().await {
+                    tracing::warn!("scheduler: {error}");
+                }
+            }
+        });
         let weak = Arc::downgrade(&scheduler);
         let runner = scheduler.runner.clone();
         tokio::spawn(async move {
@@ -294,7 +348,7 @@ impl Scheduler {
 
     /// Brings the jobs in line with the tasks in the store.
     pub async fn sync(&self) -> Result<(), SchedulerError> {
-        let tasks = self.runner.store.read(|tx| tx.periodic_tasks())?;
+        let tasks = self.runner.store.periodic_tasks().await?;
         let mut jobs = self.jobs.lock().await;
         let wanted: HashMap<&str, &PeriodicTask> = tasks
             .iter()
@@ -332,7 +386,7 @@ impl Scheduler {
         let run = move |_: Uuid, _: JobScheduler| {
             let runner = runner.clone();
             let name = name.clone();
-            Box::pin(async move { runner.run(&name).await })
+            Box::pin(async move { runner.run_scheduled(&name).await })
                 as std::pin::Pin<Box<dyn Future<Output = ()> + Send>>
         };
         match &task.schedule {
@@ -371,7 +425,13 @@ impl Scheduler {
         Some(Timestamp(next.timestamp_micros()))
     }
 
-    /// Stops scheduling; a running task stops at its next batch boundary and is waited for.
+    /// Whether this instance holds the scheduler lease (runs the scheduled tasks).
+    pub fn is_leader(&self) -> bool {
+        self.runner.leader.load(Ordering::Relaxed)
+    }
+
+    /// Stops scheduling; a running task stops at its next batch boundary and is waited for,
+    /// then the lease is given up (another instance takes the tasks over at once).
     pub async fn shutdown(&self) {
         self.runner.stop.store(true, Ordering::Relaxed);
         let mut jobs_scheduler = self.jobs_scheduler.clone();
@@ -389,7 +449,29 @@ impl Scheduler {
         {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        if self.runner.leader.swap(false, Ordering::Relaxed)
+            && let Err(error) = self
+                .runner
+                .store
+                .release_lease(LEASE, &self.runner.holder)
+                .await
+        {
+            tracing::warn!("scheduler lease: {error}");
+        }
     }
+}
+
+/// A name for this instance in the lease table: host and process, and a random part (a
+/// restarted process may get the same pid).
+fn instance_name() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".to_owned());
+    let mut random = [0u8; 4];
+    let _ = getrandom::fill(&mut random);
+    format!(
+        "{host}:{}:{:08x}",
+        std::process::id(),
+        u32::from_le_bytes(random)
+    )
 }
 
 /// The configuration's tasks replace their stored versions (run history kept); tasks that came
@@ -407,40 +489,24 @@ async fn write_configured_tasks(
             .map_err(|error| SchedulerError::Invalid(format!("tasks.{name}: {error}")))?;
         declared.push((name.clone(), config.clone(), schedule));
     }
-    store
-        .write(move |tx| {
-            let names: Vec<&str> = declared.iter().map(|(name, _, _)| name.as_str()).collect();
-            let stored = tx.periodic_task_names()?;
-            for name in stored {
-                if !names.contains(&name.as_str())
-                    && tx
-                        .periodic_task(&name)?
-                        .is_some_and(|task| task.from_config)
-                {
-                    tx.delete_periodic_task(&name)?;
-                }
-            }
-            for (name, config, schedule) in &declared {
-                let previous = tx.periodic_task(name)?;
-                let task = PeriodicTask {
-                    name: name.clone(),
-                    task: config.task.clone(),
-                    schedule: schedule.clone(),
-                    enabled: config.enabled,
-                    one_off: config.one_off,
-                    start_time: None,
-                    expires: None,
-                    description: config.description.clone(),
-                    last_run_at: previous.as_ref().and_then(|task| task.last_run_at),
-                    total_run_count: previous.as_ref().map_or(0, |task| task.total_run_count),
-                    last_result: previous.and_then(|task| task.last_result),
-                    from_config: true,
-                    changed: now,
-                };
-                tx.put_periodic_task(&task)?;
-            }
-            Ok(())
+    let declared = declared
+        .into_iter()
+        .map(|(name, config, schedule)| PeriodicTask {
+            name,
+            task: config.task.clone(),
+            schedule,
+            enabled: config.enabled,
+            one_off: config.one_off,
+            start_time: None,
+            expires: None,
+            description: config.description.clone(),
+            last_run_at: None,
+            total_run_count: 0,
+            last_result: None,
+            from_config: true,
+            changed: now,
         })
-        .await?;
+        .collect();
+    store.sync_configured_tasks(declared).await?;
     Ok(())
 }

@@ -7,10 +7,11 @@ use std::sync::Arc;
 use crate::config::OAuth2Provider;
 use crate::rules::{CodeRefusal, DevicePoll, RefreshRefusal};
 use crate::store::{
-    AccessToken, Application, Approval, CodeExchange, DeviceDecision, DeviceGrant,
-    DevicePollRequest, FailureKey, FamilyId, Grant, Group, NewTokens, NotTheClients, Permission,
-    PermissionRecord, RefreshRequest, RefreshToken, Replaced, SecretKey, Session, Storage,
-    StoreError, StoredToken, Timestamp, User, UserSaved,
+    AccessToken, Algorithm, Application, Approval, CodeExchange, DeviceDecision, DeviceGrant,
+    DevicePollRequest, ExpiringKind, FailureKey, FamilyId, Grant, Group, NewTokens, NotTheClients,
+    PeriodicTask, Permission, PermissionRecord, RefreshRequest, RefreshToken, Replaced, SecretKey,
+    Session, SigningKey, Storage, StoreError, StoredToken, TaskOutcome, TaskSchedule, Timestamp,
+    User, UserSaved,
 };
 
 /// One test per conformance function, each given to `$run`: the backend's function that makes
@@ -33,6 +34,11 @@ macro_rules! conformance_suite {
             deleting_a_user_takes_what_is_theirs,
             groups_are_created_renamed_and_deleted_members_kept,
             revoking_a_users_tokens_for_one_client_leaves_the_others,
+            periodic_tasks_are_added_run_and_deleted,
+            configured_tasks_replace_their_stored_versions_keeping_history,
+            a_lease_is_held_by_one_holder_until_it_expires,
+            cleanup_batches_delete_what_is_due_and_only_that,
+            signing_keys_are_saved_and_raise_the_key_ring_version,
             concurrent_failures_all_count,
             tokens_are_found_with_their_application_and_user,
             a_refresh_rotates_and_a_reuse_revokes_the_family,
@@ -1499,4 +1505,326 @@ pub async fn revoking_a_users_tokens_for_one_client_leaves_the_others(seeded: Se
             .unwrap()
             .is_none()
     );
+}
+
+fn periodic_task(name: &str) -> PeriodicTask {
+    PeriodicTask {
+        name: name.to_owned(),
+        task: "debug_task".to_owned(),
+        schedule: TaskSchedule::Interval {
+            every: 10,
+            period: "seconds".to_owned(),
+        },
+        enabled: true,
+        one_off: false,
+        start_time: None,
+        expires: None,
+        description: String::new(),
+        last_run_at: None,
+        total_run_count: 0,
+        last_result: None,
+        from_config: false,
+        changed: Timestamp(0),
+    }
+}
+
+fn outcome(at: Timestamp) -> TaskOutcome {
+    TaskOutcome {
+        ok: true,
+        message: "done".to_owned(),
+        started: at,
+        duration_millis: 3,
+    }
+}
+
+/// Tasks are added under unique names, record their runs on what is stored now, and go.
+pub async fn periodic_tasks_are_added_run_and_deleted(seeded: Seeded) {
+    let storage = &seeded.storage;
+    let now = Timestamp(1_000 * SECOND);
+    assert!(
+        storage
+            .add_periodic_task(periodic_task("every"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !storage
+            .add_periodic_task(periodic_task("every"))
+            .await
+            .unwrap()
+    );
+    let once = PeriodicTask {
+        one_off: true,
+        ..periodic_task("once")
+    };
+    assert!(storage.add_periodic_task(once).await.unwrap());
+    // Edited while it ran: the run is recorded on the edited task.
+    let edited = PeriodicTask {
+        description: "edited".to_owned(),
+        ..periodic_task("every")
+    };
+    storage.save_periodic_task(edited).await.unwrap();
+    storage
+        .record_task_run("every", outcome(now))
+        .await
+        .unwrap();
+    storage.record_task_run("once", outcome(now)).await.unwrap();
+    let every = storage.periodic_task("every").await.unwrap().unwrap();
+    assert_eq!(
+        (
+            every.description.as_str(),
+            every.total_run_count,
+            every.last_run_at
+        ),
+        ("edited", 1, Some(now))
+    );
+    assert!(every.enabled);
+    let once = storage.periodic_task("once").await.unwrap().unwrap();
+    assert!(!once.enabled, "a one-off task disables itself");
+    storage.disable_periodic_task("every").await.unwrap();
+    let names: Vec<(String, bool)> = storage
+        .periodic_tasks()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|task| (task.name, task.enabled))
+        .collect();
+    assert_eq!(
+        names,
+        vec![("every".to_owned(), false), ("once".to_owned(), false)]
+    );
+    assert!(storage.delete_periodic_task("every").await.unwrap());
+    assert!(!storage.delete_periodic_task("every").await.unwrap());
+    storage
+        .record_task_run("every", outcome(now))
+        .await
+        .unwrap();
+    assert_eq!(storage.periodic_task("every").await.unwrap(), None);
+}
+
+/// The configuration's tasks replace their stored versions, history kept; configured tasks
+/// no longer declared go; tasks made in the admin stay.
+pub async fn configured_tasks_replace_their_stored_versions_keeping_history(seeded: Seeded) {
+    let storage = &seeded.storage;
+    let now = Timestamp(1_000 * SECOND);
+    let configured = |name: &str| PeriodicTask {
+        from_config: true,
+        ..periodic_task(name)
+    };
+    storage
+        .sync_configured_tasks(vec![configured("cleanup"), configured("stale")])
+        .await
+        .unwrap();
+    storage
+        .add_periodic_task(periodic_task("mine"))
+        .await
+        .unwrap();
+    storage
+        .record_task_run("cleanup", outcome(now))
+        .await
+        .unwrap();
+    let redeclared = PeriodicTask {
+        schedule: TaskSchedule::Crontab {
+            expression: "0 0 * * * *".to_owned(),
+        },
+        ..configured("cleanup")
+    };
+    storage
+        .sync_configured_tasks(vec![redeclared.clone()])
+        .await
+        .unwrap();
+    let tasks = storage.periodic_tasks().await.unwrap();
+    let names: Vec<&str> = tasks.iter().map(|task| task.name.as_str()).collect();
+    assert_eq!(names, vec!["cleanup", "mine"]);
+    let cleanup = &tasks[0];
+    assert_eq!(cleanup.schedule, redeclared.schedule);
+    assert_eq!(
+        (cleanup.total_run_count, cleanup.last_run_at),
+        (1, Some(now))
+    );
+}
+
+/// A lease is one holder's until it expires; then another takes it over.
+pub async fn a_lease_is_held_by_one_holder_until_it_expires(seeded: Seeded) {
+    let storage = &seeded.storage;
+    let at = |seconds: u64| Timestamp(1_000 * SECOND).plus_seconds(seconds);
+    assert!(
+        storage
+            .claim_lease("scheduler", "a", at(0), at(30))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !storage
+            .claim_lease("scheduler", "b", at(10), at(40))
+            .await
+            .unwrap()
+    );
+    assert!(
+        storage
+            .claim_lease("scheduler", "a", at(20), at(50))
+            .await
+            .unwrap(),
+        "renewed"
+    );
+    assert!(
+        !storage
+            .claim_lease("scheduler", "b", at(49), at(79))
+            .await
+            .unwrap()
+    );
+    assert!(
+        storage
+            .claim_lease("other", "b", at(49), at(79))
+            .await
+            .unwrap(),
+        "leases are per name"
+    );
+    // `a` died: its lease expires and `b` takes over.
+    assert!(
+        storage
+            .claim_lease("scheduler", "b", at(50), at(80))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !storage
+            .claim_lease("scheduler", "a", at(55), at(85))
+            .await
+            .unwrap()
+    );
+    storage.release_lease("scheduler", "a").await.unwrap();
+    assert!(
+        !storage
+            .claim_lease("scheduler", "a", at(56), at(86))
+            .await
+            .unwrap(),
+        "not a's to give up"
+    );
+    storage.release_lease("scheduler", "b").await.unwrap();
+    assert!(
+        storage
+            .claim_lease("scheduler", "a", at(57), at(87))
+            .await
+            .unwrap()
+    );
+    // Eight instances claiming a free lease at once: one holds it.
+    let mut claiming = Vec::new();
+    for n in 0..8 {
+        let storage = seeded.storage.clone();
+        claiming.push(tokio::spawn(async move {
+            storage
+                .claim_lease("fresh", &format!("instance-{n}"), at(100), at(130))
+                .await
+        }));
+    }
+    let mut holders = 0;
+    for claim in claiming {
+        holders += usize::from(claim.await.unwrap().unwrap());
+    }
+    assert_eq!(holders, 1);
+}
+
+/// A cleanup batch deletes at most its limit of what is due, and nothing that is not.
+pub async fn cleanup_batches_delete_what_is_due_and_only_that(seeded: Seeded) {
+    let storage = &seeded.storage;
+    let now = Timestamp(1_000 * SECOND);
+    // Three pairs issued a minute apart; their access tokens live an hour.
+    for (n, minutes) in [(1u8, 0u64), (3, 1), (5, 2)] {
+        storage
+            .issue_tokens(pair(&seeded, n, n + 1, now.plus_seconds(minutes * 60)))
+            .await
+            .unwrap();
+    }
+    let due = now.plus_seconds(3600 + 90);
+    let first = storage
+        .clear_expired_batch(ExpiringKind::AccessToken, due, 1)
+        .await
+        .unwrap();
+    assert_eq!(first, (1, true));
+    let second = storage
+        .clear_expired_batch(ExpiringKind::AccessToken, due, 5)
+        .await
+        .unwrap();
+    assert_eq!(second.0, 1);
+    let third = storage
+        .clear_expired_batch(ExpiringKind::AccessToken, due, 5)
+        .await
+        .unwrap();
+    assert_eq!(third, (0, false));
+    assert!(!live(storage, 1).await && !live(storage, 3).await);
+    assert!(live(storage, 5).await, "not due yet");
+    // Refresh tokens are filed by creation.
+    let (deleted, _) = storage
+        .clear_expired_batch(ExpiringKind::RefreshToken, now.plus_seconds(30), 10)
+        .await
+        .unwrap();
+    assert_eq!(deleted, 1);
+    assert!(storage.find_token(&key(2)).await.unwrap().is_none());
+    assert!(live(storage, 4).await && live(storage, 6).await);
+    // Revoked ones by their revocation.
+    storage
+        .revoke_tokens_of_user(seeded.user, None, now.plus_seconds(600))
+        .await
+        .unwrap();
+    let (deleted, _) = storage
+        .clear_expired_batch(ExpiringKind::RevokedRefreshToken, now.plus_seconds(599), 10)
+        .await
+        .unwrap();
+    assert_eq!(deleted, 0, "revoked after the cutoff");
+    let (deleted, _) = storage
+        .clear_expired_batch(ExpiringKind::RevokedRefreshToken, now.plus_seconds(601), 10)
+        .await
+        .unwrap();
+    assert_eq!(deleted, 2);
+    assert!(storage.find_token(&key(4)).await.unwrap().is_none());
+    // Sessions by their expiry.
+    storage
+        .open_session(key(9), session_of(seeded.user, now, 60))
+        .await
+        .unwrap();
+    let (deleted, _) = storage
+        .clear_expired_batch(ExpiringKind::Session, now.plus_seconds(61), 10)
+        .await
+        .unwrap();
+    assert_eq!(deleted, 1);
+    assert!(storage.live_session(&key(9), now).await.unwrap().is_none());
+}
+
+fn signing_key(kid: &str, at: Timestamp) -> SigningKey {
+    SigningKey {
+        kid: kid.to_owned(),
+        algorithm: Algorithm::ES256,
+        private_jwk: format!("{{\"kid\":\"{kid}\"}}"),
+        created: at,
+        activates: Some(at),
+        retired: None,
+        configured: false,
+    }
+}
+
+/// Keys are saved by kid, and every save raises the key ring's version (what other instances
+/// poll to reload).
+pub async fn signing_keys_are_saved_and_raise_the_key_ring_version(seeded: Seeded) {
+    let storage = &seeded.storage;
+    let now = Timestamp(1_000 * SECOND);
+    let start = storage.key_ring_version().await.unwrap();
+    storage
+        .save_signing_keys(vec![signing_key("a", now), signing_key("b", now)])
+        .await
+        .unwrap();
+    let after_first = storage.key_ring_version().await.unwrap();
+    assert!(after_first > start);
+    let retired = SigningKey {
+        retired: Some(now.plus_seconds(60)),
+        ..signing_key("a", now)
+    };
+    storage
+        .save_signing_keys(vec![retired.clone()])
+        .await
+        .unwrap();
+    assert!(storage.key_ring_version().await.unwrap() > after_first);
+    let mut keys = storage.signing_keys().await.unwrap();
+    keys.sort_by(|x, y| x.kid.cmp(&y.kid));
+    assert_eq!(keys, vec![retired, signing_key("b", now)]);
 }

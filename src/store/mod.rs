@@ -16,9 +16,11 @@ mod conformance;
 mod devices;
 mod directory;
 mod failures;
+mod keys;
 pub mod postgres;
 mod records;
 pub mod redb;
+mod tasks;
 mod tokens;
 
 use std::path::PathBuf;
@@ -33,6 +35,7 @@ pub use codes::*;
 pub use devices::*;
 pub use directory::*;
 pub use failures::*;
+pub use keys::*;
 pub use records::{
     AccessToken, Algorithm, Application, ClientType, Consent, ContentType, DeviceDecision,
     DeviceGrant, ExpiringKind, FamilyId, Grant, GrantType, Group, IdToken, OidcSession,
@@ -40,6 +43,7 @@ pub use records::{
     TaskOutcome, TaskSchedule, Timestamp, User,
 };
 pub use records::{ORDERED_PREFIX_BYTES, ORDERED_TOKEN_BYTES, ORDERED_TOKEN_VERSION};
+pub use tasks::*;
 pub use tokens::*;
 
 /// Everything a backend does: the units of work of every concern.
@@ -51,6 +55,9 @@ pub trait Storage:
     + CodeStorage
     + DeviceStorage
     + FailureLog
+    + TaskStorage
+    + CleanupStorage
+    + KeyStorage
 {
 }
 
@@ -61,7 +68,10 @@ impl<
         + TokenStorage
         + CodeStorage
         + DeviceStorage
-        + FailureLog,
+        + FailureLog
+        + TaskStorage
+        + CleanupStorage
+        + KeyStorage,
 > Storage for T
 {
 }

@@ -45,6 +45,8 @@ pub struct AppState {
     pub store: Store,
     pub accounts: Arc<Accounts>,
     pub applications: Applications,
+    /// The periodic tasks' table (the admin edits it; `scheduler` runs it).
+    pub tasks: crate::scheduler::Tasks,
     pub hasher: Hasher,
     pub templates: Templates,
     pub oauth: OAuth,
@@ -94,11 +96,13 @@ impl AppState {
             settings.clone(),
             clock.clone(),
         );
+        let tasks = crate::scheduler::Tasks::new(store.clone());
         Ok(Self {
             settings,
             store,
             accounts,
             applications,
+            tasks,
             hasher,
             templates: Templates::load(clock.clone())
                 .map_err(|error| StartupError(error.to_string()))?,

@@ -757,7 +757,7 @@ fn a_rotated_key_is_published_before_it_signs_and_the_old_one_until_its_tokens_e
     let message = runtime
         .block_on(admin.rotate(oxidot::store::Algorithm::ES256, false, now()))
         .unwrap();
-    state.keys.reload().unwrap();
+    runtime.block_on(state.keys.reload()).unwrap();
     assert!(message.contains("signs at"), "{message}");
     let published = kids(&app);
     assert_eq!(published.len(), 4, "the new key is in JWKS at once");
@@ -795,10 +795,10 @@ fn a_rotated_key_is_published_before_it_signs_and_the_old_one_until_its_tokens_e
         .nth(3)
         .unwrap()
         .trim_end_matches(':');
-    state.keys.reload().unwrap();
+    runtime.block_on(state.keys.reload()).unwrap();
     assert!(kids(&app).contains(&waiting_kid.to_owned()));
     runtime.block_on(admin.retire(waiting_kid, now())).unwrap();
-    state.keys.reload().unwrap();
+    runtime.block_on(state.keys.reload()).unwrap();
     assert!(!kids(&app).contains(&waiting_kid.to_owned()));
 }
 

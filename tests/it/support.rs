@@ -70,15 +70,19 @@ impl App {
             .clone()
             .unwrap_or_else(|| test_rsa_pem().to_owned());
         let provider = &settings.oauth2_provider;
-        let keys = oxidot::oidc::KeyRing::open(
-            &store,
-            Some(&pem),
-            provider.id_token_expire_seconds,
-            provider.oidc_jwks_max_age_seconds,
-            oxidot::store::Timestamp::from_datetime(start),
-            None,
-        )
-        .unwrap();
+        let keys = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(oxidot::oidc::KeyRing::open(
+                &store,
+                Some(&pem),
+                provider.id_token_expire_seconds,
+                provider.oidc_jwks_max_age_seconds,
+                oxidot::store::Timestamp::from_datetime(start),
+                None,
+            ))
+            .unwrap();
         let state = AppState::new(settings, store.clone(), hasher, clock.clone(), keys).unwrap();
         let client = Client::tracked(web::build(state)).unwrap();
         Self {

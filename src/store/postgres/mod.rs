@@ -13,6 +13,8 @@ mod codes;
 mod devices;
 mod directory;
 mod failures;
+mod keys;
+mod tasks;
 mod tokens;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};

@@ -178,7 +178,7 @@ impl WriteTx<'_> {
             .unwrap_or(0))
     }
 
-    fn raise_id_mark(&mut self, name: &str, id: u64) -> Result<(), StoreError> {
+    pub(super) fn raise_id_mark(&mut self, name: &str, id: u64) -> Result<(), StoreError> {
         let mark = self.id_mark(name)?.max(id);
         self.txn
             .open_table(META)?

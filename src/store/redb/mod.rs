@@ -13,7 +13,9 @@ mod codes;
 mod devices;
 mod directory;
 mod failures;
+mod keys;
 mod load_journal;
+mod tasks;
 mod tokens;
 mod writer;
 
@@ -159,6 +161,8 @@ struct Inner {
     writer: Writer,
     path: PathBuf,
     failures: crate::store::MemoryFailures,
+    /// Leases by name: holder and expiry (see `redb/tasks.rs`).
+    leases: std::sync::Mutex<std::collections::HashMap<String, (String, Timestamp)>>,
 }
 
 impl Store {
@@ -191,6 +195,7 @@ impl Store {
                 writer,
                 path: path.to_owned(),
                 failures: Default::default(),
+                leases: Default::default(),
             }),
         };
         Ok((
@@ -717,12 +722,17 @@ impl ReadTx {
     }
 
     pub fn schema_version(&self) -> Result<u64, StoreError> {
+        self.meta_number("schema_version")
+    }
+
+    /// A number kept in the meta table (0 when absent).
+    pub(super) fn meta_number(&self, name: &str) -> Result<u64, StoreError> {
         let meta = self.txn.open_table(META)?;
-        let value = meta.get("schema_version")?;
+        let value = meta.get(name)?;
         value
             .map(|value| decode(value.value()))
             .transpose()
-            .map(|version| version.unwrap_or(0))
+            .map(|number| number.unwrap_or(0))
     }
 }
 

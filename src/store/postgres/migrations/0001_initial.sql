@@ -137,3 +137,31 @@ CREATE TABLE oxidot_failures (
     PRIMARY KEY (scope, key, at, nonce)
 );
 CREATE INDEX oxidot_failures_at ON oxidot_failures (scope, at);
+
+-- The periodic tasks (django-celery-beat's table), by name.
+CREATE TABLE oxidot_periodic_tasks (
+    name TEXT PRIMARY KEY,
+    record JSONB NOT NULL
+);
+
+-- Leases: the one instance that runs a job (the scheduler) holds its row until `expires`,
+-- renewing it; another takes it over once it has expired. No advisory locks (they do not
+-- exist on PostgreSQL-compatible distributed databases).
+CREATE TABLE oxidot_leases (
+    name TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    expires BIGINT NOT NULL
+);
+
+-- ID token signing keys by kid (private parts sealed when a key-encryption secret is set).
+CREATE TABLE oxidot_signing_keys (
+    kid TEXT PRIMARY KEY,
+    record JSONB NOT NULL
+);
+
+-- Versions that instances poll to notice a change made through another one.
+CREATE TABLE oxidot_versions (
+    name TEXT PRIMARY KEY,
+    version BIGINT NOT NULL
+);
+INSERT INTO oxidot_versions (name, version) VALUES ('key_ring', 0);

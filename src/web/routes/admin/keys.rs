@@ -31,10 +31,11 @@ fn key_failure(error: KeyError) -> Result<String, WebError> {
     }
 }
 
-fn keys_page(screen: &Screen<'_>, message: Option<&str>) -> Result<Page, WebError> {
+async fn keys_page(screen: &Screen<'_>, message: Option<&str>) -> Result<Page, WebError> {
     let now = Timestamp::from_datetime(screen.state.clock.now());
     let rows = admin(screen.state)
         .rows(now)
+        .await
         .map_err(|error| WebError::Internal(error.to_string()))?;
     let algorithms: Vec<&str> = KEY_ALGORITHMS
         .iter()
@@ -49,7 +50,7 @@ fn keys_page(screen: &Screen<'_>, message: Option<&str>) -> Result<Page, WebErro
 
 #[get("/admin/keys")]
 async fn list(screen: Allowed<'_, ViewSigningKey>) -> Result<Page, WebError> {
-    keys_page(&screen, None)
+    keys_page(&screen, None).await
 }
 
 #[post("/admin/keys", data = "<form>")]
@@ -81,7 +82,9 @@ async fn act(
     let outcome = match action.as_str() {
         "generate" => keys.generate(algorithm()?, now).await,
         "rotate" | "rotate-now" | "retire" if !confirmed => {
-            return Ok(keys_page(&screen, Some("Tick the box to confirm."))?.into());
+            return Ok(keys_page(&screen, Some("Tick the box to confirm."))
+                .await?
+                .into());
         }
         "rotate" => keys.rotate(algorithm()?, false, now).await,
         "rotate-now" => keys.rotate(algorithm()?, true, now).await,
@@ -96,6 +99,7 @@ async fn act(
             state
                 .keys
                 .reload()
+                .await
                 .map_err(|error| WebError::Internal(error.to_string()))?;
             screen.audit(&format!("signing key {action}"), &done);
             screen.flash(done);
@@ -103,7 +107,7 @@ async fn act(
         }
         Err(error) => {
             let message = key_failure(error)?;
-            Ok(keys_page(&screen, Some(&message))?.into())
+            Ok(keys_page(&screen, Some(&message)).await?.into())
         }
     }
 }
@@ -113,6 +117,7 @@ async fn show(kid: &str, screen: Allowed<'_, ViewSigningKey>) -> Result<Page, We
     let now = Timestamp::from_datetime(screen.state.clock.now());
     let row = admin(screen.state)
         .rows(now)
+        .await
         .map_err(|error| WebError::Internal(error.to_string()))?
         .into_iter()
         .find(|row| row.kid == kid)

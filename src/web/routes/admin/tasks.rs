@@ -190,7 +190,7 @@ async fn list_page(
     form: Value,
 ) -> Result<Page, WebError> {
     let scheduler = scheduler(screen.state);
-    let tasks = screen.state.store.read(|tx| tx.periodic_tasks())?;
+    let tasks = screen.state.tasks.all().await?;
     let mut rows = Vec::new();
     for task in &tasks {
         let result = Truncated::of(
@@ -247,16 +247,7 @@ async fn add(
         }
     };
     let name = task.name.clone();
-    let created = state
-        .store
-        .write(move |tx| {
-            if tx.periodic_task(&task.name)?.is_some() {
-                return Ok(false);
-            }
-            tx.put_periodic_task(&task)?;
-            Ok(true)
-        })
-        .await?;
+    let created = state.tasks.add(task).await?;
     if !created {
         let refused = Refusal::of(
             "name",
@@ -317,10 +308,7 @@ const NO_TASK: WebError = WebError::NotFound("There is no such periodic task.");
 #[get("/admin/periodic-tasks/<name>")]
 async fn show(name: &str, screen: Allowed<'_, ViewPeriodicTask>) -> Result<Page, WebError> {
     let state = screen.state;
-    let task = state
-        .store
-        .read(|tx| tx.periodic_task(name))?
-        .ok_or(NO_TASK)?;
+    let task = state.tasks.get(name).await?.ok_or(NO_TASK)?;
     task_page(&screen, &task, None, form_of(&task)).await
 }
 
@@ -332,10 +320,7 @@ async fn change(
 ) -> Result<Answer, WebError> {
     let state = screen.state;
     let params = form?.0;
-    let current = state
-        .store
-        .read(|tx| tx.periodic_task(name))?
-        .ok_or(NO_TASK)?;
+    let current = state.tasks.get(name).await?.ok_or(NO_TASK)?;
     let action = params.single("action")?.unwrap_or_default().to_owned();
     let now = Timestamp::from_datetime(state.clock.now());
     let refuse = async |refused: Refusal, form: Value| -> Result<Answer, WebError> {
@@ -371,11 +356,7 @@ async fn change(
                 )
                 .await;
             }
-            let target = name.to_owned();
-            state
-                .store
-                .write(move |tx| tx.delete_periodic_task(&target))
-                .await?;
+            state.tasks.delete(name).await?;
             resync(state).await?;
             screen.audit("periodic task deleted", name);
             screen.flash(format!(
@@ -412,10 +393,7 @@ async fn change(
             .await;
         }
     };
-    state
-        .store
-        .write(move |tx| tx.put_periodic_task(&updated))
-        .await?;
+    state.tasks.save(updated).await?;
     resync(state).await?;
     screen.audit(&format!("periodic task {action}"), name);
     let done = match action.as_str() {
@@ -439,15 +417,12 @@ async fn delete_selected(
     let state = screen.state;
     let params = form?.0;
     let names = ticked(&params, "name");
-    let found: Vec<(String, String)> = state.store.read(|tx| {
-        let mut found = Vec::new();
-        for name in &names {
-            if let Some(task) = tx.periodic_task(name)? {
-                found.push((task.name.clone(), task.name));
-            }
+    let mut found: Vec<(String, String)> = Vec::new();
+    for name in &names {
+        if let Some(task) = state.tasks.get(name).await? {
+            found.push((task.name.clone(), task.name));
         }
-        Ok(found)
-    })?;
+    }
     let deletion = Deletion {
         list: LIST,
         section: "tasks",
@@ -458,10 +433,7 @@ async fn delete_selected(
     let confirmed = params.single("confirm")? == Some("yes");
     let answer = deletion
         .ask_or_delete(&screen, &params, "name", found, |name| async move {
-            Ok(state
-                .store
-                .write(move |tx| tx.delete_periodic_task(&name))
-                .await?)
+            Ok(state.tasks.delete(&name).await?)
         })
         .await?;
     if confirmed {
