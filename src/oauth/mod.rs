@@ -11,6 +11,7 @@ mod openid;
 pub mod pkce;
 pub mod redirect;
 pub(crate) mod scope;
+mod token_admin;
 mod tokens;
 
 pub use authorize::{

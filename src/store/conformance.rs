@@ -8,10 +8,10 @@ use crate::config::OAuth2Provider;
 use crate::rules::{CodeRefusal, DevicePoll, RefreshRefusal};
 use crate::store::{
     AccessToken, Algorithm, Application, Approval, CodeExchange, DeviceDecision, DeviceGrant,
-    DevicePollRequest, ExpiringKind, FailureKey, FamilyId, Grant, Group, NewTokens, NotTheClients,
-    PeriodicTask, Permission, PermissionRecord, RefreshRequest, RefreshToken, Replaced, SecretKey,
-    Session, SigningKey, Storage, StoreError, StoredToken, TaskOutcome, TaskSchedule, Timestamp,
-    User, UserSaved,
+    DevicePollRequest, ExpiringKind, FailureKey, FamilyId, Grant, Group, ListedRecord, NewTokens,
+    NotTheClients, PeriodicTask, Permission, PermissionRecord, RefreshRequest, RefreshToken,
+    Replaced, SecretKey, Session, SigningKey, Storage, StoreError, StoredToken, TaskOutcome,
+    TaskSchedule, Timestamp, TokenQuery, TokenRows, TokenTable, User, UserSaved,
 };
 
 /// One test per conformance function, each given to `$run`: the backend's function that makes
@@ -39,6 +39,7 @@ macro_rules! conformance_suite {
             a_lease_is_held_by_one_holder_until_it_expires,
             cleanup_batches_delete_what_is_due_and_only_that,
             signing_keys_are_saved_and_raise_the_key_ring_version,
+            token_lists_page_filter_and_revoke,
             concurrent_failures_all_count,
             tokens_are_found_with_their_application_and_user,
             a_refresh_rotates_and_a_reuse_revokes_the_family,
@@ -1827,4 +1828,111 @@ pub async fn signing_keys_are_saved_and_raise_the_key_ring_version(seeded: Seede
     let mut keys = storage.signing_keys().await.unwrap();
     keys.sort_by(|x, y| x.kid.cmp(&y.kid));
     assert_eq!(keys, vec![retired, signing_key("b", now)]);
+}
+
+/// The admin's lists: pages newest first, filtered by application, user and state, one row
+/// by key, and revocation of selected rows as each kind is revoked.
+pub async fn token_lists_page_filter_and_revoke(seeded: Seeded) {
+    let storage = &seeded.storage;
+    let now = Timestamp(1_000 * SECOND);
+    storage
+        .issue_tokens(pair(&seeded, 1, 2, now))
+        .await
+        .unwrap();
+    storage
+        .issue_tokens(pair(&seeded, 3, 4, now))
+        .await
+        .unwrap();
+    let mut others = pair(&seeded, 5, 6, now);
+    others.access.1.application = seeded.other_application;
+    if let Some((_, refresh)) = others.refresh.as_mut() {
+        refresh.application = seeded.other_application;
+    }
+    storage.issue_tokens(others).await.unwrap();
+    let everything = TokenQuery::at(now, OAuth2Provider::default());
+    let keys = |rows: &TokenRows| {
+        rows.rows
+            .iter()
+            .map(|(key, _)| key.0[0])
+            .collect::<Vec<u8>>()
+    };
+    let first = storage
+        .token_rows(TokenTable::AccessTokens, &everything, None, 2, 100)
+        .await
+        .unwrap();
+    assert_eq!(keys(&first), vec![5, 3], "newest first");
+    assert_eq!(first.next, Some(key(3)));
+    let second = storage
+        .token_rows(TokenTable::AccessTokens, &everything, first.next, 2, 100)
+        .await
+        .unwrap();
+    assert_eq!(keys(&second), vec![1]);
+    assert_eq!(second.next, None);
+    let of_other = TokenQuery {
+        application: Some(seeded.other_application),
+        ..everything.clone()
+    };
+    let rows = storage
+        .token_rows(TokenTable::RefreshTokens, &of_other, None, 10, 100)
+        .await
+        .unwrap();
+    assert_eq!(keys(&rows), vec![6]);
+    let of_nobody = TokenQuery {
+        user: Some(8),
+        ..everything.clone()
+    };
+    let rows = storage
+        .token_rows(TokenTable::AccessTokens, &of_nobody, None, 10, 100)
+        .await
+        .unwrap();
+    assert!(rows.rows.is_empty());
+    // Revoking an access token deletes it and revokes its refresh token.
+    assert_eq!(
+        storage
+            .revoke_rows(TokenTable::AccessTokens, vec![key(1)], now)
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(
+        storage
+            .token_row(TokenTable::AccessTokens, &key(1))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let revoked = TokenQuery {
+        state: Some("revoked".to_owned()),
+        ..everything.clone()
+    };
+    let rows = storage
+        .token_rows(TokenTable::RefreshTokens, &revoked, None, 10, 100)
+        .await
+        .unwrap();
+    assert_eq!(keys(&rows), vec![2]);
+    // Revoking a refresh token revokes its family.
+    assert_eq!(
+        storage
+            .revoke_rows(TokenTable::RefreshTokens, vec![key(4), key(2)], now)
+            .await
+            .unwrap(),
+        1,
+        "the second was revoked already"
+    );
+    assert!(!live(storage, 3).await && !live(storage, 4).await);
+    assert!(live(storage, 5).await && live(storage, 6).await);
+    match storage
+        .token_row(TokenTable::RefreshTokens, &key(4))
+        .await
+        .unwrap()
+    {
+        Some(ListedRecord::Refresh(token)) => assert!(token.revoked.is_some()),
+        other => panic!("{other:?}"),
+    }
+    // The scan limit bounds a page: the rows looked at, and where to go on.
+    let bounded = storage
+        .token_rows(TokenTable::RefreshTokens, &revoked, None, 10, 1)
+        .await
+        .unwrap();
+    assert_eq!((bounded.scanned, bounded.next), (1, Some(key(6))));
 }

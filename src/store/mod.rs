@@ -17,6 +17,7 @@ mod devices;
 mod directory;
 mod failures;
 mod keys;
+mod listing;
 pub mod postgres;
 mod records;
 pub mod redb;
@@ -27,7 +28,7 @@ use std::path::PathBuf;
 
 pub use self::redb::{
     IntegrityReport, OpenReport, Prior, ReadTx, RestoreReport, SCHEMA_VERSION, Store, TokenPage,
-    TokenTable, WriteTx,
+    WriteTx,
 };
 pub use accounts::*;
 pub use applications::*;
@@ -36,6 +37,7 @@ pub use devices::*;
 pub use directory::*;
 pub use failures::*;
 pub use keys::*;
+pub use listing::*;
 pub use records::{
     AccessToken, Algorithm, Application, ClientType, Consent, ContentType, DeviceDecision,
     DeviceGrant, ExpiringKind, FamilyId, Grant, GrantType, Group, IdToken, OidcSession,
@@ -58,6 +60,7 @@ pub trait Storage:
     + TaskStorage
     + CleanupStorage
     + KeyStorage
+    + TokenListing
 {
 }
 
@@ -71,7 +74,8 @@ impl<
         + FailureLog
         + TaskStorage
         + CleanupStorage
-        + KeyStorage,
+        + KeyStorage
+        + TokenListing,
 > Storage for T
 {
 }

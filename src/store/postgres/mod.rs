@@ -14,6 +14,7 @@ mod devices;
 mod directory;
 mod failures;
 mod keys;
+mod listing;
 mod tasks;
 mod tokens;
 

@@ -10,27 +10,16 @@ use super::{
     FAMILY_ENTRY, GRANTS, ID_TOKENS, META, REFRESH_TOKENS, ReadTx, SecretKey, StoreError,
     Timestamp, WriteTx, decode, encode,
 };
-use crate::store::{AccessToken, Application, Consent, User};
+use crate::store::{AccessToken, Application, Consent, TokenTable, User};
 
-/// The token tables an admin can list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TokenTable {
-    AccessTokens,
-    RefreshTokens,
-    Grants,
-    IdTokens,
-    DeviceGrants,
-}
-
-impl TokenTable {
-    fn definition(self) -> TableDefinition<'static, [u8; 32], &'static [u8]> {
-        match self {
-            TokenTable::AccessTokens => ACCESS_TOKENS,
-            TokenTable::RefreshTokens => REFRESH_TOKENS,
-            TokenTable::Grants => GRANTS,
-            TokenTable::IdTokens => ID_TOKENS,
-            TokenTable::DeviceGrants => DEVICE_GRANTS,
-        }
+/// Where each token table the admin lists lives in the file.
+fn definition(table: TokenTable) -> TableDefinition<'static, [u8; 32], &'static [u8]> {
+    match table {
+        TokenTable::AccessTokens => ACCESS_TOKENS,
+        TokenTable::RefreshTokens => REFRESH_TOKENS,
+        TokenTable::Grants => GRANTS,
+        TokenTable::IdTokens => ID_TOKENS,
+        TokenTable::DeviceGrants => DEVICE_GRANTS,
     }
 }
 
@@ -63,7 +52,7 @@ impl ReadTx {
         scan_limit: usize,
         keep: impl Fn(&T) -> bool,
     ) -> Result<TokenPage<T>, StoreError> {
-        let table = self.txn.open_table(table.definition())?;
+        let table = self.txn.open_table(definition(table))?;
         let range = match before {
             Some(key) => table.range(..key.0)?,
             None => table.range::<[u8; 32]>(..)?,
@@ -94,7 +83,7 @@ impl ReadTx {
         table: TokenTable,
         key: &SecretKey,
     ) -> Result<Option<T>, StoreError> {
-        let table = self.txn.open_table(table.definition())?;
+        let table = self.txn.open_table(definition(table))?;
         let value = table.get(key.0)?;
         value.map(|value| decode(value.value())).transpose()
     }
@@ -107,7 +96,7 @@ impl ReadTx {
         cap: u64,
         keep: impl Fn(&T) -> bool,
     ) -> Result<u64, StoreError> {
-        let table = self.txn.open_table(table.definition())?;
+        let table = self.txn.open_table(definition(table))?;
         let mut count = 0;
         for row in table
             .iter()?
@@ -122,7 +111,7 @@ impl ReadTx {
     }
 
     pub fn token_count(&self, table: TokenTable) -> Result<u64, StoreError> {
-        Ok(self.txn.open_table(table.definition())?.len()?)
+        Ok(self.txn.open_table(definition(table))?.len()?)
     }
 
     /// How many records of `kind` are filed in the expiry index before `now` (see

@@ -14,6 +14,7 @@ mod devices;
 mod directory;
 mod failures;
 mod keys;
+mod listing;
 mod load_journal;
 mod tasks;
 mod tokens;
@@ -30,7 +31,7 @@ use redb::{
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-pub use admin::{TokenPage, TokenTable};
+pub use admin::TokenPage;
 pub use backup::{IntegrityReport, RestoreReport};
 pub use load_journal::Prior;
 use writer::{TypedJob, Writer};

@@ -6,17 +6,16 @@
 use std::marker::PhantomData;
 
 use rocket::{Route, get, post, routes};
-use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::{Answer, key_from_hex, key_hex, masked, see_other, when};
-use crate::config::OAuth2Provider;
 use crate::params::Params;
 use crate::permissions::{self, Action, Model};
 use crate::store::{
-    AccessToken, DeviceDecision, DeviceGrant, Grant, IdToken, ReadTx, RefreshToken, SecretKey,
-    StoreError, Timestamp, TokenTable, WriteTx,
+    AccessToken, DeviceGrant, Grant, IdToken, ListedRecord, RefreshToken, SecretKey, StoreError,
+    TokenQuery, TokenRows, TokenTable,
 };
+use crate::web::AppState;
 use crate::web::error::{Page, WebError};
 use crate::web::form::{CheckedForm, Query};
 use crate::web::screen::Screen;
@@ -27,179 +26,50 @@ const PAGE_ROWS: usize = 50;
 const PAGE_SCAN: usize = 20_000;
 
 /// What the lists need of each kind of record.
-trait Listed: DeserializeOwned {
+/// A token table the admin lists: where, under which permission, with which title. What a
+/// row says (its user, state, expiry) is `ListedRecord`'s.
+trait Listed {
     const TABLE: TokenTable;
-    /// The Django model whose permissions guard the list.
     const MODEL: Model;
     const PATH: &'static str;
     const TITLE: &'static str;
-    fn user(&self) -> Option<u64>;
-    fn application(&self) -> u64;
-    fn scope(&self) -> &str;
-    fn created(&self) -> Timestamp;
-    /// When it stops working (a refresh token: by today's lifetime setting).
-    fn expires(&self, provider: &OAuth2Provider) -> Option<Timestamp>;
-    fn tail(&self) -> &str {
-        ""
-    }
-    /// Revoked, used or denied, before its expiry counts.
-    fn spent(&self) -> Option<&'static str> {
-        None
-    }
-    /// Makes the record unusable; false when there was nothing live to revoke.
-    fn revoke(tx: &mut WriteTx<'_>, key: &SecretKey, now: Timestamp) -> Result<bool, StoreError>;
-
-    fn state(&self, now: Timestamp, provider: &OAuth2Provider) -> &'static str {
-        if let Some(spent) = self.spent() {
-            spent
-        } else if self.expires(provider).is_some_and(|at| at <= now) {
-            "expired"
-        } else {
-            "live"
-        }
-    }
 }
 
-/// The accessors every token record answers the same way.
-macro_rules! common_fields {
-    () => {
-        fn application(&self) -> u64 {
-            self.application
-        }
-        fn scope(&self) -> &str {
-            &self.scope
-        }
-        fn created(&self) -> Timestamp {
-            self.created
+macro_rules! listed {
+    ($record:ty, $table:ident, $model:ident, $path:literal, $title:literal) => {
+        impl Listed for $record {
+            const TABLE: TokenTable = TokenTable::$table;
+            const MODEL: Model = permissions::$model;
+            const PATH: &'static str = $path;
+            const TITLE: &'static str = $title;
         }
     };
 }
 
-impl Listed for AccessToken {
-    const MODEL: Model = permissions::ACCESS_TOKEN;
-    const TABLE: TokenTable = TokenTable::AccessTokens;
-    const PATH: &'static str = "access-tokens";
-    const TITLE: &'static str = "Access tokens";
-    fn user(&self) -> Option<u64> {
-        self.user
-    }
-    common_fields!();
-    fn expires(&self, _: &OAuth2Provider) -> Option<Timestamp> {
-        Some(self.expires)
-    }
-    fn tail(&self) -> &str {
-        &self.tail
-    }
-    fn revoke(tx: &mut WriteTx<'_>, key: &SecretKey, now: Timestamp) -> Result<bool, StoreError> {
-        Ok(tx.revoke_access_token(key, now)?.is_some())
-    }
-}
+listed!(
+    AccessToken,
+    AccessTokens,
+    ACCESS_TOKEN,
+    "access-tokens",
+    "Access tokens"
+);
+listed!(
+    RefreshToken,
+    RefreshTokens,
+    REFRESH_TOKEN,
+    "refresh-tokens",
+    "Refresh tokens"
+);
+listed!(Grant, Grants, GRANT, "grants", "Authorization codes");
+listed!(IdToken, IdTokens, ID_TOKEN, "id-tokens", "ID tokens");
+listed!(
+    DeviceGrant,
+    DeviceGrants,
+    DEVICE_GRANT,
+    "device-grants",
+    "Device grants"
+);
 
-impl Listed for RefreshToken {
-    const MODEL: Model = permissions::REFRESH_TOKEN;
-    const TABLE: TokenTable = TokenTable::RefreshTokens;
-    const PATH: &'static str = "refresh-tokens";
-    const TITLE: &'static str = "Refresh tokens";
-    fn user(&self) -> Option<u64> {
-        self.user
-    }
-    common_fields!();
-    fn expires(&self, provider: &OAuth2Provider) -> Option<Timestamp> {
-        crate::rules::refresh_token_expires_at(self, provider)
-    }
-    fn tail(&self) -> &str {
-        &self.tail
-    }
-    fn spent(&self) -> Option<&'static str> {
-        self.revoked.map(|_| "revoked")
-    }
-    /// As `/o/revoke_token/` does: the whole grant family goes.
-    fn revoke(tx: &mut WriteTx<'_>, key: &SecretKey, now: Timestamp) -> Result<bool, StoreError> {
-        match tx.refresh_token(key)? {
-            Some(token) if token.revoked.is_none() => Ok(tx.revoke_family(token.family, now)? > 0),
-            _ => Ok(false),
-        }
-    }
-}
-
-impl Listed for Grant {
-    const MODEL: Model = permissions::GRANT;
-    const TABLE: TokenTable = TokenTable::Grants;
-    const PATH: &'static str = "grants";
-    const TITLE: &'static str = "Authorization codes";
-    fn user(&self) -> Option<u64> {
-        Some(self.user)
-    }
-    common_fields!();
-    fn expires(&self, _: &OAuth2Provider) -> Option<Timestamp> {
-        Some(self.expires)
-    }
-    fn spent(&self) -> Option<&'static str> {
-        self.used.map(|_| "used")
-    }
-    /// An unused code is deleted, so no exchange can find it.
-    fn revoke(tx: &mut WriteTx<'_>, key: &SecretKey, _: Timestamp) -> Result<bool, StoreError> {
-        match tx.grant(key)? {
-            Some(grant) if grant.used.is_none() => tx.delete_grant(key),
-            _ => Ok(false),
-        }
-    }
-}
-
-impl Listed for IdToken {
-    const MODEL: Model = permissions::ID_TOKEN;
-    const TABLE: TokenTable = TokenTable::IdTokens;
-    const PATH: &'static str = "id-tokens";
-    const TITLE: &'static str = "ID tokens";
-    fn user(&self) -> Option<u64> {
-        self.user
-    }
-    common_fields!();
-    fn expires(&self, _: &OAuth2Provider) -> Option<Timestamp> {
-        Some(self.expires)
-    }
-    /// The signed token is with the client; its record goes, so it no longer serves as an
-    /// `id_token_hint` (DOT's `IDToken.revoke`).
-    fn revoke(tx: &mut WriteTx<'_>, key: &SecretKey, _: Timestamp) -> Result<bool, StoreError> {
-        tx.delete_id_token(key)
-    }
-}
-
-impl Listed for DeviceGrant {
-    const MODEL: Model = permissions::DEVICE_GRANT;
-    const TABLE: TokenTable = TokenTable::DeviceGrants;
-    const PATH: &'static str = "device-grants";
-    const TITLE: &'static str = "Device grants";
-    fn user(&self) -> Option<u64> {
-        match self.decision {
-            DeviceDecision::Approved { user, .. } => Some(user),
-            _ => None,
-        }
-    }
-    common_fields!();
-    fn expires(&self, _: &OAuth2Provider) -> Option<Timestamp> {
-        Some(self.expires)
-    }
-    fn spent(&self) -> Option<&'static str> {
-        match self.decision {
-            DeviceDecision::Denied => Some("denied"),
-            _ => None,
-        }
-    }
-    /// The device's next poll answers `access_denied`.
-    fn revoke(tx: &mut WriteTx<'_>, key: &SecretKey, _: Timestamp) -> Result<bool, StoreError> {
-        match tx.device_grant(key)? {
-            Some(mut grant) if grant.decision != DeviceDecision::Denied => {
-                grant.decision = DeviceDecision::Denied;
-                tx.put_device_grant(key, &grant)?;
-                Ok(true)
-            }
-            _ => Ok(false),
-        }
-    }
-}
-
-/// The list's filters, from the query string; names resolved to ids.
 struct Filters {
     username: String,
     client_id: String,
@@ -240,22 +110,23 @@ impl Filters {
 }
 
 /// Names of users and applications, looked up once per page.
-struct Names<'t> {
-    tx: &'t ReadTx,
+/// Usernames and client ids for the rows, each looked up once per page.
+struct Names<'a> {
+    state: &'a AppState,
     users: std::collections::HashMap<u64, String>,
     applications: std::collections::HashMap<u64, String>,
 }
 
-impl<'t> Names<'t> {
-    fn new(tx: &'t ReadTx) -> Self {
+impl<'a> Names<'a> {
+    fn new(state: &'a AppState) -> Self {
         Self {
-            tx,
+            state,
             users: Default::default(),
             applications: Default::default(),
         }
     }
 
-    fn user(&mut self, id: Option<u64>) -> Result<String, StoreError> {
+    async fn user(&mut self, id: Option<u64>) -> Result<String, StoreError> {
         let Some(id) = id else {
             return Ok("—".to_owned());
         };
@@ -263,46 +134,50 @@ impl<'t> Names<'t> {
             return Ok(name.clone());
         }
         let name = self
-            .tx
-            .user(id)?
+            .state
+            .accounts
+            .user(id)
+            .await?
             .map_or_else(|| format!("#{id}"), |user| user.username);
         self.users.insert(id, name.clone());
         Ok(name)
     }
 
-    fn application(&mut self, id: u64) -> Result<String, StoreError> {
+    async fn application(&mut self, id: u64) -> Result<String, StoreError> {
         if let Some(name) = self.applications.get(&id) {
             return Ok(name.clone());
         }
         let name = self
-            .tx
-            .application(id)?
+            .state
+            .applications
+            .get(id)
+            .await?
             .map_or_else(|| format!("#{id} (deleted)"), |app| app.client_id);
         self.applications.insert(id, name.clone());
         Ok(name)
     }
 }
 
-fn row_of<T: Listed>(
+async fn row_of(
+    table: TokenTable,
     key: &SecretKey,
-    record: &T,
+    record: &ListedRecord,
     names: &mut Names<'_>,
-    now: Timestamp,
-    provider: &OAuth2Provider,
+    query: &TokenQuery,
 ) -> Result<Value, StoreError> {
     Ok(json!({
         "key": key_hex(key),
-        "value": if matches!(T::TABLE, TokenTable::AccessTokens | TokenTable::RefreshTokens) {
+        "value": if matches!(table, TokenTable::AccessTokens | TokenTable::RefreshTokens) {
             masked(record.tail())
         } else {
             "—".to_owned()
         },
-        "user": names.user(record.user())?,
-        "application": names.application(record.application())?,
+        "user": names.user(record.user()).await?,
+        "application": names.application(record.application()).await?,
         "scope": record.scope(),
         "created": record.created().to_rfc3339(),
-        "expires": when(record.expires(provider)),
-        "state": record.state(now, provider),
+        "expires": when(record.expires(&query.provider)),
+        "state": record.state(query.now, &query.provider),
     }))
 }
 
@@ -312,39 +187,39 @@ async fn list_page<T: Listed>(
     message: Option<&str>,
 ) -> Result<Page, WebError> {
     let filters = Filters::from(params)?;
-    let now = Timestamp::from_datetime(screen.state.clock.now());
-    let provider = &screen.state.settings.oauth2_provider;
-    let (rows, next, scanned, unknown) = screen.state.store.read(|tx| {
-        let user = if filters.username.is_empty() {
-            None
-        } else {
-            match tx.user_by_username(&filters.username)? {
-                Some(user) => Some(user.id),
-                None => return Ok((Vec::new(), None, 0, Some("user"))),
-            }
-        };
-        let application = if filters.client_id.is_empty() {
-            None
-        } else {
-            match tx.application_by_client_id(&filters.client_id)? {
-                Some(app) => Some(app.id),
-                None => return Ok((Vec::new(), None, 0, Some("application"))),
-            }
-        };
-        let state = filters.state.as_str();
-        let page =
-            tx.token_page::<T>(T::TABLE, filters.before, PAGE_ROWS, PAGE_SCAN, |record| {
-                user.is_none_or(|user| record.user() == Some(user))
-                    && application.is_none_or(|app| record.application() == app)
-                    && (state.is_empty() || record.state(now, provider) == state)
-            })?;
-        let mut names = Names::new(tx);
-        let mut rows = Vec::with_capacity(page.rows.len());
-        for (key, record) in &page.rows {
-            rows.push(row_of(key, record, &mut names, now, provider)?);
+    let state = screen.state;
+    let mut query = state.oauth.token_query();
+    let mut unknown = None;
+    if !filters.username.is_empty() {
+        match state.accounts.user_named(&filters.username).await? {
+            Some(user) => query.user = Some(user.id),
+            None => unknown = Some("user"),
         }
-        Ok((rows, page.next, page.scanned, None))
-    })?;
+    }
+    if !filters.client_id.is_empty() {
+        match state.applications.by_client_id(&filters.client_id).await? {
+            Some(application) => query.application = Some(application.id),
+            None => unknown = unknown.or(Some("application")),
+        }
+    }
+    if !filters.state.is_empty() {
+        query.state = Some(filters.state.clone());
+    }
+    let page = match unknown {
+        Some(_) => TokenRows::default(),
+        None => {
+            state
+                .oauth
+                .token_rows(T::TABLE, &query, filters.before, PAGE_ROWS, PAGE_SCAN)
+                .await?
+        }
+    };
+    let mut names = Names::new(state);
+    let mut rows = Vec::with_capacity(page.rows.len());
+    for (key, record) in &page.rows {
+        rows.push(row_of(T::TABLE, key, record, &mut names, &query).await?);
+    }
+    let (next, scanned) = (page.next, page.scanned);
     let notice = unknown.map(|what| format!("There is no such {what}."));
     screen.render(
         "admin_tokens.html.tera",
@@ -400,21 +275,9 @@ async fn revoke_selected<T: Listed>(
             )?
             .into());
     }
-    let now = Timestamp::from_datetime(screen.state.clock.now());
     let selected = keys.len();
-    let revoked = screen
-        .state
-        .store
-        .write(move |tx| {
-            let mut revoked = 0;
-            for key in &keys {
-                if T::revoke(tx, key, now)? {
-                    revoked += 1;
-                }
-            }
-            Ok(revoked)
-        })
-        .await?;
+    let revoked = screen.state.oauth.revoke_rows(T::TABLE, keys).await?;
+    let revoked = usize::try_from(revoked).unwrap_or(usize::MAX);
     screen.audit(
         &format!("{} revoked", T::TITLE.to_lowercase()),
         &format!("{revoked} of {selected} selected"),
@@ -426,16 +289,14 @@ async fn revoke_selected<T: Listed>(
 async fn detail_page<T: Listed>(screen: &Screen<'_>, key_text: &str) -> Result<Page, WebError> {
     const NO_RECORD: WebError = WebError::NotFound("There is no such record.");
     let key = key_from_hex(key_text).ok_or(NO_RECORD)?;
-    let now = Timestamp::from_datetime(screen.state.clock.now());
-    let provider = &screen.state.settings.oauth2_provider;
-    let row = screen.state.store.read(|tx| {
-        let found = tx.token_record::<T>(T::TABLE, &key)?;
-        let mut names = Names::new(tx);
-        found
-            .map(|record| row_of(&key, &record, &mut names, now, provider))
-            .transpose()
-    })?;
-    let row = row.ok_or(NO_RECORD)?;
+    let state = screen.state;
+    let record = state
+        .oauth
+        .token_row(T::TABLE, &key)
+        .await?
+        .ok_or(NO_RECORD)?;
+    let query = state.oauth.token_query();
+    let row = row_of(T::TABLE, &key, &record, &mut Names::new(state), &query).await?;
     screen.render(
         "admin_token.html.tera",
         json!({"section": T::PATH, "title": T::TITLE, "path": T::PATH, "row": row}),
