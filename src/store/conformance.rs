@@ -155,6 +155,16 @@ fn pair(seeded: &Seeded, access: u8, refresh: u8, now: Timestamp) -> NewTokens {
     }
 }
 
+/// `pair`, issued to the other application.
+fn pair_of_other(seeded: &Seeded, access: u8, refresh: u8, now: Timestamp) -> NewTokens {
+    let mut tokens = pair(seeded, access, refresh, now);
+    tokens.access.1.application = seeded.other_application;
+    if let Some((_, token)) = tokens.refresh.as_mut() {
+        token.application = seeded.other_application;
+    }
+    tokens
+}
+
 fn refresh_request(seeded: &Seeded, presented: u8, minted: u8, now: Timestamp) -> RefreshRequest {
     RefreshRequest {
         presented: key(presented),
@@ -1240,12 +1250,10 @@ pub async fn deleting_an_application_takes_what_was_issued_to_it(seeded: Seeded)
         })
         .await
         .unwrap();
-    let mut others = pair(&seeded, 3, 4, now);
-    others.access.1.application = seeded.other_application;
-    if let Some((_, refresh)) = others.refresh.as_mut() {
-        refresh.application = seeded.other_application;
-    }
-    storage.issue_tokens(others).await.unwrap();
+    storage
+        .issue_tokens(pair_of_other(&seeded, 3, 4, now))
+        .await
+        .unwrap();
     assert!(
         storage
             .delete_application(seeded.application)
@@ -1460,12 +1468,10 @@ pub async fn revoking_a_users_tokens_for_one_client_leaves_the_others(seeded: Se
         .issue_tokens(pair(&seeded, 1, 2, now))
         .await
         .unwrap();
-    let mut others = pair(&seeded, 3, 4, now);
-    others.access.1.application = seeded.other_application;
-    if let Some((_, refresh)) = others.refresh.as_mut() {
-        refresh.application = seeded.other_application;
-    }
-    storage.issue_tokens(others).await.unwrap();
+    storage
+        .issue_tokens(pair_of_other(&seeded, 3, 4, now))
+        .await
+        .unwrap();
     storage
         .approve(Approval {
             consent: Some((
@@ -1843,12 +1849,10 @@ pub async fn token_lists_page_filter_and_revoke(seeded: Seeded) {
         .issue_tokens(pair(&seeded, 3, 4, now))
         .await
         .unwrap();
-    let mut others = pair(&seeded, 5, 6, now);
-    others.access.1.application = seeded.other_application;
-    if let Some((_, refresh)) = others.refresh.as_mut() {
-        refresh.application = seeded.other_application;
-    }
-    storage.issue_tokens(others).await.unwrap();
+    storage
+        .issue_tokens(pair_of_other(&seeded, 5, 6, now))
+        .await
+        .unwrap();
     let everything = TokenQuery::at(now, OAuth2Provider::default());
     let keys = |rows: &TokenRows| {
         rows.rows
