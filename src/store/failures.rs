@@ -55,8 +55,9 @@ pub struct MemoryFailures {
     failures: Mutex<FailureTimes>,
 }
 
-/// Failure times by scope and key name, oldest first.
-type FailureTimes = HashMap<(String, String), VecDeque<Timestamp>>;
+/// Failure times by scope, then key name, oldest first (nested, so that a lookup by `&str`
+/// allocates nothing: a check runs on every client authentication).
+type FailureTimes = HashMap<String, HashMap<String, VecDeque<Timestamp>>>;
 
 impl std::fmt::Debug for MemoryFailures {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -83,15 +84,18 @@ impl FailureLog for MemoryFailures {
         since: Timestamp,
     ) -> Result<Vec<Vec<Timestamp>>, StoreError> {
         let failures = self.lock()?;
+        let of_scope = failures.get(scope);
         Ok(keys
             .iter()
             .map(|key| {
-                let recent: Vec<Timestamp> = failures
-                    .get(&(scope.to_owned(), key.name.clone()))
-                    .map(|times| times.iter().copied().filter(|at| *at > since).collect())
-                    .unwrap_or_default();
+                let Some(times) = of_scope.and_then(|keys| keys.get(key.name.as_str())) else {
+                    return Vec::new();
+                };
+                let mut recent: Vec<Timestamp> =
+                    times.iter().copied().filter(|at| *at > since).collect();
                 let skip = recent.len().saturating_sub(key.keep);
-                recent[skip..].to_vec()
+                recent.drain(..skip);
+                recent
             })
             .collect())
     }
@@ -104,13 +108,12 @@ impl FailureLog for MemoryFailures {
         expired_before: Timestamp,
     ) -> Result<(), StoreError> {
         let mut failures = self.lock()?;
-        if failures.len() > SWEEP_THRESHOLD {
-            failures.retain(|_, times| times.back().is_some_and(|last| *last > expired_before));
+        let of_scope = failures.entry(scope.to_owned()).or_default();
+        if of_scope.len() > SWEEP_THRESHOLD {
+            of_scope.retain(|_, times| times.back().is_some_and(|last| *last > expired_before));
         }
         for key in keys {
-            let times = failures
-                .entry((scope.to_owned(), key.name.clone()))
-                .or_default();
+            let times = of_scope.entry(key.name.clone()).or_default();
             while times.front().is_some_and(|first| *first <= expired_before)
                 || times.len() >= key.keep.max(1)
             {
@@ -122,7 +125,9 @@ impl FailureLog for MemoryFailures {
     }
 
     async fn forget_failures(&self, scope: &str, key: &str) -> Result<(), StoreError> {
-        self.lock()?.remove(&(scope.to_owned(), key.to_owned()));
+        if let Some(of_scope) = self.lock()?.get_mut(scope) {
+            of_scope.remove(key);
+        }
         Ok(())
     }
 }
