@@ -7,7 +7,8 @@ use rocket::request::{self, FromRequest, Request};
 use rocket::response::{self, Responder, Response};
 use rocket::{Route, State, options, routes};
 
-use crate::store::{Application, ApplicationStorage};
+use crate::applications::Applications;
+use crate::store::Application;
 use crate::web::AppState;
 
 /// The request's `Origin` header.
@@ -42,12 +43,12 @@ impl Origin {
     /// The origin, when the client named `client_id` allows it.
     pub async fn allowed_for(
         &self,
-        store: &dyn ApplicationStorage,
+        applications: &Applications,
         client_id: Option<&str>,
     ) -> Option<String> {
         let origin = self.0.as_deref()?;
         let client_id = client_id?;
-        let application = store.application_by_client_id(client_id).await.ok()??;
+        let application = applications.by_client_id(client_id).await.ok()??;
         application_allows(&application, origin).then(|| origin.to_owned())
     }
 }

@@ -32,7 +32,7 @@ async fn form_with_cors(
     let params = form?.0;
     let cors = origin
         .allowed_for(
-            &state.store,
+            &state.applications,
             named_client(authorization, &params).as_deref(),
         )
         .await;
@@ -125,7 +125,9 @@ async fn introspect_with(
             .map(|(_, application)| application.client_id),
         None => named_client(&authorization, &params),
     };
-    let cors = origin.allowed_for(&state.store, caller.as_deref()).await;
+    let cors = origin
+        .allowed_for(&state.applications, caller.as_deref())
+        .await;
     let answer = introspect_checked(params, authorization, request_origin, ip, state).await;
     Cors::new(answer, cors)
 }

@@ -5,7 +5,7 @@
 use rocket::{Route, get, post, routes};
 use serde_json::json;
 
-use crate::accounts::{self, AccountError};
+use crate::accounts::AccountError;
 use crate::store::SecretKey;
 use crate::web::error::{Page, WebError};
 use crate::web::form::CheckedForm;
@@ -55,14 +55,10 @@ async fn change(
         Err(other) => return Err(other.into()),
     }
     let keep = SecretKey::of(&screen.who.cookie_value);
-    match accounts::change_password(
-        &state.store,
-        &state.hasher,
-        username,
-        new.to_owned(),
-        Some(keep),
-    )
-    .await
+    match state
+        .accounts
+        .change_password(username, new.to_owned(), Some(keep))
+        .await
     {
         Ok(()) => {
             screen.audit("own password changed", &screen.who.user.username);
