@@ -23,4 +23,5 @@ pub use device::{DeviceAuthorization, DeviceRequest, display_user_code, normaliz
 pub use error::{BearerError, OAuthError};
 pub use openid::{ClaimsRequest, IdTokenContext, IdTokenSigner, application_refusal, is_openid};
 pub use scope::{has_scope, resolve_scope};
+pub use token_admin::AuthorizedApplication;
 pub use tokens::{Introspection, OAuth, TokenResponse};

@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 
-use super::{AccessToken, Consent, Grant, IdToken, SecretKey, StoreError, Timestamp};
+use super::{AccessToken, Consent, Grant, IdToken, SecretKey, StoreError, StoredToken, Timestamp};
 use crate::config::OAuth2Provider;
 use crate::rules::CodeRefusal;
 
@@ -33,8 +33,19 @@ pub struct CodeExchange {
     pub id_token_jti: Option<String>,
 }
 
+/// What a user holds and granted (`/o/authorized_tokens/`): their access and refresh tokens
+/// as stored (live or not: the caller judges) and their consents by application id.
+#[derive(Debug, Clone, Default)]
+pub struct UserGrants {
+    pub tokens: Vec<StoredToken>,
+    pub consents: Vec<(u64, Consent)>,
+}
+
 #[async_trait]
 pub trait CodeStorage: Send + Sync {
+    /// Everything `user` holds and granted, read together.
+    async fn grants_of_user(&self, user: u64) -> Result<UserGrants, StoreError>;
+
     /// What `user` has approved for `application`.
     async fn consent(&self, user: u64, application: u64) -> Result<Option<Consent>, StoreError>;
 

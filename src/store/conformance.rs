@@ -40,6 +40,7 @@ macro_rules! conformance_suite {
             cleanup_batches_delete_what_is_due_and_only_that,
             signing_keys_are_saved_and_raise_the_key_ring_version,
             token_lists_page_filter_and_revoke,
+            a_users_grants_are_their_tokens_and_consents,
             concurrent_failures_all_count,
             tokens_are_found_with_their_application_and_user,
             a_refresh_rotates_and_a_reuse_revokes_the_family,
@@ -1939,4 +1940,42 @@ pub async fn token_lists_page_filter_and_revoke(seeded: Seeded) {
         .await
         .unwrap();
     assert_eq!((bounded.scanned, bounded.next), (1, Some(key(6))));
+}
+
+/// What a user holds and granted, read together; another user's are not in it.
+pub async fn a_users_grants_are_their_tokens_and_consents(seeded: Seeded) {
+    let storage = &seeded.storage;
+    let now = Timestamp(1_000 * SECOND);
+    storage
+        .issue_tokens(pair(&seeded, 1, 2, now))
+        .await
+        .unwrap();
+    storage
+        .approve(Approval {
+            consent: Some((
+                seeded.user,
+                seeded.other_application,
+                "read".to_owned(),
+                now,
+            )),
+            ..Approval::default()
+        })
+        .await
+        .unwrap();
+    let grants = storage.grants_of_user(seeded.user).await.unwrap();
+    let mut kinds: Vec<&str> = grants
+        .tokens
+        .iter()
+        .map(|token| match token {
+            StoredToken::Access(_) => "access",
+            StoredToken::Refresh(_) => "refresh",
+        })
+        .collect();
+    kinds.sort_unstable();
+    assert_eq!(kinds, vec!["access", "refresh"]);
+    assert_eq!(grants.consents.len(), 1);
+    assert_eq!(grants.consents[0].0, seeded.other_application);
+    assert_eq!(grants.consents[0].1.scope, "read");
+    let none = storage.grants_of_user(8).await.unwrap();
+    assert!(none.tokens.is_empty() && none.consents.is_empty());
 }

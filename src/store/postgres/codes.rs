@@ -13,8 +13,8 @@ use super::{PgStore, json, pg_id, record};
 use crate::config::OAuth2Provider;
 use crate::rules::{self, CodeRefusal};
 use crate::store::{
-    Approval, CodeExchange, CodeStorage, Consent, Grant, IdToken, OidcSession, SecretKey,
-    StoreError, Timestamp, User,
+    AccessToken, Approval, CodeExchange, CodeStorage, Consent, Grant, IdToken, OidcSession,
+    RefreshToken, SecretKey, StoreError, StoredToken, Timestamp, User, UserGrants,
 };
 
 const PUT_GRANT: &str = "INSERT INTO oxidot_grants
@@ -98,6 +98,48 @@ impl CodeStorage for PgStore {
             Some(row) => record(&row, 0),
             None => Ok(None),
         }
+    }
+
+    async fn grants_of_user(&self, user: u64) -> Result<UserGrants, StoreError> {
+        let client = self.client().await?;
+        let user = pg_id(user)?;
+        let mut grants = UserGrants::default();
+        for row in client
+            .query(
+                "SELECT record FROM oxidot_access_tokens WHERE user_id = $1",
+                &[&user],
+            )
+            .await?
+        {
+            grants
+                .tokens
+                .extend(record::<AccessToken>(&row, 0)?.map(StoredToken::Access));
+        }
+        for row in client
+            .query(
+                "SELECT record FROM oxidot_refresh_tokens WHERE user_id = $1",
+                &[&user],
+            )
+            .await?
+        {
+            grants
+                .tokens
+                .extend(record::<RefreshToken>(&row, 0)?.map(StoredToken::Refresh));
+        }
+        for row in client
+            .query(
+                "SELECT application, record FROM oxidot_consents WHERE user_id = $1
+                 ORDER BY application",
+                &[&user],
+            )
+            .await?
+        {
+            let application: i64 = row.get(0);
+            if let Some(consent) = record::<Consent>(&row, 1)? {
+                grants.consents.push((application.unsigned_abs(), consent));
+            }
+        }
+        Ok(grants)
     }
 
     async fn withdraw_consent(

@@ -6,14 +6,31 @@ use super::{Store, WriteTx};
 use crate::config::OAuth2Provider;
 use crate::rules::{self, CodeRefusal};
 use crate::store::{
-    Approval, CodeExchange, CodeStorage, Consent, Grant, IdToken, OidcSession, StoreError,
-    Timestamp,
+    Approval, CodeExchange, CodeStorage, Consent, ExpiringKind, Grant, IdToken, OidcSession,
+    StoreError, StoredToken, Timestamp, UserGrants,
 };
 
 #[async_trait]
 impl CodeStorage for Store {
     async fn consent(&self, user: u64, application: u64) -> Result<Option<Consent>, StoreError> {
         self.read(|tx| tx.consent(user, application))
+    }
+
+    async fn grants_of_user(&self, user: u64) -> Result<UserGrants, StoreError> {
+        self.read(|tx| {
+            let mut tokens = Vec::new();
+            for (kind, key) in tx.token_keys_of_user(user)? {
+                let found = match kind {
+                    ExpiringKind::AccessToken => tx.access_token(&key)?.map(StoredToken::Access),
+                    _ => tx.refresh_token(&key)?.map(StoredToken::Refresh),
+                };
+                tokens.extend(found);
+            }
+            Ok(UserGrants {
+                tokens,
+                consents: tx.consents_of(user)?,
+            })
+        })
     }
 
     async fn withdraw_consent(

@@ -1,14 +1,11 @@
 //! DOT's pages for every signed-in user: `/o/applications/` (register and manage their own
 //! clients; never another user's) and `/o/authorized_tokens/` (what they granted, revocable).
 
-use std::collections::BTreeMap;
-
 use rocket::{Route, get, post, routes};
 use serde_json::{Value, json};
 
 use crate::applications::{ApplicationForm, Registrar};
-use crate::rules;
-use crate::store::{Application, ExpiringKind, Timestamp};
+use crate::store::Application;
 use crate::web::AppState;
 use crate::web::application_editor::{Done, Pages, summary};
 use crate::web::error::{Page, WebError};
@@ -171,72 +168,27 @@ async fn delete(
 }
 
 /// What the user granted, per application: the scopes of their live tokens and consents.
-fn grants_of(state: &AppState, user: u64) -> Result<Vec<Value>, WebError> {
-    let now = Timestamp::from_datetime(state.clock.now());
-    Ok(state.store.read(|tx| {
-        let mut by_application: BTreeMap<u64, (std::collections::BTreeSet<String>, u64)> =
-            BTreeMap::new();
-        for (kind, key) in tx.token_keys_of_user(user)? {
-            let found = match kind {
-                ExpiringKind::AccessToken => tx
-                    .access_token(&key)?
-                    .filter(|token| rules::access_token_unexpired(token, now))
-                    .map(|token| (token.application, token.scope)),
-                // The refresh grant's own rule (`refresh_token_expire_seconds` counts from
-                // creation), so a token it refuses is not listed as live.
-                _ => tx
-                    .refresh_token(&key)?
-                    .filter(|token| {
-                        rules::refresh_token_unrevoked_and_unexpired(
-                            token,
-                            &state.settings.oauth2_provider,
-                            now,
-                        )
-                    })
-                    .map(|token| (token.application, token.scope)),
-            };
-            if let Some((application, scope)) = found {
-                let entry = by_application.entry(application).or_default();
-                entry.0.extend(
-                    scope
-                        .split(' ')
-                        .filter(|s| !s.is_empty())
-                        .map(str::to_owned),
-                );
-                entry.1 += 1;
-            }
-        }
-        for (application, consent) in tx.consents_of(user)? {
-            let entry = by_application.entry(application).or_default();
-            entry.0.extend(
-                consent
-                    .scope
-                    .split(' ')
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_owned),
-            );
-        }
-        let mut rows = Vec::new();
-        for (id, (scopes, tokens)) in by_application {
-            let Some(application) = tx.application(id)? else {
-                continue;
-            };
-            let scope: Vec<String> = scopes.into_iter().collect();
-            rows.push(json!({
-                "id": id,
-                "name": crate::web::application_label(&application),
-                "scopes": crate::web::scope_descriptions(&state.settings, &scope.join(" ")),
-                "tokens": tokens,
-            }));
-        }
-        Ok(rows)
-    })?)
+async fn grants_of(state: &AppState, user: u64) -> Result<Vec<Value>, WebError> {
+    Ok(state
+        .oauth
+        .authorized_applications(user)
+        .await?
+        .into_iter()
+        .map(|authorized| {
+            json!({
+                "id": authorized.application.id,
+                "name": crate::web::application_label(&authorized.application),
+                "scopes": crate::web::scope_descriptions(&state.settings, &authorized.scope),
+                "tokens": authorized.tokens,
+            })
+        })
+        .collect())
 }
 
 #[get("/o/authorized_tokens")]
 async fn authorized(screen: Member<'_>) -> Result<Page, WebError> {
     let state = screen.state;
-    let grants = grants_of(state, screen.who.user.id)?;
+    let grants = grants_of(state, screen.who.user.id).await?;
     screen.render(
         "o_authorized_tokens.html.tera",
         json!({"grants": grants}),
@@ -256,7 +208,7 @@ async fn revoke(
     if params.single("confirm")? != Some("yes") {
         // Only an application the user granted something to is named: any other id (an
         // application of someone else's, or none) answers as if it did not exist.
-        let granted = grants_of(state, user)?;
+        let granted = grants_of(state, user).await?;
         let Some(row) = granted.iter().find(|row| row["id"] == id) else {
             return Err(NO_APPLICATION);
         };
