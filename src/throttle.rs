@@ -61,6 +61,18 @@ fn ip_of(ip: Option<&str>) -> &str {
     ip.unwrap_or("unknown")
 }
 
+/// The failure key of one principal (lowercased) from one IP.
+fn source_name(principal: &str, ip: Option<&str>) -> String {
+    format!("source {} {principal}", ip_of(ip))
+}
+
+/// The counting window in microseconds.
+fn window_micros(limits: &LoginThrottle) -> i64 {
+    i64::try_from(limits.window_seconds)
+        .unwrap_or(i64::MAX / MICROS)
+        .saturating_mul(MICROS)
+}
+
 impl Throttle {
     pub fn new(
         scope: &'static str,
@@ -77,9 +89,7 @@ impl Throttle {
     }
 
     fn window(&self) -> i64 {
-        i64::try_from(self.limits.window_seconds)
-            .unwrap_or(i64::MAX / MICROS)
-            .saturating_mul(MICROS)
+        window_micros(&self.limits)
     }
 
     fn now(&self) -> Timestamp {
@@ -90,15 +100,14 @@ impl Throttle {
     /// to remember. An IP has no spaces, so the names cannot be confused.
     fn keys(&self, principal: &str, ip: Option<&str>) -> [FailureKey; 3] {
         let principal = principal.to_lowercase();
-        let ip = ip_of(ip);
         let cap = |limit: u32| usize::try_from(limit).unwrap_or(usize::MAX).max(1);
         [
             FailureKey {
-                name: format!("source {ip} {principal}"),
+                name: source_name(&principal, ip),
                 keep: cap(self.limits.max_failures_per_source),
             },
             FailureKey {
-                name: format!("ip {ip}"),
+                name: format!("ip {}", ip_of(ip)),
                 keep: cap(self.limits.max_failures_per_ip),
             },
             // Enough past the slow-down point to reach the longest delay.
@@ -157,17 +166,17 @@ impl Throttle {
         principal: &str,
         ip: Option<&str>,
     ) -> Result<(), StoreError> {
-        let [source, _, _] = self.keys(principal, ip);
-        self.log.forget_failures(self.scope, &source.name).await
+        // Only the source's name: a success runs on every good login and client
+        // authentication, so the other two keys are not built.
+        let source = source_name(&principal.to_lowercase(), ip);
+        self.log.forget_failures(self.scope, &source).await
     }
 }
 
 /// The verdict on an attempt at `now`, given the recent failures (inside the window, oldest
 /// first) of its source, its IP and its principal, in that order.
 pub fn verdict(limits: &LoginThrottle, recent: &[Vec<Timestamp>], now: Timestamp) -> Verdict {
-    let window = i64::try_from(limits.window_seconds)
-        .unwrap_or(i64::MAX / MICROS)
-        .saturating_mul(MICROS);
+    let window = window_micros(limits);
     let empty = Vec::new();
     let of = |n: usize| recent.get(n).unwrap_or(&empty);
     let mut retry_after = None;
