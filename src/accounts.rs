@@ -13,8 +13,8 @@ use crate::passwords::{Hasher, PasswordError};
 use crate::permissions::{Granted, NaturalKey};
 use crate::random::{self, RandomError};
 use crate::store::{
-    AccountStorage, ApplicationStorage, DirectoryStorage, Group, Permission, PermissionRecord,
-    SecretKey, Session, Store, StoreError, Timestamp, User, UserSaved,
+    AccountStorage, ApplicationStorage, Group, Permission, PermissionRecord, SecretKey, Session,
+    SharedStorage, StoreError, Timestamp, User, UserSaved,
 };
 use crate::throttle::{Refused, Throttle};
 
@@ -48,7 +48,7 @@ pub struct NewSession {
 }
 
 pub struct Accounts {
-    store: Store,
+    store: SharedStorage,
     hasher: Hasher,
     throttle: Throttle,
     clock: Clock,
@@ -56,13 +56,18 @@ pub struct Accounts {
 }
 
 impl Accounts {
-    pub fn new(store: Store, hasher: Hasher, settings: &Settings, clock: Clock) -> Arc<Self> {
+    pub fn new(
+        store: SharedStorage,
+        hasher: Hasher,
+        settings: &Settings,
+        clock: Clock,
+    ) -> Arc<Self> {
         Arc::new(Self {
             throttle: Throttle::new(
                 "login",
                 settings.login_throttle.clone(),
                 clock.clone(),
-                Arc::new(store.clone()),
+                store.clone(),
             ),
             store,
             hasher,
@@ -71,7 +76,7 @@ impl Accounts {
         })
     }
 
-    pub fn store(&self) -> &Store {
+    pub fn store(&self) -> &SharedStorage {
         &self.store
     }
 
@@ -101,7 +106,7 @@ impl Accounts {
             }
             Err(Refused::Store(error)) => return Err(error.into()),
         }
-        let user = AccountStorage::user_by_username(&self.store, username).await?;
+        let user = self.store.user_by_username(username).await?;
         let stored_hash = user.as_ref().map(|user| user.password.clone());
         let verification = self.hasher.verify(password.to_owned(), stored_hash).await?;
         let Some(user) = user.filter(|user| verification.matches && user.is_active) else {
@@ -181,7 +186,7 @@ impl Accounts {
     }
 
     pub async fn user_named(&self, username: &str) -> Result<Option<User>, StoreError> {
-        AccountStorage::user_by_username(&self.store, username).await
+        self.store.user_by_username(username).await
     }
 
     /// Every user, by id.
@@ -192,7 +197,7 @@ impl Accounts {
     /// Creates an active account with Django's rules (see `create_user`).
     pub async fn create_user(&self, new: NewUser) -> Result<User, AccountError> {
         let now = Timestamp::from_datetime(self.clock.now());
-        create_user(&self.store, &self.hasher, new, now).await
+        create_user(&*self.store, &self.hasher, new, now).await
     }
 
     /// Sets a password (see `change_password`).
@@ -202,7 +207,7 @@ impl Accounts {
         password: String,
         keep: Option<SecretKey>,
     ) -> Result<(), AccountError> {
-        change_password(&self.store, &self.hasher, username, password, keep).await
+        change_password(&*self.store, &self.hasher, username, password, keep).await
     }
 
     /// Saves `user` as an admin edited it. A user who stops being active loses every session

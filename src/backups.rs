@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::store::{Store, StoreError, Timestamp};
+use crate::store::{Storage, StoreError, Timestamp};
 
 const PREFIX: &str = "oxidot-";
 const SUFFIX: &str = ".redb";
@@ -23,9 +23,8 @@ fn file_name(at: Timestamp) -> String {
 }
 
 /// Copies the database to `destination`: that file, or a time-named file in that directory.
-/// Runs off the async executor (a copy reads every row).
 pub async fn backup(
-    store: &Store,
+    store: &dyn Storage,
     destination: &Path,
     now: Timestamp,
 ) -> Result<String, StoreError> {
@@ -34,10 +33,7 @@ pub async fn backup(
     } else {
         destination.to_owned()
     };
-    let store = store.clone();
-    let report = tokio::task::spawn_blocking(move || store.backup_to(&target))
-        .await
-        .map_err(|error| StoreError::Storage(error.to_string()))??;
+    let report = store.back_up(target).await?;
     Ok(format!(
         "backup written to {} ({} rows, {} bytes)",
         report.path.display(),
@@ -48,7 +44,7 @@ pub async fn backup(
 
 /// The scheduled backup: a new copy in `directory`, then only the newest `keep` remain.
 pub async fn backup_and_prune(
-    store: &Store,
+    store: &dyn Storage,
     directory: &Path,
     keep: usize,
     now: Timestamp,

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::clock::Clock;
 use crate::config::OAuth2Provider;
-use crate::store::{CleanupStorage, ExpiringKind, StoreError, Timestamp};
+use crate::store::{CleanupStorage, ExpiringKind, ExpiryCutoffs, StoreError, Timestamp};
 
 /// How many records each category lost.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -99,6 +99,17 @@ pub fn due_before(
         | ExpiringKind::Grant
         | ExpiringKind::DeviceGrant
         | ExpiringKind::Session => Some(now),
+    }
+}
+
+/// Which stored tokens count as expired now (the dashboard's and `/metrics`' counts).
+pub fn cutoffs(provider: &OAuth2Provider, now: Timestamp) -> ExpiryCutoffs {
+    ExpiryCutoffs {
+        access_tokens: due_before(ExpiringKind::AccessToken, provider, now),
+        refresh_tokens: due_before(ExpiringKind::RefreshToken, provider, now),
+        grants: due_before(ExpiringKind::Grant, provider, now),
+        id_tokens: due_before(ExpiringKind::IdToken, provider, now),
+        device_grants: due_before(ExpiringKind::DeviceGrant, provider, now),
     }
 }
 

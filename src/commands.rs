@@ -11,7 +11,7 @@ use crate::config::{OAuth2Provider, Settings};
 use crate::fixtures::{self, FixtureError, Format, Source};
 use crate::oidc::{KeyAdmin, KeyError, KeyRing};
 use crate::passwords::Hasher;
-use crate::store::{Algorithm, Store, StoreError, Timestamp};
+use crate::store::{Algorithm, SharedStorage, Storage, Store, StoreError, Timestamp};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "command", rename_all = "snake_case")]
@@ -60,10 +60,12 @@ pub enum KeysAction {
     },
 }
 
-/// What a command runs with: the store, and in a running server its live key ring (reloaded
-/// after a key command, so the change applies at once).
+/// What a command runs with: the storage, the redb file itself when the database is one
+/// (fixtures still load into it directly), and in a running server its live key ring
+/// (reloaded after a key command, so the change applies at once).
 pub struct CommandContext {
-    pub store: Store,
+    pub storage: SharedStorage,
+    pub file: Option<Store>,
     pub hasher: Hasher,
     pub provider: OAuth2Provider,
     pub id_token_lifetime: u64,
@@ -75,9 +77,16 @@ pub struct CommandContext {
 }
 
 impl CommandContext {
-    pub fn new(store: Store, hasher: Hasher, settings: &Settings, clock: Clock) -> Self {
+    pub fn new(
+        storage: SharedStorage,
+        file: Option<Store>,
+        hasher: Hasher,
+        settings: &Settings,
+        clock: Clock,
+    ) -> Self {
         Self {
-            store,
+            storage,
+            file,
             hasher,
             provider: settings.oauth2_provider.clone(),
             id_token_lifetime: settings.oauth2_provider.id_token_expire_seconds,
@@ -104,16 +113,20 @@ pub enum CommandError {
 }
 
 pub async fn execute(context: &CommandContext, command: Command) -> Result<String, CommandError> {
-    let store = &context.store;
+    let store = &*context.storage;
     let hasher = &context.hasher;
     match command {
         Command::LoadData { files } => {
-            let report = fixtures::load(store, files).await?;
+            let report = fixtures::load(file_only(context, "loaddata")?, files).await?;
             Ok(report.to_string())
         }
         Command::DumpData { models, format } => {
             let models = fixtures::select_models(&models).map_err(CommandError::Other)?;
-            Ok(fixtures::dump(store, &models, format)?)
+            Ok(fixtures::dump(
+                file_only(context, "dumpdata")?,
+                &models,
+                format,
+            )?)
         }
         Command::CreateSuperuser {
             username,
@@ -132,7 +145,7 @@ pub async fn execute(context: &CommandContext, command: Command) -> Result<Strin
                 "Password changed successfully for user {username:?}."
             ))
         }
-        Command::Status => status(store),
+        Command::Status => status(store).await,
         Command::Keys { action } => keys(context, action).await,
         Command::Backup { destination } => {
             let now = Timestamp::from_datetime(context.clock.now());
@@ -162,7 +175,7 @@ fn key_algorithm(name: &str) -> Result<Algorithm, CommandError> {
 
 async fn keys(context: &CommandContext, action: KeysAction) -> Result<String, CommandError> {
     let admin = KeyAdmin {
-        store: &context.store,
+        store: &*context.storage,
         id_token_lifetime: context.id_token_lifetime,
         jwks_max_age: context.jwks_max_age,
         sealer: context.sealer.as_ref(),
@@ -189,19 +202,26 @@ async fn keys(context: &CommandContext, action: KeysAction) -> Result<String, Co
     Ok(output)
 }
 
-fn status(store: &Store) -> Result<String, CommandError> {
-    let (schema, users, applications, sessions) = store.read(|tx| {
-        Ok((
-            tx.schema_version()?,
-            tx.user_count()?,
-            tx.applications()?.len(),
-            tx.session_count()?,
-        ))
-    })?;
+async fn status(store: &dyn Storage) -> Result<String, CommandError> {
+    let described = store.describe().await?;
+    let totals = store.totals().await?;
     Ok(format!(
-        "database {}: schema version {schema}, {users} user(s), {applications} application(s), \
-         {sessions} session(s), {} bytes",
-        store.path().display(),
-        store.file_size()
+        "database {}: schema version {}, {} user(s), {} application(s), {} session(s), {} bytes",
+        described.location,
+        described.schema_version,
+        totals.users,
+        totals.applications,
+        totals.sessions,
+        described.bytes
     ))
+}
+
+/// The redb file a command works on directly (fixtures are loaded into it in one pass).
+fn file_only<'a>(context: &'a CommandContext, command: &str) -> Result<&'a Store, CommandError> {
+    context.file.as_ref().ok_or_else(|| {
+        CommandError::Other(format!(
+            "{command} works on a redb file in this version; for PostgreSQL, {command} into a \
+             file and move it with `oxidot copy-store --from FILE --to postgres://…`"
+        ))
+    })
 }

@@ -210,10 +210,13 @@ pub struct Settings {
     pub port: u16,
     /// Worker threads of the async runtime; 0 means one per CPU.
     pub workers: usize,
-    /// Path of the redb database file.
+    /// Path of the redb database file, or a `postgres://` URL (several instances on one
+    /// PostgreSQL database).
     pub database: PathBuf,
     /// redb page cache in MiB (redb's own default is 1 GiB, too much for an appliance).
     pub database_cache_mb: u64,
+    /// Connections each instance keeps to PostgreSQL at most (unused with a redb file).
+    pub database_pool_size: usize,
     /// Issuer URL; derived from the request when unset.
     pub issuer: Option<String>,
     /// Concurrent password/secret hash computations; 0 means one per CPU.
@@ -402,6 +405,7 @@ impl Default for Settings {
             workers: 0,
             database: PathBuf::from("oxidot.redb"),
             database_cache_mb: 8,
+            database_pool_size: 16,
             issuer: None,
             max_concurrent_hashes: 0,
             log_level: "info".to_owned(),
@@ -757,6 +761,9 @@ impl LoadedConfig {
                     );
                 }
             }
+        }
+        if s.database_pool_size == 0 {
+            return Err(self.bad_value("database_pool_size", "must be at least 1"));
         }
         if s.database_cache_mb == 0 {
             return Err(self.bad_value("database_cache_mb", "must be at least 1"));

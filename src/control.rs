@@ -149,7 +149,12 @@ async fn spool(
             sources.push(source);
             continue;
         };
-        let mut path = context.store.path().as_os_str().to_owned();
+        let Some(file) = &context.file else {
+            return Err(CommandError::Other(
+                "the control socket serves a redb file only".to_owned(),
+            ));
+        };
+        let mut path = file.path().as_os_str().to_owned();
         path.push(format!(
             ".loading-{}-{}",
             std::process::id(),

@@ -51,8 +51,8 @@ struct Cli {
     /// ROCKET_PROFILE]
     #[arg(long, global = true, value_name = "NAME")]
     profile: Option<String>,
-    /// Database file, overriding the `database` setting [env: OXIDOT_DATABASE]; a
-    /// postgres:// URL is taken by `migrate` (serving from PostgreSQL is not finished yet)
+    /// Database file, or a postgres:// URL, overriding the `database` setting [env:
+    /// OXIDOT_DATABASE]
     #[arg(long, global = true, value_name = "FILE|URL")]
     database: Option<PathBuf>,
     #[command(subcommand)]
@@ -288,13 +288,11 @@ fn init_logging(filter: &str, json: bool) {
 
 async fn dispatch(command: Cmd, loaded: LoadedConfig) -> Result<(), String> {
     if let Some(url) = postgres_url(&loaded)
-        && !matches!(command, Cmd::Migrate)
+        && let Some(refusal) = file_only(&command)
     {
-        // Until every part of oxidot runs on PostgreSQL, only the schema can be prepared;
-        // treating the URL as a file name would create a file called "postgres:".
+        // Treating the URL as a file name would create a file called "postgres:".
         return Err(format!(
-            "database: {} — this version serves from a redb file only; on PostgreSQL it can \
-             so far only prepare the schema (`oxidot migrate`)",
+            "database: {} — {refusal}",
             oxidot::store::postgres::describe_url(url)
         ));
     }
@@ -386,7 +384,9 @@ async fn dispatch(command: Cmd, loaded: LoadedConfig) -> Result<(), String> {
         }
         Cmd::Check { db } => {
             check(&loaded).await?;
-            if db {
+            if db && postgres_url(&loaded).is_some() {
+                say!("# integrity: PostgreSQL checks its own pages (amcheck, data checksums)");
+            } else if db {
                 check_integrity(&loaded)?;
             }
             Ok(())
@@ -470,11 +470,26 @@ async fn run_command(loaded: &LoadedConfig, command: Command) -> Result<String, 
         Command::LoadData { .. } => cache_bytes(loaded).max(64 << 20),
         _ => cache_bytes(loaded),
     };
+    let hasher = Hasher::new(loaded.settings.max_concurrent_hashes);
+    if let Some(url) = postgres_url(loaded) {
+        // Servers may be running: a command works on the shared database as they do.
+        let storage = connect_postgres(url).await?;
+        let mut context =
+            CommandContext::new(storage, None, hasher, &loaded.settings, Clock::system());
+        context.sealer = sealer;
+        return commands::execute(&context, command)
+            .await
+            .map_err(|error| error.to_string());
+    }
     match Store::open(&database, cache) {
         Ok((store, _)) => {
-            let hasher = Hasher::new(loaded.settings.max_concurrent_hashes);
-            let mut context =
-                CommandContext::new(store.clone(), hasher, &loaded.settings, Clock::system());
+            let mut context = CommandContext::new(
+                std::sync::Arc::new(store.clone()),
+                Some(store.clone()),
+                hasher,
+                &loaded.settings,
+                Clock::system(),
+            );
             context.sealer = sealer;
             let result = commands::execute(&context, command).await;
             tokio::task::block_in_place(|| store.close()).map_err(|error| error.to_string())?;
@@ -485,6 +500,41 @@ async fn run_command(loaded: &LoadedConfig, command: Command) -> Result<String, 
             .map_err(|error: CommandError| error.to_string()),
         Err(error) => Err(error.to_string()),
     }
+}
+
+/// Why a command does not run on PostgreSQL, if it does not.
+fn file_only(command: &Cmd) -> Option<&'static str> {
+    match command {
+        Cmd::Demo { .. } => Some(
+            "the demo runs on a redb file; run it without a postgres:// database (and move its \
+             file with `oxidot copy-store` if you like)",
+        ),
+        Cmd::Loaddata { .. } | Cmd::Dumpdata { .. } => Some(
+            "loaddata and dumpdata work on a redb file in this version: load into a file, then \
+             `oxidot copy-store --from FILE --to postgres://…`",
+        ),
+        Cmd::Restore { .. } => Some(
+            "a PostgreSQL database is restored with its own tools (pg_restore or psql from a \
+             pg_dump)",
+        ),
+        Cmd::Compact => Some("PostgreSQL reclaims space itself (autovacuum; VACUUM FULL)"),
+        _ => None,
+    }
+}
+
+/// A connection to the PostgreSQL database a command runs on, its schema brought up to date
+/// (safe while servers run: they migrated at start, so this finds nothing to do).
+async fn connect_postgres(url: &str) -> Result<oxidot::store::SharedStorage, String> {
+    use oxidot::store::postgres::{PgStore, describe_url};
+    let name = describe_url(url);
+    let store = PgStore::connect(url, 2)
+        .await
+        .map_err(|error| format!("database: cannot use {name}: {error}"))?;
+    store
+        .migrate()
+        .await
+        .map_err(|error| format!("database: cannot migrate {name}: {error}"))?;
+    Ok(std::sync::Arc::new(store))
 }
 
 /// The message for a command that needs the database file to itself.
@@ -606,6 +656,22 @@ async fn check(loaded: &LoadedConfig) -> Result<(), String> {
     if sealed {
         say!("# signing keys: encrypted at rest (key_encryption_key)");
     }
+    if let Some(url) = postgres_url(loaded) {
+        let storage = connect_postgres(url).await?;
+        let context = CommandContext::new(
+            storage,
+            None,
+            Hasher::new(1),
+            &loaded.settings,
+            Clock::system(),
+        );
+        let status = commands::execute(&context, Command::Status)
+            .await
+            .map_err(|error| error.to_string())?;
+        say!("# {status}");
+        say!("configuration OK");
+        return Ok(());
+    }
     let database = &loaded.settings.database;
     if !database.exists() {
         say!(
@@ -618,7 +684,8 @@ async fn check(loaded: &LoadedConfig) -> Result<(), String> {
     match Store::open(database, cache_bytes(loaded)) {
         Ok((store, report)) => {
             let context = CommandContext::new(
-                store.clone(),
+                std::sync::Arc::new(store.clone()),
+                Some(store.clone()),
                 Hasher::new(1),
                 &loaded.settings,
                 Clock::system(),

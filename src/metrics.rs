@@ -204,7 +204,10 @@ pub fn global() -> &'static Metrics {
 /// gets 404. Runs until the task is dropped.
 pub async fn serve_alone(
     address: std::net::SocketAddr,
-    render: impl Fn() -> String + Send + Sync + 'static,
+    render: impl Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = String> + Send>>
+    + Send
+    + Sync
+    + 'static,
 ) -> std::io::Result<()> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind(address).await?;
@@ -228,9 +231,7 @@ pub async fn serve_alone(
             }
             let wanted = head.starts_with(b"GET /metrics ") || head.starts_with(b"GET /metrics?");
             let (status, content_type, body) = if wanted {
-                let body = tokio::task::spawn_blocking(move || render())
-                    .await
-                    .unwrap_or_default();
+                let body = render().await;
                 (
                     "200 OK",
                     "application/openmetrics-text; version=1.0.0; charset=utf-8",

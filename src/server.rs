@@ -13,7 +13,9 @@ use crate::fixtures::{self, FixtureError, FixtureFile};
 use crate::oidc::KeyRing;
 use crate::passwords::Hasher;
 use crate::scheduler::Scheduler;
-use crate::store::{Store, StoreError, Timestamp};
+use std::sync::Arc;
+
+use crate::store::{SharedStorage, Store, StoreError, Timestamp, postgres};
 use crate::web::{self, AppState};
 
 /// How often the signing keys are checked for a change made elsewhere.
@@ -99,7 +101,8 @@ pub fn setup_findings(settings: &crate::config::Settings, keys_sealed: bool) -> 
                 Severity::StopsStart
             },
             message: format!(
-                "the database {} can be read or written by other local users (mode {mode:o});                  it holds password hashes{}. Run `chmod 600 {}`{}",
+                "the database {} can be read or written by other local users (mode {mode:o}); \
+                 it holds password hashes{}. Run `chmod 600 {}`{}",
                 database.display(),
                 if keys_sealed {
                     ""
@@ -118,7 +121,9 @@ pub fn setup_findings(settings: &crate::config::Settings, keys_sealed: bool) -> 
     if !keys_sealed {
         findings.push(Finding {
             severity: Severity::Advice,
-            message: "private signing keys are stored unencrypted in the database: set                       key_encryption_key (OXIDOT_KEY_ENCRYPTION_KEY) or key_encryption_key_file                       to a random secret to encrypt them at rest"
+            message: "private signing keys are stored unencrypted in the database: set \
+                      key_encryption_key (OXIDOT_KEY_ENCRYPTION_KEY) or key_encryption_key_file \
+                      to a random secret to encrypt them at rest"
                 .to_owned(),
         });
     }
@@ -126,7 +131,9 @@ pub fn setup_findings(settings: &crate::config::Settings, keys_sealed: bool) -> 
         findings.push(Finding {
             severity: Severity::Warning,
             message: format!(
-                "listening on {} without `issuer`: the issuer (in tokens, discovery and                  redirects) then comes from each request's Host header, which any client sets.                  Set issuer = \"https://your.host/o\"",
+                "listening on {} without `issuer`: the issuer (in tokens, discovery and \
+                 redirects) then comes from each request's Host header, which any client sets. \
+                 Set issuer = \"https://your.host/o\"",
                 settings.address
             ),
         });
@@ -172,6 +179,14 @@ pub async fn run(
     let listener = web::listener::bind(&settings)
         .await
         .map_err(|error| ServerError::Startup(error.to_string()))?;
+    if let Some(url) = settings
+        .database
+        .to_str()
+        .filter(|database| postgres::is_postgres_url(database))
+    {
+        let storage = open_postgres(url, settings.database_pool_size, options).await?;
+        return serve(listener, loaded, options, clock, storage, None, false).await;
+    }
     let cache_bytes = usize::try_from(settings.database_cache_mb.saturating_mul(1024 * 1024))
         .unwrap_or(usize::MAX);
     let database = settings.database.clone();
@@ -203,7 +218,8 @@ pub async fn run(
         loaded,
         options,
         clock,
-        store.clone(),
+        Arc::new(store.clone()),
+        Some(store.clone()),
         report.created,
     )
     .await;
@@ -211,12 +227,38 @@ pub async fn run(
     result
 }
 
+/// Connects to PostgreSQL and brings its schema up to date (instances starting at once
+/// migrate once). A database that cannot be used stops the start, naming the setting.
+async fn open_postgres(
+    url: &str,
+    pool_size: usize,
+    options: ServeOptions,
+) -> Result<SharedStorage, ServerError> {
+    let name = postgres::describe_url(url);
+    if options.demo {
+        return Err(ServerError::Startup(format!(
+            "database: the demo runs on a redb file, not on {name}; run `oxidot demo` without \
+             a postgres:// database, or move its file with `oxidot copy-store`"
+        )));
+    }
+    let store = postgres::PgStore::connect(url, pool_size)
+        .await
+        .map_err(|error| ServerError::Startup(format!("database: cannot use {name}: {error}")))?;
+    store.migrate().await.map_err(|error| {
+        ServerError::Startup(format!("database: cannot migrate {name}: {error}"))
+    })?;
+    Ok(Arc::new(store))
+}
+
+/// Serves on an opened database; `file` is the redb file when the database is one (the demo
+/// data and the control socket work on it).
 async fn serve(
     listener: tokio::net::TcpListener,
     loaded: LoadedConfig,
     options: ServeOptions,
     clock: Clock,
-    store: Store,
+    store: SharedStorage,
+    file: Option<Store>,
     created: bool,
 ) -> Result<(), ServerError> {
     let loaded_pem = loaded
@@ -227,10 +269,13 @@ async fn serve(
         .map_err(|error| ServerError::Startup(error.to_string()))?;
     let settings = loaded.settings;
     let hasher = Hasher::new(settings.max_concurrent_hashes);
-    let users = store.read(|tx| tx.user_count())?;
-    if options.demo && (created || users == 0) {
+    let users = store.totals().await?.users;
+    if let Some(file) = &file
+        && options.demo
+        && (created || users == 0)
+    {
         let files = demo_fixture_files().into_iter().map(Into::into).collect();
-        let report = fixtures::load(&store, files).await?;
+        let report = fixtures::load(file, files).await?;
         tracing::info!(
             "demo data loaded: {}",
             report.to_string().replace('\n', "; ")
@@ -238,11 +283,11 @@ async fn serve(
     }
     if !settings.address.is_loopback()
         && !options.allow_demo_credentials
-        && accounts::demo_credentials_present(&store, &hasher).await?
+        && accounts::demo_credentials_present(&*store, &hasher).await?
     {
         return Err(ServerError::DemoCredentialsInPublic(settings.address));
     }
-    let users = store.read(|tx| tx.user_count())?;
+    let users = store.totals().await?.users;
     let base = format!(
         "http://{}:{}",
         display_host(settings.address),
@@ -254,21 +299,32 @@ async fn serve(
         println!(
             "No user exists yet. Create an administrator with:\n  oxidot createsuperuser \
              --database {}",
-            settings.database.display()
+            shown_database(&settings.database)
         );
     }
-    let control = ControlSocket::bind(&settings.database).map_err(|error| {
-        ServerError::Startup(format!("cannot open the control socket: {error}"))
-    })?;
+    // Commands on a redb file go through the server that holds it; on PostgreSQL they
+    // connect to the database themselves.
+    let control = match &file {
+        Some(_) => Some(ControlSocket::bind(&settings.database).map_err(|error| {
+            ServerError::Startup(format!("cannot open the control socket: {error}"))
+        })?),
+        None => None,
+    };
     let keys = open_keys(&loaded_pem, sealer.clone(), &settings, &store, &clock).await?;
     // A rotation made through another instance (on a shared database) is used and published
     // here within this time.
     keys.follow(KEY_RING_POLL);
     // One hasher (one bound on argon2 work) for web requests and control commands alike.
-    let mut context = CommandContext::new(store.clone(), hasher.clone(), &settings, clock.clone());
+    let mut context = CommandContext::new(
+        store.clone(),
+        file.clone(),
+        hasher.clone(),
+        &settings,
+        clock.clone(),
+    );
     context.keys = Some(keys.clone());
     context.sealer = sealer;
-    let control_task = tokio::spawn(control.serve(context));
+    let control_task = control.map(|control| tokio::spawn(control.serve(context)));
     let scheduler = Scheduler::start(store.clone(), &settings, clock.clone())
         .await
         .map_err(|error| ServerError::Startup(error.to_string()))?;
@@ -277,7 +333,15 @@ async fn serve(
             let (store, hasher, clock) = (store.clone(), hasher.clone(), clock.clone());
             let provider = settings.oauth2_provider.clone();
             let listener = crate::metrics::serve_alone(address, move || {
-                web::routes::health::render_from(&store, &hasher, &clock, &provider)
+                let (store, hasher, clock, provider) = (
+                    store.clone(),
+                    hasher.clone(),
+                    clock.clone(),
+                    provider.clone(),
+                );
+                Box::pin(async move {
+                    web::routes::health::render_from(&*store, &hasher, &clock, &provider).await
+                })
             });
             tracing::info!("metrics on http://{address}/metrics");
             Some(tokio::spawn(async move {
@@ -290,7 +354,7 @@ async fn serve(
     };
     let settings_for_listener = settings.clone();
     let tls = settings.tls.is_some();
-    let database_shown = settings.database.display().to_string();
+    let database_shown = shown_database(&settings.database);
     let issuer_setting = settings.issuer.clone();
     let mut state = AppState::new(settings, store, hasher, clock, keys)
         .map_err(|error| ServerError::Startup(error.to_string()))?;
@@ -324,9 +388,11 @@ async fn serve(
     }
     // A running task stops at its next batch boundary before the store closes.
     scheduler.shutdown().await;
-    control_task.abort();
-    // Dropping the socket task removes the socket file.
-    let _ = control_task.await;
+    if let Some(control_task) = control_task {
+        control_task.abort();
+        // Dropping the socket task removes the socket file.
+        let _ = control_task.await;
+    }
     served.map_err(|error| ServerError::Startup(error.to_string()))?;
     tracing::info!("oxidot stopped");
     Ok(())
@@ -363,7 +429,7 @@ async fn open_keys(
     configured_pem: &Option<String>,
     sealer: Option<crate::oidc::KeySealer>,
     settings: &crate::config::Settings,
-    store: &Store,
+    store: &SharedStorage,
     clock: &Clock,
 ) -> Result<KeyRing, ServerError> {
     let provider = &settings.oauth2_provider;
@@ -378,6 +444,15 @@ async fn open_keys(
     )
     .await
     .map_err(|error| ServerError::Startup(format!("signing keys: {error}")))
+}
+
+/// The database as logs and messages show it: a file's path, or PostgreSQL's database, host
+/// and port (never the password a URL may carry).
+fn shown_database(database: &std::path::Path) -> String {
+    match database.to_str() {
+        Some(url) if postgres::is_postgres_url(url) => postgres::describe_url(url),
+        _ => database.display().to_string(),
+    }
 }
 
 fn display_host(address: std::net::IpAddr) -> String {

@@ -12,9 +12,7 @@ use crate::clock::Clock;
 use crate::config::Settings;
 use crate::passwords::{Hasher, PasswordError};
 use crate::random::{self, RandomError};
-use crate::store::{
-    Application, ApplicationStorage, ClientType, Replaced, Store, StoreError, Timestamp,
-};
+use crate::store::{Application, ClientType, Replaced, SharedStorage, StoreError, Timestamp};
 
 /// A saved application, and its new secret when one was made (shown once, never stored plain
 /// when hashed).
@@ -41,14 +39,19 @@ pub enum ApplicationError {
 const REPLACE_ATTEMPTS: usize = 3;
 
 pub struct Applications {
-    store: Store,
+    store: SharedStorage,
     hasher: Hasher,
     settings: Arc<Settings>,
     clock: Clock,
 }
 
 impl Applications {
-    pub fn new(store: Store, hasher: Hasher, settings: Arc<Settings>, clock: Clock) -> Self {
+    pub fn new(
+        store: SharedStorage,
+        hasher: Hasher,
+        settings: Arc<Settings>,
+        clock: Clock,
+    ) -> Self {
         Self {
             store,
             hasher,

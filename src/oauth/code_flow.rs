@@ -9,9 +9,7 @@ use crate::oauth::{IdTokenContext, OAuthError, TokenResponse};
 use crate::params::Params;
 use crate::random;
 use crate::rules::{self, CodeRefusal};
-use crate::store::{
-    Application, Approval, CodeExchange, CodeStorage, Grant, IdToken, OidcSession, SecretKey,
-};
+use crate::store::{Application, Approval, CodeExchange, Grant, IdToken, OidcSession, SecretKey};
 
 impl OAuth {
     /// Whether the user must be asked: never for `skip_authorization` apps; not under

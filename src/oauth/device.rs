@@ -10,8 +10,8 @@ use crate::oauth::{OAuthError, TokenResponse, resolve_scope};
 use crate::params::Params;
 use crate::rules::DevicePoll;
 use crate::store::{
-    Application, DeviceDecision, DeviceGrant, DevicePollRequest, DeviceStorage, GrantType,
-    SecretKey, StoreError, Timestamp,
+    Application, DeviceDecision, DeviceGrant, DevicePollRequest, GrantType, SecretKey, StoreError,
+    Timestamp,
 };
 use crate::throttle::Verdict;
 

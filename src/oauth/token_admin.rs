@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::OAuth;
 use crate::rules;
 use crate::store::{
-    Application, ApplicationStorage, CodeStorage, ListedRecord, SecretKey, StoreError, StoredToken,
-    TokenListing, TokenQuery, TokenRows, TokenTable,
+    Application, ListedRecord, SecretKey, StoreError, StoredToken, TokenQuery, TokenRows,
+    TokenTable,
 };
 
 impl OAuth {

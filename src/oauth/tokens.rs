@@ -23,9 +23,9 @@ use crate::random;
 use crate::rules;
 use crate::rules::RefreshRefusal;
 use crate::store::{
-    AccessToken, Application, ClientType, CodeStorage, FamilyId, FoundToken, GrantType, NewTokens,
-    NotTheClients, RefreshRequest, Refreshed, SecretKey, Store, StoredToken, Timestamp,
-    TokenStorage, User,
+    AccessToken, Application, ClientType, FamilyId, FoundToken, GrantType, NewTokens,
+    NotTheClients, RefreshRequest, Refreshed, SecretKey, SharedStorage, StoredToken, Timestamp,
+    User,
 };
 use crate::throttle::{Refused, Throttle};
 
@@ -107,7 +107,7 @@ pub(super) fn new_family() -> Result<FamilyId, OAuthError> {
 
 pub struct OAuth {
     pub(super) settings: Arc<Settings>,
-    pub(super) store: Store,
+    pub(super) store: SharedStorage,
     clients: ClientAuthenticator,
     /// Failed client authentications, per client id and per IP, like failed logins.
     client_failures: Throttle,
@@ -122,7 +122,7 @@ pub struct OAuth {
 impl OAuth {
     pub fn new(
         settings: Arc<Settings>,
-        store: Store,
+        store: SharedStorage,
         clients: ClientAuthenticator,
         accounts: Arc<Accounts>,
         clock: Clock,
@@ -133,13 +133,13 @@ impl OAuth {
                 "client",
                 settings.login_throttle.clone(),
                 clock.clone(),
-                Arc::new(store.clone()),
+                store.clone(),
             ),
             device_code_failures: Throttle::new(
                 "device_code",
                 settings.login_throttle.clone(),
                 clock.clone(),
-                Arc::new(store.clone()),
+                store.clone(),
             ),
             settings,
             store,
@@ -186,7 +186,7 @@ impl OAuth {
             }
             Err(Refused::Store(error)) => return Err(error.into()),
         }
-        let result = self.clients.authenticate(&self.store, &presented).await;
+        let result = self.clients.authenticate(&*self.store, &presented).await;
         match &result {
             Err(OAuthError::InvalidClient { .. }) => {
                 self.client_failures

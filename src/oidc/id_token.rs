@@ -11,8 +11,7 @@ use crate::oauth::{IdTokenContext, IdTokenSigner, OAuthError, application_refusa
 use crate::oidc::claims::{ClaimsRequest, needs_groups, user_claims};
 use crate::oidc::keys::KeyRing;
 use crate::store::{
-    AccessToken, AccountStorage, Algorithm, Application, ApplicationStorage, Store, StoreError,
-    Timestamp, User,
+    AccessToken, Algorithm, Application, SharedStorage, StoreError, Timestamp, User,
 };
 
 fn b64(bytes: &[u8]) -> String {
@@ -39,13 +38,13 @@ fn hs256(secret: &[u8], message: &[u8]) -> Result<Vec<u8>, OAuthError> {
 /// Issues ID tokens with the key ring's keys (or the client's secret for HS256).
 pub struct IdTokens {
     keys: KeyRing,
-    store: Store,
+    store: SharedStorage,
     lifetime: u64,
     clock: Clock,
 }
 
 impl IdTokens {
-    pub fn new(keys: KeyRing, store: Store, lifetime: u64, clock: Clock) -> Self {
+    pub fn new(keys: KeyRing, store: SharedStorage, lifetime: u64, clock: Clock) -> Self {
         Self {
             keys,
             store,
@@ -60,7 +59,7 @@ impl IdTokens {
         token: &AccessToken,
         user: Option<&User>,
     ) -> Result<Option<Map<String, Value>>, StoreError> {
-        crate::oidc::userinfo::userinfo(&self.store, token, user).await
+        crate::oidc::userinfo::userinfo(&*self.store, token, user).await
     }
 
     /// Signs `payload` as the application's algorithm asks.

@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::oidc::sealing::{KeySealer, SealError, is_sealed, unseal};
-use crate::store::{Algorithm, KeyStorage, SigningKey, Store, StoreError, Timestamp};
+use crate::store::{Algorithm, KeyStorage, SharedStorage, SigningKey, StoreError, Timestamp};
 
 /// The asymmetric algorithms oxidot keeps keys for (HS256 signs with the client's secret).
 pub const KEY_ALGORITHMS: [Algorithm; 3] = [Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA];
@@ -258,7 +258,7 @@ fn configured_jwk(pem: &str) -> Result<Jwk, KeyError> {
 /// What `oxidot keys` and start-up may do, and the parsed keys the server signs with.
 #[derive(Clone)]
 pub struct KeyRing {
-    store: Store,
+    store: SharedStorage,
     current: Arc<RwLock<Arc<Keys>>>,
     /// The key ring version the loaded keys are from.
     version: Arc<std::sync::atomic::AtomicU64>,
@@ -272,7 +272,7 @@ impl KeyRing {
     /// RSA key (which replaces any other RS256 signer), else the stored ones, else new ones.
     /// Keys stored unsealed are sealed when `sealer` is given.
     pub async fn open(
-        store: &Store,
+        store: &SharedStorage,
         configured_rsa_pem: Option<&str>,
         id_token_lifetime: u64,
         jwks_max_age: u64,
@@ -445,7 +445,7 @@ pub struct KeyRow {
 
 /// The key operations behind `oxidot keys`, on the store alone (the server reloads after).
 pub struct KeyAdmin<'a> {
-    pub store: &'a Store,
+    pub store: &'a dyn KeyStorage,
     pub id_token_lifetime: u64,
     pub jwks_max_age: u64,
     /// Seals new keys and opens stored ones (none: keys are stored unencrypted).
@@ -651,7 +651,8 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_following_ring_picks_up_keys_changed_elsewhere() {
         let dir = tempfile::tempdir().unwrap();
-        let (store, _) = Store::open(&dir.path().join("keys.redb"), 1 << 20).unwrap();
+        let (file, _) = crate::store::Store::open(&dir.path().join("keys.redb"), 1 << 20).unwrap();
+        let store: SharedStorage = std::sync::Arc::new(file);
         let now = Timestamp(1_700_000_000_000_000);
         let here = KeyRing::open(&store, None, 3600, 60, now, None)
             .await
@@ -660,7 +661,7 @@ mod tests {
         let before = published(&here);
         here.follow(std::time::Duration::from_millis(10));
         let elsewhere = KeyAdmin {
-            store: &store,
+            store: &*store,
             id_token_lifetime: 3600,
             jwks_max_age: 60,
             sealer: None,

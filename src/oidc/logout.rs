@@ -4,7 +4,7 @@
 use crate::oauth::redirect::{is_registered, with_query};
 use crate::oidc::IdTokens;
 use crate::params::Params;
-use crate::store::{Application, ApplicationStorage, Store, Timestamp};
+use crate::store::{Application, Storage, Timestamp};
 
 /// A checked logout request.
 #[derive(Debug, Clone)]
@@ -49,7 +49,7 @@ impl LogoutRequest {
 }
 
 pub struct LogoutRules<'a> {
-    pub store: &'a Store,
+    pub store: &'a dyn Storage,
     pub id_tokens: &'a IdTokens,
     pub accept_expired_hints: bool,
     pub allowed_schemes: &'a [String],

@@ -29,9 +29,7 @@ use uuid::Uuid;
 use crate::cleanup;
 use crate::clock::Clock;
 use crate::config::{OAuth2Provider, Settings};
-use crate::store::{
-    PeriodicTask, Store, StoreError, TaskOutcome, TaskSchedule, TaskStorage, Timestamp,
-};
+use crate::store::{PeriodicTask, SharedStorage, StoreError, TaskOutcome, TaskSchedule, Timestamp};
 
 /// How long the scheduler lease lasts without renewal: the longest a dead leader's tasks wait
 /// for another instance.
@@ -109,7 +107,7 @@ pub fn describe(schedule: &TaskSchedule) -> String {
 
 /// Runs tasks: the overlap guard, the registry, and the record of each run.
 struct Runner {
-    store: Store,
+    store: SharedStorage,
     provider: OAuth2Provider,
     backup_directory: std::path::PathBuf,
     backup_keep: usize,
@@ -247,7 +245,7 @@ impl Runner {
     async fn execute(&self, task: &PeriodicTask) -> Result<String, String> {
         match task.task.as_str() {
             "clear_tokens" => {
-                cleanup::clear_expired(&self.store, &self.provider, &self.clock, &self.stop)
+                cleanup::clear_expired(&*self.store, &self.provider, &self.clock, &self.stop)
                     .await
                     .map(|report| report.lines().join("; "))
                     .map_err(|error| error.to_string())
@@ -265,7 +263,7 @@ impl Runner {
                 Ok(message)
             }
             "backup" => crate::backups::backup_and_prune(
-                &self.store,
+                &*self.store,
                 &self.backup_directory,
                 self.backup_keep,
                 self.now(),
@@ -287,7 +285,7 @@ pub struct Scheduler {
 impl Scheduler {
     /// Writes the configured tasks to the store, then starts a job for every enabled task.
     pub async fn start(
-        store: Store,
+        store: SharedStorage,
         settings: &Settings,
         clock: Clock,
     ) -> Result<Arc<Self>, SchedulerError> {
@@ -477,7 +475,7 @@ fn instance_name() -> String {
 /// The configuration's tasks replace their stored versions (run history kept); tasks that came
 /// from the configuration and are no longer in it are removed.
 async fn write_configured_tasks(
-    store: &Store,
+    store: &SharedStorage,
     settings: &Settings,
     clock: &Clock,
 ) -> Result<(), SchedulerError> {

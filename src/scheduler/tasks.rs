@@ -1,14 +1,14 @@
 //! The periodic tasks as the admin console edits them: the table, read and changed through
 //! the store (the scheduler picks changes up with `Scheduler::sync`).
 
-use crate::store::{PeriodicTask, Store, StoreError, TaskStorage};
+use crate::store::{PeriodicTask, SharedStorage, StoreError};
 
 pub struct Tasks {
-    store: Store,
+    store: SharedStorage,
 }
 
 impl Tasks {
-    pub fn new(store: Store) -> Self {
+    pub fn new(store: SharedStorage) -> Self {
         Self { store }
     }
 

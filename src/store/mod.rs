@@ -18,6 +18,7 @@ mod directory;
 mod failures;
 mod keys;
 mod listing;
+mod overview;
 pub mod postgres;
 mod records;
 pub mod redb;
@@ -38,6 +39,7 @@ pub use directory::*;
 pub use failures::*;
 pub use keys::*;
 pub use listing::*;
+pub use overview::*;
 pub use records::{
     AccessToken, Algorithm, Application, ClientType, Consent, ContentType, DeviceDecision,
     DeviceGrant, ExpiringKind, FamilyId, Grant, GrantType, Group, IdToken, OidcSession,
@@ -47,6 +49,9 @@ pub use records::{
 pub use records::{ORDERED_PREFIX_BYTES, ORDERED_TOKEN_BYTES, ORDERED_TOKEN_VERSION};
 pub use tasks::*;
 pub use tokens::*;
+
+/// A backend as services hold it: either kind, shared by every request.
+pub type SharedStorage = std::sync::Arc<dyn Storage>;
 
 /// Everything a backend does: the units of work of every concern.
 pub trait Storage:
@@ -61,6 +66,7 @@ pub trait Storage:
     + CleanupStorage
     + KeyStorage
     + TokenListing
+    + Overview
 {
 }
 
@@ -75,7 +81,8 @@ impl<
         + TaskStorage
         + CleanupStorage
         + KeyStorage
-        + TokenListing,
+        + TokenListing
+        + Overview,
 > Storage for T
 {
 }
@@ -103,6 +110,9 @@ pub enum StoreError {
     /// is what a race between two writers (or instances) meets.
     #[error("{what} {value:?} already exists")]
     Duplicate { what: &'static str, value: String },
+    /// What this backend leaves to other tools (a backup of PostgreSQL: pg_dump).
+    #[error("{0}")]
+    Unsupported(&'static str),
     #[error("the database writer has stopped")]
     WriterGone,
     /// The database cannot be reached now (a PostgreSQL server down or out of connections);

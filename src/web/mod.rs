@@ -32,7 +32,7 @@ use crate::config::Settings;
 use crate::oauth::{ClientAuthenticator, IdTokenSigner, OAuth};
 use crate::oidc::{IdTokens, KeyRing};
 use crate::passwords::Hasher;
-use crate::store::Store;
+use crate::store::SharedStorage;
 use templates::Templates;
 
 #[derive(Debug, thiserror::Error)]
@@ -42,7 +42,7 @@ pub struct StartupError(String);
 /// Everything handlers need, built once at start and shared.
 pub struct AppState {
     pub settings: Arc<Settings>,
-    pub store: Store,
+    pub store: SharedStorage,
     pub accounts: Arc<Accounts>,
     pub applications: Applications,
     /// The periodic tasks' table (the admin edits it; `scheduler` runs it).
@@ -62,7 +62,7 @@ pub struct AppState {
 impl AppState {
     pub fn new(
         settings: Settings,
-        store: Store,
+        store: SharedStorage,
         hasher: Hasher,
         clock: Clock,
         keys: KeyRing,

@@ -1,7 +1,7 @@
 //! The PostgreSQL backend from the command line: `oxidot migrate` prepares a database once
-//! however often it runs; until serving from PostgreSQL is finished, every other command
-//! refuses a PostgreSQL URL clearly rather than taking it for a file name; the URL's password
-//! never reaches a message. Tests that need a server use `OXIDOT_TEST_POSTGRES` (see
+//! however often it runs; a database that cannot be used stops a command with a message
+//! naming it, and what works on a redb file only says so, never taking the URL for a file
+//! name; the URL's password never reaches a message. Tests that need a server use `OXIDOT_TEST_POSTGRES` (see
 //! `.ci/postgres`) and skip without it unless `OXIDOT_REQUIRE_POSTGRES` is set.
 
 use crate::cli::{run, text};
@@ -86,11 +86,30 @@ fn a_postgres_url_is_never_taken_for_a_file_and_its_password_never_shown() {
         assert!(!output.status.success(), "{args:?}: {said}");
         assert!(
             said.contains(&format!(
-                "database: PostgreSQL database \"tokens\" on 127.0.0.1:{port}"
+                "database: cannot use PostgreSQL database \"tokens\" on 127.0.0.1:{port}"
             )),
             "{args:?}: {said}"
         );
-        assert!(said.contains("oxidot migrate"), "{said}");
+        assert!(!said.contains("s3cret"), "{said}");
+    }
+    // What works on a redb file only says so, naming the database, before connecting.
+    for (args, says) in [
+        (vec!["loaddata", "users.json"], "copy-store"),
+        (vec!["compact"], "autovacuum"),
+        (vec!["restore", "backup.redb"], "pg_restore"),
+        (vec!["demo"], "redb file"),
+    ] {
+        let mut args = args;
+        args.extend(["--database", url.as_str()]);
+        let output = run(dir.path(), &args, &[]);
+        let said = text(&output);
+        assert!(!output.status.success(), "{args:?}: {said}");
+        assert!(
+            said.contains(&format!(
+                "database: PostgreSQL database \"tokens\" on 127.0.0.1:{port}"
+            )) && said.contains(says),
+            "{args:?}: {said}"
+        );
         assert!(!said.contains("s3cret"), "{said}");
     }
     let migrate = run(dir.path(), &["migrate", "--database", &url], &[]);

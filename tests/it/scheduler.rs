@@ -18,9 +18,13 @@ fn with_scheduler(store: &Store, settings: &Settings, body: impl AsyncFnOnce(&Sc
         .build()
         .unwrap();
     runtime.block_on(async {
-        let scheduler = Scheduler::start(store.clone(), settings, Clock::system())
-            .await
-            .unwrap();
+        let scheduler = Scheduler::start(
+            std::sync::Arc::new(store.clone()),
+            settings,
+            Clock::system(),
+        )
+        .await
+        .unwrap();
         body(&scheduler).await;
         scheduler.shutdown().await;
     });

@@ -70,12 +70,13 @@ impl App {
             .clone()
             .unwrap_or_else(|| test_rsa_pem().to_owned());
         let provider = &settings.oauth2_provider;
+        let shared: oxidot::store::SharedStorage = std::sync::Arc::new(store.clone());
         let keys = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap()
             .block_on(oxidot::oidc::KeyRing::open(
-                &store,
+                &shared,
                 Some(&pem),
                 provider.id_token_expire_seconds,
                 provider.oidc_jwks_max_age_seconds,
@@ -83,7 +84,7 @@ impl App {
                 None,
             ))
             .unwrap();
-        let state = AppState::new(settings, store.clone(), hasher, clock.clone(), keys).unwrap();
+        let state = AppState::new(settings, shared, hasher, clock.clone(), keys).unwrap();
         let client = Client::tracked(web::build(state)).unwrap();
         Self {
             client,

@@ -15,6 +15,7 @@ mod directory;
 mod failures;
 mod keys;
 mod listing;
+mod overview;
 mod tasks;
 mod tokens;
 
@@ -37,6 +38,8 @@ const CONNECTION_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 #[derive(Clone)]
 pub struct PgStore {
     pool: Pool,
+    /// The database as messages show it (`describe_config`: no password).
+    location: std::sync::Arc<str>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -53,9 +56,13 @@ pub fn is_postgres_url(database: &str) -> bool {
 /// A PostgreSQL URL as messages may show it: database, host and port, never the user's
 /// password (URLs often carry one).
 pub fn describe_url(url: &str) -> String {
-    let Ok(config) = url.parse::<tokio_postgres::Config>() else {
-        return "the PostgreSQL database (its URL is not valid)".to_owned();
-    };
+    match url.parse::<tokio_postgres::Config>() {
+        Ok(config) => describe_config(&config),
+        Err(_) => "the PostgreSQL database (its URL is not valid)".to_owned(),
+    }
+}
+
+fn describe_config(config: &tokio_postgres::Config) -> String {
     let host = match config.get_hosts().first() {
         Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
         Some(tokio_postgres::config::Host::Unix(path)) => path.display().to_string(),
@@ -85,6 +92,7 @@ impl PgStore {
         config: tokio_postgres::Config,
         pool_size: usize,
     ) -> Result<Self, StoreError> {
+        let location = describe_config(&config).into();
         let manager = Manager::from_config(
             config,
             NoTls,
@@ -101,7 +109,7 @@ impl PgStore {
             .create_timeout(Some(CONNECTION_WAIT))
             .build()
             .map_err(|error| StoreError::Storage(error.to_string()))?;
-        let store = Self { pool };
+        let store = Self { pool, location };
         // Fails now, naming the database, rather than at the first request.
         drop(store.client().await?);
         Ok(store)

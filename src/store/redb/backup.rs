@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use redb::{Database, MultimapTableDefinition, ReadableDatabase, TableDefinition};
 
 use super::*;
+use crate::store::BackupReport;
 
 /// Rows written per transaction of the copy: redb keeps a transaction's pages in memory until
 /// it commits, so one transaction for the whole copy would hold the whole database in RAM.
@@ -105,14 +106,6 @@ impl<'d> Copier<'d> {
             }
         }
     }
-}
-
-/// What a backup wrote.
-#[derive(Debug, Clone)]
-pub struct BackupReport {
-    pub path: PathBuf,
-    pub rows: u64,
-    pub bytes: u64,
 }
 
 impl Store {

@@ -16,6 +16,7 @@ mod failures;
 mod keys;
 mod listing;
 mod load_journal;
+mod overview;
 mod tasks;
 mod tokens;
 mod writer;

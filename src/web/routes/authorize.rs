@@ -91,16 +91,12 @@ async fn authorize(
         Ok(query) => query.0,
         Err(error) => return failure(state, &user, AuthorizeFailure::Page(error.to_string())),
     };
-    let mut request = match validate_authorization(
-        &state.store,
-        &state.settings.oauth2_provider,
-        &params,
-    )
-    .await
-    {
-        Ok(request) => request,
-        Err(error) => return failure(state, &user, error),
-    };
+    let mut request =
+        match validate_authorization(&*state.store, &state.settings.oauth2_provider, &params).await
+        {
+            Ok(request) => request,
+            Err(error) => return failure(state, &user, error),
+        };
     if let Some(refused) = check_openid(state, &mut request) {
         return refused;
     }
@@ -247,16 +243,12 @@ async fn decide(
 ) -> Result<Answer, WebError> {
     let params: Params = form?.0;
     check.verify(params.single(csrf::FIELD)?)?;
-    let mut request = match validate_authorization(
-        &state.store,
-        &state.settings.oauth2_provider,
-        &params,
-    )
-    .await
-    {
-        Ok(request) => request,
-        Err(error) => return failure(state, &user, error),
-    };
+    let mut request =
+        match validate_authorization(&*state.store, &state.settings.oauth2_provider, &params).await
+        {
+            Ok(request) => request,
+            Err(error) => return failure(state, &user, error),
+        };
     let Some(signed_in) = user.0.as_ref() else {
         return Ok(Answer::Redirect(Found(login_location(&request))));
     };

@@ -6,7 +6,7 @@ use rocket::{Route, State, get, routes};
 use serde_json::json;
 
 use crate::metrics::{self, KindLabels};
-use crate::store::{ExpiringKind, Timestamp, TokenTable};
+use crate::store::{Storage, StoreError, Timestamp, TokenTable};
 use crate::web::AppState;
 
 /// Liveness: the process answers HTTP.
@@ -19,12 +19,12 @@ fn healthz() -> (ContentType, &'static str) {
 #[get("/readyz")]
 async fn readyz(state: &State<AppState>) -> (Status, (ContentType, String)) {
     let now = Timestamp::from_datetime(state.clock.now());
-    let store = match state
-        .store
-        .write_deferred(move |tx| tx.record_probe(now))
-        .await
-    {
+    let store = match state.store.probe(now).await {
         Ok(()) => "ok".to_owned(),
+        Err(StoreError::Unavailable(reason)) => {
+            tracing::warn!("readiness: the database is unavailable: {reason}");
+            "unavailable".to_owned()
+        }
         Err(error) => {
             tracing::warn!("readiness: the store refused a write: {error}");
             "not writable".to_owned()
@@ -53,78 +53,54 @@ async fn readyz(state: &State<AppState>) -> (Status, (ContentType, String)) {
 const EXPIRED_CAP: u64 = 100_000;
 
 /// The metrics text, with the gauges read now.
-pub fn render(state: &AppState) -> String {
+pub async fn render(state: &AppState) -> String {
     render_from(
-        &state.store,
+        &*state.store,
         &state.hasher,
         &state.clock,
         &state.settings.oauth2_provider,
     )
+    .await
 }
 
-/// The same, from the parts it reads (the separate metrics listener has no `AppState`).
-pub fn render_from(
-    store: &crate::store::Store,
+/// The same, from the parts it reads (the separate metrics listener has no `AppState`). A
+/// database that cannot be read leaves the gauges it feeds as they were.
+pub async fn render_from(
+    store: &dyn Storage,
     hasher: &crate::passwords::Hasher,
     clock: &crate::clock::Clock,
     provider: &crate::config::OAuth2Provider,
 ) -> String {
     let metrics = metrics::global();
     let now = Timestamp::from_datetime(clock.now());
-    let kinds = [
-        (
-            "access_token",
-            TokenTable::AccessTokens,
-            ExpiringKind::AccessToken,
-        ),
-        (
-            "refresh_token",
-            TokenTable::RefreshTokens,
-            ExpiringKind::RefreshToken,
-        ),
-        ("grant", TokenTable::Grants, ExpiringKind::Grant),
-        ("id_token", TokenTable::IdTokens, ExpiringKind::IdToken),
-        (
-            "device_grant",
-            TokenTable::DeviceGrants,
-            ExpiringKind::DeviceGrant,
-        ),
-    ];
-    let counts = store.read(|tx| {
-        let mut counts = Vec::new();
-        for (name, table, kind) in kinds {
-            let stored = tx.token_count(table)?;
-            let mut gone = match crate::cleanup::due_before(kind, provider, now) {
-                Some(before) => tx.expired_count(kind, before, EXPIRED_CAP)?,
-                None => 0,
+    let cutoffs = crate::cleanup::cutoffs(provider, now);
+    if let Ok(counts) = store.token_counts(cutoffs, now, EXPIRED_CAP).await {
+        for count in counts {
+            let kind = match count.table {
+                TokenTable::AccessTokens => "access_token",
+                TokenTable::RefreshTokens => "refresh_token",
+                TokenTable::Grants => "grant",
+                TokenTable::IdTokens => "id_token",
+                TokenTable::DeviceGrants => "device_grant",
             };
-            if kind == ExpiringKind::RefreshToken {
-                gone += tx.expired_count(
-                    ExpiringKind::RevokedRefreshToken,
-                    Timestamp(i64::MAX),
-                    EXPIRED_CAP,
-                )?;
-            }
-            counts.push((name, stored.saturating_sub(gone)));
-        }
-        Ok(counts)
-    });
-    if let Ok(counts) = counts {
-        for (name, active) in counts {
             metrics
                 .active_tokens
                 .get_or_create(&KindLabels {
-                    kind: name.to_owned(),
+                    kind: kind.to_owned(),
                 })
-                .set(i64::try_from(active).unwrap_or(i64::MAX));
+                .set(i64::try_from(count.live()).unwrap_or(i64::MAX));
         }
     }
-    metrics
-        .database_bytes
-        .set(i64::try_from(store.file_size()).unwrap_or(i64::MAX));
-    metrics
-        .write_transactions
-        .set(i64::try_from(store.write_transactions()).unwrap_or(i64::MAX));
+    if let Ok(described) = store.describe().await {
+        metrics
+            .database_bytes
+            .set(i64::try_from(described.bytes).unwrap_or(i64::MAX));
+        if let Some(transactions) = described.write_transactions {
+            metrics
+                .write_transactions
+                .set(i64::try_from(transactions).unwrap_or(i64::MAX));
+        }
+    }
     metrics
         .hash_queue
         .set(i64::try_from(hasher.queue_depth()).unwrap_or(i64::MAX));
@@ -134,10 +110,10 @@ pub fn render_from(
 pub const METRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 #[get("/metrics")]
-fn metrics_page(state: &State<AppState>) -> (ContentType, String) {
+async fn metrics_page(state: &State<AppState>) -> (ContentType, String) {
     let content_type =
         ContentType::parse_flexible(METRICS_CONTENT_TYPE).unwrap_or(ContentType::Plain);
-    (content_type, render(state))
+    (content_type, render(state).await)
 }
 
 pub fn routes() -> Vec<Route> {

@@ -54,7 +54,7 @@ async fn checked(
         }
     };
     let rules = LogoutRules {
-        store: &state.store,
+        store: &*state.store,
         id_tokens,
         accept_expired_hints: provider.oidc_rp_initiated_logout_accept_expired_tokens,
         allowed_schemes: &provider.allowed_redirect_uri_schemes,

@@ -5,7 +5,7 @@ use serde_json::json;
 
 use super::when;
 use crate::permissions::{self, Action};
-use crate::store::{DeviceDecision, DeviceGrant, ExpiringKind, Grant, Timestamp, TokenTable};
+use crate::store::{Timestamp, TokenTable};
 use crate::web::error::{Page, WebError};
 use crate::web::session::Staff;
 
@@ -19,7 +19,6 @@ struct Row {
     label: &'static str,
     path: &'static str,
     table: TokenTable,
-    kind: ExpiringKind,
     model: crate::permissions::Model,
 }
 
@@ -28,35 +27,30 @@ const ROWS: [Row; 5] = [
         label: "Access tokens",
         path: "access-tokens",
         table: TokenTable::AccessTokens,
-        kind: ExpiringKind::AccessToken,
         model: permissions::ACCESS_TOKEN,
     },
     Row {
         label: "Refresh tokens",
         path: "refresh-tokens",
         table: TokenTable::RefreshTokens,
-        kind: ExpiringKind::RefreshToken,
         model: permissions::REFRESH_TOKEN,
     },
     Row {
         label: "Authorization codes",
         path: "grants",
         table: TokenTable::Grants,
-        kind: ExpiringKind::Grant,
         model: permissions::GRANT,
     },
     Row {
         label: "ID tokens",
         path: "id-tokens",
         table: TokenTable::IdTokens,
-        kind: ExpiringKind::IdToken,
         model: permissions::ID_TOKEN,
     },
     Row {
         label: "Device grants",
         path: "device-grants",
         table: TokenTable::DeviceGrants,
-        kind: ExpiringKind::DeviceGrant,
         model: permissions::DEVICE_GRANT,
     },
 ];
@@ -74,63 +68,41 @@ fn capped(count: u64) -> String {
 async fn dashboard(screen: Staff<'_>) -> Result<Page, WebError> {
     let state = screen.state;
     let now = Timestamp::from_datetime(state.clock.now());
-    let provider = &state.settings.oauth2_provider;
-    let (counts, cleanup) = state.store.read(|tx| {
-        let mut counts = Vec::new();
-        for row in &ROWS {
-            let total = tx.token_count(row.table)?;
-            let expired = match crate::cleanup::due_before(row.kind, provider, now) {
-                Some(before) => tx.expired_count(row.kind, before, COUNT_CAP)?,
-                None => 0,
-            };
-            // Spent but unexpired: kept for reuse detection (a revoked refresh token, a used
-            // code) or to answer a poll (a denied device grant); none of them is live.
-            let spent = match row.table {
-                TokenTable::RefreshTokens => tx.expired_count(
-                    ExpiringKind::RevokedRefreshToken,
-                    Timestamp(i64::MAX),
-                    COUNT_CAP,
-                )?,
-                TokenTable::Grants => {
-                    tx.count_matching(row.table, COUNT_CAP, |grant: &Grant| {
-                        grant.used.is_some() && grant.expires > now
-                    })?
-                }
-                TokenTable::DeviceGrants => {
-                    tx.count_matching(row.table, COUNT_CAP, |grant: &DeviceGrant| {
-                        grant.decision == DeviceDecision::Denied && grant.expires > now
-                    })?
-                }
-                TokenTable::AccessTokens | TokenTable::IdTokens => 0,
-            };
-            counts.push(json!({
-                "label": row.label, "path": row.path, "total": total,
-                "link": screen.granted.allows(Action::View, row.model),
-                "expired": capped(expired),
-                "spent": capped(spent),
-                "spent_kind": match row.table {
-                    TokenTable::RefreshTokens => "revoked",
-                    TokenTable::Grants => "used",
-                    TokenTable::DeviceGrants => "denied",
-                    TokenTable::AccessTokens | TokenTable::IdTokens => "",
-                },
-                "live": total.saturating_sub(expired).saturating_sub(spent),
-            }));
-        }
-        let cleanup = tx
-            .periodic_tasks()?
-            .into_iter()
-            .filter(|task| task.task == "clear_tokens")
-            .max_by_key(|task| task.last_run_at);
-        Ok((
-            json!({
-                "users": tx.user_count()?,
-                "applications": tx.application_count()?,
-                "tokens": counts,
-            }),
-            cleanup,
-        ))
-    })?;
+    let cutoffs = crate::cleanup::cutoffs(&state.settings.oauth2_provider, now);
+    let tables = state.store.token_counts(cutoffs, now, COUNT_CAP).await?;
+    let mut counts = Vec::with_capacity(ROWS.len());
+    for row in &ROWS {
+        let Some(count) = tables.iter().find(|count| count.table == row.table) else {
+            continue;
+        };
+        counts.push(json!({
+            "label": row.label, "path": row.path, "total": count.stored,
+            "link": screen.granted.allows(Action::View, row.model),
+            "expired": capped(count.expired),
+            "spent": capped(count.spent),
+            "spent_kind": match row.table {
+                TokenTable::RefreshTokens => "revoked",
+                TokenTable::Grants => "used",
+                TokenTable::DeviceGrants => "denied",
+                TokenTable::AccessTokens | TokenTable::IdTokens => "",
+            },
+            "live": count.live(),
+        }));
+    }
+    let totals = state.store.totals().await?;
+    let counts = json!({
+        "users": totals.users,
+        "applications": totals.applications,
+        "tokens": counts,
+    });
+    let cleanup = state
+        .tasks
+        .all()
+        .await?
+        .into_iter()
+        .filter(|task| task.task == "clear_tokens")
+        .max_by_key(|task| task.last_run_at);
+    let described = state.store.describe().await?;
     let cleanup = cleanup.map(|task| {
         json!({
             "name": task.name,
@@ -146,8 +118,8 @@ async fn dashboard(screen: Staff<'_>) -> Result<Page, WebError> {
             "section": "dashboard",
             "counts": counts,
             "cleanup": cleanup,
-            "database_mib": format!("{:.1}", state.store.file_size() as f64 / (1024.0 * 1024.0)),
-            "database_path": state.store.path().display().to_string(),
+            "database_mib": format!("{:.1}", described.bytes as f64 / (1024.0 * 1024.0)),
+            "database_path": described.location,
         }),
         None,
     )
