@@ -236,6 +236,7 @@ pub struct Settings {
     /// Periodic tasks, written to the store at every start (`[<profile>.tasks.<name>]`).
     pub tasks: BTreeMap<String, TaskConfig>,
     pub backup: Backup,
+    pub scheduler: SchedulerSettings,
     /// `text` (human-readable, the default) or `json` (one JSON object per line).
     pub log_format: String,
     pub metrics: MetricsSettings,
@@ -319,6 +320,26 @@ impl Default for Backup {
         Self {
             directory: None,
             keep: 7,
+        }
+    }
+}
+
+/// Which instance runs the periodic tasks: the one holding the scheduler's lease (a row in
+/// the database, renewed every `poll_seconds`); when it dies another takes the lease over
+/// once `lease_seconds` have passed. Each instance also re-reads the tasks every
+/// `poll_seconds`, so an edit made through another instance applies within that time.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SchedulerSettings {
+    pub lease_seconds: u64,
+    pub poll_seconds: u64,
+}
+
+impl Default for SchedulerSettings {
+    fn default() -> Self {
+        Self {
+            lease_seconds: 30,
+            poll_seconds: 10,
         }
     }
 }
@@ -429,6 +450,7 @@ impl Default for Settings {
                 },
             )]),
             backup: Backup::default(),
+            scheduler: SchedulerSettings::default(),
             log_format: "text".to_owned(),
             metrics: MetricsSettings::default(),
             tls: None,
@@ -739,6 +761,15 @@ impl LoadedConfig {
         }
         if s.database.as_os_str().is_empty() {
             return Err(self.bad_value("database", "must be a file path"));
+        }
+        if s.scheduler.poll_seconds == 0 {
+            return Err(self.bad_value("scheduler.poll_seconds", "must be at least 1"));
+        }
+        if s.scheduler.lease_seconds < 2 * s.scheduler.poll_seconds {
+            return Err(self.bad_value(
+                "scheduler.lease_seconds",
+                "must be at least twice scheduler.poll_seconds (the lease is renewed every poll)",
+            ));
         }
         if s.backup.keep == 0 {
             return Err(self.bad_value("backup.keep", "must be at least 1"));

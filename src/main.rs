@@ -156,6 +156,19 @@ enum Cmd {
         #[command(subcommand)]
         action: KeysCmd,
     },
+    /// Copy everything (users, groups, applications, live tokens and codes, sessions, keys,
+    /// tasks) from one database into an empty one: a redb file onto PostgreSQL, or back.
+    /// Every client, token and signed-in browser keeps working on the copy
+    CopyStore {
+        /// The database to copy: a redb file (no server may hold it; copy a `backup` of a
+        /// running one) or a postgres:// URL
+        #[arg(long, value_name = "FILE|URL")]
+        from: PathBuf,
+        /// The empty database to fill: a redb file (created when missing) or a postgres:// URL
+        /// (migrated first)
+        #[arg(long, value_name = "FILE|URL")]
+        to: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -420,6 +433,7 @@ async fn dispatch(command: Cmd, loaded: LoadedConfig) -> Result<(), String> {
             print!("{output}");
             Ok(())
         }
+        Cmd::CopyStore { from, to } => copy_store(&loaded, &from, &to).await,
         Cmd::Keys { action } => {
             let action = match action {
                 KeysCmd::List => KeysAction::List,
@@ -437,6 +451,65 @@ async fn dispatch(command: Cmd, loaded: LoadedConfig) -> Result<(), String> {
             print!("{output}");
             Ok(())
         }
+    }
+}
+
+/// A database named by a path or a URL, opened for a command that owns it while it runs;
+/// the redb file too when it is one, to close it cleanly.
+async fn open_database(
+    database: &std::path::Path,
+    loaded: &LoadedConfig,
+) -> Result<(oxidot::store::SharedStorage, Option<Store>), String> {
+    if let Some(url) = database
+        .to_str()
+        .filter(|database| oxidot::store::postgres::is_postgres_url(database))
+    {
+        return Ok((connect_postgres(url).await?, None));
+    }
+    match tokio::task::block_in_place(|| Store::open(database, cache_bytes(loaded))) {
+        Ok((store, _)) => Ok((std::sync::Arc::new(store.clone()), Some(store))),
+        Err(StoreError::AlreadyOpen(_)) => Err(format!(
+            "{} is held by a running server: stop it, or copy from a backup of it (`oxidot \
+             backup FILE`)",
+            database.display()
+        )),
+        Err(error) => Err(format!("{}: {error}", database.display())),
+    }
+}
+
+async fn copy_store(
+    loaded: &LoadedConfig,
+    from: &std::path::Path,
+    to: &std::path::Path,
+) -> Result<(), String> {
+    if !oxidot::store::postgres::is_postgres_url(&from.to_string_lossy()) && !from.exists() {
+        return Err(format!("--from: {} does not exist", from.display()));
+    }
+    let (source, source_file) = open_database(from, loaded)
+        .await
+        .map_err(|error| format!("--from: {error}"))?;
+    let (destination, destination_file) = match open_database(to, loaded).await {
+        Ok(opened) => opened,
+        Err(error) => {
+            close(source_file)?;
+            return Err(format!("--to: {error}"));
+        }
+    };
+    let copied = oxidot::store::copy_store(&*source, &*destination).await;
+    close(source_file)?;
+    close(destination_file)?;
+    let report = copied.map_err(|error| error.to_string())?;
+    say!("{report}");
+    Ok(())
+}
+
+/// Closes a redb file cleanly (the next open needs no repair).
+fn close(file: Option<Store>) -> Result<(), String> {
+    match file {
+        Some(store) => {
+            tokio::task::block_in_place(|| store.close()).map_err(|error| error.to_string())
+        }
+        None => Ok(()),
     }
 }
 

@@ -3,15 +3,15 @@
 //!
 //! The store holds the tasks (django-celery-beat's fields); the scheduler holds one job per
 //! enabled task and is brought in line with the store after every change (`sync`), so an edit
-//! in the admin applies at once, and every `LEASE_POLL` (an edit made through another instance
-//! applies within that). A task never overlaps its own previous run; a failing task records
-//! its error and the scheduler goes on; at shutdown a running cleanup stops at its next batch
-//! boundary.
+//! in the admin applies at once, and every `scheduler.poll_seconds` (an edit made through
+//! another instance applies within that). A task never overlaps its own previous run; a
+//! failing task records its error and the scheduler goes on; at shutdown a running cleanup
+//! stops at its next batch boundary.
 //!
 //! Several instances on one database run each task once: only the holder of the `scheduler`
-//! lease (a row with an expiry, renewed every `LEASE_POLL`) runs scheduled tasks; when it dies,
-//! another takes the lease over once it expires (`LEASE_TTL`). On a redb file there is one
-//! process, and it holds the lease from the start.
+//! lease (a row with an expiry, renewed every `scheduler.poll_seconds`) runs scheduled tasks;
+//! when it dies, another takes the lease over once it expires (`scheduler.lease_seconds`). On
+//! a redb file there is one process, and it holds the lease from the start.
 
 mod tasks;
 
@@ -31,11 +31,6 @@ use crate::clock::Clock;
 use crate::config::{OAuth2Provider, Settings};
 use crate::store::{PeriodicTask, SharedStorage, StoreError, TaskOutcome, TaskSchedule, Timestamp};
 
-/// How long the scheduler lease lasts without renewal: the longest a dead leader's tasks wait
-/// for another instance.
-const LEASE_TTL: Duration = Duration::from_secs(30);
-/// How often the lease is renewed (or claimed) and the tasks read again.
-const LEASE_POLL: Duration = Duration::from_secs(10);
 const LEASE: &str = "scheduler";
 
 /// The registered tasks a periodic task may run.
@@ -118,6 +113,10 @@ struct Runner {
     resync: Notify,
     /// This instance's name in the lease table.
     holder: String,
+    /// How long the lease lasts unrenewed: the longest a dead leader's tasks wait.
+    lease_seconds: u64,
+    /// How often the lease is renewed (or claimed) and the tasks read again.
+    poll: Duration,
     /// Whether this instance holds the scheduler lease (runs scheduled tasks).
     leader: AtomicBool,
 }
@@ -151,7 +150,7 @@ impl Runner {
     /// Claims or renews the scheduler lease; whether this instance holds it now.
     async fn claim_lease(&self) -> bool {
         let now = self.now();
-        let until = now.plus_seconds(LEASE_TTL.as_secs());
+        let until = now.plus_seconds(self.lease_seconds);
         let held = match self
             .store
             .claim_lease(LEASE, &self.holder, now, until)
@@ -305,6 +304,8 @@ impl Scheduler {
                 running: Mutex::new(HashSet::new()),
                 resync: Notify::new(),
                 holder: instance_name(),
+                lease_seconds: settings.scheduler.lease_seconds,
+                poll: Duration::from_secs(settings.scheduler.poll_seconds),
                 leader: AtomicBool::new(false),
             }),
         });
@@ -315,7 +316,10 @@ impl Scheduler {
         let polling = Arc::downgrade(&scheduler);
         tokio::spawn(async move {
             loop {
-                tokio::time::sleep(LEASE_POLL).await;
+                let Some(poll) = polling.upgrade().map(|scheduler| scheduler.runner.poll) else {
+                    return;
+                };
+                tokio::time::sleep(poll).await;
                 let Some(scheduler) = polling.upgrade() else {
                     return;
                 };

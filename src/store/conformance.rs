@@ -7,11 +7,12 @@ use std::sync::Arc;
 use crate::config::OAuth2Provider;
 use crate::rules::{CodeRefusal, DevicePoll, RefreshRefusal};
 use crate::store::{
-    AccessToken, Algorithm, Application, Approval, CodeExchange, DeviceDecision, DeviceGrant,
-    DevicePollRequest, ExpiringKind, FailureKey, FamilyId, Grant, Group, ListedRecord, NewTokens,
-    NotTheClients, PeriodicTask, Permission, PermissionRecord, RefreshRequest, RefreshToken,
-    Replaced, SecretKey, Session, SigningKey, Storage, StoreError, StoredToken, TaskOutcome,
-    TaskSchedule, Timestamp, TokenQuery, TokenRows, TokenTable, User, UserSaved,
+    AccessToken, Algorithm, Application, Approval, CodeExchange, CopyError, DeviceDecision,
+    DeviceGrant, DevicePollRequest, ExpiringKind, FailureKey, FamilyId, Grant, Group, ListedRecord,
+    NewTokens, NotTheClients, PeriodicTask, Permission, PermissionRecord, Record, RefreshRequest,
+    RefreshToken, Replaced, SECTIONS, SecretKey, Session, SigningKey, Storage, StoreError,
+    StoredToken, TaskOutcome, TaskSchedule, Timestamp, TokenQuery, TokenRows, TokenTable, User,
+    UserSaved, copy_store,
 };
 
 /// One test per conformance function, each given to `$run`: the backend's function that makes
@@ -54,6 +55,7 @@ macro_rules! conformance_suite {
             a_device_is_approved_once_and_gets_its_tokens,
             device_user_codes_are_unique_and_denials_are_told_once,
             concurrent_polls_of_an_approved_device_issue_tokens_once,
+            a_copy_holds_every_record_under_its_keys,
         );
     };
     (@tests $run:ident; $($name:ident),* $(,)?) => {$(
@@ -65,9 +67,14 @@ macro_rules! conformance_suite {
 }
 pub(crate) use conformance_suite;
 
+/// Makes another empty store of the same backend, living as long as the test.
+pub type AnotherStore =
+    Box<dyn Fn() -> std::pin::Pin<Box<dyn Future<Output = Arc<dyn Storage>> + Send>> + Send + Sync>;
+
 /// A fresh store and what it was seeded with.
 pub struct Seeded {
     pub storage: Arc<dyn Storage>,
+    pub another: AnotherStore,
     /// Two applications' ids, the second to present tokens of the first.
     pub application: u64,
     pub other_application: u64,
@@ -1978,4 +1985,105 @@ pub async fn a_users_grants_are_their_tokens_and_consents(seeded: Seeded) {
     assert_eq!(grants.consents[0].1.scope, "read");
     let none = storage.grants_of_user(8).await.unwrap();
     assert!(none.tokens.is_empty() && none.consents.is_empty());
+}
+
+/// Everything a store holds, section by section, read in small pages (so that the cursors
+/// are crossed).
+async fn every_record(storage: &dyn Storage) -> Vec<Record> {
+    let mut all = Vec::new();
+    for section in SECTIONS {
+        let mut after = None;
+        loop {
+            let page = storage
+                .export_page(section, after.clone(), 3)
+                .await
+                .unwrap();
+            let Some(last) = page.last() else {
+                break;
+            };
+            after = Some(last.cursor());
+            let full = page.len() == 3;
+            all.extend(page);
+            if !full {
+                break;
+            }
+        }
+    }
+    all
+}
+
+/// A copy holds every record under its own key and id, and the id marks; what was copied
+/// works there (a token is found with its application and user, a session is live); a copy
+/// goes only into an empty store. `to` is an empty store of either kind.
+pub async fn check_copy(seeded: &Seeded, to: Arc<dyn Storage>) {
+    let provider = OAuth2Provider::default();
+    let now = Timestamp(1_000 * SECOND);
+    let storage = &seeded.storage;
+    let (user, application) = (seeded.user, seeded.application);
+    for n in 0..4 {
+        storage
+            .issue_tokens(pair(seeded, 10 + 2 * n, 11 + 2 * n, now))
+            .await
+            .unwrap();
+    }
+    storage
+        .approve(Approval {
+            code: Some((key(1), code(seeded, 1, now))),
+            consent: Some((user, application, "openid read".to_owned(), now)),
+            ..Approval::default()
+        })
+        .await
+        .unwrap();
+    storage
+        .exchange_code(exchange(seeded, 1, 30, now), &provider)
+        .await
+        .unwrap()
+        .unwrap();
+    storage
+        .start_device_authorization(key(2), device_grant(seeded, "BCDFGHJK", now))
+        .await
+        .unwrap();
+    storage
+        .open_session(key(3), session_of(user, now, 600))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        storage
+            .add_periodic_task(periodic_task("copied"))
+            .await
+            .unwrap()
+    );
+    storage
+        .save_signing_keys(vec![signing_key("k1", now)])
+        .await
+        .unwrap();
+    // A deleted user's id stays used on the other side too.
+    let gone = storage.create_user(new_user("gone")).await.unwrap();
+    assert!(storage.delete_user(gone.id, now).await.unwrap());
+
+    let report = copy_store(&**storage, &*to).await.unwrap();
+    let copied = every_record(&*to).await;
+    assert_eq!(every_record(&**storage).await, copied);
+    assert!(copied.len() > 20, "{report}");
+    assert_eq!(
+        to.id_marks().await.unwrap(),
+        storage.id_marks().await.unwrap()
+    );
+    assert!(to.id_marks().await.unwrap().users >= gone.id);
+    let found = to.find_token(&key(10)).await.unwrap().unwrap();
+    assert_eq!(found.application.map(|app| app.id), Some(application));
+    assert_eq!(found.user.map(|found| found.id), Some(user));
+    assert!(to.live_session(&key(3), now).await.unwrap().is_some());
+    assert!(to.key_ring_version().await.unwrap() > 0);
+    let next = to.create_user(new_user("newcomer")).await.unwrap();
+    assert!(next.id > gone.id, "a copied store gives no used id again");
+    let refused = copy_store(&**storage, &*to).await;
+    assert!(matches!(refused, Err(CopyError::NotEmpty)), "{refused:?}");
+}
+
+/// `check_copy` into another empty store of the same backend.
+pub async fn a_copy_holds_every_record_under_its_keys(seeded: Seeded) {
+    let to = (seeded.another)().await;
+    check_copy(&seeded, to).await;
 }

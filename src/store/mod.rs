@@ -24,6 +24,7 @@ mod records;
 pub mod redb;
 mod tasks;
 mod tokens;
+mod transfer;
 
 use std::path::PathBuf;
 
@@ -49,6 +50,7 @@ pub use records::{
 pub use records::{ORDERED_PREFIX_BYTES, ORDERED_TOKEN_BYTES, ORDERED_TOKEN_VERSION};
 pub use tasks::*;
 pub use tokens::*;
+pub use transfer::*;
 
 /// A backend as services hold it: either kind, shared by every request.
 pub type SharedStorage = std::sync::Arc<dyn Storage>;
@@ -67,6 +69,7 @@ pub trait Storage:
     + KeyStorage
     + TokenListing
     + Overview
+    + Transfer
 {
 }
 
@@ -82,7 +85,8 @@ impl<
         + CleanupStorage
         + KeyStorage
         + TokenListing
-        + Overview,
+        + Overview
+        + Transfer,
 > Storage for T
 {
 }

@@ -33,7 +33,7 @@ pub fn csrf_field(html: &str) -> String {
 }
 
 /// Logs in over real HTTP; returns the status of the login POST.
-fn http_login(base: &str, username: &str, password: &str) -> u16 {
+pub fn http_login(base: &str, username: &str, password: &str) -> u16 {
     let client = http_client();
     let page = client
         .get(format!("{base}/accounts/login/"))

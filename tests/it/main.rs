@@ -12,6 +12,7 @@ mod e2e;
 mod first_run;
 mod fixtures;
 mod flow;
+mod instances;
 mod login;
 mod oauth;
 mod oidc;

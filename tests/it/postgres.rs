@@ -8,7 +8,7 @@ use crate::cli::{run, text};
 use crate::support::free_port;
 
 /// A new database on the test server, as a URL; None (skipped) without a server.
-fn fresh_database_url() -> Option<String> {
+pub fn fresh_database_url() -> Option<String> {
     let Ok(base) = std::env::var("OXIDOT_TEST_POSTGRES") else {
         assert!(
             std::env::var_os("OXIDOT_REQUIRE_POSTGRES").is_none(),

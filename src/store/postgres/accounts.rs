@@ -28,6 +28,26 @@ const PUT_SESSION: &str = "INSERT INTO oxidot_sessions (key, user_id, expires, r
 /// Raises a kind's id mark to at least `$2` (a record stored with its own id: a load).
 const RAISE_ID_MARK: &str = "UPDATE oxidot_id_marks SET mark = GREATEST(mark, $2) WHERE kind = $1";
 
+pub(super) async fn put_session(
+    client: &impl GenericClient,
+    key: &SecretKey,
+    session: &Session,
+) -> Result<(), StoreError> {
+    let statement = client.prepare_cached(PUT_SESSION).await?;
+    client
+        .execute(
+            &statement,
+            &[
+                &key.0.as_slice(),
+                &pg_id(session.user_id)?,
+                &session.expires_at.0,
+                &json(session),
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
 pub(super) async fn put_user(client: &impl GenericClient, user: &User) -> Result<(), StoreError> {
     let id = pg_id(user.id)?;
     let statement = client.prepare_cached(PUT_USER).await?;
@@ -203,18 +223,7 @@ impl AccountStorage for PgStore {
         };
         user.last_login = Some(session.created);
         put_user(&transaction, &user).await?;
-        let statement = transaction.prepare_cached(PUT_SESSION).await?;
-        transaction
-            .execute(
-                &statement,
-                &[
-                    &key.0.as_slice(),
-                    &pg_id(session.user_id)?,
-                    &session.expires_at.0,
-                    &json(&session),
-                ],
-            )
-            .await?;
+        put_session(&transaction, &key, &session).await?;
         transaction.commit().await?;
         Ok(Some(user))
     }

@@ -29,7 +29,7 @@ const LOCK_GRANT: &str = "SELECT g.record, u.record
     FROM oxidot_grants g LEFT JOIN oxidot_users u ON u.id = g.user_id
     WHERE g.key = $1 FOR UPDATE OF g";
 
-async fn put_grant(
+pub(super) async fn put_grant(
     client: &impl GenericClient,
     key: &SecretKey,
     grant: &Grant,

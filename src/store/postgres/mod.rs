@@ -17,7 +17,8 @@ mod keys;
 mod listing;
 mod overview;
 mod tasks;
-mod tokens;
+pub(crate) mod tokens;
+mod transfer;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use serde::Serialize;
@@ -377,5 +378,22 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
+    }
+
+    /// A redb file moves onto PostgreSQL whole, and a PostgreSQL database back onto a file:
+    /// every record under its key and id (`conformance::check_copy`).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn copies_go_between_a_redb_file_and_postgres_both_ways() {
+        let Some(empty) = super::testing::fresh_store().await else {
+            return;
+        };
+        let (from_file, _dir) = tokio::task::block_in_place(crate::store::redb::testing::seeded);
+        crate::store::conformance::check_copy(&from_file, std::sync::Arc::new(empty)).await;
+        let Some(from_postgres) = super::tokens::tests::seeded().await else {
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let (file, _) = crate::store::Store::open(&dir.path().join("copy.redb"), 1 << 20).unwrap();
+        crate::store::conformance::check_copy(&from_postgres, std::sync::Arc::new(file)).await;
     }
 }

@@ -19,7 +19,10 @@ const CLAIM_LEASE: &str = "INSERT INTO oxidot_leases (name, holder, expires) VAL
         WHERE oxidot_leases.holder = $2 OR oxidot_leases.expires <= $3
     RETURNING holder";
 
-async fn put_task(client: &impl GenericClient, task: &PeriodicTask) -> Result<(), StoreError> {
+pub(super) async fn put_task(
+    client: &impl GenericClient,
+    task: &PeriodicTask,
+) -> Result<(), StoreError> {
     let statement = client.prepare_cached(PUT_TASK).await?;
     client
         .execute(&statement, &[&task.name, &json(task)])

@@ -432,14 +432,14 @@ impl TokenStorage for PgStore {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::sync::Arc;
 
     use super::super::testing::fresh_store;
     use crate::store::conformance::{self, Seeded};
     use crate::store::{Application, User};
 
-    async fn seeded() -> Option<Seeded> {
+    pub(crate) async fn seeded() -> Option<Seeded> {
         let store = fresh_store().await?;
         for id in [1, 2] {
             store
@@ -455,6 +455,12 @@ mod tests {
         store.put_user(&seed.staff).await.unwrap();
         Some(Seeded {
             storage: Arc::new(store),
+            another: Box::new(|| {
+                Box::pin(async {
+                    let store = fresh_store().await.expect("the test PostgreSQL answers");
+                    Arc::new(store) as Arc<dyn crate::store::Storage>
+                })
+            }),
             application: 1,
             other_application: 2,
             user: 7,

@@ -34,7 +34,7 @@ pub struct TokenPage<T> {
 
 /// The high-water mark of application ids, so a deleted application's id is never given to a
 /// new one (leftover codes, ID tokens or device grants would otherwise attach to it).
-const APPLICATION_ID_MARK: &str = "application_id_mark";
+pub(super) const APPLICATION_ID_MARK: &str = "application_id_mark";
 /// The same for users and groups (their ids are kept in tokens, sessions and memberships).
 pub(super) const USER_ID_MARK: &str = "user_id_mark";
 pub(super) const GROUP_ID_MARK: &str = "group_id_mark";

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use super::Store;
 use crate::store::{KeyStorage, SigningKey, StoreError};
 
-const KEY_RING_VERSION: &str = "key_ring_version";
+pub(super) const KEY_RING_VERSION: &str = "key_ring_version";
 
 #[async_trait]
 impl KeyStorage for Store {

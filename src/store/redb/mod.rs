@@ -19,6 +19,7 @@ mod load_journal;
 mod overview;
 mod tasks;
 mod tokens;
+mod transfer;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -1578,6 +1579,51 @@ impl<'a> WriteTx<'a> {
         self.expiry()?
             .remove((ExpiringKind::IdToken as u8, token.expires.0, key.0))?;
         Ok(true)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! A fresh seeded redb store for the conformance tests (and for copies between backends).
+
+    use std::sync::Arc;
+
+    use super::Store;
+    use crate::store::conformance::{self, Seeded};
+    use crate::store::{Application, User};
+
+    /// A fresh redb store with two applications and a user; the directory lives as long as
+    /// the test.
+    pub fn seeded() -> (Seeded, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = Store::open(&dir.path().join("oxidot.redb"), 1 << 20).unwrap();
+        store
+            .write_blocking(|tx| {
+                for id in [1, 2] {
+                    tx.put_application(&Application::sample(id, &format!("client-{id}")))?;
+                }
+                let seed = conformance::Seed::standard();
+                tx.put_group(&seed.group)?;
+                tx.put_permission(seed.permission.0, &seed.permission.1)?;
+                tx.put_user(&User::sample(7, "alice"))?;
+                tx.put_user(&seed.staff)
+            })
+            .unwrap();
+        let scratch = dir.path().join("another.redb");
+        let seeded = Seeded {
+            storage: Arc::new(store),
+            another: Box::new(move || {
+                let scratch = scratch.clone();
+                Box::pin(async move {
+                    let (store, _) = Store::open(&scratch, 1 << 20).unwrap();
+                    Arc::new(store) as Arc<dyn crate::store::Storage>
+                })
+            }),
+            application: 1,
+            other_application: 2,
+            user: 7,
+        };
+        (seeded, dir)
     }
 }
 

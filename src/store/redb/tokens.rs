@@ -169,41 +169,11 @@ fn owner(tx: &ReadTx, user: Option<u64>) -> Result<Option<crate::store::User>, S
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
-    use super::*;
     use crate::store::conformance::{self, Seeded};
-    use crate::store::{Application, User};
-
-    /// A fresh redb store with two applications and a user; the directory lives as long as
-    /// the test.
-    fn seeded() -> (Seeded, tempfile::TempDir) {
-        let dir = tempfile::tempdir().unwrap();
-        let (store, _) = Store::open(&dir.path().join("oxidot.redb"), 1 << 20).unwrap();
-        store
-            .write_blocking(|tx| {
-                for id in [1, 2] {
-                    tx.put_application(&Application::sample(id, &format!("client-{id}")))?;
-                }
-                let seed = conformance::Seed::standard();
-                tx.put_group(&seed.group)?;
-                tx.put_permission(seed.permission.0, &seed.permission.1)?;
-                tx.put_user(&User::sample(7, "alice"))?;
-                tx.put_user(&seed.staff)
-            })
-            .unwrap();
-        let seeded = Seeded {
-            storage: Arc::new(store),
-            application: 1,
-            other_application: 2,
-            user: 7,
-        };
-        (seeded, dir)
-    }
 
     /// Runs one conformance test on a fresh seeded store.
     fn run<F: std::future::Future<Output = ()>>(test: impl FnOnce(Seeded) -> F) {
-        let (seeded, _dir) = seeded();
+        let (seeded, _dir) = super::super::testing::seeded();
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
