@@ -208,7 +208,7 @@ struct Figures {
     p99: f64,
 }
 
-async fn run<S, F>(name: &str, port: u16, pid: u32, setup: S, iteration: F) -> Option<Figures>
+async fn run<S, F>(name: &str, ports: &[u16], pid: u32, setup: S, iteration: F) -> Option<Figures>
 where
     S: AsyncFn(Conn) -> (Conn, String),
     F: AsyncFn(&mut Conn, &mut String) -> bool + Clone + 'static,
@@ -220,8 +220,9 @@ where
     let local = tokio::task::LocalSet::new();
     let mut handles = Vec::new();
     let mut prepared = Vec::new();
-    for _ in 0..CONCURRENCY {
-        prepared.push(setup(Conn::open(port).await).await);
+    // Connections spread over the instances, as a load balancer would.
+    for index in 0..CONCURRENCY {
+        prepared.push(setup(Conn::open(ports[index % ports.len()]).await).await);
     }
     for (mut conn, mut state) in prepared {
         let stop = stop.clone();
@@ -490,11 +491,12 @@ fn cleanup_bench(dir: &std::path::Path) {
         .build()
         .unwrap();
     let cc = basic("cc", "cc-secret");
+    let ports = [port];
     let load = |name: &'static str| {
         let auth = cc.clone();
         run(
             name,
-            port,
+            &ports,
             pid,
             async |conn: Conn| (conn, String::new()),
             async move |conn: &mut Conn, _: &mut String| {
@@ -979,11 +981,42 @@ fn main() {
         return;
     }
 
-    let port = free_port();
-    let mut child = start_server(dir.path(), port, &[]);
-    let pid = child.id();
+    // `BENCH_POSTGRES=postgres://…` (a server): the same runs on a fresh database
+    // there, copied from the loaded file, with `BENCH_INSTANCES` servers (default 1).
+    let postgres = std::env::var("BENCH_POSTGRES")
+        .ok()
+        .map(|server| bench_database(&server, dir.path()));
+    let instances: usize = std::env::var("BENCH_INSTANCES")
+        .ok()
+        .and_then(|count| count.parse().ok())
+        .unwrap_or(1);
+    assert!(
+        instances == 1 || postgres.is_some(),
+        "several instances need BENCH_POSTGRES"
+    );
+    let settings: Vec<(&str, &str)> = postgres
+        .as_deref()
+        .map(|url| vec![("OXIDOT_DATABASE", url)])
+        .unwrap_or_default();
+    let ports: Vec<u16> = (0..instances).map(|_| free_port()).collect();
+    let mut children: Vec<Child> = ports
+        .iter()
+        .map(|port| start_server(dir.path(), *port, &settings))
+        .collect();
+    let port = ports[0];
+    let pid = children[0].id();
     println!(
-        "oxidot serve, release build, {CONCURRENCY} connections, {} s per run, generator on one thread of the same 2-core machine",
+        "oxidot serve, release build, {} on {}, {CONCURRENCY} connections, {} s per run, generator on one thread of the same 2-core machine (peak RSS: the first instance)",
+        if instances == 1 {
+            "one instance".to_owned()
+        } else {
+            format!("{instances} instances")
+        },
+        if postgres.is_some() {
+            "PostgreSQL (same machine)"
+        } else {
+            "a redb file"
+        },
         DURATION.as_secs()
     );
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -1007,7 +1040,7 @@ fn main() {
         let auth = cc.clone();
         run(
             "client_credentials (hashed secret, durable)",
-            port,
+            &ports,
             pid,
             async |conn: Conn| (conn, String::new()),
             async move |conn: &mut Conn, _: &mut String| {
@@ -1027,7 +1060,7 @@ fn main() {
         let auth = pw.clone();
         run(
             "refresh_token (rotating, durable)",
-            port,
+            &ports,
             pid,
             async |mut conn: Conn| {
                 let response = conn
@@ -1063,7 +1096,7 @@ fn main() {
         let (auth, body) = (cc.clone(), format!("token={token}"));
         run(
             "introspection (client auth, remembered)",
-            port,
+            &ports,
             pid,
             async |conn: Conn| (conn, String::new()),
             async move |conn: &mut Conn, _: &mut String| {
@@ -1078,7 +1111,7 @@ fn main() {
         let bearer = format!("Bearer {token}");
         run(
             "/api/hello (bearer)",
-            port,
+            &ports,
             pid,
             async |conn: Conn| (conn, String::new()),
             async move |conn: &mut Conn, _: &mut String| {
@@ -1108,7 +1141,7 @@ fn main() {
         let bearer = format!("Bearer {openid_token}");
         run(
             "userinfo (bearer, openid profile)",
-            port,
+            &ports,
             pid,
             async |conn: Conn| (conn, String::new()),
             async move |conn: &mut Conn, _: &mut String| {
@@ -1139,7 +1172,7 @@ fn main() {
         let exchange_prefix = format!("grant_type=authorization_code&redirect_uri={}&code_verifier={VERIFIER}&code=", enc(CALLBACK));
         run(
             name,
-            port,
+            &ports,
             pid,
             async |mut conn: Conn| {
                 {
@@ -1178,8 +1211,220 @@ fn main() {
         .await;
         }
     });
+    if let Some(url) = &postgres
+        && selected("round trips")
+    {
+        round_trips(url, dir.path());
+    }
+    for child in &mut children {
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let _ = child.wait();
+    }
+}
+
+/// A fresh database on the PostgreSQL server `server` names, filled from the bench's loaded
+/// file by `oxidot copy-store`; its URL.
+fn bench_database(server: &str, dir: &std::path::Path) -> String {
+    let name = format!("oxidot_bench_{}", std::process::id());
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let (client, connection) = tokio_postgres::connect(server, tokio_postgres::NoTls)
+                .await
+                .expect("BENCH_POSTGRES answers");
+            tokio::spawn(connection);
+            client
+                .batch_execute(&format!("CREATE DATABASE {name}"))
+                .await
+                .unwrap();
+        });
+    let (prefix, _) = server.rsplit_once('/').expect("a URL with a database");
+    let url = format!("{prefix}/{name}");
+    let status = Command::new(env!("CARGO_BIN_EXE_oxidot"))
+        .args(["copy-store", "--from", "oxidot.redb", "--to", &url])
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    url
+}
+
+/// A relay between one server and PostgreSQL that counts round trips: each time the database
+/// answers after the server has sent something.
+fn counting_relay(target: String) -> (u16, Arc<std::sync::atomic::AtomicU64>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let trips = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counted = trips.clone();
+    std::thread::spawn(move || {
+        for incoming in listener.incoming() {
+            let Ok(client) = incoming else { continue };
+            let Ok(server) = std::net::TcpStream::connect(&target) else {
+                continue;
+            };
+            let _ = (client.set_nodelay(true), server.set_nodelay(true));
+            let spoke = Arc::new(AtomicBool::new(false));
+            for (mut from, mut to, outbound) in [
+                (
+                    client.try_clone().unwrap(),
+                    server.try_clone().unwrap(),
+                    true,
+                ),
+                (server, client, false),
+            ] {
+                let (spoke, counted) = (spoke.clone(), counted.clone());
+                std::thread::spawn(move || {
+                    let mut buffer = [0u8; 16 * 1024];
+                    while let Ok(read) = from.read(&mut buffer) {
+                        if read == 0 {
+                            break;
+                        }
+                        if outbound {
+                            spoke.store(true, Ordering::SeqCst);
+                        } else if spoke.swap(false, Ordering::SeqCst) {
+                            counted.fetch_add(1, Ordering::SeqCst);
+                        }
+                        if to.write_all(&buffer[..read]).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        }
+    });
+    (port, trips)
+}
+
+/// One request (or flow) of the round-trip count, on the connection it is given.
+type Operation<'a> =
+    dyn FnMut(&mut Conn) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + '_>> + 'a;
+
+/// Database round trips per operation: one more server, reaching PostgreSQL through a
+/// counting relay, driven one request at a time (after a warm-up that prepares statements).
+fn round_trips(url: &str, dir: &std::path::Path) {
+    const TIMES: u64 = 50;
+    let parsed = url::Url::parse(url).unwrap();
+    let (relay, trips) = counting_relay(format!(
+        "{}:{}",
+        parsed.host_str().unwrap(),
+        parsed.port().unwrap_or(5432)
+    ));
+    let mut relayed = parsed.clone();
+    relayed.set_port(Some(relay)).unwrap();
+    let port = free_port();
+    let mut child = start_server(dir, port, &[("OXIDOT_DATABASE", relayed.as_str())]);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let cc = basic("cc", "cc-secret");
+        let pw = basic("pw", "pw-secret");
+        let mut conn = Conn::open(port).await;
+        let token = conn
+            .send("POST", "/o/token/", &[("Authorization", &cc)], "grant_type=client_credentials&scope=read+introspection")
+            .await
+            .json()["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let openid = conn
+            .send("POST", "/o/token/", &[("Authorization", &pw)], "grant_type=password&username=bench&password=bench-password-1&scope=openid+profile")
+            .await
+            .json()["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let mut refresh = conn
+            .send("POST", "/o/token/", &[("Authorization", &pw)], "grant_type=password&username=bench&password=bench-password-1&scope=read")
+            .await
+            .json()["refresh_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let (cookie, csrf) = log_in(&mut conn).await;
+        let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(VERIFIER));
+        let web = basic("web", "web-secret");
+        let measure = async |name: &str, conn: &mut Conn, operation: &mut Operation<'_>| {
+            for _ in 0..10 {
+                assert!(operation(conn).await, "{name}");
+            }
+            let before = trips.load(Ordering::SeqCst);
+            for _ in 0..TIMES {
+                assert!(operation(conn).await, "{name}");
+            }
+            let used = trips.load(Ordering::SeqCst) - before;
+            println!("{name:<44} {:>5.2} database round trips", used as f64 / TIMES as f64);
+        };
+        let bearer = format!("Bearer {token}");
+        let introspect = format!("token={token}");
+        let userinfo = format!("Bearer {openid}");
+        measure("client_credentials (hashed secret, remembered)", &mut conn, &mut |conn| {
+            let cc = cc.clone();
+            Box::pin(async move {
+                conn.send("POST", "/o/token/", &[("Authorization", &cc)], "grant_type=client_credentials&scope=read").await.status == 200
+            })
+        }).await;
+        measure("introspection (client auth, remembered)", &mut conn, &mut |conn| {
+            let (cc, introspect) = (cc.clone(), introspect.clone());
+            Box::pin(async move {
+                conn.send("POST", "/o/introspect/", &[("Authorization", &cc)], &introspect).await.status == 200
+            })
+        }).await;
+        measure("/api/hello (bearer)", &mut conn, &mut |conn| {
+            let bearer = bearer.clone();
+            Box::pin(async move { conn.send("GET", "/api/hello", &[("Authorization", &bearer)], "").await.status == 200 })
+        }).await;
+        measure("userinfo (bearer, openid profile)", &mut conn, &mut |conn| {
+            let userinfo = userinfo.clone();
+            Box::pin(async move { conn.send("GET", "/o/userinfo/", &[("Authorization", &userinfo)], "").await.status == 200 })
+        }).await;
+        let refresh_cell = std::rc::Rc::new(std::cell::RefCell::new(std::mem::take(&mut refresh)));
+        measure("refresh_token (rotating)", &mut conn, &mut |conn| {
+            let (pw, refresh_cell) = (pw.clone(), refresh_cell.clone());
+            Box::pin(async move {
+                let body = format!("grant_type=refresh_token&refresh_token={}", refresh_cell.borrow());
+                let response = conn.send("POST", "/o/token/", &[("Authorization", &pw)], &body).await;
+                match response.json()["refresh_token"].as_str() {
+                    Some(next) if response.status == 200 => {
+                        *refresh_cell.borrow_mut() = next.to_owned();
+                        true
+                    }
+                    _ => false,
+                }
+            })
+        }).await;
+        let authorize = format!(
+            "/o/authorize/?response_type=code&client_id=web&redirect_uri={}&scope=read&state=s&code_challenge={challenge}&code_challenge_method=S256",
+            enc(CALLBACK)
+        );
+        let consent = format!(
+            "csrfmiddlewaretoken={csrf}&client_id=web&response_type=code&scope=read&redirect_uri={}&state=s&code_challenge={challenge}&code_challenge_method=S256&allow=Authorize",
+            enc(CALLBACK)
+        );
+        let exchange = format!("grant_type=authorization_code&redirect_uri={}&code_verifier={VERIFIER}&code=", enc(CALLBACK));
+        measure("authorization code flow (page + consent + token)", &mut conn, &mut |conn| {
+            let (cookie, authorize, consent, exchange, web) = (cookie.clone(), authorize.clone(), consent.clone(), exchange.clone(), web.clone());
+            Box::pin(async move {
+                if conn.send("GET", &authorize, &[("Cookie", &cookie)], "").await.status != 200 {
+                    return false;
+                }
+                let approved = conn.send("POST", "/o/authorize/", &[("Cookie", &cookie)], &consent).await;
+                let Some(code) = approved.headers.get("location").and_then(|location| location.split("code=").nth(1)).and_then(|rest| rest.split('&').next()).map(str::to_owned) else {
+                    return false;
+                };
+                conn.send("POST", "/o/token/", &[("Authorization", &web)], &format!("{exchange}{code}")).await.status == 200
+            })
+        }).await;
+    });
     let _ = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
+        .args(["-TERM", &child.id().to_string()])
         .status();
     let _ = child.wait();
 }

@@ -94,8 +94,8 @@ impl Accounts {
         password: &str,
         client_ip: Option<&str>,
     ) -> Result<User, AccountError> {
-        match self.throttle.admit(username, client_ip).await {
-            Ok(()) => {}
+        let admitted = match self.throttle.admit(username, client_ip).await {
+            Ok(admitted) => admitted,
             Err(Refused::TooMany { retry_after }) => {
                 tracing::info!(
                     username,
@@ -105,7 +105,7 @@ impl Accounts {
                 return Err(AccountError::Throttled { retry_after });
             }
             Err(Refused::Store(error)) => return Err(error.into()),
-        }
+        };
         let user = self.store.user_by_username(username).await?;
         let stored_hash = user.as_ref().map(|user| user.password.clone());
         let verification = self.hasher.verify(password.to_owned(), stored_hash).await?;
@@ -121,7 +121,9 @@ impl Accounts {
             );
             return Err(AccountError::InvalidCredentials);
         };
-        self.throttle.record_success(username, client_ip).await?;
+        self.throttle
+            .record_success(username, client_ip, admitted)
+            .await?;
         if !verification.needs_upgrade {
             return Ok(user);
         }

@@ -49,6 +49,22 @@ pub enum Refused {
     Store(#[from] StoreError),
 }
 
+/// An attempt about to be judged: the keys its failures are counted under, and the window.
+pub struct Attempt {
+    pub keys: [FailureKey; 3],
+    /// Failures at or before this have left the window.
+    pub since: Timestamp,
+    now: Timestamp,
+}
+
+/// An attempt let through; whether its source had failed recently (only then does a success
+/// have failures to clear: a clean source costs no write).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub struct Admitted {
+    source_failed: bool,
+}
+
 /// One kind of attempt (`scope`: logins, client secrets, device user codes) and its limits.
 pub struct Throttle {
     scope: &'static str,
@@ -118,31 +134,62 @@ impl Throttle {
         ]
     }
 
-    /// What to do with an attempt for `principal` from `ip`.
-    pub async fn check(&self, principal: &str, ip: Option<&str>) -> Result<Verdict, StoreError> {
-        let now = self.now();
-        let since = Timestamp(now.0.saturating_sub(self.window()));
-        let recent = self
-            .log
-            .recent_failures(self.scope, &self.keys(principal, ip), since)
-            .await?;
-        Ok(verdict(&self.limits, &recent, now))
+    /// The scope its failures are kept under in the store.
+    pub fn scope(&self) -> &'static str {
+        self.scope
     }
 
-    /// Applies the verdict: waits when the principal is slowed down; refuses when the source
-    /// or the IP failed too often.
-    pub async fn admit(&self, principal: &str, ip: Option<&str>) -> Result<(), Refused> {
-        match self.check(principal, ip).await? {
-            Verdict::Go => Ok(()),
+    /// An attempt for `principal` from `ip`, now.
+    pub fn attempt(&self, principal: &str, ip: Option<&str>) -> Attempt {
+        let now = self.now();
+        Attempt {
+            keys: self.keys(principal, ip),
+            since: Timestamp(now.0.saturating_sub(self.window())),
+            now,
+        }
+    }
+
+    /// The verdict on an attempt for `principal` from `ip` now, without applying it.
+    pub async fn check(&self, principal: &str, ip: Option<&str>) -> Result<Verdict, StoreError> {
+        let attempt = self.attempt(principal, ip);
+        let recent = self
+            .log
+            .recent_failures(self.scope, &attempt.keys, attempt.since)
+            .await?;
+        Ok(verdict(&self.limits, &recent, attempt.now))
+    }
+
+    /// Reads the attempt's recent failures and judges it (`judge`).
+    pub async fn admit(&self, principal: &str, ip: Option<&str>) -> Result<Admitted, Refused> {
+        let attempt = self.attempt(principal, ip);
+        let recent = self
+            .log
+            .recent_failures(self.scope, &attempt.keys, attempt.since)
+            .await?;
+        self.judge(&attempt, &recent).await
+    }
+
+    /// Applies the verdict on an attempt given its recent failures (read with whatever else
+    /// the caller needed from the store): waits when the principal is slowed down; refuses
+    /// when the source or the IP failed too often.
+    pub async fn judge(
+        &self,
+        attempt: &Attempt,
+        recent: &[Vec<Timestamp>],
+    ) -> Result<Admitted, Refused> {
+        let admitted = Admitted {
+            source_failed: recent.first().is_some_and(|times| !times.is_empty()),
+        };
+        match verdict(&self.limits, recent, attempt.now) {
+            Verdict::Go => Ok(admitted),
             Verdict::Wait(delay) => {
                 tracing::info!(
-                    principal,
-                    ip = ip_of(ip),
+                    source = attempt.keys[0].name.as_str(),
                     delay_ms = delay.as_millis() as u64,
                     "attempt slowed down: many recent failures for this principal"
                 );
                 tokio::time::sleep(delay).await;
-                Ok(())
+                Ok(admitted)
             }
             Verdict::Refuse { retry_after } => Err(Refused::TooMany { retry_after }),
         }
@@ -160,14 +207,18 @@ impl Throttle {
             .await
     }
 
-    /// A success clears the failures of its own source (principal and IP), nothing else.
+    /// A success clears the failures of its own source (principal and IP), nothing else; a
+    /// source that had not failed has nothing to clear (no store write).
     pub async fn record_success(
         &self,
         principal: &str,
         ip: Option<&str>,
+        admitted: Admitted,
     ) -> Result<(), StoreError> {
-        // Only the source's name: a success runs on every good login and client
-        // authentication, so the other two keys are not built.
+        if !admitted.source_failed {
+            return Ok(());
+        }
+        // Only the source's name: the other two keys are not built.
         let source = source_name(&principal.to_lowercase(), ip);
         self.log.forget_failures(self.scope, &source).await
     }
@@ -216,6 +267,40 @@ fn delay(limits: &LoginThrottle, over: usize) -> std::time::Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A clean source's success writes nothing; a failed source's success clears it.
+    #[tokio::test]
+    async fn only_a_source_that_failed_has_failures_to_clear() {
+        let (throttle, _) = throttle();
+        let clean = throttle.admit("carol", Some("3.3.3.3")).await.unwrap();
+        assert_eq!(
+            clean,
+            Admitted {
+                source_failed: false
+            }
+        );
+        throttle
+            .record_failure("carol", Some("4.4.4.4"))
+            .await
+            .unwrap();
+        let failed = throttle.admit("carol", Some("4.4.4.4")).await.unwrap();
+        assert_eq!(
+            failed,
+            Admitted {
+                source_failed: true
+            }
+        );
+        throttle
+            .record_success("carol", Some("4.4.4.4"), failed)
+            .await
+            .unwrap();
+        assert_eq!(
+            throttle.admit("carol", Some("4.4.4.4")).await.unwrap(),
+            Admitted {
+                source_failed: false
+            }
+        );
+    }
 
     fn throttle() -> (Throttle, Clock) {
         let clock = Clock::manual(time::macros::datetime!(2026-01-01 00:00 UTC));
@@ -330,8 +415,9 @@ mod tests {
             .record_failure("bob", Some("2.2.2.2"))
             .await
             .unwrap();
+        let admitted = throttle.admit("bob", Some("1.1.1.1")).await.unwrap();
         throttle
-            .record_success("bob", Some("1.1.1.1"))
+            .record_success("bob", Some("1.1.1.1"), admitted)
             .await
             .unwrap();
         throttle

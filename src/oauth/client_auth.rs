@@ -140,11 +140,14 @@ impl ClientAuthenticator {
         }
     }
 
-    /// Authenticates the presented client. Confidential clients must prove their secret;
-    /// public clients are identified by `client_id` alone.
+    /// Authenticates the presented client as `application` (what its `client_id` names, read
+    /// by the caller; None for an unknown client). Confidential clients must prove their
+    /// secret; public clients are identified by `client_id` alone. `store` takes a hash
+    /// upgrade.
     pub async fn authenticate(
         &self,
         store: &dyn ApplicationStorage,
+        application: Option<Application>,
         presented: &PresentedClient,
     ) -> Result<Application, OAuthError> {
         let used_basic = presented.method == AuthMethod::Basic;
@@ -152,7 +155,6 @@ impl ClientAuthenticator {
             description: description.to_owned(),
             used_basic,
         };
-        let application = store.application_by_client_id(&presented.client_id).await?;
         let Some(application) = application else {
             if let Some(secret) = &presented.secret {
                 // Cost what a known client costs, so timing does not tell who exists.

@@ -23,7 +23,7 @@ use crate::random;
 use crate::rules;
 use crate::rules::RefreshRefusal;
 use crate::store::{
-    AccessToken, Application, ClientType, FamilyId, FoundToken, GrantType, NewTokens,
+    AccessToken, Application, ClientType, FailureQuery, FamilyId, FoundToken, GrantType, NewTokens,
     NotTheClients, RefreshRequest, Refreshed, SecretKey, SharedStorage, StoredToken, Timestamp,
     User,
 };
@@ -175,18 +175,32 @@ impl OAuth {
             description: "client authentication is required".to_owned(),
             used_basic: false,
         })?;
-        match self
+        // The client and its throttle's failures, read together (one round trip).
+        let attempt = self
             .client_failures
-            .admit(&presented.client_id, client_ip)
-            .await
-        {
-            Ok(()) => {}
+            .attempt(&presented.client_id, client_ip);
+        let (application, recent) = self
+            .store
+            .client_for_authentication(
+                &presented.client_id,
+                FailureQuery {
+                    scope: self.client_failures.scope(),
+                    keys: &attempt.keys,
+                    since: attempt.since,
+                },
+            )
+            .await?;
+        let admitted = match self.client_failures.judge(&attempt, &recent).await {
+            Ok(admitted) => admitted,
             Err(Refused::TooMany { retry_after }) => {
                 return Err(OAuthError::TooManyAttempts { retry_after });
             }
             Err(Refused::Store(error)) => return Err(error.into()),
-        }
-        let result = self.clients.authenticate(&*self.store, &presented).await;
+        };
+        let result = self
+            .clients
+            .authenticate(&*self.store, application, &presented)
+            .await;
         match &result {
             Err(OAuthError::InvalidClient { .. }) => {
                 self.client_failures
@@ -200,7 +214,7 @@ impl OAuth {
             }
             Ok(_) => {
                 self.client_failures
-                    .record_success(&presented.client_id, client_ip)
+                    .record_success(&presented.client_id, client_ip, admitted)
                     .await?;
             }
             Err(_) => {}

@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 
-use super::{Application, StoreError};
+use super::{Application, FailureKey, StoreError, Timestamp};
 
 /// What became of a replacement made on the condition that nobody changed the record since it
 /// was read.
@@ -17,6 +17,14 @@ pub enum Replaced {
     Gone,
 }
 
+/// The failures a throttle check reads: of these keys in this scope after `since`.
+#[derive(Debug, Clone, Copy)]
+pub struct FailureQuery<'a> {
+    pub scope: &'a str,
+    pub keys: &'a [FailureKey],
+    pub since: Timestamp,
+}
+
 #[async_trait]
 pub trait ApplicationStorage: Send + Sync {
     async fn application(&self, id: u64) -> Result<Option<Application>, StoreError>;
@@ -25,6 +33,15 @@ pub trait ApplicationStorage: Send + Sync {
         &self,
         client_id: &str,
     ) -> Result<Option<Application>, StoreError>;
+
+    /// The application a client authenticates as, read with the recent failures of the
+    /// attempt's throttle keys (`FailureLog::recent_failures`): one round trip where the
+    /// backend is remote, since every client authentication needs both.
+    async fn client_for_authentication(
+        &self,
+        client_id: &str,
+        failures: FailureQuery<'_>,
+    ) -> Result<(Option<Application>, Vec<Vec<Timestamp>>), StoreError>;
 
     /// Every application, by id.
     async fn applications(&self) -> Result<Vec<Application>, StoreError>;

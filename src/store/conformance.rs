@@ -8,11 +8,11 @@ use crate::config::OAuth2Provider;
 use crate::rules::{CodeRefusal, DevicePoll, RefreshRefusal};
 use crate::store::{
     AccessToken, Algorithm, Application, Approval, CodeExchange, CopyError, DeviceDecision,
-    DeviceGrant, DevicePollRequest, ExpiringKind, FailureKey, FamilyId, Grant, Group, ListedRecord,
-    NewTokens, NotTheClients, PeriodicTask, Permission, PermissionRecord, Record, RefreshRequest,
-    RefreshToken, Replaced, SECTIONS, SecretKey, Session, SigningKey, Storage, StoreError,
-    StoredToken, TaskOutcome, TaskSchedule, Timestamp, TokenQuery, TokenRows, TokenTable, User,
-    UserSaved, copy_store,
+    DeviceGrant, DevicePollRequest, ExpiringKind, FailureKey, FailureQuery, FamilyId, Grant, Group,
+    ListedRecord, NewTokens, NotTheClients, PeriodicTask, Permission, PermissionRecord, Record,
+    RefreshRequest, RefreshToken, Replaced, SECTIONS, SecretKey, Session, SigningKey, Storage,
+    StoreError, StoredToken, TaskOutcome, TaskSchedule, Timestamp, TokenQuery, TokenRows,
+    TokenTable, User, UserSaved, copy_store,
 };
 
 /// One test per conformance function, each given to `$run`: the backend's function that makes
@@ -56,6 +56,7 @@ macro_rules! conformance_suite {
             device_user_codes_are_unique_and_denials_are_told_once,
             concurrent_polls_of_an_approved_device_issue_tokens_once,
             a_copy_holds_every_record_under_its_keys,
+            a_client_is_read_with_its_failures,
         );
     };
     (@tests $run:ident; $($name:ident),* $(,)?) => {$(
@@ -1073,6 +1074,53 @@ pub async fn failures_are_counted_per_scope_and_key_newest_kept(seeded: Seeded) 
         .await
         .unwrap();
     assert_eq!(recent, vec![vec![at(3), at(4), at(4)]]);
+}
+
+/// A client authentication reads the application and its throttle's failures together: the
+/// same as reading them apart, for a known and an unknown client.
+pub async fn a_client_is_read_with_its_failures(seeded: Seeded) {
+    let storage = &seeded.storage;
+    let at = |n: i64| Timestamp(30_000 * SECOND + n);
+    let keys = [
+        failure_key("source 1.2.3.4 client-1", 3),
+        failure_key("ip 1.2.3.4", 5),
+        failure_key("principal client-1", 36),
+    ];
+    storage
+        .record_failure("client", &keys[..2], at(1), at(0))
+        .await
+        .unwrap();
+    storage
+        .record_failure("client", &keys, at(2), at(0))
+        .await
+        .unwrap();
+    let query = FailureQuery {
+        scope: "client",
+        keys: &keys,
+        since: at(0),
+    };
+    let (application, recent) = storage
+        .client_for_authentication("client-1", query)
+        .await
+        .unwrap();
+    assert_eq!(application.map(|app| app.id), Some(seeded.application));
+    assert_eq!(
+        recent,
+        storage
+            .recent_failures("client", &keys, at(0))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        recent,
+        vec![vec![at(1), at(2)], vec![at(1), at(2)], vec![at(2)]]
+    );
+    let (unknown, recent) = storage
+        .client_for_authentication("nobody", query)
+        .await
+        .unwrap();
+    assert!(unknown.is_none());
+    assert_eq!(recent.len(), 3);
 }
 
 /// Failures recorded at once (through several instances) are all counted.

@@ -6,7 +6,9 @@ use deadpool_postgres::GenericClient;
 
 use super::accounts::{next_id, raise_id_mark};
 use super::{PgStore, duplicate_as, json, pg_id, record};
-use crate::store::{Application, ApplicationStorage, Replaced, StoreError};
+use crate::store::{
+    Application, ApplicationStorage, FailureQuery, Replaced, StoreError, Timestamp,
+};
 
 const APPLICATION: &str = "SELECT record FROM oxidot_applications WHERE id = $1";
 
@@ -95,6 +97,31 @@ impl ApplicationStorage for PgStore {
     ) -> Result<Option<Application>, StoreError> {
         let client = self.client().await?;
         one_application(&client, APPLICATION_BY_CLIENT_ID, &client_id).await
+    }
+
+    async fn client_for_authentication(
+        &self,
+        client_id: &str,
+        failures: FailureQuery<'_>,
+    ) -> Result<(Option<Application>, Vec<Vec<Timestamp>>), StoreError> {
+        let keys = failures.keys;
+        let sql = super::failures::recent_failures_sql(keys.len(), true);
+        let keeps: Vec<i64> = keys
+            .iter()
+            .map(|key| i64::try_from(key.keep).unwrap_or(i64::MAX))
+            .collect();
+        let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+            vec![&failures.scope, &failures.since.0];
+        for (key, keep) in keys.iter().zip(&keeps) {
+            params.push(&key.name);
+            params.push(keep);
+        }
+        params.push(&client_id);
+        let client = self.client().await?;
+        let statement = client.prepare_cached(&sql).await?;
+        let rows = client.query(&statement, &params).await?;
+        let (recent, application) = super::failures::failures_from_rows(&rows, keys.len())?;
+        Ok((application, recent))
     }
 
     async fn applications(&self) -> Result<Vec<Application>, StoreError> {

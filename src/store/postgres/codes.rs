@@ -6,10 +6,11 @@ use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
 
 use super::tokens::{
-    ensure_family, put_access_token, put_id_token, put_refresh_token, revoke_family,
-    revoke_tokens_of_user,
+    ENSURE_FAMILY, PUT_ACCESS_TOKEN, PUT_ID_TOKEN, PUT_REFRESH_TOKEN, ensure_family,
+    put_access_token, put_id_token, put_refresh_token, revoke_family, revoke_tokens_of_user,
+    rolled_back,
 };
-use super::{PgStore, json, pg_id, record};
+use super::{PgStore, json, pg_id, prepare_all, record};
 use crate::config::OAuth2Provider;
 use crate::rules::{self, CodeRefusal};
 use crate::store::{
@@ -21,6 +22,14 @@ const PUT_GRANT: &str = "INSERT INTO oxidot_grants
         (key, application, user_id, family, expires, record) VALUES ($1, $2, $3, $4, $5, $6)
     ON CONFLICT (key) DO UPDATE SET application = $2, user_id = $3, family = $4, expires = $5,
         record = $6";
+
+const SET_FAMILY_SESSION: &str = "UPDATE oxidot_families SET session = $2 WHERE id = $1";
+
+const LOCK_CONSENT: &str = "SELECT record FROM oxidot_consents
+    WHERE user_id = $1 AND application = $2 FOR UPDATE";
+
+const PUT_CONSENT: &str = "INSERT INTO oxidot_consents (user_id, application, record)
+    VALUES ($1, $2, $3) ON CONFLICT (user_id, application) DO UPDATE SET record = $3";
 
 const CONSENT: &str = "SELECT record FROM oxidot_consents WHERE user_id = $1 AND application = $2";
 
@@ -61,13 +70,8 @@ async fn remember_consent(
     now: Timestamp,
 ) -> Result<(), StoreError> {
     let (user, application) = (pg_id(user)?, pg_id(application)?);
-    let row = client
-        .query_opt(
-            "SELECT record FROM oxidot_consents WHERE user_id = $1 AND application = $2
-             FOR UPDATE",
-            &[&user, &application],
-        )
-        .await?;
+    let lock = client.prepare_cached(LOCK_CONSENT).await?;
+    let row = client.query_opt(&lock, &[&user, &application]).await?;
     let previous = match row {
         Some(row) => record::<Consent>(&row, 0)?.map(|consent| consent.scope),
         None => None,
@@ -76,12 +80,9 @@ async fn remember_consent(
         scope: rules::merged_consent(previous.as_deref(), scope),
         granted: now,
     };
+    let put = client.prepare_cached(PUT_CONSENT).await?;
     client
-        .execute(
-            "INSERT INTO oxidot_consents (user_id, application, record) VALUES ($1, $2, $3)
-             ON CONFLICT (user_id, application) DO UPDATE SET record = $3",
-            &[&user, &application, &json(&consent)],
-        )
+        .execute(&put, &[&user, &application, &json(&consent)])
         .await?;
     Ok(())
 }
@@ -162,22 +163,63 @@ impl CodeStorage for PgStore {
     }
 
     async fn approve(&self, approval: Approval) -> Result<(), StoreError> {
-        let mut client = self.client().await?;
-        let transaction = client.transaction().await?;
-        if let Some((key, grant)) = &approval.code {
-            put_grant(&transaction, key, grant).await?;
+        let client = self.client().await?;
+        // BEGIN travels with the writes and the consent's locking read (pipelined); the
+        // consent's write follows the read, then COMMIT.
+        prepare_all(
+            &client,
+            &[
+                PUT_GRANT,
+                PUT_ACCESS_TOKEN,
+                PUT_ID_TOKEN,
+                LOCK_CONSENT,
+                PUT_CONSENT,
+            ],
+        )
+        .await?;
+        let written = async {
+            tokio::try_join!(
+                async {
+                    client
+                        .batch_execute("BEGIN")
+                        .await
+                        .map_err(StoreError::from)
+                },
+                async {
+                    match &approval.code {
+                        Some((key, grant)) => put_grant(&client, key, grant).await,
+                        None => Ok(()),
+                    }
+                },
+                async {
+                    match &approval.access {
+                        Some((key, token)) => put_access_token(&client, key, token).await,
+                        None => Ok(()),
+                    }
+                },
+                async {
+                    match &approval.id_token {
+                        Some((key, token)) => put_id_token(&client, key, token).await,
+                        None => Ok(()),
+                    }
+                },
+                async {
+                    match &approval.consent {
+                        Some((user, application, scope, now)) => {
+                            remember_consent(&client, *user, *application, scope, *now).await
+                        }
+                        None => Ok(()),
+                    }
+                },
+            )?;
+            client.batch_execute("COMMIT").await?;
+            Ok(())
         }
-        if let Some((key, token)) = &approval.access {
-            put_access_token(&transaction, key, token).await?;
+        .await;
+        match written {
+            Ok(()) => Ok(()),
+            Err(error) => Err(rolled_back(&client, error).await),
         }
-        if let Some((key, token)) = &approval.id_token {
-            put_id_token(&transaction, key, token).await?;
-        }
-        if let Some((user, application, scope, now)) = &approval.consent {
-            remember_consent(&transaction, *user, *application, scope, *now).await?;
-        }
-        transaction.commit().await?;
-        Ok(())
     }
 
     async fn exchange_code(
@@ -185,84 +227,148 @@ impl CodeStorage for PgStore {
         exchange: CodeExchange,
         provider: &OAuth2Provider,
     ) -> Result<Result<Grant, CodeRefusal>, StoreError> {
-        let now = exchange.now;
-        let mut client = self.client().await?;
-        let transaction = client.transaction().await?;
-        let lock = transaction.prepare_cached(LOCK_GRANT).await?;
-        let Some(row) = transaction
-            .query_opt(&lock, &[&exchange.code.0.as_slice()])
-            .await?
-        else {
-            return Ok(Err(CodeRefusal::Unknown));
-        };
-        let Some(mut grant) = record::<Grant>(&row, 0)? else {
-            return Ok(Err(CodeRefusal::Unknown));
-        };
-        let holder = record::<User>(&row, 1)?;
-        match rules::judge_code_exchange(
-            &grant,
-            holder.as_ref(),
-            exchange.client,
-            exchange.redirect_uri.as_deref(),
-            exchange.verifier.as_deref(),
-            now,
-        ) {
-            Ok(()) => {}
-            Err(CodeRefusal::Replayed { .. }) => {
-                let family_revoked = revoke_family(&transaction, grant.family, now).await?;
-                transaction.commit().await?;
-                return Ok(Err(CodeRefusal::Replayed { family_revoked }));
-            }
-            Err(refusal) => return Ok(Err(refusal)),
-        }
-        grant.used = Some(now);
-        put_grant(&transaction, &exchange.code, &grant).await?;
-        let (access, refresh) = rules::issued_tokens(
-            provider,
-            now,
-            grant.application,
-            Some(grant.user),
-            &grant.scope,
-            grant.family,
-            (&exchange.access.0, &exchange.access.1),
-            Some((&exchange.refresh.0, &exchange.refresh.1)),
-        );
-        ensure_family(
-            &transaction,
-            grant.family,
-            grant.application,
-            Some(grant.user),
+        let client = self.client().await?;
+        let lock = client.prepare_cached(LOCK_GRANT).await?;
+        // As a refresh: BEGIN with the locking read, COMMIT with the writes (two round trips).
+        prepare_all(
+            &client,
+            &[
+                PUT_GRANT,
+                ENSURE_FAMILY,
+                PUT_ACCESS_TOKEN,
+                PUT_REFRESH_TOKEN,
+                PUT_ID_TOKEN,
+                SET_FAMILY_SESSION,
+            ],
         )
         .await?;
-        put_access_token(&transaction, &exchange.access.0, &access).await?;
-        if let Some(refresh) = &refresh {
-            put_refresh_token(&transaction, &exchange.refresh.0, refresh).await?;
+        let code = exchange.code.0.as_slice();
+        let begun = tokio::try_join!(
+            async {
+                client
+                    .batch_execute("BEGIN")
+                    .await
+                    .map_err(StoreError::from)
+            },
+            async {
+                client
+                    .query_opt(&lock, &[&code])
+                    .await
+                    .map_err(StoreError::from)
+            },
+        );
+        let row = match begun {
+            Ok((_, row)) => row,
+            Err(error) => return Err(rolled_back(&client, error).await),
+        };
+        match exchange_locked(&client, row, &exchange, provider).await {
+            Ok(Ok(outcome)) => Ok(outcome),
+            Ok(Err(refusal)) => {
+                client.batch_execute("ROLLBACK").await?;
+                Ok(Err(refusal))
+            }
+            Err(error) => Err(rolled_back(&client, error).await),
         }
-        if let Some(jti) = &exchange.id_token_jti
-            && rules::brings_id_token(&grant.scope)
-        {
-            let (key, token) = IdToken::issued(
-                provider.id_token_expire_seconds,
-                jti,
-                grant.user,
-                grant.application,
-                &grant.scope,
-                now,
-            );
-            put_id_token(&transaction, &key, &token).await?;
+    }
+}
+
+/// The exchange's decision and writes, in the transaction `exchange_code` began with the
+/// code's row (`row`) locked: Ok(outcome) committed, Err(refusal) to roll back.
+async fn exchange_locked(
+    client: &deadpool_postgres::Client,
+    row: Option<tokio_postgres::Row>,
+    exchange: &CodeExchange,
+    provider: &OAuth2Provider,
+) -> Result<Result<Result<Grant, CodeRefusal>, CodeRefusal>, StoreError> {
+    let now = exchange.now;
+    let Some(row) = row else {
+        return Ok(Err(CodeRefusal::Unknown));
+    };
+    let Some(mut grant) = record::<Grant>(&row, 0)? else {
+        return Ok(Err(CodeRefusal::Unknown));
+    };
+    let holder = record::<User>(&row, 1)?;
+    match rules::judge_code_exchange(
+        &grant,
+        holder.as_ref(),
+        exchange.client,
+        exchange.redirect_uri.as_deref(),
+        exchange.verifier.as_deref(),
+        now,
+    ) {
+        Ok(()) => {}
+        Err(CodeRefusal::Replayed { .. }) => {
+            let family_revoked = revoke_family(client, grant.family, now).await?;
+            client.batch_execute("COMMIT").await?;
+            return Ok(Ok(Err(CodeRefusal::Replayed { family_revoked })));
+        }
+        Err(refusal) => return Ok(Err(refusal)),
+    }
+    grant.used = Some(now);
+    let (access, refresh) = rules::issued_tokens(
+        provider,
+        now,
+        grant.application,
+        Some(grant.user),
+        &grant.scope,
+        grant.family,
+        (&exchange.access.0, &exchange.access.1),
+        Some((&exchange.refresh.0, &exchange.refresh.1)),
+    );
+    let id_token = match &exchange.id_token_jti {
+        Some(jti) if rules::brings_id_token(&grant.scope) => {
             let session = OidcSession {
                 auth_time: grant.auth_time,
                 sid: grant.sid.clone(),
                 claims: grant.claims.clone(),
             };
-            transaction
-                .execute(
-                    "UPDATE oxidot_families SET session = $2 WHERE id = $1",
-                    &[&grant.family.0.as_slice(), &json(&session)],
-                )
-                .await?;
+            Some((
+                IdToken::issued(
+                    provider.id_token_expire_seconds,
+                    jti,
+                    grant.user,
+                    grant.application,
+                    &grant.scope,
+                    now,
+                ),
+                session,
+            ))
         }
-        transaction.commit().await?;
-        Ok(Ok(grant))
-    }
+        _ => None,
+    };
+    tokio::try_join!(
+        put_grant(client, &exchange.code, &grant),
+        // The family before its tokens (statements run in the order they are sent).
+        ensure_family(client, grant.family, grant.application, Some(grant.user)),
+        put_access_token(client, &exchange.access.0, &access),
+        async {
+            match &refresh {
+                Some(refresh) => put_refresh_token(client, &exchange.refresh.0, refresh).await,
+                None => Ok(()),
+            }
+        },
+        async {
+            match &id_token {
+                Some(((key, token), _)) => put_id_token(client, key, token).await,
+                None => Ok(()),
+            }
+        },
+        async {
+            let Some((_, session)) = &id_token else {
+                return Ok(());
+            };
+            let statement = client.prepare_cached(SET_FAMILY_SESSION).await?;
+            client
+                .execute(&statement, &[&grant.family.0.as_slice(), &json(session)])
+                .await?;
+            Ok(())
+        },
+        async {
+            client
+                .batch_execute("COMMIT")
+                .await
+                .map_err(StoreError::from)
+        },
+    )?;
+    Ok(Ok(Ok(grant)))
 }

@@ -5,24 +5,60 @@
 use async_trait::async_trait;
 
 use super::PgStore;
-use crate::store::{FailureKey, FailureLog, StoreError, Timestamp};
+use crate::store::{Application, FailureKey, FailureLog, StoreError, Timestamp};
 
 /// The newest failures of each of `keys` keys after a time, in one statement: for key `n`,
 /// `(SELECT n, at … WHERE key = $(3+2n) … LIMIT $(4+2n))`, joined by `UNION ALL` (`$1` the
 /// scope, `$2` the time). Its text is the same for every check with as many keys, so it is
 /// prepared once per connection.
-fn recent_failures_sql(keys: usize) -> String {
-    (0..keys)
+///
+/// With `and_application`, one more branch reads the application whose client id is the last
+/// parameter (`n` = -1, its record in the third column): a client authentication's two reads
+/// in one round trip.
+pub(super) fn recent_failures_sql(keys: usize, and_application: bool) -> String {
+    let mut branches: Vec<String> = (0..keys)
         .map(|n| {
             format!(
-                "(SELECT {n}::INT AS n, at FROM oxidot_failures \
+                "(SELECT {n}::INT AS n, at, NULL::JSONB AS record FROM oxidot_failures \
                  WHERE scope = $1 AND key = ${} AND at > $2 ORDER BY at DESC LIMIT ${})",
                 3 + 2 * n,
                 4 + 2 * n
             )
         })
-        .collect::<Vec<_>>()
-        .join(" UNION ALL ")
+        .collect();
+    if and_application {
+        branches.push(format!(
+            "(SELECT -1::INT AS n, NULL::BIGINT AS at, record FROM oxidot_applications \
+             WHERE client_id = ${})",
+            3 + 2 * keys
+        ));
+    }
+    branches.join(" UNION ALL ")
+}
+
+/// The failure query's rows: each key's times, oldest first, and the application's record
+/// when a row carries one.
+pub(super) fn failures_from_rows(
+    rows: &[tokio_postgres::Row],
+    keys: usize,
+) -> Result<(Vec<Vec<Timestamp>>, Option<Application>), StoreError> {
+    let mut recent = vec![Vec::new(); keys];
+    let mut application = None;
+    for row in rows {
+        let n: i32 = row.get(0);
+        if n < 0 {
+            application = super::record(row, 2)?;
+            continue;
+        }
+        let at: i64 = row.get(1);
+        if let Some(times) = usize::try_from(n).ok().and_then(|n| recent.get_mut(n)) {
+            times.push(Timestamp(at));
+        }
+    }
+    for times in &mut recent {
+        times.sort_unstable();
+    }
+    Ok((recent, application))
 }
 
 fn keep(key: &FailureKey) -> i64 {
@@ -40,7 +76,7 @@ impl FailureLog for PgStore {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        let sql = recent_failures_sql(keys.len());
+        let sql = recent_failures_sql(keys.len(), false);
         let names: Vec<&str> = keys.iter().map(|key| key.name.as_str()).collect();
         let keeps: Vec<i64> = keys.iter().map(keep).collect();
         let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![&scope, &since.0];
@@ -50,18 +86,8 @@ impl FailureLog for PgStore {
         }
         let client = self.client().await?;
         let statement = client.prepare_cached(&sql).await?;
-        let mut recent = vec![Vec::new(); keys.len()];
-        for row in client.query(&statement, &params).await? {
-            let n: i32 = row.get(0);
-            let at: i64 = row.get(1);
-            if let Some(times) = usize::try_from(n).ok().and_then(|n| recent.get_mut(n)) {
-                times.push(Timestamp(at));
-            }
-        }
-        for times in &mut recent {
-            times.sort_unstable();
-        }
-        Ok(recent)
+        let rows = client.query(&statement, &params).await?;
+        Ok(failures_from_rows(&rows, keys.len())?.0)
     }
 
     async fn record_failure(

@@ -214,6 +214,19 @@ impl From<tokio_postgres::Error> for StoreError {
     }
 }
 
+/// Prepares statements on a connection ahead of a pipeline: a statement prepared inside one
+/// would be sent only after its preparation's round trip — behind a COMMIT sent meanwhile.
+/// Each is prepared once per connection (`prepare_cached`); later calls cost nothing.
+pub(super) async fn prepare_all(
+    client: &deadpool_postgres::Client,
+    statements: &[&str],
+) -> Result<(), StoreError> {
+    for sql in statements {
+        client.prepare_cached(sql).await?;
+    }
+    Ok(())
+}
+
 /// An error and its causes, as one line.
 fn with_causes(error: &dyn std::error::Error) -> String {
     let mut line = error.to_string();

@@ -4,9 +4,9 @@
 //! token at once, exactly one rotates it.
 
 use async_trait::async_trait;
-use deadpool_postgres::{GenericClient, Transaction};
+use deadpool_postgres::GenericClient;
 
-use super::{PgStore, json, pg_id, record};
+use super::{PgStore, json, pg_id, prepare_all, record};
 use crate::config::OAuth2Provider;
 use crate::rules::{self, RefreshRefusal};
 use crate::store::{
@@ -15,18 +15,18 @@ use crate::store::{
     TokenStorage, User,
 };
 
-const PUT_ACCESS_TOKEN: &str = "INSERT INTO oxidot_access_tokens
+pub(super) const PUT_ACCESS_TOKEN: &str = "INSERT INTO oxidot_access_tokens
         (key, application, user_id, family, expires, record) VALUES ($1, $2, $3, $4, $5, $6)
     ON CONFLICT (key) DO UPDATE SET application = $2, user_id = $3, family = $4, expires = $5,
         record = $6";
 
-const PUT_REFRESH_TOKEN: &str = "INSERT INTO oxidot_refresh_tokens
+pub(super) const PUT_REFRESH_TOKEN: &str = "INSERT INTO oxidot_refresh_tokens
         (key, application, user_id, family, created, revoked, record)
         VALUES ($1, $2, $3, $4, $5, $6, $7)
     ON CONFLICT (key) DO UPDATE SET application = $2, user_id = $3, family = $4, created = $5,
         revoked = $6, record = $7";
 
-const ENSURE_FAMILY: &str = "INSERT INTO oxidot_families (id, application, user_id)
+pub(super) const ENSURE_FAMILY: &str = "INSERT INTO oxidot_families (id, application, user_id)
     VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING";
 
 /// A token, its application and its user, in one round trip.
@@ -52,7 +52,7 @@ const LOCK_ACCESS_TOKEN: &str = "SELECT record FROM oxidot_access_tokens WHERE k
 
 const DELETE_ACCESS_TOKEN: &str = "DELETE FROM oxidot_access_tokens WHERE key = $1";
 
-const PUT_ID_TOKEN: &str =
+pub(super) const PUT_ID_TOKEN: &str =
     "INSERT INTO oxidot_id_tokens (key, application, user_id, expires, record)
     VALUES ($1, $2, $3, $4, $5)
     ON CONFLICT (key) DO UPDATE SET application = $2, user_id = $3, expires = $4, record = $5";
@@ -154,7 +154,7 @@ async fn delete_access_token(
 /// Revokes every token of a family: access tokens deleted, refresh tokens marked revoked
 /// (kept for reuse detection). Returns how many were live.
 pub(super) async fn revoke_family(
-    transaction: &Transaction<'_>,
+    transaction: &impl GenericClient,
     family: FamilyId,
     now: Timestamp,
 ) -> Result<u64, StoreError> {
@@ -222,6 +222,131 @@ pub(super) async fn revoke_tokens_of_user(
     Ok(deleted + live.len() as u64)
 }
 
+/// What a rotation decided, inside its transaction.
+enum Decided {
+    /// Written and committed.
+    Commit(Result<Refreshed, RefreshRefusal>),
+    /// Refused with nothing to keep.
+    RollBack(RefreshRefusal),
+}
+
+/// Ends a transaction that failed (a COMMIT may already have ended it: a ROLLBACK then only
+/// warns), so that the connection goes back to the pool outside any transaction.
+pub(super) async fn rolled_back(
+    client: &deadpool_postgres::Client,
+    error: StoreError,
+) -> StoreError {
+    let _ = client.batch_execute("ROLLBACK").await;
+    error
+}
+
+/// The rotation's decision and writes, in the transaction `rotate_refresh_token` began with
+/// the presented token's row (`row`) locked.
+async fn rotate_locked(
+    client: &deadpool_postgres::Client,
+    row: Option<tokio_postgres::Row>,
+    request: &RefreshRequest,
+    provider: &OAuth2Provider,
+) -> Result<Decided, StoreError> {
+    let Some(row) = row else {
+        return Ok(Decided::RollBack(RefreshRefusal::Unknown));
+    };
+    let Some(old) = record::<RefreshToken>(&row, 0)? else {
+        return Ok(Decided::RollBack(RefreshRefusal::Unknown));
+    };
+    let holder = record::<User>(&row, 1)?;
+    let judged = rules::judge_refresh(
+        &old,
+        holder.as_ref(),
+        request.client,
+        request.requested_scope.as_deref(),
+        provider,
+        request.now,
+    );
+    let scope = match judged {
+        Ok(scope) => scope,
+        Err(RefreshRefusal::Reused { .. }) if provider.refresh_token_reuse_protection => {
+            let family_revoked = revoke_family(client, old.family, request.now).await?;
+            client.batch_execute("COMMIT").await?;
+            return Ok(Decided::Commit(Err(RefreshRefusal::Reused {
+                family_revoked,
+            })));
+        }
+        Err(refusal) => return Ok(Decided::RollBack(refusal)),
+    };
+    let records = rules::refresh_records(
+        &old,
+        &request.presented,
+        &scope,
+        (&request.access.0, &request.access.1),
+        (&request.refresh.0, &request.refresh.1),
+        provider,
+        request.now,
+    );
+    let session = match (old.user, &request.id_token_jti) {
+        (Some(user), Some(jti)) if rules::brings_id_token(&scope) => {
+            let statement = client
+                .prepare_cached("SELECT session FROM oxidot_families WHERE id = $1")
+                .await?;
+            let row = client
+                .query_opt(&statement, &[&old.family.0.as_slice()])
+                .await?;
+            let session = match row {
+                Some(row) => record::<OidcSession>(&row, 0)?,
+                None => None,
+            };
+            session.map(|session| {
+                let id_token = IdToken::issued(
+                    provider.id_token_expire_seconds,
+                    jti,
+                    user,
+                    old.application,
+                    &scope,
+                    request.now,
+                );
+                (user, session, id_token)
+            })
+        }
+        _ => None,
+    };
+    tokio::try_join!(
+        async {
+            match old.access_token {
+                Some(previous) => delete_access_token(client, &SecretKey(previous))
+                    .await
+                    .map(|_| ()),
+                None => Ok(()),
+            }
+        },
+        put_access_token(client, &request.access.0, &records.access),
+        put_refresh_token(client, &request.presented, &records.old),
+        async {
+            match &records.new_refresh {
+                Some(new_refresh) => {
+                    put_refresh_token(client, &request.refresh.0, new_refresh).await
+                }
+                None => Ok(()),
+            }
+        },
+        async {
+            match &session {
+                Some((_, _, (key, token))) => put_id_token(client, key, token).await,
+                None => Ok(()),
+            }
+        },
+        async {
+            client
+                .batch_execute("COMMIT")
+                .await
+                .map_err(StoreError::from)
+        },
+    )?;
+    Ok(Decided::Commit(Ok(Refreshed {
+        scope,
+        session: session.map(|(user, session, _)| (user, session)),
+    })))
+}
+
 pub(super) fn secret_key(bytes: &[u8]) -> Result<SecretKey, StoreError> {
     bytes
         .try_into()
@@ -284,83 +409,48 @@ impl TokenStorage for PgStore {
         request: RefreshRequest,
         provider: &OAuth2Provider,
     ) -> Result<Result<Refreshed, RefreshRefusal>, StoreError> {
-        let mut client = self.client().await?;
-        let transaction = client.transaction().await?;
-        let lock = transaction.prepare_cached(LOCK_REFRESH_TOKEN).await?;
-        let Some(row) = transaction
-            .query_opt(&lock, &[&request.presented.0.as_slice()])
-            .await?
-        else {
-            return Ok(Err(RefreshRefusal::Unknown));
-        };
-        let Some(old) = record::<RefreshToken>(&row, 0)? else {
-            return Ok(Err(RefreshRefusal::Unknown));
-        };
-        let holder = record::<User>(&row, 1)?;
-        let judged = rules::judge_refresh(
-            &old,
-            holder.as_ref(),
-            request.client,
-            request.requested_scope.as_deref(),
-            provider,
-            request.now,
+        let client = self.client().await?;
+        let lock = client.prepare_cached(LOCK_REFRESH_TOKEN).await?;
+        // BEGIN travels with the locking read, and COMMIT with the writes (pipelined): the
+        // rotation costs two round trips, whatever it writes.
+        prepare_all(
+            &client,
+            &[
+                DELETE_ACCESS_TOKEN,
+                PUT_ACCESS_TOKEN,
+                PUT_REFRESH_TOKEN,
+                PUT_ID_TOKEN,
+            ],
+        )
+        .await?;
+        let presented = request.presented.0.as_slice();
+        let begun = tokio::try_join!(
+            async {
+                client
+                    .batch_execute("BEGIN")
+                    .await
+                    .map_err(StoreError::from)
+            },
+            async {
+                client
+                    .query_opt(&lock, &[&presented])
+                    .await
+                    .map_err(StoreError::from)
+            },
         );
-        let scope = match judged {
-            Ok(scope) => scope,
-            Err(RefreshRefusal::Reused { .. }) if provider.refresh_token_reuse_protection => {
-                let family_revoked = revoke_family(&transaction, old.family, request.now).await?;
-                transaction.commit().await?;
-                return Ok(Err(RefreshRefusal::Reused { family_revoked }));
-            }
-            // Dropping the transaction rolls it back.
-            Err(refusal) => return Ok(Err(refusal)),
+        let row = match begun {
+            Ok((_, row)) => row,
+            Err(error) => return Err(rolled_back(&client, error).await),
         };
-        let records = rules::refresh_records(
-            &old,
-            &request.presented,
-            &scope,
-            (&request.access.0, &request.access.1),
-            (&request.refresh.0, &request.refresh.1),
-            provider,
-            request.now,
-        );
-        if let Some(previous) = old.access_token {
-            delete_access_token(&transaction, &SecretKey(previous)).await?;
-        }
-        put_access_token(&transaction, &request.access.0, &records.access).await?;
-        put_refresh_token(&transaction, &request.presented, &records.old).await?;
-        if let Some(new_refresh) = &records.new_refresh {
-            put_refresh_token(&transaction, &request.refresh.0, new_refresh).await?;
-        }
-        let session = match (old.user, &request.id_token_jti) {
-            (Some(user), Some(jti)) if rules::brings_id_token(&scope) => {
-                let row = transaction
-                    .query_opt(
-                        "SELECT session FROM oxidot_families WHERE id = $1",
-                        &[&old.family.0.as_slice()],
-                    )
-                    .await?;
-                let session = match row {
-                    Some(row) => record::<OidcSession>(&row, 0)?,
-                    None => None,
-                };
-                if session.is_some() {
-                    let (key, token) = IdToken::issued(
-                        provider.id_token_expire_seconds,
-                        jti,
-                        user,
-                        old.application,
-                        &scope,
-                        request.now,
-                    );
-                    put_id_token(&transaction, &key, &token).await?;
-                }
-                session.map(|session| (user, session))
+        let decided = rotate_locked(&client, row, &request, provider).await;
+        match decided {
+            Ok(Decided::Commit(outcome)) => Ok(outcome),
+            Ok(Decided::RollBack(refusal)) => {
+                client.batch_execute("ROLLBACK").await?;
+                Ok(Err(refusal))
             }
-            _ => None,
-        };
-        transaction.commit().await?;
-        Ok(Ok(Refreshed { scope, session }))
+            Err(error) => Err(rolled_back(&client, error).await),
+        }
     }
 
     async fn find_token(&self, key: &SecretKey) -> Result<Option<FoundToken>, StoreError> {

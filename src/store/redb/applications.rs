@@ -3,7 +3,9 @@
 use async_trait::async_trait;
 
 use super::Store;
-use crate::store::{Application, ApplicationStorage, Replaced, StoreError};
+use crate::store::{
+    Application, ApplicationStorage, FailureLog, FailureQuery, Replaced, StoreError, Timestamp,
+};
 
 #[async_trait]
 impl ApplicationStorage for Store {
@@ -16,6 +18,19 @@ impl ApplicationStorage for Store {
         client_id: &str,
     ) -> Result<Option<Application>, StoreError> {
         self.read(|tx| tx.application_by_client_id(client_id))
+    }
+
+    async fn client_for_authentication(
+        &self,
+        client_id: &str,
+        failures: FailureQuery<'_>,
+    ) -> Result<(Option<Application>, Vec<Vec<Timestamp>>), StoreError> {
+        // Both in this process: the file, and the failures in memory.
+        let application = self.read(|tx| tx.application_by_client_id(client_id))?;
+        let recent = self
+            .recent_failures(failures.scope, failures.keys, failures.since)
+            .await?;
+        Ok((application, recent))
     }
 
     async fn applications(&self) -> Result<Vec<Application>, StoreError> {
