@@ -122,11 +122,7 @@ pub async fn execute(context: &CommandContext, command: Command) -> Result<Strin
         }
         Command::DumpData { models, format } => {
             let models = fixtures::select_models(&models).map_err(CommandError::Other)?;
-            Ok(fixtures::dump(
-                file_only(context, "dumpdata")?,
-                &models,
-                format,
-            )?)
+            Ok(fixtures::dump(store, &models, format).await?)
         }
         Command::CreateSuperuser {
             username,

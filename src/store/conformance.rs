@@ -8,11 +8,11 @@ use crate::config::OAuth2Provider;
 use crate::rules::{CodeRefusal, DevicePoll, RefreshRefusal};
 use crate::store::{
     AccessToken, Algorithm, Application, Approval, CodeExchange, CopyError, DeviceDecision,
-    DeviceGrant, DevicePollRequest, ExpiringKind, FailureKey, FailureQuery, FamilyId, Grant, Group,
-    ListedRecord, NewTokens, NotTheClients, PeriodicTask, Permission, PermissionRecord, Record,
-    RefreshRequest, RefreshToken, Replaced, SECTIONS, SecretKey, Session, SigningKey, Storage,
-    StoreError, StoredToken, TaskOutcome, TaskSchedule, Timestamp, TokenQuery, TokenRows,
-    TokenTable, User, UserSaved, copy_store,
+    DeviceGrant, DevicePollRequest, ExpiringKind, ExpiryCutoffs, FailureKey, FailureQuery,
+    FamilyId, Grant, Group, ListedRecord, NewTokens, NotTheClients, PeriodicTask, Permission,
+    PermissionRecord, Record, RefreshRequest, RefreshToken, Replaced, SECTIONS, SecretKey, Session,
+    SigningKey, Storage, StoreError, StoredToken, TaskOutcome, TaskSchedule, Timestamp, TokenQuery,
+    TokenRows, TokenTable, User, UserSaved, copy_store,
 };
 
 /// One test per conformance function, each given to `$run`: the backend's function that makes
@@ -57,6 +57,7 @@ macro_rules! conformance_suite {
             concurrent_polls_of_an_approved_device_issue_tokens_once,
             a_copy_holds_every_record_under_its_keys,
             a_client_is_read_with_its_failures,
+            the_overview_counts_what_is_stored,
         );
     };
     (@tests $run:ident; $($name:ident),* $(,)?) => {$(
@@ -2134,4 +2135,76 @@ pub async fn check_copy(seeded: &Seeded, to: Arc<dyn Storage>) {
 pub async fn a_copy_holds_every_record_under_its_keys(seeded: Seeded) {
     let to = (seeded.another)().await;
     check_copy(&seeded, to).await;
+}
+
+/// The overview's counts: tokens stored, expired by the cutoffs and spent (revoked refresh
+/// tokens, used codes), users and applications; the probe writes; the backend describes
+/// itself.
+pub async fn the_overview_counts_what_is_stored(seeded: Seeded) {
+    let provider = OAuth2Provider::default();
+    let now = Timestamp(1_000 * SECOND);
+    let storage = &seeded.storage;
+    for n in 0..3 {
+        storage
+            .issue_tokens(pair(&seeded, 10 + 2 * n, 11 + 2 * n, now))
+            .await
+            .unwrap();
+    }
+    // One pair revoked: its refresh token is kept, spent.
+    storage
+        .revoke_token(&key(11), seeded.application, now)
+        .await
+        .unwrap()
+        .unwrap();
+    storage
+        .approve(Approval {
+            code: Some((key(1), code(&seeded, 1, now))),
+            ..Approval::default()
+        })
+        .await
+        .unwrap();
+    storage
+        .exchange_code(exchange(&seeded, 1, 30, now), &provider)
+        .await
+        .unwrap()
+        .unwrap();
+    let cutoffs = ExpiryCutoffs {
+        access_tokens: Some(now.plus_seconds(3601)),
+        refresh_tokens: None,
+        grants: Some(now),
+        id_tokens: Some(now),
+        device_grants: Some(now),
+    };
+    let counts = storage.token_counts(cutoffs, now, 1000).await.unwrap();
+    let of = |table: TokenTable| *counts.iter().find(|count| count.table == table).unwrap();
+    let access = of(TokenTable::AccessTokens);
+    // The two pairs' access tokens live an hour; the exchanged one the provider's default.
+    assert_eq!(
+        (access.stored, access.expired, access.spent),
+        (3, 2, 0),
+        "{access:?}"
+    );
+    let refresh = of(TokenTable::RefreshTokens);
+    assert_eq!(
+        (refresh.stored, refresh.expired, refresh.spent),
+        (4, 0, 1),
+        "{refresh:?}"
+    );
+    assert_eq!(refresh.live(), 3);
+    let grants = of(TokenTable::Grants);
+    assert_eq!(
+        (grants.stored, grants.expired, grants.spent),
+        (1, 0, 1),
+        "{grants:?}"
+    );
+    let capped = storage.token_counts(cutoffs, now, 2).await.unwrap();
+    assert_eq!(capped[0].expired, 2, "counting stops at the cap");
+    let totals = storage.totals().await.unwrap();
+    assert_eq!((totals.users, totals.applications), (2, 2));
+    storage.probe(now).await.unwrap();
+    let described = storage.describe().await.unwrap();
+    assert!(
+        described.schema_version > 0 && described.bytes > 0,
+        "{described:?}"
+    );
 }

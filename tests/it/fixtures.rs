@@ -37,7 +37,12 @@ fn load(app: &App, files: &[FixtureFile]) -> Result<fixtures::LoadReport, Fixtur
 }
 
 fn dump(app: &App, format: Format) -> String {
-    fixtures::dump(&app.store, &fixtures::MODELS, format).unwrap()
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(fixtures::dump(&app.store, &fixtures::MODELS, format))
+        .unwrap()
 }
 
 #[test]

@@ -244,6 +244,20 @@ fn three_instances_on_one_postgres_act_as_one_server() {
     assert_eq!(http_login(&bases[2], "admin", "admin123"), 429);
     assert_eq!(http_login(&bases[0], "admin", "admin123"), 429);
 
+    // dumpdata reads the shared database while the servers run.
+    let dumped = run(
+        dir.path(),
+        &["dumpdata", "auth.user", "--format", "json"],
+        &[("OXIDOT_DATABASE", &url)],
+    );
+    assert!(dumped.status.success(), "{}", text(&dumped));
+    let users: Value = serde_json::from_slice(&dumped.stdout).unwrap();
+    assert_eq!(users.as_array().map(Vec::len), Some(2), "{users}");
+    assert!(
+        users.to_string().contains("\"username\":\"admin\""),
+        "{users}"
+    );
+
     // A key added elsewhere (the CLI, straight on the database) is published by every
     // instance within the key ring's poll.
     let before = kids(&bases[0]);
