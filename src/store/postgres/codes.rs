@@ -8,9 +8,8 @@ use deadpool_postgres::GenericClient;
 use super::tokens::{
     ENSURE_FAMILY, PUT_ACCESS_TOKEN, PUT_ID_TOKEN, PUT_REFRESH_TOKEN, ensure_family,
     put_access_token, put_id_token, put_refresh_token, revoke_family, revoke_tokens_of_user,
-    rolled_back,
 };
-use super::{PgStore, json, pg_id, prepare_all, record};
+use super::{PgStore, begin_locking, json, pg_id, prepare_all, record, rolled_back, settle};
 use crate::config::OAuth2Provider;
 use crate::rules::{self, CodeRefusal};
 use crate::store::{
@@ -228,10 +227,11 @@ impl CodeStorage for PgStore {
         provider: &OAuth2Provider,
     ) -> Result<Result<Grant, CodeRefusal>, StoreError> {
         let client = self.client().await?;
-        let lock = client.prepare_cached(LOCK_GRANT).await?;
         // As a refresh: BEGIN with the locking read, COMMIT with the writes (two round trips).
-        prepare_all(
+        let row = begin_locking(
             &client,
+            LOCK_GRANT,
+            exchange.code.0.as_slice(),
             &[
                 PUT_GRANT,
                 ENSURE_FAMILY,
@@ -242,33 +242,8 @@ impl CodeStorage for PgStore {
             ],
         )
         .await?;
-        let code = exchange.code.0.as_slice();
-        let begun = tokio::try_join!(
-            async {
-                client
-                    .batch_execute("BEGIN")
-                    .await
-                    .map_err(StoreError::from)
-            },
-            async {
-                client
-                    .query_opt(&lock, &[&code])
-                    .await
-                    .map_err(StoreError::from)
-            },
-        );
-        let row = match begun {
-            Ok((_, row)) => row,
-            Err(error) => return Err(rolled_back(&client, error).await),
-        };
-        match exchange_locked(&client, row, &exchange, provider).await {
-            Ok(Ok(outcome)) => Ok(outcome),
-            Ok(Err(refusal)) => {
-                client.batch_execute("ROLLBACK").await?;
-                Ok(Err(refusal))
-            }
-            Err(error) => Err(rolled_back(&client, error).await),
-        }
+        let decided = exchange_locked(&client, row, &exchange, provider).await;
+        settle(&client, decided, Err).await
     }
 }
 

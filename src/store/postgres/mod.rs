@@ -227,6 +227,65 @@ pub(super) async fn prepare_all(
     Ok(())
 }
 
+/// Begins a transaction and locks one row in the same round trip (pipelined): `lock` is a
+/// `SELECT … FOR UPDATE` of the row whose key is `key`. `then` are the statements the
+/// transaction goes on to pipeline with its COMMIT, prepared first (`prepare_all`). On an
+/// error the transaction is rolled back.
+pub(super) async fn begin_locking(
+    client: &deadpool_postgres::Client,
+    lock: &str,
+    key: &[u8],
+    then: &[&str],
+) -> Result<Option<Row>, StoreError> {
+    let lock = client.prepare_cached(lock).await?;
+    prepare_all(client, then).await?;
+    let begun = tokio::try_join!(
+        async {
+            client
+                .batch_execute("BEGIN")
+                .await
+                .map_err(StoreError::from)
+        },
+        async {
+            client
+                .query_opt(&lock, &[&key])
+                .await
+                .map_err(StoreError::from)
+        },
+    );
+    match begun {
+        Ok((_, row)) => Ok(row),
+        Err(error) => Err(rolled_back(client, error).await),
+    }
+}
+
+/// Ends a unit of work `begin_locking` began: `Ok(Ok(outcome))` was committed by the work
+/// itself; a refusal (`Ok(Err(_))`) and an error are rolled back.
+pub(super) async fn settle<T, R>(
+    client: &deadpool_postgres::Client,
+    decided: Result<Result<T, R>, StoreError>,
+    refused: impl FnOnce(R) -> T,
+) -> Result<T, StoreError> {
+    match decided {
+        Ok(Ok(outcome)) => Ok(outcome),
+        Ok(Err(refusal)) => {
+            client.batch_execute("ROLLBACK").await?;
+            Ok(refused(refusal))
+        }
+        Err(error) => Err(rolled_back(client, error).await),
+    }
+}
+
+/// Ends a transaction that failed (a COMMIT may already have ended it: a ROLLBACK then only
+/// warns), so that the connection goes back to the pool outside any transaction.
+pub(super) async fn rolled_back(
+    client: &deadpool_postgres::Client,
+    error: StoreError,
+) -> StoreError {
+    let _ = client.batch_execute("ROLLBACK").await;
+    error
+}
+
 /// An error and its causes, as one line.
 fn with_causes(error: &dyn std::error::Error) -> String {
     let mut line = error.to_string();

@@ -6,7 +6,7 @@
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
 
-use super::{PgStore, json, pg_id, prepare_all, record};
+use super::{PgStore, begin_locking, json, pg_id, record, settle};
 use crate::config::OAuth2Provider;
 use crate::rules::{self, RefreshRefusal};
 use crate::store::{
@@ -222,37 +222,19 @@ pub(super) async fn revoke_tokens_of_user(
     Ok(deleted + live.len() as u64)
 }
 
-/// What a rotation decided, inside its transaction.
-enum Decided {
-    /// Written and committed.
-    Commit(Result<Refreshed, RefreshRefusal>),
-    /// Refused with nothing to keep.
-    RollBack(RefreshRefusal),
-}
-
-/// Ends a transaction that failed (a COMMIT may already have ended it: a ROLLBACK then only
-/// warns), so that the connection goes back to the pool outside any transaction.
-pub(super) async fn rolled_back(
-    client: &deadpool_postgres::Client,
-    error: StoreError,
-) -> StoreError {
-    let _ = client.batch_execute("ROLLBACK").await;
-    error
-}
-
 /// The rotation's decision and writes, in the transaction `rotate_refresh_token` began with
-/// the presented token's row (`row`) locked.
+/// the presented token's row (`row`) locked: Ok(outcome) committed, Err(refusal) to roll back.
 async fn rotate_locked(
     client: &deadpool_postgres::Client,
     row: Option<tokio_postgres::Row>,
     request: &RefreshRequest,
     provider: &OAuth2Provider,
-) -> Result<Decided, StoreError> {
+) -> Result<Result<Result<Refreshed, RefreshRefusal>, RefreshRefusal>, StoreError> {
     let Some(row) = row else {
-        return Ok(Decided::RollBack(RefreshRefusal::Unknown));
+        return Ok(Err(RefreshRefusal::Unknown));
     };
     let Some(old) = record::<RefreshToken>(&row, 0)? else {
-        return Ok(Decided::RollBack(RefreshRefusal::Unknown));
+        return Ok(Err(RefreshRefusal::Unknown));
     };
     let holder = record::<User>(&row, 1)?;
     let judged = rules::judge_refresh(
@@ -268,11 +250,9 @@ async fn rotate_locked(
         Err(RefreshRefusal::Reused { .. }) if provider.refresh_token_reuse_protection => {
             let family_revoked = revoke_family(client, old.family, request.now).await?;
             client.batch_execute("COMMIT").await?;
-            return Ok(Decided::Commit(Err(RefreshRefusal::Reused {
-                family_revoked,
-            })));
+            return Ok(Ok(Err(RefreshRefusal::Reused { family_revoked })));
         }
-        Err(refusal) => return Ok(Decided::RollBack(refusal)),
+        Err(refusal) => return Ok(Err(refusal)),
     };
     let records = rules::refresh_records(
         &old,
@@ -341,7 +321,7 @@ async fn rotate_locked(
                 .map_err(StoreError::from)
         },
     )?;
-    Ok(Decided::Commit(Ok(Refreshed {
+    Ok(Ok(Ok(Refreshed {
         scope,
         session: session.map(|(user, session, _)| (user, session)),
     })))
@@ -410,11 +390,12 @@ impl TokenStorage for PgStore {
         provider: &OAuth2Provider,
     ) -> Result<Result<Refreshed, RefreshRefusal>, StoreError> {
         let client = self.client().await?;
-        let lock = client.prepare_cached(LOCK_REFRESH_TOKEN).await?;
         // BEGIN travels with the locking read, and COMMIT with the writes (pipelined): the
         // rotation costs two round trips, whatever it writes.
-        prepare_all(
+        let row = begin_locking(
             &client,
+            LOCK_REFRESH_TOKEN,
+            request.presented.0.as_slice(),
             &[
                 DELETE_ACCESS_TOKEN,
                 PUT_ACCESS_TOKEN,
@@ -423,34 +404,8 @@ impl TokenStorage for PgStore {
             ],
         )
         .await?;
-        let presented = request.presented.0.as_slice();
-        let begun = tokio::try_join!(
-            async {
-                client
-                    .batch_execute("BEGIN")
-                    .await
-                    .map_err(StoreError::from)
-            },
-            async {
-                client
-                    .query_opt(&lock, &[&presented])
-                    .await
-                    .map_err(StoreError::from)
-            },
-        );
-        let row = match begun {
-            Ok((_, row)) => row,
-            Err(error) => return Err(rolled_back(&client, error).await),
-        };
         let decided = rotate_locked(&client, row, &request, provider).await;
-        match decided {
-            Ok(Decided::Commit(outcome)) => Ok(outcome),
-            Ok(Decided::RollBack(refusal)) => {
-                client.batch_execute("ROLLBACK").await?;
-                Ok(Err(refusal))
-            }
-            Err(error) => Err(rolled_back(&client, error).await),
-        }
+        settle(&client, decided, Err).await
     }
 
     async fn find_token(&self, key: &SecretKey) -> Result<Option<FoundToken>, StoreError> {
