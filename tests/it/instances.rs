@@ -277,8 +277,9 @@ fn three_instances_on_one_postgres_act_as_one_server() {
     let first = cleanup_runs(&url);
     std::thread::sleep(Duration::from_secs(6));
     let runs = cleanup_runs(&url) - first;
+    // One leader: about 3 (scheduling jitter allowed); every instance running it: about 9.
     assert!(
-        (2..=4).contains(&runs),
+        (1..=5).contains(&runs),
         "{runs} runs in 6 s with three instances"
     );
 
