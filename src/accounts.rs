@@ -76,10 +76,6 @@ impl Accounts {
         })
     }
 
-    pub fn store(&self) -> &SharedStorage {
-        &self.store
-    }
-
     pub fn clock(&self) -> &Clock {
         &self.clock
     }

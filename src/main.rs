@@ -460,10 +460,7 @@ async fn open_database(
     database: &std::path::Path,
     loaded: &LoadedConfig,
 ) -> Result<(oxidot::store::SharedStorage, Option<Store>), String> {
-    if let Some(url) = database
-        .to_str()
-        .filter(|database| oxidot::store::postgres::is_postgres_url(database))
-    {
+    if let Some(url) = oxidot::store::postgres::url_in(database) {
         return Ok((connect_postgres(url).await?, None));
     }
     match tokio::task::block_in_place(|| Store::open(database, cache_bytes(loaded))) {
@@ -482,7 +479,7 @@ async fn copy_store(
     from: &std::path::Path,
     to: &std::path::Path,
 ) -> Result<(), String> {
-    if !oxidot::store::postgres::is_postgres_url(&from.to_string_lossy()) && !from.exists() {
+    if oxidot::store::postgres::url_in(from).is_none() && !from.exists() {
         return Err(format!("--from: {} does not exist", from.display()));
     }
     let (source, source_file) = open_database(from, loaded)
@@ -640,11 +637,7 @@ fn check_integrity(loaded: &LoadedConfig) -> Result<(), String> {
 
 /// The `database` setting when it names PostgreSQL.
 fn postgres_url(loaded: &LoadedConfig) -> Option<&str> {
-    loaded
-        .settings
-        .database
-        .to_str()
-        .filter(|database| oxidot::store::postgres::is_postgres_url(database))
+    oxidot::store::postgres::url_in(&loaded.settings.database)
 }
 
 async fn migrate(loaded: &LoadedConfig) -> Result<(), String> {
@@ -729,19 +722,8 @@ async fn check(loaded: &LoadedConfig) -> Result<(), String> {
     if sealed {
         say!("# signing keys: encrypted at rest (key_encryption_key)");
     }
-    if let Some(url) = postgres_url(loaded) {
-        let storage = connect_postgres(url).await?;
-        let context = CommandContext::new(
-            storage,
-            None,
-            Hasher::new(1),
-            &loaded.settings,
-            Clock::system(),
-        );
-        let status = commands::execute(&context, Command::Status)
-            .await
-            .map_err(|error| error.to_string())?;
-        say!("# {status}");
+    if postgres_url(loaded).is_some() {
+        say!("# {}", run_command(loaded, Command::Status).await?);
         say!("configuration OK");
         return Ok(());
     }

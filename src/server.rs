@@ -2,6 +2,8 @@
 //! unsafe set-ups, serve until SIGINT/SIGTERM, then close everything cleanly so the next open
 //! needs no repair.
 
+use std::sync::Arc;
+
 use rust_embed::RustEmbed;
 
 use crate::accounts::{self, AccountError};
@@ -13,8 +15,6 @@ use crate::fixtures::{self, FixtureError, FixtureFile};
 use crate::oidc::KeyRing;
 use crate::passwords::Hasher;
 use crate::scheduler::Scheduler;
-use std::sync::Arc;
-
 use crate::store::{SharedStorage, Store, StoreError, Timestamp, postgres};
 use crate::web::{self, AppState};
 
@@ -179,11 +179,7 @@ pub async fn run(
     let listener = web::listener::bind(&settings)
         .await
         .map_err(|error| ServerError::Startup(error.to_string()))?;
-    if let Some(url) = settings
-        .database
-        .to_str()
-        .filter(|database| postgres::is_postgres_url(database))
-    {
+    if let Some(url) = postgres::url_in(&settings.database) {
         let storage = open_postgres(url, settings.database_pool_size, options).await?;
         return serve(listener, loaded, options, clock, storage, None, false).await;
     }
@@ -449,9 +445,9 @@ async fn open_keys(
 /// The database as logs and messages show it: a file's path, or PostgreSQL's database, host
 /// and port (never the password a URL may carry).
 fn shown_database(database: &std::path::Path) -> String {
-    match database.to_str() {
-        Some(url) if postgres::is_postgres_url(url) => postgres::describe_url(url),
-        _ => database.display().to_string(),
+    match postgres::url_in(database) {
+        Some(url) => postgres::describe_url(url),
+        None => database.display().to_string(),
     }
 }
 

@@ -48,6 +48,22 @@ pub(super) async fn put_session(
     Ok(())
 }
 
+/// Stores a Django permission row under its pk (as loaded from a dump).
+pub(super) async fn put_permission(
+    client: &impl GenericClient,
+    pk: u64,
+    permission: &PermissionRecord,
+) -> Result<(), StoreError> {
+    client
+        .execute(
+            "INSERT INTO oxidot_permissions (pk, record) VALUES ($1, $2)
+             ON CONFLICT (pk) DO UPDATE SET record = $2",
+            &[&pg_id(pk)?, &json(permission)],
+        )
+        .await?;
+    Ok(())
+}
+
 pub(super) async fn put_user(client: &impl GenericClient, user: &User) -> Result<(), StoreError> {
     let id = pg_id(user.id)?;
     let statement = client.prepare_cached(PUT_USER).await?;
@@ -301,14 +317,6 @@ impl PgStore {
         pk: u64,
         permission: &PermissionRecord,
     ) -> Result<(), StoreError> {
-        let client = self.client().await?;
-        client
-            .execute(
-                "INSERT INTO oxidot_permissions (pk, record) VALUES ($1, $2)
-                 ON CONFLICT (pk) DO UPDATE SET record = $2",
-                &[&pg_id(pk)?, &json(permission)],
-            )
-            .await?;
-        Ok(())
+        put_permission(&self.client().await?, pk, permission).await
     }
 }

@@ -27,7 +27,7 @@ const SET_FAMILY_SESSION: &str = "UPDATE oxidot_families SET session = $2 WHERE 
 const LOCK_CONSENT: &str = "SELECT record FROM oxidot_consents
     WHERE user_id = $1 AND application = $2 FOR UPDATE";
 
-const PUT_CONSENT: &str = "INSERT INTO oxidot_consents (user_id, application, record)
+pub(super) const PUT_CONSENT: &str = "INSERT INTO oxidot_consents (user_id, application, record)
     VALUES ($1, $2, $3) ON CONFLICT (user_id, application) DO UPDATE SET record = $3";
 
 const CONSENT: &str = "SELECT record FROM oxidot_consents WHERE user_id = $1 AND application = $2";

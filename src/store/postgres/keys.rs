@@ -2,9 +2,35 @@
 //! every instance polls it and reloads.
 
 use async_trait::async_trait;
+use deadpool_postgres::GenericClient;
 
 use super::{PgStore, json, record};
 use crate::store::{KeyStorage, SigningKey, StoreError};
+
+pub(super) async fn put_signing_key(
+    client: &impl GenericClient,
+    key: &SigningKey,
+) -> Result<(), StoreError> {
+    client
+        .execute(
+            "INSERT INTO oxidot_signing_keys (kid, record) VALUES ($1, $2)
+             ON CONFLICT (kid) DO UPDATE SET record = $2",
+            &[&key.kid, &json(key)],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Raises the version every instance polls (`KeyRing::follow`) to reload the keys.
+pub(super) async fn raise_key_ring_version(client: &impl GenericClient) -> Result<(), StoreError> {
+    client
+        .execute(
+            "UPDATE oxidot_versions SET version = version + 1 WHERE name = 'key_ring'",
+            &[],
+        )
+        .await?;
+    Ok(())
+}
 
 #[async_trait]
 impl KeyStorage for PgStore {
@@ -24,20 +50,9 @@ impl KeyStorage for PgStore {
         let mut client = self.client().await?;
         let transaction = client.transaction().await?;
         for key in &keys {
-            transaction
-                .execute(
-                    "INSERT INTO oxidot_signing_keys (kid, record) VALUES ($1, $2)
-                     ON CONFLICT (kid) DO UPDATE SET record = $2",
-                    &[&key.kid, &json(key)],
-                )
-                .await?;
+            put_signing_key(&transaction, key).await?;
         }
-        transaction
-            .execute(
-                "UPDATE oxidot_versions SET version = version + 1 WHERE name = 'key_ring'",
-                &[],
-            )
-            .await?;
+        raise_key_ring_version(&transaction).await?;
         transaction.commit().await?;
         Ok(())
     }

@@ -54,6 +54,11 @@ pub fn is_postgres_url(database: &str) -> bool {
     database.starts_with("postgres://") || database.starts_with("postgresql://")
 }
 
+/// The URL a database setting holds when it names PostgreSQL (else it is a redb file's path).
+pub fn url_in(database: &std::path::Path) -> Option<&str> {
+    database.to_str().filter(|text| is_postgres_url(text))
+}
+
 /// A PostgreSQL URL as messages may show it: database, host and port, never the user's
 /// password (URLs often carry one).
 pub fn describe_url(url: &str) -> String {

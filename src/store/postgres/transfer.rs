@@ -139,13 +139,7 @@ async fn import_one(client: &impl GenericClient, record: &Record) -> Result<(), 
                 .await?;
         }
         Record::Permission(pk, record) => {
-            client
-                .execute(
-                    "INSERT INTO oxidot_permissions (pk, record) VALUES ($1, $2)
-                     ON CONFLICT (pk) DO UPDATE SET record = $2",
-                    &[&pg_id(*pk)?, &json(record)],
-                )
-                .await?;
+            super::accounts::put_permission(client, *pk, record).await?;
         }
         Record::Group(group) => {
             super::accounts::raise_id_mark(client, "group", group.id).await?;
@@ -193,9 +187,7 @@ async fn import_one(client: &impl GenericClient, record: &Record) -> Result<(), 
         } => {
             client
                 .execute(
-                    "INSERT INTO oxidot_consents (user_id, application, record)
-                     VALUES ($1, $2, $3)
-                     ON CONFLICT (user_id, application) DO UPDATE SET record = $3",
+                    super::codes::PUT_CONSENT,
                     &[&pg_id(*user)?, &pg_id(*application)?, &json(consent)],
                 )
                 .await?;
@@ -221,19 +213,8 @@ async fn import_one(client: &impl GenericClient, record: &Record) -> Result<(), 
         }
         Record::Task(task) => super::tasks::put_task(client, task).await?,
         Record::Key(key) => {
-            client
-                .execute(
-                    "INSERT INTO oxidot_signing_keys (kid, record) VALUES ($1, $2)
-                     ON CONFLICT (kid) DO UPDATE SET record = $2",
-                    &[&key.kid, &json(key)],
-                )
-                .await?;
-            client
-                .execute(
-                    "UPDATE oxidot_versions SET version = version + 1 WHERE name = 'key_ring'",
-                    &[],
-                )
-                .await?;
+            super::keys::put_signing_key(client, key).await?;
+            super::keys::raise_key_ring_version(client).await?;
         }
     }
     Ok(())
