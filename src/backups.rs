@@ -49,6 +49,8 @@ pub async fn backup_and_prune(
     keep: usize,
     now: Timestamp,
 ) -> Result<String, StoreError> {
+    // Before the directory is made: a database that backs up otherwise makes nothing here.
+    store.backs_up_to_files()?;
     crate::files::create_private_dir(directory).map_err(|error| {
         StoreError::Storage(format!("cannot create {}: {error}", directory.display()))
     })?;

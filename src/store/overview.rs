@@ -99,8 +99,12 @@ pub trait Overview: Send + Sync {
 
     async fn describe(&self) -> Result<Described, StoreError>;
 
+    /// Whether `back_up` can write files: PostgreSQL refuses (`StoreError::Unsupported`), its
+    /// own tools back it up. Asked before anything is made for a backup (its directory).
+    fn backs_up_to_files(&self) -> Result<(), StoreError>;
+
     /// A consistent copy of everything into the new file `destination` (refused if it
-    /// exists); PostgreSQL refuses (`StoreError::Unsupported`): its own tools back it up.
+    /// exists); refused as `backs_up_to_files` says.
     async fn back_up(&self, destination: PathBuf) -> Result<BackupReport, StoreError>;
 }
 

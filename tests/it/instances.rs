@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::cli::{http_login, run, text};
+use crate::cli::{csrf_field, http_login, run, text};
 use crate::e2e::{POSTMAN, browser_approves};
 use crate::flow::challenge;
 use crate::postgres::fresh_database_url;
@@ -28,6 +28,13 @@ poll_seconds = 1
 
 [default.tasks.clear_tokens]
 task = "clear_tokens"
+every = 2
+period = "seconds"
+enabled = true
+one_off = false
+
+[default.tasks.backup]
+task = "backup"
 every = 2
 period = "seconds"
 enabled = true
@@ -156,6 +163,71 @@ fn urlencoding(text: &str) -> String {
     url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
 
+/// A browser signed in as the tutorial's admin (through `base`; the session is in the
+/// database, so it is signed in on every instance).
+fn admin_browser(base: &str) -> reqwest::blocking::Client {
+    let browser = http_client();
+    let page = browser
+        .get(format!("{base}/accounts/login/"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    let signed_in = browser
+        .post(format!("{base}/accounts/login/"))
+        .form(&[
+            ("csrfmiddlewaretoken", csrf_field(&page).as_str()),
+            ("username", "admin"),
+            ("password", "admin123"),
+        ])
+        .send()
+        .unwrap();
+    assert_eq!(signed_in.status().as_u16(), 303);
+    browser
+}
+
+/// Posts an admin form on `path` as the page there shows it (its CSRF field added); the
+/// status and the page a redirect leads to.
+fn admin_post(
+    browser: &reqwest::blocking::Client,
+    base: &str,
+    path: &str,
+    form: &[(&str, &str)],
+) -> (u16, String) {
+    let page = browser
+        .get(format!("{base}{path}"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    let token = csrf_field(&page);
+    let mut fields = vec![("csrfmiddlewaretoken", token.as_str())];
+    fields.extend_from_slice(form);
+    let response = browser
+        .post(format!("{base}{path}"))
+        .form(&fields)
+        .send()
+        .unwrap();
+    let status = response.status().as_u16();
+    let Some(location) = response.headers().get("location") else {
+        return (status, response.text().unwrap());
+    };
+    let location = location.to_str().unwrap().to_owned();
+    let next = browser.get(format!("{base}{location}")).send().unwrap();
+    (status, next.text().unwrap())
+}
+
+fn introspects(base: &str, secret: &str, token: &str) -> u16 {
+    reqwest::blocking::Client::new()
+        .post(format!("{base}/o/introspect/"))
+        .basic_auth("hash1", Some(secret))
+        .form(&[("token", token)])
+        .send()
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
 fn kids(base: &str) -> Vec<String> {
     let jwks = json(reqwest::blocking::get(format!("{base}/o/.well-known/jwks.json")).unwrap());
     jwks["keys"]
@@ -204,6 +276,12 @@ fn three_instances_on_one_postgres_act_as_one_server() {
     );
     assert_eq!(introspected["active"], true, "{introspected}");
     assert_eq!(introspected["username"], "admin", "{introspected}");
+    // Signed in through the first instance, known to all (the session is in the database).
+    let admin = admin_browser(&bases[0]);
+    for base in &bases {
+        let page = admin.get(format!("{base}/admin/")).send().unwrap();
+        assert_eq!(page.status().as_u16(), 200, "{base}");
+    }
 
     // One refresh token sent to all three at once: exactly one is granted.
     let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
@@ -258,6 +336,33 @@ fn three_instances_on_one_postgres_act_as_one_server() {
         "{users}"
     );
 
+    // Backups of PostgreSQL are its own tools' business: the command says so and makes
+    // nothing, and so does the scheduled `backup` task (no directory beside a URL).
+    let backup = run(
+        dir.path(),
+        &["backup", "copies"],
+        &[("OXIDOT_DATABASE", &url)],
+    );
+    assert!(!backup.status.success());
+    assert!(text(&backup).contains("pg_dump"), "{}", text(&backup));
+    wait_for("a backup task run", Duration::from_secs(10), || {
+        sql_value(
+            &url,
+            "SELECT record->'last_result'->>'message' FROM oxidot_periodic_tasks \
+             WHERE name = 'backup'",
+        )
+        .is_some_and(|message| message.contains("pg_dump"))
+    });
+    let made: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        made.iter()
+            .all(|name| ["Rocket.toml", "tutorial.redb"].contains(&name.as_str())),
+        "{made:?}"
+    );
+
     // A key added elsewhere (the CLI, straight on the database) is published by every
     // instance within the key ring's poll.
     let before = kids(&bases[0]);
@@ -283,6 +388,30 @@ fn three_instances_on_one_postgres_act_as_one_server() {
         "{runs} runs in 6 s with three instances"
     );
 
+    // Disabled in the admin of one instance: the leader, whichever it is, stops running it
+    // within a poll (1 s); enabled again through another instance, it runs again.
+    let (status, _) = admin_post(
+        &admin,
+        &bases[0],
+        "/admin/periodic-tasks/clear_tokens/",
+        &[("action", "disable")],
+    );
+    assert_eq!(status, 303);
+    std::thread::sleep(Duration::from_secs(3));
+    let stopped = cleanup_runs(&url);
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(cleanup_runs(&url), stopped, "a disabled task does not run");
+    let (status, _) = admin_post(
+        &admin,
+        &bases[1],
+        "/admin/periodic-tasks/clear_tokens/",
+        &[("action", "enable")],
+    );
+    assert_eq!(status, 303);
+    wait_for("the cleanup enabled again", Duration::from_secs(10), || {
+        cleanup_runs(&url) > stopped
+    });
+
     // The leader killed (SIGKILL: its lease is not released), another takes over once the
     // lease expires (3 s), and the cleanup goes on.
     let leader = lease_holder_pid(&url).expect("a lease holder");
@@ -300,6 +429,25 @@ fn three_instances_on_one_postgres_act_as_one_server() {
     wait_for("the cleanup to run again", Duration::from_secs(10), || {
         cleanup_runs(&url) >= resumed + 2
     });
+
+    // A secret regenerated through one instance: another, which had verified the old secret
+    // (and remembers it), refuses it at once and takes the new one.
+    let (here, there) = (instances[0].base.clone(), instances[1].base.clone());
+    assert_eq!(introspects(&there, "hashed", &access), 200);
+    let (status, page) = admin_post(
+        &admin,
+        &here,
+        "/admin/applications/3/",
+        &[("action", "regenerate")],
+    );
+    assert_eq!(status, 303);
+    let field = page
+        .find("id=\"client-secret\"")
+        .expect("the new secret shown once");
+    let value = page[field..].find("value=\"").unwrap() + field + 7;
+    let secret = &page[value..page[value..].find('"').unwrap() + value];
+    assert_eq!(introspects(&there, "hashed", &access), 401);
+    assert_eq!(introspects(&there, secret, &access), 200);
     for server in instances {
         assert!(server.terminate());
     }

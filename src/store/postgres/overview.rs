@@ -12,6 +12,9 @@ use crate::store::{
     Timestamp, TokenTable, Totals,
 };
 
+const NO_FILE_BACKUPS: &str = "backups of a PostgreSQL database are made with its own tools: \
+    pg_dump (or pg_basebackup and WAL archiving); `oxidot backup` copies a redb file";
+
 /// A table's name, the column its expiry is judged on, and what makes an unexpired row spent.
 fn filed(table: TokenTable) -> (&'static str, &'static str, Option<&'static str>) {
     match table {
@@ -147,10 +150,11 @@ impl Overview for PgStore {
         })
     }
 
+    fn backs_up_to_files(&self) -> Result<(), StoreError> {
+        Err(StoreError::Unsupported(NO_FILE_BACKUPS))
+    }
+
     async fn back_up(&self, _destination: PathBuf) -> Result<BackupReport, StoreError> {
-        Err(StoreError::Unsupported(
-            "backups of a PostgreSQL database are made with its own tools: pg_dump (or \
-             pg_basebackup and WAL archiving); `oxidot backup` copies a redb file",
-        ))
+        Err(StoreError::Unsupported(NO_FILE_BACKUPS))
     }
 }
