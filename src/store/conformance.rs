@@ -126,6 +126,22 @@ impl Seed {
     }
 }
 
+impl Seed {
+    /// Everything a seeded store starts with, as records a backend imports
+    /// (`Transfer::import`): applications 1 and 2, alice (7), and the standard seed.
+    pub fn records() -> Vec<Record> {
+        let seed = Seed::standard();
+        vec![
+            Record::Application(Application::sample(1, "client-1")),
+            Record::Application(Application::sample(2, "client-2")),
+            Record::Group(seed.group),
+            Record::Permission(seed.permission.0, seed.permission.1),
+            Record::User(User::sample(7, "alice")),
+            Record::User(seed.staff),
+        ]
+    }
+}
+
 const SECOND: i64 = 1_000_000;
 
 fn key(n: u8) -> SecretKey {

@@ -299,24 +299,3 @@ impl AccountStorage for PgStore {
         })
     }
 }
-
-impl PgStore {
-    /// Stores a group with its own id (new or changed), the id mark raised to it.
-    pub async fn put_group(&self, group: &Group) -> Result<(), StoreError> {
-        let mut client = self.client().await?;
-        let transaction = client.transaction().await?;
-        raise_id_mark(&transaction, "group", group.id).await?;
-        super::directory::put_group(&transaction, group).await?;
-        transaction.commit().await?;
-        Ok(())
-    }
-
-    /// Stores a Django permission row under its pk (as loaded from a dump).
-    pub async fn put_permission(
-        &self,
-        pk: u64,
-        permission: &PermissionRecord,
-    ) -> Result<(), StoreError> {
-        put_permission(&self.client().await?, pk, permission).await
-    }
-}

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
 
-use super::accounts::{next_id, raise_id_mark};
+use super::accounts::next_id;
 use super::{PgStore, duplicate_as, json, pg_id, record};
 use crate::store::{
     Application, ApplicationStorage, FailureQuery, Replaced, StoreError, Timestamp,
@@ -181,18 +181,5 @@ impl ApplicationStorage for PgStore {
         let deleted = delete_application(&transaction, id).await?;
         transaction.commit().await?;
         Ok(deleted)
-    }
-}
-
-impl PgStore {
-    /// Stores an application with its own id (new or changed), as a load does: the id mark
-    /// rises to it.
-    pub async fn put_application(&self, application: &Application) -> Result<(), StoreError> {
-        let mut client = self.client().await?;
-        let transaction = client.transaction().await?;
-        raise_id_mark(&transaction, "application", application.id).await?;
-        put_application(&transaction, application).await?;
-        transaction.commit().await?;
-        Ok(())
     }
 }

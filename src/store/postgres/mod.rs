@@ -27,7 +27,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::Json;
 use tokio_postgres::{NoTls, Row};
 
-use super::{StoreError, User};
+use super::StoreError;
 
 /// The migrations, in order; a released one is never edited (a new one is added).
 const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("migrations/0001_initial.sql"))];
@@ -191,17 +191,6 @@ impl PgStore {
             )));
         }
         Ok(before)
-    }
-
-    /// Stores a user with its own id (new or changed), as a load does: the id mark rises to
-    /// it, so users created later get ids above it.
-    pub async fn put_user(&self, user: &User) -> Result<(), StoreError> {
-        let mut client = self.client().await?;
-        let transaction = client.transaction().await?;
-        accounts::raise_id_mark(&transaction, "user", user.id).await?;
-        accounts::put_user(&transaction, user).await?;
-        transaction.commit().await?;
-        Ok(())
     }
 }
 

@@ -481,23 +481,12 @@ pub(crate) mod tests {
     use std::sync::Arc;
 
     use super::super::testing::fresh_store;
+    use crate::store::Transfer;
     use crate::store::conformance::{self, Seeded};
-    use crate::store::{Application, User};
 
     pub(crate) async fn seeded() -> Option<Seeded> {
         let store = fresh_store().await?;
-        for id in [1, 2] {
-            store
-                .put_application(&Application::sample(id, &format!("client-{id}")))
-                .await
-                .unwrap();
-        }
-        store.put_user(&User::sample(7, "alice")).await.unwrap();
-        let seed = conformance::Seed::standard();
-        store.put_group(&seed.group).await.unwrap();
-        let (pk, permission) = &seed.permission;
-        store.put_permission(*pk, permission).await.unwrap();
-        store.put_user(&seed.staff).await.unwrap();
+        store.import(conformance::Seed::records()).await.unwrap();
         Some(Seeded {
             storage: Arc::new(store),
             another: Box::new(|| {

@@ -1590,23 +1590,19 @@ pub(crate) mod testing {
 
     use super::Store;
     use crate::store::conformance::{self, Seeded};
-    use crate::store::{Application, User};
 
     /// A fresh redb store with two applications and a user; the directory lives as long as
     /// the test.
     pub fn seeded() -> (Seeded, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let (store, _) = Store::open(&dir.path().join("oxidot.redb"), 1 << 20).unwrap();
+        let records = conformance::Seed::records();
         store
-            .write_blocking(|tx| {
-                for id in [1, 2] {
-                    tx.put_application(&Application::sample(id, &format!("client-{id}")))?;
+            .write_blocking(move |tx| {
+                for record in &records {
+                    tx.import(record)?;
                 }
-                let seed = conformance::Seed::standard();
-                tx.put_group(&seed.group)?;
-                tx.put_permission(seed.permission.0, &seed.permission.1)?;
-                tx.put_user(&User::sample(7, "alice"))?;
-                tx.put_user(&seed.staff)
+                Ok(())
             })
             .unwrap();
         let scratch = dir.path().join("another.redb");

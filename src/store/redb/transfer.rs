@@ -234,7 +234,7 @@ impl ReadTx {
 }
 
 impl WriteTx<'_> {
-    fn import(&mut self, record: &Record) -> Result<(), StoreError> {
+    pub(super) fn import(&mut self, record: &Record) -> Result<(), StoreError> {
         match record {
             Record::ContentType(pk, record) => self.put_content_type(*pk, record),
             Record::Permission(pk, record) => self.put_permission(*pk, record),
