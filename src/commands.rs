@@ -117,7 +117,7 @@ pub async fn execute(context: &CommandContext, command: Command) -> Result<Strin
     let hasher = &context.hasher;
     match command {
         Command::LoadData { files } => {
-            let report = fixtures::load(file_only(context, "loaddata")?, files).await?;
+            let report = fixtures::load(context.storage.clone(), files).await?;
             Ok(report.to_string())
         }
         Command::DumpData { models, format } => {
@@ -210,14 +210,4 @@ async fn status(store: &dyn Storage) -> Result<String, CommandError> {
         totals.sessions,
         described.bytes
     ))
-}
-
-/// The redb file a command works on directly (fixtures are loaded into it in one pass).
-fn file_only<'a>(context: &'a CommandContext, command: &str) -> Result<&'a Store, CommandError> {
-    context.file.as_ref().ok_or_else(|| {
-        CommandError::Other(format!(
-            "{command} works on a redb file in this version; for PostgreSQL, {command} into a \
-             file and move it with `oxidot copy-store --from FILE --to postgres://…`"
-        ))
-    })
 }

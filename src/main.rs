@@ -579,10 +579,6 @@ fn file_only(command: &Cmd) -> Option<&'static str> {
             "the demo runs on a redb file; run it without a postgres:// database (and move its \
              file with `oxidot copy-store` if you like)",
         ),
-        Cmd::Loaddata { .. } => Some(
-            "loaddata works on a redb file in this version: load into a file, then `oxidot \
-             copy-store --from FILE --to postgres://…`",
-        ),
         Cmd::Restore { .. } => Some(
             "a PostgreSQL database is restored with its own tools (pg_restore or psql from a \
              pg_dump)",

@@ -266,12 +266,9 @@ async fn serve(
     let settings = loaded.settings;
     let hasher = Hasher::new(settings.max_concurrent_hashes);
     let users = store.totals().await?.users;
-    if let Some(file) = &file
-        && options.demo
-        && (created || users == 0)
-    {
+    if file.is_some() && options.demo && (created || users == 0) {
         let files = demo_fixture_files().into_iter().map(Into::into).collect();
-        let report = fixtures::load(file, files).await?;
+        let report = fixtures::load(store.clone(), files).await?;
         tracing::info!(
             "demo data loaded: {}",
             report.to_string().replace('\n', "; ")

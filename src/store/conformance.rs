@@ -9,10 +9,10 @@ use crate::rules::{CodeRefusal, DevicePoll, RefreshRefusal};
 use crate::store::{
     AccessToken, Algorithm, Application, Approval, CodeExchange, CopyError, DeviceDecision,
     DeviceGrant, DevicePollRequest, ExpiringKind, ExpiryCutoffs, FailureKey, FailureQuery,
-    FamilyId, Grant, Group, ListedRecord, NewTokens, NotTheClients, PeriodicTask, Permission,
-    PermissionRecord, Record, RefreshRequest, RefreshToken, Replaced, SECTIONS, SecretKey, Session,
-    SigningKey, Storage, StoreError, StoredToken, TaskOutcome, TaskSchedule, Timestamp, TokenQuery,
-    TokenRows, TokenTable, User, UserSaved, copy_store,
+    FamilyId, Grant, Group, IdKind, ListedRecord, LoadError, NewTokens, NotTheClients,
+    PeriodicTask, Permission, PermissionRecord, Record, RefreshRequest, RefreshToken, Replaced,
+    SECTIONS, SecretKey, Session, SigningKey, Storage, StoreError, StoredToken, TaskOutcome,
+    TaskSchedule, Timestamp, TokenQuery, TokenRows, TokenTable, User, UserSaved, copy_store,
 };
 
 /// One test per conformance function, each given to `$run`: the backend's function that makes
@@ -58,6 +58,7 @@ macro_rules! conformance_suite {
             a_copy_holds_every_record_under_its_keys,
             a_client_is_read_with_its_failures,
             the_overview_counts_what_is_stored,
+            a_load_is_all_or_nothing_and_one_at_a_time,
         );
     };
     (@tests $run:ident; $($name:ident),* $(,)?) => {$(
@@ -2223,4 +2224,150 @@ pub async fn the_overview_counts_what_is_stored(seeded: Seeded) {
         described.schema_version > 0 && described.bytes > 0,
         "{described:?}"
     );
+}
+
+/// Runs blocking work (a load's steps) off the async executor, as `loaddata` does.
+async fn off_the_executor<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(work).await.unwrap()
+}
+
+/// A load (`loaddata`'s writes): one at a time; an abandoned load leaves every record as it
+/// was, whatever its steps wrote and however a step ended (a refusal, a name held by another
+/// record); a finished one is the store's, with ids above every id used, its own pks counted
+/// in the id marks, DOT's access tokens found by their pk across steps, and a record a step
+/// wrote readable in the same step.
+pub async fn a_load_is_all_or_nothing_and_one_at_a_time(seeded: Seeded) {
+    let now = Timestamp(1_000 * SECOND);
+    let tokens = pair(&seeded, 10, 11, now);
+    let (access_key, access) = tokens.access;
+    let (refresh_key, refresh) = tokens.refresh.unwrap();
+    let storage = seeded.storage.clone();
+    let (access_copy, refresh_copy) = (access.clone(), refresh.clone());
+    off_the_executor(move || {
+        let mut load = storage.begin_load().unwrap();
+        assert!(
+            matches!(storage.begin_load(), Err(LoadError::Busy)),
+            "a second load waits for the first"
+        );
+        load.step(Box::new(|tx| {
+            let mut alice = tx.user(7)?.unwrap();
+            alice.first_name = "Changed".to_owned();
+            tx.put(Record::User(alice))?;
+            let id = tx.next_id(IdKind::User)?;
+            assert!(id > 8, "above the seeded users: {id}");
+            tx.put(Record::User(User::sample(id, "loaded")))?;
+            let id = tx.next_id(IdKind::Application)?;
+            assert!(id > 2, "above the seeded applications: {id}");
+            tx.put(Record::Application(Application::sample(
+                id,
+                "loaded-client",
+            )))?;
+            Ok(())
+        }))
+        .unwrap();
+        load.step(Box::new(move |tx| {
+            tx.put(Record::Access(access_key, access_copy.clone()))?;
+            tx.put(Record::Refresh(refresh_key, refresh_copy.clone()))?;
+            Ok(())
+        }))
+        .unwrap();
+        // A step that refuses after writing: its error comes back as it was given.
+        let refused = load
+            .step(Box::new(|tx| {
+                tx.put(Record::User(User::sample(60, "refused")))?;
+                Err(LoadError::Refused("a record the loader cannot take".into()))
+            }))
+            .unwrap_err();
+        assert_eq!(refused.to_string(), "a record the loader cannot take");
+        load.abandon().unwrap();
+    })
+    .await;
+    let storage = &seeded.storage;
+    let alice = storage.user_by_username("alice").await.unwrap().unwrap();
+    assert_ne!(alice.first_name, "Changed", "alice is as she was");
+    assert_eq!(storage.user_by_username("loaded").await.unwrap(), None);
+    assert_eq!(storage.user_by_username("refused").await.unwrap(), None);
+    assert_eq!(
+        storage
+            .application_by_client_id("loaded-client")
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(storage.find_token(&access_key).await.unwrap().is_none());
+    assert!(storage.find_token(&refresh_key).await.unwrap().is_none());
+
+    // A name held by another record stops the load as a duplicate, and nothing stays.
+    let storage = seeded.storage.clone();
+    off_the_executor(move || {
+        let mut load = storage.begin_load().unwrap();
+        let taken = load
+            .step(Box::new(|tx| {
+                tx.put(Record::User(User::sample(61, "not-kept")))?;
+                tx.put(Record::User(User::sample(62, "alice")))?;
+                Ok(())
+            }))
+            .unwrap_err();
+        assert!(
+            matches!(taken, LoadError::Store(StoreError::Duplicate { ref value, .. }) if value == "alice"),
+            "{taken:?}"
+        );
+        load.abandon().unwrap();
+    })
+    .await;
+    assert_eq!(seeded.storage.user_by_id(61).await.unwrap(), None);
+
+    // A load that finishes: DOT's refresh token comes before its access token (pk 900), in
+    // another step; the pair is found through the staging, and the records are the store's.
+    let storage = seeded.storage.clone();
+    let (access_copy, refresh_copy) = (access.clone(), refresh.clone());
+    off_the_executor(move || {
+        let mut load = storage.begin_load().unwrap();
+        load.step(Box::new(|tx| {
+            tx.put(Record::User(User::sample(50, "pk-fifty")))?;
+            Ok(())
+        }))
+        .unwrap();
+        let waiting = refresh_copy.clone();
+        load.step(Box::new(move |tx| {
+            tx.put(Record::Refresh(refresh_key, waiting.clone()))?;
+            assert_eq!(tx.staged_access_key(900, &refresh_key)?, None);
+            Ok(())
+        }))
+        .unwrap();
+        load.step(Box::new(move |tx| {
+            tx.put(Record::Access(access_key, access_copy.clone()))?;
+            // What this step wrote is read back in it.
+            assert_eq!(tx.access_token(&access_key)?, Some(access_copy.clone()));
+            assert_eq!(tx.stage_access_pk(900, &access_key)?, Some(refresh_key));
+            assert_eq!(tx.refresh_token(&refresh_key)?, Some(refresh_copy.clone()));
+            // Staged once: a later refresh token naming pk 900 finds the access token.
+            assert_eq!(tx.staged_access_key(900, &key(12))?, Some(access_key));
+            Ok(())
+        }))
+        .unwrap();
+        load.finish().unwrap();
+        // The lock went with the load.
+        storage.begin_load().unwrap().abandon().unwrap();
+    })
+    .await;
+    let storage = &seeded.storage;
+    let found = storage.find_token(&access_key).await.unwrap().unwrap();
+    assert!(matches!(found.token, StoredToken::Access(ref token) if *token == access));
+    assert_eq!(
+        found.application.map(|app| app.id),
+        Some(seeded.application)
+    );
+    assert!(storage.find_token(&refresh_key).await.unwrap().is_some());
+    assert_eq!(
+        storage
+            .user_by_id(50)
+            .await
+            .unwrap()
+            .map(|user| user.username),
+        Some("pk-fifty".to_owned())
+    );
+    assert!(storage.id_marks().await.unwrap().users >= 50);
+    let next = storage.create_user(new_user("after-load")).await.unwrap();
+    assert!(next.id > 50, "above the loaded pk: {}", next.id);
 }

@@ -18,6 +18,7 @@ mod directory;
 mod failures;
 mod keys;
 mod listing;
+mod loading;
 mod overview;
 pub mod postgres;
 mod records;
@@ -29,8 +30,7 @@ mod transfer;
 use std::path::PathBuf;
 
 pub use self::redb::{
-    IntegrityReport, OpenReport, Prior, ReadTx, RestoreReport, SCHEMA_VERSION, Store, TokenPage,
-    WriteTx,
+    IntegrityReport, OpenReport, ReadTx, RestoreReport, SCHEMA_VERSION, Store, TokenPage, WriteTx,
 };
 pub use accounts::*;
 pub use applications::*;
@@ -40,6 +40,7 @@ pub use directory::*;
 pub use failures::*;
 pub use keys::*;
 pub use listing::*;
+pub use loading::*;
 pub use overview::*;
 pub use records::{
     AccessToken, Algorithm, Application, ClientType, Consent, ContentType, DeviceDecision,
@@ -70,6 +71,7 @@ pub trait Storage:
     + TokenListing
     + Overview
     + Transfer
+    + Loading
 {
 }
 
@@ -86,7 +88,8 @@ impl<
         + KeyStorage
         + TokenListing
         + Overview
-        + Transfer,
+        + Transfer
+        + Loading,
 > Storage for T
 {
 }

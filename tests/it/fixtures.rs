@@ -510,7 +510,7 @@ fn dot_id_token_records_are_kept_by_jti() {
 /// A DOT dump (JSON) of `tokens` access tokens for the sample's user and application, each
 /// with its refresh token; refresh tokens come first when `refresh_first` (DOT dumps either
 /// model first, depending on its version).
-fn token_dump(tokens: usize, refresh_first: bool) -> String {
+pub fn token_dump(tokens: usize, refresh_first: bool) -> String {
     use sha2::Digest as _;
     let hex = |text: &str| {
         sha2::Sha256::digest(text.as_bytes())

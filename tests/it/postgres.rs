@@ -4,8 +4,12 @@
 //! name; the URL's password never reaches a message. Tests that need a server use `OXIDOT_TEST_POSTGRES` (see
 //! `.ci/postgres`) and skip without it unless `OXIDOT_REQUIRE_POSTGRES` is set.
 
-use crate::cli::{run, text};
-use crate::support::free_port;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::cli::{http_login, run, text};
+use crate::fixtures::{sample_dir, token_dump};
+use crate::support::{Server, free_port, http_client, oxidot};
 
 /// A new database on the test server, as a URL; None (skipped) without a server.
 pub fn fresh_database_url() -> Option<String> {
@@ -94,7 +98,6 @@ fn a_postgres_url_is_never_taken_for_a_file_and_its_password_never_shown() {
     }
     // What works on a redb file only says so, naming the database, before connecting.
     for (args, says) in [
-        (vec!["loaddata", "users.json"], "copy-store"),
         (vec!["compact"], "autovacuum"),
         (vec!["restore", "backup.redb"], "pg_restore"),
         (vec!["demo"], "redb file"),
@@ -132,4 +135,203 @@ fn a_postgres_url_is_never_taken_for_a_file_and_its_password_never_shown() {
         0,
         "no file was created"
     );
+}
+
+/// One statement's single value (as text), read straight from the database.
+pub fn sql_text(url: &str, sql: &str) -> Option<String> {
+    runtime().block_on(async {
+        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        client
+            .query_opt(sql, &[])
+            .await
+            .unwrap()
+            .map(|row| row.get::<_, String>(0))
+    })
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Rows in a table, as the database counts them.
+fn rows(url: &str, table: &str) -> u64 {
+    sql_text(url, &format!("SELECT count(*)::text FROM {table}"))
+        .and_then(|count| count.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The DOT 3.4.1 sample dump beside the command, as `sample.yaml`.
+fn write_sample(dir: &Path) {
+    std::fs::copy(
+        sample_dir().join("dot-3.4.1-dumpdata.yaml"),
+        dir.join("sample.yaml"),
+    )
+    .unwrap();
+}
+
+fn loaddata(dir: &Path, url: &str, files: &[&str]) -> std::process::Output {
+    let mut args = vec!["loaddata"];
+    args.extend(files);
+    args.extend(["--database", url]);
+    run(dir, &args, &[])
+}
+
+fn hello(base: &str, token: &str) -> u16 {
+    http_client()
+        .get(format!("{base}/api/hello"))
+        .bearer_auth(token)
+        .send()
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+fn refresh(base: &str, client: (&str, &str), token: &str) -> (u16, serde_json::Value) {
+    let response = http_client()
+        .post(format!("{base}/o/token/"))
+        .basic_auth(client.0, Some(client.1))
+        .form(&[("grant_type", "refresh_token"), ("refresh_token", token)])
+        .send()
+        .unwrap();
+    let status = response.status().as_u16();
+    let body = response.text().unwrap_or_default();
+    (status, serde_json::from_str(&body).unwrap_or_default())
+}
+
+#[test]
+fn loaddata_on_postgres_moves_a_dot_deployment_while_a_server_runs() {
+    let Some(url) = fresh_database_url() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let migrated = run(dir.path(), &["migrate", "--database", &url], &[]);
+    assert!(migrated.status.success(), "{}", text(&migrated));
+    let server = Server::start_with(dir.path(), &["serve"], &[("OXIDOT_DATABASE", &url)]);
+    write_sample(dir.path());
+    // 6,000 DOT token pairs, refresh tokens first: three steps, pairs split across them.
+    std::fs::write(dir.path().join("bulk.json"), token_dump(6000, true)).unwrap();
+    let loaded = loaddata(dir.path(), &url, &["sample.yaml", "bulk.json"]);
+    assert!(loaded.status.success(), "{}", text(&loaded));
+    assert!(
+        text(&loaded).contains("Installed 12015 object(s) from 2 fixture(s)"),
+        "{}",
+        text(&loaded)
+    );
+    // The running server serves what was loaded: DOT's users sign in, its tokens work, its
+    // refresh tokens refresh in their families.
+    assert_eq!(http_login(&server.base, "alice", "alice-pass-123"), 303);
+    assert_eq!(hello(&server.base, "bulk-access-00006000"), 200);
+    let (status, body) = refresh(&server.base, ("hash1", "hashed"), "bulk-refresh-00006000");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(hello(&server.base, "bulk-access-00006000"), 401, "paired");
+    assert_eq!(hello(&server.base, "bulk-access-00005999"), 200);
+    let (status, body) = refresh(
+        &server.base,
+        ("password-client", "password-client-secret"),
+        "fpEjx5LMSle57388xsks2YgrgNsxmC",
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["scope"], "openid read");
+    assert_eq!(rows(&url, "oxidot_load_access_by_pk"), 0, "staging emptied");
+
+    // A bad file loads nothing, naming the file and record; the database is as it was.
+    let before = run(dir.path(), &["dumpdata", "--database", &url], &[]);
+    assert!(before.status.success(), "{}", text(&before));
+    std::fs::write(
+        dir.path().join("taken.yaml"),
+        "- model: auth.user\n  pk: 90\n  fields: {username: newcomer, password: ''}\n\
+         - model: auth.user\n  pk: 91\n  fields: {username: alice, password: ''}\n",
+    )
+    .unwrap();
+    let refused = loaddata(dir.path(), &url, &["taken.yaml"]);
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused).contains(
+            "taken.yaml: record 2 (auth.user pk=91): a user named \"alice\" already exists"
+        ),
+        "{}",
+        text(&refused)
+    );
+    let after = run(dir.path(), &["dumpdata", "--database", &url], &[]);
+    assert_eq!(text(&after), text(&before), "nothing changed");
+    assert!(server.terminate());
+}
+
+#[test]
+fn a_load_killed_on_postgres_leaves_nothing_and_a_second_load_waits_for_the_first() {
+    let Some(url) = fresh_database_url() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    write_sample(dir.path());
+    let loaded = loaddata(dir.path(), &url, &["sample.yaml"]);
+    assert!(loaded.status.success(), "{}", text(&loaded));
+    // A new user first (the load's first step), then 10,000 token pairs.
+    let dump = token_dump(10_000, false).replacen(
+        '[',
+        r#"[{"model": "auth.user", "pk": 77, "fields": {"username": "bulk-user", "password": ""}},"#,
+        1,
+    );
+    std::fs::write(dir.path().join("bulk.json"), dump).unwrap();
+    let mut load = oxidot(dir.path())
+        .args(["loaddata", "bulk.json", "--database", &url])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Until the load writes its tokens (the database shows the statement it runs).
+    let started = Instant::now();
+    while sql_text(
+        &url,
+        "SELECT 'writing' FROM pg_stat_activity WHERE state <> 'idle' AND \
+         query LIKE 'INSERT INTO oxidot_load_access_by_pk%'",
+    )
+    .is_none()
+    {
+        assert!(
+            load.try_wait().unwrap().is_none(),
+            "the load ended before it was seen writing tokens"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the load never wrote"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let second = loaddata(dir.path(), &url, &["sample.yaml"]);
+    assert!(!second.status.success());
+    assert!(
+        text(&second).contains("another loaddata is in progress"),
+        "{}",
+        text(&second)
+    );
+    assert!(load.try_wait().unwrap().is_none(), "killed mid-way");
+    load.kill().unwrap();
+    load.wait().unwrap();
+    // The server rolls the dead connection's transaction back: nothing of the load stays.
+    let gone = Instant::now();
+    while sql_text(
+        &url,
+        "SELECT 'running' FROM pg_stat_activity WHERE query LIKE '%oxidot_load_%' AND \
+         pid <> pg_backend_pid() AND state <> 'idle'",
+    )
+    .is_some()
+    {
+        assert!(gone.elapsed() < Duration::from_secs(30));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(rows(&url, "oxidot_access_tokens"), 2);
+    assert_eq!(rows(&url, "oxidot_users WHERE id = 77"), 0);
+    assert_eq!(rows(&url, "oxidot_load_access_by_pk"), 0);
+    // The lock went with it: the load runs again, whole.
+    let again = loaddata(dir.path(), &url, &["bulk.json"]);
+    assert!(again.status.success(), "{}", text(&again));
+    assert_eq!(rows(&url, "oxidot_access_tokens"), 10_002);
+    assert_eq!(rows(&url, "oxidot_users WHERE id = 77"), 1);
 }

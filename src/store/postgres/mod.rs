@@ -15,6 +15,7 @@ mod directory;
 mod failures;
 mod keys;
 mod listing;
+mod loading;
 mod overview;
 mod tasks;
 pub(crate) mod tokens;
@@ -30,7 +31,10 @@ use tokio_postgres::{NoTls, Row};
 use super::StoreError;
 
 /// The migrations, in order; a released one is never edited (a new one is added).
-const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("migrations/0001_initial.sql"))];
+const MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("migrations/0001_initial.sql")),
+    (2, include_str!("migrations/0002_loads.sql")),
+];
 
 /// Longest a unit of work waits for a pooled connection, or for a new one to open.
 const CONNECTION_WAIT: std::time::Duration = std::time::Duration::from_secs(5);

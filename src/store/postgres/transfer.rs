@@ -127,7 +127,31 @@ fn to_record(section: Section, row: &tokio_postgres::Row) -> Result<Record, Stor
     })
 }
 
+/// Stores a record under its own key or id, raising its kind's id mark to the id (a copy keeps
+/// ids; a new record then goes above them).
 async fn import_one(client: &impl GenericClient, record: &Record) -> Result<(), StoreError> {
+    if let Some((kind, id)) = id_of_record(record) {
+        super::accounts::raise_id_mark(client, kind, id).await?;
+    }
+    put_record(client, record).await
+}
+
+/// The id mark a record's id counts against, if its kind has one.
+pub(super) fn id_of_record(record: &Record) -> Option<(&'static str, u64)> {
+    match record {
+        Record::Group(group) => Some(("group", group.id)),
+        Record::User(user) => Some(("user", user.id)),
+        Record::Application(application) => Some(("application", application.id)),
+        _ => None,
+    }
+}
+
+/// Stores a record under its own key or id, replacing what holds it, with every index it has
+/// (a copy's, or a load's record), its id mark left as it is.
+pub(super) async fn put_record(
+    client: &impl GenericClient,
+    record: &Record,
+) -> Result<(), StoreError> {
     match record {
         Record::ContentType(pk, record) => {
             client
@@ -141,16 +165,9 @@ async fn import_one(client: &impl GenericClient, record: &Record) -> Result<(), 
         Record::Permission(pk, record) => {
             super::accounts::put_permission(client, *pk, record).await?;
         }
-        Record::Group(group) => {
-            super::accounts::raise_id_mark(client, "group", group.id).await?;
-            super::directory::put_group(client, group).await?;
-        }
-        Record::User(user) => {
-            super::accounts::raise_id_mark(client, "user", user.id).await?;
-            super::accounts::put_user(client, user).await?;
-        }
+        Record::Group(group) => super::directory::put_group(client, group).await?,
+        Record::User(user) => super::accounts::put_user(client, user).await?,
         Record::Application(application) => {
-            super::accounts::raise_id_mark(client, "application", application.id).await?;
             super::applications::put_application(client, application).await?;
         }
         Record::Session(key, session) => {

@@ -29,18 +29,20 @@ pub enum Prior {
     RefreshToken([u8; 32], Option<RefreshToken>),
     Grant([u8; 32], Option<Grant>),
     IdToken([u8; 32], Option<IdToken>),
+    /// The journal's first row: a load began (nothing to put back).
+    LoadStarted,
 }
 
 impl WriteTx<'_> {
     /// Whether a load is in progress (or was interrupted).
-    pub fn load_in_progress(&mut self) -> Result<bool, StoreError> {
+    pub(super) fn load_in_progress(&mut self) -> Result<bool, StoreError> {
         self.close_journal();
         Ok(!self.txn.open_table(LOAD_JOURNAL)?.is_empty()?)
     }
 
     /// Appends what a record was before this load writes it. The journal stays open for the
     /// transaction, with its next sequence number (a chunk appends thousands of rows).
-    pub fn journal(&mut self, prior: &Prior) -> Result<(), StoreError> {
+    pub(super) fn journal(&mut self, prior: &Prior) -> Result<(), StoreError> {
         if self.open.journal.is_none() {
             let table = self.txn.open_table(LOAD_JOURNAL)?;
             let next = table.last()?.map_or(0, |(seq, _)| seq.value() + 1);
@@ -62,19 +64,19 @@ impl WriteTx<'_> {
     }
 
     /// Journals the current state of a record, then lets `write` change it.
-    pub fn journaled_put_user(&mut self, user: &User) -> Result<(), StoreError> {
+    pub(super) fn journaled_put_user(&mut self, user: &User) -> Result<(), StoreError> {
         let prior = self.user(user.id)?;
         self.journal(&Prior::User(user.id, prior))?;
         self.put_user(user)
     }
 
-    pub fn journaled_put_group(&mut self, group: &Group) -> Result<(), StoreError> {
+    pub(super) fn journaled_put_group(&mut self, group: &Group) -> Result<(), StoreError> {
         let prior = self.group(group.id)?;
         self.journal(&Prior::Group(group.id, prior))?;
         self.put_group(group)
     }
 
-    pub fn journaled_put_application(
+    pub(super) fn journaled_put_application(
         &mut self,
         application: &Application,
     ) -> Result<(), StoreError> {
@@ -83,7 +85,7 @@ impl WriteTx<'_> {
         self.put_application(application)
     }
 
-    pub fn journaled_put_permission(
+    pub(super) fn journaled_put_permission(
         &mut self,
         pk: u64,
         record: &PermissionRecord,
@@ -93,7 +95,7 @@ impl WriteTx<'_> {
         self.put_permission(pk, record)
     }
 
-    pub fn journaled_put_content_type(
+    pub(super) fn journaled_put_content_type(
         &mut self,
         pk: u64,
         record: &ContentType,
@@ -104,7 +106,7 @@ impl WriteTx<'_> {
     }
 
     /// Replaces (or adds) an access token, indexes included.
-    pub fn journaled_put_access_token(
+    pub(super) fn journaled_put_access_token(
         &mut self,
         key: &SecretKey,
         token: &AccessToken,
@@ -118,7 +120,7 @@ impl WriteTx<'_> {
         self.put_access_token(key, token)
     }
 
-    pub fn journaled_put_refresh_token(
+    pub(super) fn journaled_put_refresh_token(
         &mut self,
         key: &SecretKey,
         token: &RefreshToken,
@@ -132,7 +134,7 @@ impl WriteTx<'_> {
         self.put_refresh_token(key, token)
     }
 
-    pub fn journaled_put_grant(
+    pub(super) fn journaled_put_grant(
         &mut self,
         key: &SecretKey,
         grant: &Grant,
@@ -146,7 +148,7 @@ impl WriteTx<'_> {
         self.put_grant(key, grant)
     }
 
-    pub fn journaled_put_id_token(
+    pub(super) fn journaled_put_id_token(
         &mut self,
         key: &SecretKey,
         token: &IdToken,
@@ -162,7 +164,7 @@ impl WriteTx<'_> {
 
     /// Remembers where a DOT access token (by its pk) went; the refresh token that waited
     /// for it, if one did.
-    pub fn stage_access_pk(
+    pub(super) fn stage_access_pk(
         &mut self,
         pk: u64,
         key: &SecretKey,
@@ -178,7 +180,7 @@ impl WriteTx<'_> {
 
     /// The key of the access token a DOT pk named earlier in this load; when it has not come
     /// yet, `refresh` is filed to be paired when it does.
-    pub fn staged_access_key(
+    pub(super) fn staged_access_key(
         &mut self,
         pk: u64,
         refresh: &SecretKey,
@@ -197,7 +199,7 @@ impl WriteTx<'_> {
     }
 
     /// Puts back up to `limit` journaled records, newest first; whether some remain.
-    pub fn roll_back_load(&mut self, limit: usize) -> Result<bool, StoreError> {
+    pub(super) fn roll_back_load(&mut self, limit: usize) -> Result<bool, StoreError> {
         self.close_journal();
         for _ in 0..limit {
             let last = {
@@ -217,7 +219,7 @@ impl WriteTx<'_> {
     }
 
     /// Ends a load that succeeded: the journal and staging tables are emptied.
-    pub fn finish_load(&mut self) -> Result<(), StoreError> {
+    pub(super) fn finish_load(&mut self) -> Result<(), StoreError> {
         self.close_journal();
         self.txn.delete_table(LOAD_JOURNAL)?;
         self.txn.open_table(LOAD_JOURNAL)?;
@@ -234,6 +236,7 @@ impl WriteTx<'_> {
 
     fn restore(&mut self, prior: Prior) -> Result<(), StoreError> {
         match prior {
+            Prior::LoadStarted => {}
             Prior::User(id, previous) => match previous {
                 Some(user) => self.put_user(&user)?,
                 None => self.delete_user(id)?,

@@ -16,6 +16,7 @@ mod failures;
 mod keys;
 mod listing;
 mod load_journal;
+mod loading;
 mod overview;
 mod tasks;
 mod tokens;
@@ -35,7 +36,7 @@ use serde::de::DeserializeOwned;
 
 pub use admin::TokenPage;
 pub use backup::{IntegrityReport, RestoreReport};
-pub use load_journal::Prior;
+use load_journal::Prior;
 use writer::{TypedJob, Writer};
 
 use super::StoreError;

@@ -1,0 +1,137 @@
+//! A load into the redb file: each step one (deferred) write transaction, every write
+//! journaled (`load_journal`), the journal emptied when the load finishes and walked back when
+//! it is abandoned — or when the file opens after a crash in the middle of one.
+
+use super::{Prior, Store, WriteTx};
+use crate::store::{
+    AccessToken, Application, ContentType, Group, IdKind, Load, LoadError, LoadStep, LoadTx,
+    Loading, Record, RefreshToken, SecretKey, StoreError, User,
+};
+
+/// Journal rows undone per transaction when a load rolls back.
+const UNDO_PER_CHUNK: usize = 10_000;
+
+struct FileLoad {
+    store: Store,
+}
+
+impl Loading for Store {
+    fn begin_load(&self) -> Result<Box<dyn Load>, LoadError> {
+        // The journal's first row says a load runs: a second load (or one a crash left behind)
+        // is found by the same check in the same transaction.
+        self.write_or_refuse_blocking::<LoadError, _, _>(|tx| {
+            if tx.load_in_progress()? {
+                return Err(LoadError::Busy);
+            }
+            tx.journal(&Prior::LoadStarted)?;
+            Ok(())
+        })?;
+        Ok(Box::new(FileLoad {
+            store: self.clone(),
+        }))
+    }
+}
+
+impl Load for FileLoad {
+    fn step(&mut self, mut step: LoadStep) -> Result<(), LoadError> {
+        // Deferred: the steps become durable with `finish`; a crash before it rolls them back.
+        self.store
+            .write_deferred_blocking::<LoadError, _, _>(move |tx| step(&mut Journaled(tx)))
+    }
+
+    fn finish(self: Box<Self>) -> Result<(), StoreError> {
+        self.store.write_blocking(|tx| tx.finish_load())
+    }
+
+    fn abandon(self: Box<Self>) -> Result<(), StoreError> {
+        while self
+            .store
+            .write_blocking(|tx| tx.roll_back_load(UNDO_PER_CHUNK))?
+        {}
+        Ok(())
+    }
+}
+
+/// A step's transaction, every write journaled first.
+struct Journaled<'a, 'tx>(&'a mut WriteTx<'tx>);
+
+impl LoadTx for Journaled<'_, '_> {
+    fn user(&mut self, id: u64) -> Result<Option<User>, StoreError> {
+        self.0.user(id)
+    }
+
+    fn user_by_username(&mut self, username: &str) -> Result<Option<User>, StoreError> {
+        self.0.user_by_username(username)
+    }
+
+    fn group(&mut self, id: u64) -> Result<Option<Group>, StoreError> {
+        self.0.group(id)
+    }
+
+    fn group_id_by_name(&mut self, name: &str) -> Result<Option<u64>, StoreError> {
+        self.0.group_id_by_name(name)
+    }
+
+    fn application(&mut self, id: u64) -> Result<Option<Application>, StoreError> {
+        self.0.application(id)
+    }
+
+    fn content_type(&mut self, pk: u64) -> Result<Option<ContentType>, StoreError> {
+        self.0.content_type(pk)
+    }
+
+    fn access_token(&mut self, key: &SecretKey) -> Result<Option<AccessToken>, StoreError> {
+        self.0.access_token(key)
+    }
+
+    fn refresh_token(&mut self, key: &SecretKey) -> Result<Option<RefreshToken>, StoreError> {
+        self.0.refresh_token(key)
+    }
+
+    fn next_id(&mut self, kind: IdKind) -> Result<u64, StoreError> {
+        match kind {
+            IdKind::User => self.0.next_user_id(),
+            IdKind::Group => self.0.next_group_id(),
+            IdKind::Application => self.0.fresh_application_id(),
+        }
+    }
+
+    fn put(&mut self, record: Record) -> Result<(), StoreError> {
+        let tx = &mut *self.0;
+        match record {
+            Record::ContentType(pk, record) => tx.journaled_put_content_type(pk, &record),
+            Record::Permission(pk, record) => tx.journaled_put_permission(pk, &record),
+            Record::Group(group) => tx.journaled_put_group(&group),
+            Record::User(user) => tx.journaled_put_user(&user),
+            Record::Application(application) => tx.journaled_put_application(&application),
+            Record::Access(key, token) => tx.journaled_put_access_token(&key, &token),
+            Record::Refresh(key, token) => tx.journaled_put_refresh_token(&key, &token),
+            Record::Id(key, token) => tx.journaled_put_id_token(&key, &token),
+            Record::Grant(key, grant) => tx.journaled_put_grant(&key, &grant),
+            Record::Session(..)
+            | Record::Family(..)
+            | Record::Consent { .. }
+            | Record::Device(..)
+            | Record::Task(..)
+            | Record::Key(..) => Err(StoreError::Unsupported(
+                "a load writes users, groups, permissions, applications and tokens only",
+            )),
+        }
+    }
+
+    fn stage_access_pk(
+        &mut self,
+        pk: u64,
+        key: &SecretKey,
+    ) -> Result<Option<SecretKey>, StoreError> {
+        self.0.stage_access_pk(pk, key)
+    }
+
+    fn staged_access_key(
+        &mut self,
+        pk: u64,
+        refresh: &SecretKey,
+    ) -> Result<Option<SecretKey>, StoreError> {
+        self.0.staged_access_key(pk, refresh)
+    }
+}
