@@ -18,6 +18,19 @@ pub enum FormError {
     Unreadable,
 }
 
+/// One form-encoded name or value, decoded. A NUL is refused with the bad encodings: no
+/// parameter means one, and a database may not store it (PostgreSQL's text cannot).
+pub fn decode(text: &str) -> Result<String, FormError> {
+    let spaced = text.replace('+', " ");
+    let decoded = percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8()
+        .map_err(|_| FormError::BadEncoding)?;
+    if decoded.contains('\0') {
+        return Err(FormError::BadEncoding);
+    }
+    Ok(decoded.into_owned())
+}
+
 /// Decoded name/value pairs, in order, repeats kept so they can be refused.
 #[derive(Debug, Clone, Default)]
 pub struct Params {
@@ -29,18 +42,7 @@ impl Params {
         let mut pairs = Vec::new();
         for piece in raw.split('&').filter(|piece| !piece.is_empty()) {
             let (name, value) = piece.split_once('=').unwrap_or((piece, ""));
-            let decode = |text: &str| {
-                let spaced = text.replace('+', " ");
-                percent_encoding::percent_decode_str(&spaced)
-                    .decode_utf8()
-                    .map(|decoded| decoded.into_owned())
-                    .map_err(|_| FormError::BadEncoding)
-            };
-            let value = decode(value)?;
-            if value.contains('\0') {
-                return Err(FormError::BadEncoding);
-            }
-            pairs.push((decode(name)?, value));
+            pairs.push((decode(name)?, decode(value)?));
         }
         Ok(Self { pairs })
     }

@@ -38,14 +38,6 @@ pub struct PresentedClient {
     pub method: AuthMethod,
 }
 
-fn form_decode(text: &str) -> Option<String> {
-    let spaced = text.replace('+', " ");
-    percent_encoding::percent_decode_str(&spaced)
-        .decode_utf8()
-        .ok()
-        .map(|decoded| decoded.into_owned())
-}
-
 /// Reads the client from the `Authorization` header and the body. Using two methods at once
 /// is refused, as RFC 6749 §2.3 requires.
 pub fn presented_client(
@@ -68,10 +60,11 @@ pub fn presented_client(
             .map_err(|_| invalid())?;
         let decoded = String::from_utf8(decoded).map_err(|_| invalid())?;
         let (id, secret) = decoded.split_once(':').ok_or_else(invalid)?;
-        let id = form_decode(id)
+        let id = crate::params::decode(id)
+            .ok()
             .filter(|id| !id.is_empty())
             .ok_or_else(invalid)?;
-        let secret = form_decode(secret).ok_or_else(invalid)?;
+        let secret = crate::params::decode(secret).map_err(|_| invalid())?;
         if body_secret.is_some() {
             return Err(OAuthError::InvalidRequest(
                 "use one client authentication method, not Basic and client_secret both".to_owned(),
@@ -243,6 +236,23 @@ mod tests {
         assert_eq!(client.client_id, "my client");
         assert_eq!(client.secret.as_deref(), Some("p:ss word"));
         assert_eq!(client.method, AuthMethod::Basic);
+    }
+
+    #[test]
+    fn a_nul_in_basic_credentials_is_malformed() {
+        for header in [basic("a%00b", "secret"), basic("client", "se%00cret")] {
+            let refused = presented_client(Some(&header), &params("")).unwrap_err();
+            assert!(
+                matches!(
+                    refused,
+                    OAuthError::InvalidClient {
+                        used_basic: true,
+                        ..
+                    }
+                ),
+                "{refused:?}"
+            );
+        }
     }
 
     #[test]

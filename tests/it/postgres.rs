@@ -335,3 +335,44 @@ fn a_load_killed_on_postgres_leaves_nothing_and_a_second_load_waits_for_the_firs
     assert_eq!(rows(&url, "oxidot_access_tokens"), 10_002);
     assert_eq!(rows(&url, "oxidot_users WHERE id = 77"), 1);
 }
+
+#[test]
+fn a_nul_in_a_credential_is_refused_on_postgres_never_sent_to_it() {
+    let Some(url) = fresh_database_url() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), &["serve"], &[("OXIDOT_DATABASE", &url)]);
+    // PostgreSQL's text holds no NUL: one reaching a query would fail it (a 500). Refused at
+    // the edge instead, as on a redb file, in the protocol's shape.
+    let client = http_client();
+    for (user, password) in [("a\0b", "x"), ("cc", "se\0cret")] {
+        let response = client
+            .post(format!("{}/o/token/", server.base))
+            .basic_auth(user, Some(password))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 401, "{user:?}");
+        let body: serde_json::Value =
+            serde_json::from_str(&response.text().unwrap()).unwrap_or_default();
+        assert_eq!(body["error"], "invalid_client");
+    }
+    for form in [
+        vec![("grant_type", "client_credentials"), ("client_id", "a\0b")],
+        vec![
+            ("grant_type", "password"),
+            ("client_id", "hash1"),
+            ("username", "a\0b"),
+            ("password", "x"),
+        ],
+    ] {
+        let response = client
+            .post(format!("{}/o/token/", server.base))
+            .form(&form)
+            .send()
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 400, "{form:?}");
+    }
+    assert!(server.terminate());
+}
