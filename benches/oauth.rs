@@ -747,8 +747,10 @@ fn write_dump(path: &std::path::Path, tokens: u64) {
 
 /// `oxidot loaddata` of large DOT dumps (`cargo bench --bench oauth -- import`; sizes from
 /// `BENCH_IMPORT_SIZES`, default 1,000,000 and 10,000,000 access tokens): time and peak RSS
-/// of the loading process, with no server running.
+/// of the loading process, with no server running; into a fresh PostgreSQL database on the
+/// server `BENCH_POSTGRES` names, when it is set, else into a redb file.
 fn import_bench(dir: &std::path::Path) {
+    let postgres = std::env::var("BENCH_POSTGRES").ok();
     let binary = env!("CARGO_BIN_EXE_oxidot");
     let sizes: Vec<u64> = std::env::var("BENCH_IMPORT_SIZES")
         .unwrap_or_else(|_| "1000000,10000000".to_owned())
@@ -759,12 +761,19 @@ fn import_bench(dir: &std::path::Path) {
         let dump = dir.join(format!("dump-{tokens}.json"));
         write_dump(&dump, tokens);
         let file_mib = std::fs::metadata(&dump).unwrap().len() as f64 / (1 << 20) as f64;
-        let database = dir.join(format!("import-{tokens}.redb"));
+        let file = dir.join(format!("import-{tokens}.redb"));
+        let database = match &postgres {
+            Some(server) => empty_database(
+                server,
+                &format!("oxidot_import_{tokens}_{}", std::process::id()),
+            ),
+            None => file.display().to_string(),
+        };
         let started = Instant::now();
         let mut child = Command::new(binary)
             .args([
                 "--database",
-                database.to_str().unwrap(),
+                database.as_str(),
                 "loaddata",
                 dump.to_str().unwrap(),
             ])
@@ -786,17 +795,26 @@ fn import_bench(dir: &std::path::Path) {
         std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut output).unwrap();
         assert!(status.success(), "{output}");
         let rows = tokens + tokens / 2;
+        let database_bytes = match &postgres {
+            Some(_) => postgres_database_bytes(&database),
+            None => std::fs::metadata(&file).unwrap().len(),
+        };
         println!(
-            "loaddata {tokens} access + {} refresh tokens ({file_mib:.0} MiB of JSON): {:.1} s ({:.0} records/s), peak RSS {:.1} MiB, database {:.0} MiB; {}",
+            "loaddata {tokens} access + {} refresh tokens ({file_mib:.0} MiB of JSON) into {}: {:.1} s ({:.0} records/s), peak RSS {:.1} MiB, database {:.0} MiB; {}",
             tokens / 2,
+            if postgres.is_some() {
+                "PostgreSQL"
+            } else {
+                "a redb file"
+            },
             elapsed.as_secs_f64(),
             rows as f64 / elapsed.as_secs_f64(),
             peak as f64 / 1024.0,
-            std::fs::metadata(&database).unwrap().len() as f64 / (1 << 20) as f64,
+            database_bytes as f64 / (1 << 20) as f64,
             output.trim()
         );
         let _ = std::fs::remove_file(&dump);
-        let _ = std::fs::remove_file(&database);
+        let _ = std::fs::remove_file(&file);
     }
 }
 
@@ -1227,7 +1245,19 @@ fn main() {
 /// A fresh database on the PostgreSQL server `server` names, filled from the bench's loaded
 /// file by `oxidot copy-store`; its URL.
 fn bench_database(server: &str, dir: &std::path::Path) -> String {
-    let name = format!("oxidot_bench_{}", std::process::id());
+    let url = empty_database(server, &format!("oxidot_bench_{}", std::process::id()));
+    let status = Command::new(env!("CARGO_BIN_EXE_oxidot"))
+        .args(["copy-store", "--from", "oxidot.redb", "--to", &url])
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    url
+}
+
+/// A new, empty database `name` on the PostgreSQL server `server` names; its URL.
+fn empty_database(server: &str, name: &str) -> String {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -1243,15 +1273,26 @@ fn bench_database(server: &str, dir: &std::path::Path) -> String {
                 .unwrap();
         });
     let (prefix, _) = server.rsplit_once('/').expect("a URL with a database");
-    let url = format!("{prefix}/{name}");
-    let status = Command::new(env!("CARGO_BIN_EXE_oxidot"))
-        .args(["copy-store", "--from", "oxidot.redb", "--to", &url])
-        .current_dir(dir)
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    url
+    format!("{prefix}/{name}")
+}
+
+/// The size of the database a PostgreSQL URL names, in bytes.
+fn postgres_database_bytes(url: &str) -> u64 {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+                .await
+                .expect("the bench database answers");
+            tokio::spawn(connection);
+            let row = client
+                .query_one("SELECT pg_database_size(current_database())", &[])
+                .await
+                .unwrap();
+            row.get::<_, i64>(0).unsigned_abs()
+        })
 }
 
 /// A relay between one server and PostgreSQL that counts round trips: each time the database

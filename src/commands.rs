@@ -11,7 +11,7 @@ use crate::config::{OAuth2Provider, Settings};
 use crate::fixtures::{self, FixtureError, Format, Source};
 use crate::oidc::{KeyAdmin, KeyError, KeyRing};
 use crate::passwords::Hasher;
-use crate::store::{Algorithm, SharedStorage, Storage, Store, StoreError, Timestamp};
+use crate::store::{Algorithm, SharedStorage, Storage, StoreError, Timestamp};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "command", rename_all = "snake_case")]
@@ -60,12 +60,12 @@ pub enum KeysAction {
     },
 }
 
-/// What a command runs with: the storage, the redb file itself when the database is one
-/// (fixtures still load into it directly), and in a running server its live key ring
-/// (reloaded after a key command, so the change applies at once).
+/// What a command runs with: the storage, the redb file's path when the database is one (a
+/// fixture sent over the control socket is spooled beside it), and in a running server its
+/// live key ring (reloaded after a key command, so the change applies at once).
 pub struct CommandContext {
     pub storage: SharedStorage,
-    pub file: Option<Store>,
+    pub file: Option<std::path::PathBuf>,
     pub hasher: Hasher,
     pub provider: OAuth2Provider,
     pub id_token_lifetime: u64,
@@ -79,7 +79,7 @@ pub struct CommandContext {
 impl CommandContext {
     pub fn new(
         storage: SharedStorage,
-        file: Option<Store>,
+        file: Option<std::path::PathBuf>,
         hasher: Hasher,
         settings: &Settings,
         clock: Clock,

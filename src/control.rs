@@ -154,7 +154,7 @@ async fn spool(
                 "the control socket serves a redb file only".to_owned(),
             ));
         };
-        let mut path = file.path().as_os_str().to_owned();
+        let mut path = file.as_os_str().to_owned();
         path.push(format!(
             ".loading-{}-{}",
             std::process::id(),

@@ -20,7 +20,7 @@ use oxidot::control;
 use oxidot::fixtures::{Format, Source};
 use oxidot::passwords::Hasher;
 use oxidot::server::{self, ServeOptions};
-use oxidot::store::{Store, StoreError};
+use oxidot::store::{self, Database, OpenError, OpenOptions, StoreError};
 
 /// Where settings come from, shown under `--help`.
 const SETTINGS_HELP: &str = "\
@@ -416,7 +416,7 @@ async fn dispatch(command: Cmd, loaded: LoadedConfig) -> Result<(), String> {
         }
         Cmd::Compact => {
             let database = loaded.settings.database.clone();
-            match tokio::task::block_in_place(|| Store::compact(&database)) {
+            match tokio::task::block_in_place(|| store::compact_file(&database)) {
                 Ok((before, after)) => {
                     println!(
                         "{}: {before} bytes before, {after} bytes after compaction",
@@ -454,23 +454,28 @@ async fn dispatch(command: Cmd, loaded: LoadedConfig) -> Result<(), String> {
     }
 }
 
-/// A database named by a path or a URL, opened for a command that owns it while it runs;
-/// the redb file too when it is one, to close it cleanly.
+/// A database named by a path or a URL, opened for a command that owns it while it runs.
 async fn open_database(
     database: &std::path::Path,
     loaded: &LoadedConfig,
-) -> Result<(oxidot::store::SharedStorage, Option<Store>), String> {
-    if let Some(url) = oxidot::store::postgres::url_in(database) {
-        return Ok((connect_postgres(url).await?, None));
-    }
-    match tokio::task::block_in_place(|| Store::open(database, cache_bytes(loaded))) {
-        Ok((store, _)) => Ok((std::sync::Arc::new(store.clone()), Some(store))),
-        Err(StoreError::AlreadyOpen(_)) => Err(format!(
+) -> Result<Database, String> {
+    match Database::open(database, open_options(loaded)).await {
+        Ok((opened, _)) => Ok(opened),
+        Err(OpenError::File(StoreError::AlreadyOpen(_))) => Err(format!(
             "{} is held by a running server: stop it, or copy from a backup of it (`oxidot \
              backup FILE`)",
             database.display()
         )),
-        Err(error) => Err(format!("{}: {error}", database.display())),
+        Err(OpenError::File(error)) => Err(format!("{}: {error}", database.display())),
+        Err(error) => Err(error.to_string()),
+    }
+}
+
+/// How a command opens the database: the configured redb cache, two PostgreSQL connections.
+fn open_options(loaded: &LoadedConfig) -> OpenOptions {
+    OpenOptions {
+        cache_bytes: cache_bytes(loaded),
+        pool_size: 2,
     }
 }
 
@@ -482,32 +487,22 @@ async fn copy_store(
     if oxidot::store::postgres::url_in(from).is_none() && !from.exists() {
         return Err(format!("--from: {} does not exist", from.display()));
     }
-    let (source, source_file) = open_database(from, loaded)
+    let source = open_database(from, loaded)
         .await
         .map_err(|error| format!("--from: {error}"))?;
-    let (destination, destination_file) = match open_database(to, loaded).await {
+    let destination = match open_database(to, loaded).await {
         Ok(opened) => opened,
         Err(error) => {
-            close(source_file)?;
+            source.close().map_err(|error| error.to_string())?;
             return Err(format!("--to: {error}"));
         }
     };
-    let copied = oxidot::store::copy_store(&*source, &*destination).await;
-    close(source_file)?;
-    close(destination_file)?;
+    let copied = store::copy_store(&*source.storage(), &*destination.storage()).await;
+    source.close().map_err(|error| error.to_string())?;
+    destination.close().map_err(|error| error.to_string())?;
     let report = copied.map_err(|error| error.to_string())?;
     say!("{report}");
     Ok(())
-}
-
-/// Closes a redb file cleanly (the next open needs no repair).
-fn close(file: Option<Store>) -> Result<(), String> {
-    match file {
-        Some(store) => {
-            tokio::task::block_in_place(|| store.close()).map_err(|error| error.to_string())
-        }
-        None => Ok(()),
-    }
 }
 
 async fn run_server(loaded: LoadedConfig, demo: bool, allow: bool) -> Result<(), String> {
@@ -541,31 +536,27 @@ async fn run_command(loaded: &LoadedConfig, command: Command) -> Result<String, 
         _ => cache_bytes(loaded),
     };
     let hasher = Hasher::new(loaded.settings.max_concurrent_hashes);
-    if let Some(url) = postgres_url(loaded) {
-        // Servers may be running: a command works on the shared database as they do.
-        let storage = connect_postgres(url).await?;
-        let mut context =
-            CommandContext::new(storage, None, hasher, &loaded.settings, Clock::system());
-        context.sealer = sealer;
-        return commands::execute(&context, command)
-            .await
-            .map_err(|error| error.to_string());
-    }
-    match Store::open(&database, cache) {
-        Ok((store, _)) => {
+    // On PostgreSQL servers may be running: a command works on the shared database as they do.
+    let options = OpenOptions {
+        cache_bytes: cache,
+        pool_size: 2,
+    };
+    match Database::open(&database, options).await {
+        Ok((opened, _)) => {
             let mut context = CommandContext::new(
-                std::sync::Arc::new(store.clone()),
-                Some(store.clone()),
+                opened.storage(),
+                opened.file_path().map(ToOwned::to_owned),
                 hasher,
                 &loaded.settings,
                 Clock::system(),
             );
             context.sealer = sealer;
             let result = commands::execute(&context, command).await;
-            tokio::task::block_in_place(|| store.close()).map_err(|error| error.to_string())?;
+            drop(context);
+            opened.close().map_err(|error| error.to_string())?;
             result.map_err(|error| error.to_string())
         }
-        Err(StoreError::AlreadyOpen(_)) => control::send(&database, &command)
+        Err(OpenError::File(StoreError::AlreadyOpen(_))) => control::send(&database, &command)
             .await
             .map_err(|error: CommandError| error.to_string()),
         Err(error) => Err(error.to_string()),
@@ -588,21 +579,6 @@ fn file_only(command: &Cmd) -> Option<&'static str> {
     }
 }
 
-/// A connection to the PostgreSQL database a command runs on, its schema brought up to date
-/// (safe while servers run: they migrated at start, so this finds nothing to do).
-async fn connect_postgres(url: &str) -> Result<oxidot::store::SharedStorage, String> {
-    use oxidot::store::postgres::{PgStore, describe_url};
-    let name = describe_url(url);
-    let store = PgStore::connect(url, 2)
-        .await
-        .map_err(|error| format!("database: cannot use {name}: {error}"))?;
-    store
-        .migrate()
-        .await
-        .map_err(|error| format!("database: cannot migrate {name}: {error}"))?;
-    Ok(std::sync::Arc::new(store))
-}
-
 /// The message for a command that needs the database file to itself.
 fn held_by_server(database: &std::path::Path, what: &str) -> String {
     format!(
@@ -614,7 +590,7 @@ fn held_by_server(database: &std::path::Path, what: &str) -> String {
 
 fn check_integrity(loaded: &LoadedConfig) -> Result<(), String> {
     let database = &loaded.settings.database;
-    match tokio::task::block_in_place(|| Store::check_integrity(database)) {
+    match tokio::task::block_in_place(|| store::check_file(database)) {
         Ok(report) => {
             if report.repaired {
                 say!(
@@ -637,51 +613,44 @@ fn postgres_url(loaded: &LoadedConfig) -> Option<&str> {
 }
 
 async fn migrate(loaded: &LoadedConfig) -> Result<(), String> {
-    if let Some(url) = postgres_url(loaded) {
-        use oxidot::store::postgres::{PgStore, describe_url};
-        let name = describe_url(url);
-        let store = PgStore::connect(url, 1)
-            .await
-            .map_err(|error| format!("database: cannot use {name}: {error}"))?;
-        let before = store
-            .migrate()
-            .await
-            .map_err(|error| format!("database: cannot migrate {name}: {error}"))?;
-        let latest = PgStore::schema_version();
-        match before {
-            0 => say!("{name}: created with the current schema ({latest})"),
-            old if old < latest => say!("{name}: upgraded from schema {old} to {latest}"),
-            _ => say!("{name}: up to date (schema {latest})"),
-        }
-        return Ok(());
-    }
     let database = &loaded.settings.database;
-    match tokio::task::block_in_place(|| Store::open(database, cache_bytes(loaded))) {
-        Ok((store, report)) => {
-            tokio::task::block_in_place(|| store.close()).map_err(|error| error.to_string())?;
-            match (report.created, report.upgraded_from) {
-                (true, _) => say!("{}: created with the current schema", database.display()),
-                (false, Some(old)) => say!("{}: upgraded from schema {old}", database.display()),
-                (false, None) => say!("{}: up to date", database.display()),
+    let name = shown(database);
+    let options = OpenOptions {
+        pool_size: 1,
+        ..open_options(loaded)
+    };
+    match Database::open(database, options).await {
+        Ok((opened, opening)) => {
+            opened.close().map_err(|error| error.to_string())?;
+            let latest = opening.schema_version;
+            match (opening.created, opening.upgraded_from) {
+                (true, _) => say!("{name}: created with the current schema ({latest})"),
+                (false, Some(old)) => say!("{name}: upgraded from schema {old} to {latest}"),
+                (false, None) => say!("{name}: up to date (schema {latest})"),
             }
             Ok(())
         }
         // A running server upgraded the file when it started.
-        Err(StoreError::AlreadyOpen(_)) => {
-            say!(
-                "{}: held by the running server, which upgraded it at start",
-                database.display()
-            );
+        Err(OpenError::File(StoreError::AlreadyOpen(_))) => {
+            say!("{name}: held by the running server, which upgraded it at start");
             Ok(())
         }
         Err(error) => Err(error.to_string()),
     }
 }
 
+/// The database as messages show it: a file's path, or PostgreSQL's name, host and port.
+fn shown(database: &std::path::Path) -> String {
+    match store::postgres::url_in(database) {
+        Some(url) => store::postgres::describe_url(url),
+        None => database.display().to_string(),
+    }
+}
+
 fn restore(loaded: &LoadedConfig, source: &std::path::Path) -> Result<(), String> {
     let database = &loaded.settings.database;
     let now = oxidot::store::Timestamp::from_datetime(time::OffsetDateTime::now_utc());
-    match tokio::task::block_in_place(|| Store::restore(source, database, now)) {
+    match tokio::task::block_in_place(|| store::restore_file(source, database, now)) {
         Ok(report) => {
             say!("{} restored from {}", database.display(), source.display());
             if let Some(previous) = report.previous {
@@ -732,25 +701,26 @@ async fn check(loaded: &LoadedConfig) -> Result<(), String> {
         say!("configuration OK");
         return Ok(());
     }
-    match Store::open(database, cache_bytes(loaded)) {
-        Ok((store, report)) => {
+    match Database::open(database, open_options(loaded)).await {
+        Ok((opened, opening)) => {
             let context = CommandContext::new(
-                std::sync::Arc::new(store.clone()),
-                Some(store.clone()),
+                opened.storage(),
+                opened.file_path().map(ToOwned::to_owned),
                 Hasher::new(1),
                 &loaded.settings,
                 Clock::system(),
             );
             let status = commands::execute(&context, Command::Status).await;
-            tokio::task::block_in_place(|| store.close()).map_err(|error| error.to_string())?;
+            drop(context);
+            opened.close().map_err(|error| error.to_string())?;
             say!("# {}", status.map_err(|error| error.to_string())?);
-            if report.repaired {
+            if opening.repaired {
                 say!("# the database was not closed cleanly and has been repaired");
             } else {
                 say!("# the database was closed cleanly");
             }
         }
-        Err(StoreError::AlreadyOpen(_)) => {
+        Err(OpenError::File(StoreError::AlreadyOpen(_))) => {
             let status = control::send(database, &Command::Status)
                 .await
                 .map_err(|error| error.to_string())?;

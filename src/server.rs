@@ -2,8 +2,6 @@
 //! unsafe set-ups, serve until SIGINT/SIGTERM, then close everything cleanly so the next open
 //! needs no repair.
 
-use std::sync::Arc;
-
 use rust_embed::RustEmbed;
 
 use crate::accounts::{self, AccountError};
@@ -15,7 +13,9 @@ use crate::fixtures::{self, FixtureError, FixtureFile};
 use crate::oidc::KeyRing;
 use crate::passwords::Hasher;
 use crate::scheduler::Scheduler;
-use crate::store::{SharedStorage, Store, StoreError, Timestamp, postgres};
+use crate::store::{
+    Database, OpenError, OpenOptions, SharedStorage, StoreError, Timestamp, postgres,
+};
 use crate::web::{self, AppState};
 
 /// How often the signing keys are checked for a change made elsewhere.
@@ -179,82 +179,69 @@ pub async fn run(
     let listener = web::listener::bind(&settings)
         .await
         .map_err(|error| ServerError::Startup(error.to_string()))?;
-    if let Some(url) = postgres::url_in(&settings.database) {
-        let storage = open_postgres(url, settings.database_pool_size, options).await?;
-        return serve(listener, loaded, options, clock, storage, None, false).await;
-    }
-    let cache_bytes = usize::try_from(settings.database_cache_mb.saturating_mul(1024 * 1024))
-        .unwrap_or(usize::MAX);
-    let database = settings.database.clone();
-    let (store, report) = match tokio::task::block_in_place(|| Store::open(&database, cache_bytes))
+    if options.demo
+        && let Some(url) = postgres::url_in(&settings.database)
     {
+        return Err(ServerError::Startup(format!(
+            "database: the demo runs on a redb file, not on {}; run `oxidot demo` without \
+             a postgres:// database, or move its file with `oxidot copy-store`",
+            postgres::describe_url(url)
+        )));
+    }
+    let open_options = OpenOptions {
+        cache_bytes: usize::try_from(settings.database_cache_mb.saturating_mul(1024 * 1024))
+            .unwrap_or(usize::MAX),
+        pool_size: settings.database_pool_size,
+    };
+    // PostgreSQL: connected and migrated (instances starting at once migrate once); a
+    // database that cannot be used stops the start, naming the setting.
+    let (database, opening) = match Database::open(&settings.database, open_options).await {
         Ok(opened) => opened,
-        Err(StoreError::AlreadyOpen(path)) => {
+        Err(OpenError::File(StoreError::AlreadyOpen(path))) => {
             return Err(ServerError::Startup(format!(
                 "another oxidot server already serves {}: stop it first, or give this one \
                  another database (--database)",
                 path.display()
             )));
         }
-        Err(error) => return Err(error.into()),
+        Err(OpenError::File(error)) => return Err(error.into()),
+        Err(error) => return Err(ServerError::Startup(error.to_string())),
     };
-    if report.interrupted_load_rolled_back {
+    if opening.interrupted_load_rolled_back {
         tracing::warn!(
             "a loaddata was interrupted before it finished: what it had loaded was rolled back"
         );
     }
-    if report.repaired {
+    if opening.repaired {
         tracing::warn!(
             "{} was not closed cleanly last time and has been repaired",
-            database.display()
+            settings.database.display()
         );
     }
+    let holds_file = database.file_path().is_some();
     let result = serve(
         listener,
         loaded,
         options,
         clock,
-        Arc::new(store.clone()),
-        Some(store.clone()),
-        report.created,
+        database.storage(),
+        holds_file,
+        opening.created,
     )
     .await;
-    tokio::task::block_in_place(|| store.close())?;
+    database.close()?;
     result
 }
 
-/// Connects to PostgreSQL and brings its schema up to date (instances starting at once
-/// migrate once). A database that cannot be used stops the start, naming the setting.
-async fn open_postgres(
-    url: &str,
-    pool_size: usize,
-    options: ServeOptions,
-) -> Result<SharedStorage, ServerError> {
-    let name = postgres::describe_url(url);
-    if options.demo {
-        return Err(ServerError::Startup(format!(
-            "database: the demo runs on a redb file, not on {name}; run `oxidot demo` without \
-             a postgres:// database, or move its file with `oxidot copy-store`"
-        )));
-    }
-    let store = postgres::PgStore::connect(url, pool_size)
-        .await
-        .map_err(|error| ServerError::Startup(format!("database: cannot use {name}: {error}")))?;
-    store.migrate().await.map_err(|error| {
-        ServerError::Startup(format!("database: cannot migrate {name}: {error}"))
-    })?;
-    Ok(Arc::new(store))
-}
-
-/// Serves on an opened database; `file` is the redb file when the database is one (the demo
-/// data and the control socket work on it).
+/// Serves on an opened database; `holds_file` when it is a redb file this process holds (the
+/// control socket serves commands for it, and the demo loads into it).
 async fn serve(
     listener: tokio::net::TcpListener,
     loaded: LoadedConfig,
     options: ServeOptions,
     clock: Clock,
     store: SharedStorage,
-    file: Option<Store>,
+    holds_file: bool,
     created: bool,
 ) -> Result<(), ServerError> {
     let loaded_pem = loaded
@@ -266,7 +253,7 @@ async fn serve(
     let settings = loaded.settings;
     let hasher = Hasher::new(settings.max_concurrent_hashes);
     let users = store.totals().await?.users;
-    if file.is_some() && options.demo && (created || users == 0) {
+    if holds_file && options.demo && (created || users == 0) {
         let files = demo_fixture_files().into_iter().map(Into::into).collect();
         let report = fixtures::load(store.clone(), files).await?;
         tracing::info!(
@@ -297,11 +284,12 @@ async fn serve(
     }
     // Commands on a redb file go through the server that holds it; on PostgreSQL they
     // connect to the database themselves.
-    let control = match &file {
-        Some(_) => Some(ControlSocket::bind(&settings.database).map_err(|error| {
+    let control = if holds_file {
+        Some(ControlSocket::bind(&settings.database).map_err(|error| {
             ServerError::Startup(format!("cannot open the control socket: {error}"))
-        })?),
-        None => None,
+        })?)
+    } else {
+        None
     };
     let keys = open_keys(&loaded_pem, sealer.clone(), &settings, &store, &clock).await?;
     // A rotation made through another instance (on a shared database) is used and published
@@ -310,7 +298,7 @@ async fn serve(
     // One hasher (one bound on argon2 work) for web requests and control commands alike.
     let mut context = CommandContext::new(
         store.clone(),
-        file.clone(),
+        holds_file.then(|| settings.database.clone()),
         hasher.clone(),
         &settings,
         clock.clone(),

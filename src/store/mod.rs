@@ -13,6 +13,7 @@ mod applications;
 mod codes;
 #[cfg(test)]
 mod conformance;
+mod database;
 mod devices;
 mod directory;
 mod failures;
@@ -35,6 +36,7 @@ pub use self::redb::{
 pub use accounts::*;
 pub use applications::*;
 pub use codes::*;
+pub use database::*;
 pub use devices::*;
 pub use directory::*;
 pub use failures::*;
