@@ -2331,7 +2331,7 @@ pub async fn a_load_is_all_or_nothing_and_one_at_a_time(seeded: Seeded) {
         let waiting = refresh_copy.clone();
         load.step(Box::new(move |tx| {
             tx.put(Record::Refresh(refresh_key, waiting.clone()))?;
-            assert_eq!(tx.staged_access_key(900, &refresh_key)?, None);
+            assert_eq!(tx.staged_access_token(900, &refresh_key)?, None);
             Ok(())
         }))
         .unwrap();
@@ -2342,7 +2342,10 @@ pub async fn a_load_is_all_or_nothing_and_one_at_a_time(seeded: Seeded) {
             assert_eq!(tx.stage_access_pk(900, &access_key)?, Some(refresh_key));
             assert_eq!(tx.refresh_token(&refresh_key)?, Some(refresh_copy.clone()));
             // Staged once: a later refresh token naming pk 900 finds the access token.
-            assert_eq!(tx.staged_access_key(900, &key(12))?, Some(access_key));
+            assert_eq!(
+                tx.staged_access_token(900, &key(12))?,
+                Some((access_key, access_copy.clone()))
+            );
             Ok(())
         }))
         .unwrap();

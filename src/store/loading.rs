@@ -52,13 +52,14 @@ pub trait LoadTx {
         key: &SecretKey,
     ) -> Result<Option<SecretKey>, StoreError>;
 
-    /// The key of the access token DOT's pk named earlier in this load; when it has not come
-    /// yet, `refresh` waits for it (`stage_access_pk` then returns it).
-    fn staged_access_key(
+    /// The access token DOT's pk named earlier in this load, with its key (read together: one
+    /// round trip where the backend is remote); when it has not come yet, `refresh` waits for
+    /// it (`stage_access_pk` then returns it).
+    fn staged_access_token(
         &mut self,
         pk: u64,
         refresh: &SecretKey,
-    ) -> Result<Option<SecretKey>, StoreError>;
+    ) -> Result<Option<(SecretKey, AccessToken)>, StoreError>;
 }
 
 /// Why a load stopped.

@@ -8,9 +8,11 @@
 //! rows (which every new user, group or application locks) are held for an instant, not for
 //! the whole load — unless the load itself gives new ids.
 //!
-//! Token records are sent in batches (pipelined: one round trip for many statements) before
-//! a read of one of them and at the end of each step; everything else is written at once, so
-//! a name held by another record is reported against the record that claims it.
+//! Token records, and where DOT's access-token pks went, are sent in batches (pipelined: one
+//! round trip for many statements) before a read that needs them and at the end of each
+//! step; everything else is written at once, so a name held by another record is reported
+//! against the record that claims it. A dump in DOT's order (access tokens before their
+//! refresh tokens) thus costs one round trip per refresh token and none per access token.
 
 use std::collections::HashMap;
 
@@ -32,7 +34,9 @@ const STAGE_ACCESS_PK: &str = "INSERT INTO oxidot_load_access_by_pk (pk, key) VA
     ON CONFLICT (pk) DO UPDATE SET key = $2";
 const TAKE_WAITING_REFRESH: &str =
     "DELETE FROM oxidot_load_refresh_waiting WHERE pk = $1 RETURNING key";
-const STAGED_ACCESS_KEY: &str = "SELECT key FROM oxidot_load_access_by_pk WHERE pk = $1";
+/// The access token a pk was staged for, with its record (NULL when it is not stored).
+const STAGED_ACCESS_TOKEN: &str = "SELECT s.key, t.record FROM oxidot_load_access_by_pk s
+    LEFT JOIN oxidot_access_tokens t ON t.key = s.key WHERE s.pk = $1";
 const WAIT_FOR_ACCESS: &str = "INSERT INTO oxidot_load_refresh_waiting (pk, key) VALUES ($1, $2)
     ON CONFLICT (pk) DO UPDATE SET key = $2";
 /// What a finished load leaves: no staging rows (they were only this transaction's).
@@ -45,6 +49,9 @@ struct PgLoad {
     runtime: Handle,
     /// The highest id of each kind the load stored, raised into the marks at the end.
     marks: HashMap<&'static str, u64>,
+    /// Refresh tokens filed to wait for their access token and not yet taken: while none
+    /// waits, staging an access token's pk asks the database nothing.
+    waiting: u64,
 }
 
 impl Loading for PgStore {
@@ -58,6 +65,7 @@ impl Loading for PgStore {
             client: Some(client),
             runtime,
             marks: HashMap::new(),
+            waiting: 0,
         }))
     }
 }
@@ -104,6 +112,7 @@ impl Load for PgLoad {
             pending: Vec::new(),
             pending_at: HashMap::new(),
             marks: &mut self.marks,
+            waiting: &mut self.waiting,
         };
         step(&mut tx)?;
         tx.flush()?;
@@ -153,20 +162,50 @@ impl Drop for PgLoad {
     }
 }
 
+/// A write a step has not sent yet. Not boxed: a step holds a few thousand at most, and most
+/// are `Put`s.
+#[allow(clippy::large_enum_variant)]
+enum Pending {
+    Put(Record),
+    /// Where DOT's access-token pk went.
+    Stage {
+        pk: i64,
+        key: [u8; 32],
+    },
+}
+
+/// What a pending write is the latest of: a second write of one replaces the first (the
+/// statements of one batch may run in any order).
+#[derive(PartialEq, Eq, Hash)]
+enum PendingKey {
+    Token([u8; 32]),
+    Stage(i64),
+}
+
+/// Sends one pending write.
+async fn send(client: &deadpool_postgres::Client, pending: &Pending) -> Result<(), StoreError> {
+    match pending {
+        Pending::Put(record) => put_record(client, record).await,
+        Pending::Stage { pk, key } => {
+            let statement = client.prepare_cached(STAGE_ACCESS_PK).await?;
+            client.execute(&statement, &[pk, &key.as_slice()]).await?;
+            Ok(())
+        }
+    }
+}
+
 /// One step's reads and writes on the load's connection.
 struct PgLoadTx<'a> {
     client: &'a deadpool_postgres::Client,
     runtime: &'a Handle,
-    /// Token records not sent yet.
-    pending: Vec<Record>,
-    /// Where each pending token's key is in `pending`: a second write of one replaces the
-    /// first (the statements of one batch may run in any order).
-    pending_at: HashMap<[u8; 32], usize>,
+    pending: Vec<Pending>,
+    pending_at: HashMap<PendingKey, usize>,
     marks: &'a mut HashMap<&'static str, u64>,
+    waiting: &'a mut u64,
 }
 
 impl PgLoadTx<'_> {
-    /// Sends the pending token records, all at once.
+    /// Sends the pending writes, all at once.
     fn flush(&mut self) -> Result<(), StoreError> {
         if self.pending.is_empty() {
             return Ok(());
@@ -176,17 +215,27 @@ impl PgLoadTx<'_> {
         let client = self.client;
         self.runtime
             .block_on(futures_util::future::try_join_all(
-                pending.iter().map(|record| put_record(client, record)),
+                pending.iter().map(|write| send(client, write)),
             ))
             .map(drop)
     }
 
-    /// Flushes first when `key` is pending, so a read sees what the load wrote.
-    fn flush_if_pending(&mut self, key: &SecretKey) -> Result<(), StoreError> {
-        if self.pending_at.contains_key(&key.0) {
+    /// Flushes first when `key`'s write is pending, so a read sees what the load wrote.
+    fn flush_if_pending(&mut self, key: PendingKey) -> Result<(), StoreError> {
+        if self.pending_at.contains_key(&key) {
             self.flush()?;
         }
         Ok(())
+    }
+
+    fn hold(&mut self, key: PendingKey, write: Pending) {
+        match self.pending_at.get(&key) {
+            Some(&at) => self.pending[at] = write,
+            None => {
+                self.pending_at.insert(key, self.pending.len());
+                self.pending.push(write);
+            }
+        }
     }
 
     /// The record of the one row `sql` finds, if any.
@@ -204,27 +253,36 @@ impl PgLoadTx<'_> {
         })
     }
 
-    /// A staged key, from a `… RETURNING key` or `SELECT key …` row.
-    fn key(
+    /// Runs one statement that returns nothing.
+    fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<(), StoreError> {
+        self.runtime.block_on(async {
+            let statement = self.client.prepare_cached(sql).await?;
+            self.client.execute(&statement, params).await?;
+            Ok(())
+        })
+    }
+
+    /// The row one statement finds, if any.
+    fn row(
         &self,
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
-    ) -> Result<Option<SecretKey>, StoreError> {
+    ) -> Result<Option<tokio_postgres::Row>, StoreError> {
         self.runtime.block_on(async {
             let statement = self.client.prepare_cached(sql).await?;
-            staged_key(self.client.query_opt(&statement, params).await?)
+            Ok(self.client.query_opt(&statement, params).await?)
         })
     }
 }
 
-fn staged_key(row: Option<tokio_postgres::Row>) -> Result<Option<SecretKey>, StoreError> {
-    let Some(row) = row else { return Ok(None) };
+/// The staged token key in a row's first column.
+fn staged_key(row: &tokio_postgres::Row) -> Result<SecretKey, StoreError> {
     let bytes: Vec<u8> = row
         .try_get(0)
         .map_err(|error| StoreError::Corrupt(error.to_string()))?;
     let key = <[u8; 32]>::try_from(bytes.as_slice())
         .map_err(|_| StoreError::Corrupt("a staged token key is not 32 bytes".to_owned()))?;
-    Ok(Some(SecretKey(key)))
+    Ok(SecretKey(key))
 }
 
 /// The key of a token record (the batched kinds), if it is one.
@@ -281,7 +339,7 @@ impl LoadTx for PgLoadTx<'_> {
     }
 
     fn access_token(&mut self, key: &SecretKey) -> Result<Option<AccessToken>, StoreError> {
-        self.flush_if_pending(key)?;
+        self.flush_if_pending(PendingKey::Token(key.0))?;
         self.one(
             "SELECT record FROM oxidot_access_tokens WHERE key = $1",
             &[&key.0.as_slice()],
@@ -289,7 +347,7 @@ impl LoadTx for PgLoadTx<'_> {
     }
 
     fn refresh_token(&mut self, key: &SecretKey) -> Result<Option<RefreshToken>, StoreError> {
-        self.flush_if_pending(key)?;
+        self.flush_if_pending(PendingKey::Token(key.0))?;
         self.one(
             "SELECT record FROM oxidot_refresh_tokens WHERE key = $1",
             &[&key.0.as_slice()],
@@ -312,13 +370,7 @@ impl LoadTx for PgLoadTx<'_> {
         }
         match token_key(&record) {
             Some(key) => {
-                match self.pending_at.get(&key) {
-                    Some(&at) => self.pending[at] = record,
-                    None => {
-                        self.pending_at.insert(key, self.pending.len());
-                        self.pending.push(record);
-                    }
-                }
+                self.hold(PendingKey::Token(key), Pending::Put(record));
                 Ok(())
             }
             None => self.runtime.block_on(put_record(self.client, &record)),
@@ -331,36 +383,37 @@ impl LoadTx for PgLoadTx<'_> {
         key: &SecretKey,
     ) -> Result<Option<SecretKey>, StoreError> {
         let pk = pg_id(pk)?;
-        let client = self.client;
-        self.runtime.block_on(async {
-            let stage = client.prepare_cached(STAGE_ACCESS_PK).await?;
-            let take = client.prepare_cached(TAKE_WAITING_REFRESH).await?;
-            let key = key.0.as_slice();
-            let stage_params: [&(dyn ToSql + Sync); 2] = [&pk, &key];
-            let take_params: [&(dyn ToSql + Sync); 1] = [&pk];
-            let (_, waiting) = tokio::try_join!(
-                client.execute(&stage, &stage_params),
-                client.query_opt(&take, &take_params),
-            )?;
-            staged_key(waiting)
-        })
+        self.hold(PendingKey::Stage(pk), Pending::Stage { pk, key: key.0 });
+        if *self.waiting == 0 {
+            return Ok(None);
+        }
+        let taken = self
+            .row(TAKE_WAITING_REFRESH, &[&pk])?
+            .map(|row| staged_key(&row))
+            .transpose()?;
+        if taken.is_some() {
+            *self.waiting -= 1;
+        }
+        Ok(taken)
     }
 
-    fn staged_access_key(
+    fn staged_access_token(
         &mut self,
         pk: u64,
         refresh: &SecretKey,
-    ) -> Result<Option<SecretKey>, StoreError> {
+    ) -> Result<Option<(SecretKey, AccessToken)>, StoreError> {
         let pk = pg_id(pk)?;
-        let found = self.key(STAGED_ACCESS_KEY, &[&pk])?;
-        if found.is_none() {
-            self.runtime.block_on(async {
-                let statement = self.client.prepare_cached(WAIT_FOR_ACCESS).await?;
-                self.client
-                    .execute(&statement, &[&pk, &refresh.0.as_slice()])
-                    .await
-            })?;
+        self.flush_if_pending(PendingKey::Stage(pk))?;
+        let Some(row) = self.row(STAGED_ACCESS_TOKEN, &[&pk])? else {
+            self.execute(WAIT_FOR_ACCESS, &[&pk, &refresh.0.as_slice()])?;
+            *self.waiting += 1;
+            return Ok(None);
+        };
+        let key = staged_key(&row)?;
+        if self.pending_at.contains_key(&PendingKey::Token(key.0)) {
+            // A newer version of the access token is pending: read that one.
+            return Ok(self.access_token(&key)?.map(|token| (key, token)));
         }
-        Ok(found)
+        Ok(record::<AccessToken>(&row, 1)?.map(|token| (key, token)))
     }
 }

@@ -127,11 +127,14 @@ impl LoadTx for Journaled<'_, '_> {
         self.0.stage_access_pk(pk, key)
     }
 
-    fn staged_access_key(
+    fn staged_access_token(
         &mut self,
         pk: u64,
         refresh: &SecretKey,
-    ) -> Result<Option<SecretKey>, StoreError> {
-        self.0.staged_access_key(pk, refresh)
+    ) -> Result<Option<(SecretKey, AccessToken)>, StoreError> {
+        let Some(key) = self.0.staged_access_key(pk, refresh)? else {
+            return Ok(None);
+        };
+        Ok(self.0.access_token(&key)?.map(|token| (key, token)))
     }
 }
