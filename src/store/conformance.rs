@@ -49,6 +49,7 @@ macro_rules! conformance_suite {
             refused_refreshes_change_nothing,
             revocation_takes_the_pair_or_the_family,
             approvals_store_the_code_and_accumulate_consent,
+            concurrent_first_approvals_keep_every_scope,
             a_code_is_exchanged_once_and_a_replay_revokes_what_it_gave,
             concurrent_exchanges_of_one_code_grant_exactly_one,
             refused_exchanges_leave_the_code_unused,
@@ -457,6 +458,46 @@ pub async fn approvals_store_the_code_and_accumulate_consent(seeded: Seeded) {
             .unwrap()
             .is_none()
     );
+}
+
+/// Approvals of one user for one application at the same moment, the first they ever gave
+/// it: every scope approved is remembered (none overwrites another).
+pub async fn concurrent_first_approvals_keep_every_scope(seeded: Seeded) {
+    let now = Timestamp(1_000 * SECOND);
+    let pairs = [
+        (seeded.user, seeded.application),
+        (seeded.user, seeded.other_application),
+        (8, seeded.application),
+    ];
+    for (user, application) in pairs {
+        let approvals = (0..8).map(|n| {
+            let storage = seeded.storage.clone();
+            tokio::spawn(async move {
+                storage
+                    .approve(Approval {
+                        consent: Some((user, application, format!("scope{n}"), now)),
+                        ..Approval::default()
+                    })
+                    .await
+            })
+        });
+        for approval in approvals.collect::<Vec<_>>() {
+            approval.await.unwrap().unwrap();
+        }
+        let consent = seeded
+            .storage
+            .consent(user, application)
+            .await
+            .unwrap()
+            .unwrap();
+        let mut scopes: Vec<&str> = consent.scope.split(' ').collect();
+        scopes.sort_unstable();
+        assert_eq!(
+            scopes,
+            (0..8).map(|n| format!("scope{n}")).collect::<Vec<_>>(),
+            "user {user}, application {application}"
+        );
+    }
 }
 
 /// A code is exchanged once, for an access and a refresh token of its family; presenting it

@@ -27,6 +27,10 @@ const SET_FAMILY_SESSION: &str = "UPDATE oxidot_families SET session = $2 WHERE 
 const LOCK_CONSENT: &str = "SELECT record FROM oxidot_consents
     WHERE user_id = $1 AND application = $2 FOR UPDATE";
 
+/// The first consent of a user for an application, unless another approval stored one first.
+const CLAIM_CONSENT: &str = "INSERT INTO oxidot_consents (user_id, application, record)
+    VALUES ($1, $2, $3) ON CONFLICT (user_id, application) DO NOTHING";
+
 pub(super) const PUT_CONSENT: &str = "INSERT INTO oxidot_consents (user_id, application, record)
     VALUES ($1, $2, $3) ON CONFLICT (user_id, application) DO UPDATE SET record = $3";
 
@@ -59,8 +63,10 @@ pub(super) async fn put_grant(
     Ok(())
 }
 
-/// Adds `scope` to what `user` approved for `application` (`rules::merged_consent`); the row
-/// is locked so two approvals at once both count.
+/// Adds `scope` to what `user` approved for `application` (`rules::merged_consent`). The row
+/// is locked so two approvals at once both count; when there is none yet, it is claimed with
+/// an insert that does nothing if another approval inserted it meanwhile — that one has
+/// committed by then, so its row is locked and merged with on the next turn.
 async fn remember_consent(
     client: &impl GenericClient,
     user: u64,
@@ -70,20 +76,38 @@ async fn remember_consent(
 ) -> Result<(), StoreError> {
     let (user, application) = (pg_id(user)?, pg_id(application)?);
     let lock = client.prepare_cached(LOCK_CONSENT).await?;
-    let row = client.query_opt(&lock, &[&user, &application]).await?;
-    let previous = match row {
-        Some(row) => record::<Consent>(&row, 0)?.map(|consent| consent.scope),
-        None => None,
-    };
-    let consent = Consent {
-        scope: rules::merged_consent(previous.as_deref(), scope),
-        granted: now,
-    };
-    let put = client.prepare_cached(PUT_CONSENT).await?;
-    client
-        .execute(&put, &[&user, &application, &json(&consent)])
-        .await?;
-    Ok(())
+    for _ in 0..3 {
+        let Some(row) = client.query_opt(&lock, &[&user, &application]).await? else {
+            let first = Consent {
+                scope: rules::merged_consent(None, scope),
+                granted: now,
+            };
+            let claim = client.prepare_cached(CLAIM_CONSENT).await?;
+            if client
+                .execute(&claim, &[&user, &application, &json(&first)])
+                .await?
+                == 1
+            {
+                return Ok(());
+            }
+            continue;
+        };
+        let previous = record::<Consent>(&row, 0)?.map(|consent| consent.scope);
+        let consent = Consent {
+            scope: rules::merged_consent(previous.as_deref(), scope),
+            granted: now,
+        };
+        let put = client.prepare_cached(PUT_CONSENT).await?;
+        client
+            .execute(&put, &[&user, &application, &json(&consent)])
+            .await?;
+        return Ok(());
+    }
+    // Only a row deleted as often as it was claimed gets here (a user or application deleted
+    // while they approve): the approval fails and is tried again by the user.
+    Err(StoreError::Storage(
+        "the consent row kept changing under this approval".to_owned(),
+    ))
 }
 
 #[async_trait]
@@ -172,6 +196,7 @@ impl CodeStorage for PgStore {
                 PUT_ACCESS_TOKEN,
                 PUT_ID_TOKEN,
                 LOCK_CONSENT,
+                CLAIM_CONSENT,
                 PUT_CONSENT,
             ],
         )
