@@ -1008,6 +1008,15 @@ impl LoadedConfig {
             .map(|(key, value)| {
                 let shown = if is_secret_key(&key) && value != "null" {
                     "\"<redacted>\"".to_owned()
+                } else if key == "database" {
+                    // A PostgreSQL URL may carry a password.
+                    serde_json::from_str::<String>(&value)
+                        .ok()
+                        .filter(|database| crate::store::postgres::is_postgres_url(database))
+                        .map_or(value, |url| {
+                            serde_json::Value::String(crate::store::postgres::redacted_url(&url))
+                                .to_string()
+                        })
                 } else {
                     value
                 };

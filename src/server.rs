@@ -138,6 +138,12 @@ pub fn setup_findings(settings: &crate::config::Settings, keys_sealed: bool) -> 
             ),
         });
     }
+    if let Some(advice) = postgres::url_in(&settings.database).and_then(postgres::tls_advice) {
+        findings.push(Finding {
+            severity: Severity::Warning,
+            message: advice,
+        });
+    }
     if settings.metrics.enabled
         && settings.metrics.address.is_none()
         && !settings.address.is_loopback()

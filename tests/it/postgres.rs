@@ -376,3 +376,53 @@ fn a_nul_in_a_credential_is_refused_on_postgres_never_sent_to_it() {
     }
     assert!(server.terminate());
 }
+
+#[test]
+fn sslmode_verify_full_is_honoured_from_the_command_line_and_the_server() {
+    let Some(url) = fresh_database_url() else {
+        return;
+    };
+    if sql_text(&url, "SHOW ssl").as_deref() != Some("on") {
+        assert!(
+            std::env::var_os("OXIDOT_REQUIRE_POSTGRES").is_none(),
+            "the test PostgreSQL has no TLS (.ci/postgres turns it on)"
+        );
+        return;
+    }
+    let ca = sql_text(&url, "SHOW ssl_ca_file").unwrap();
+    let root: String = url::form_urlencoded::byte_serialize(ca.as_bytes()).collect();
+    let dir = tempfile::tempdir().unwrap();
+    // The certificate names "localhost": verified through that name, the server serves.
+    let verified = format!(
+        "{}?sslmode=verify-full&sslrootcert={root}",
+        url.replace("127.0.0.1", "localhost")
+    );
+    let server = Server::start_with(dir.path(), &["serve"], &[("OXIDOT_DATABASE", &verified)]);
+    let ready = http_client()
+        .get(format!("{}/readyz", server.base))
+        .send()
+        .unwrap();
+    assert_eq!(ready.status().as_u16(), 200);
+    assert!(server.terminate());
+    // Through 127.0.0.1 the name does not match: refused, naming the database.
+    let mismatched = format!("{url}?sslmode=verify-full&sslrootcert={root}");
+    let refused = run(dir.path(), &["migrate", "--database", &mismatched], &[]);
+    assert!(!refused.status.success());
+    let said = text(&refused);
+    assert!(
+        said.contains("database: cannot use PostgreSQL database") && said.contains("certificate"),
+        "{said}"
+    );
+    // A connection to another machine that is not verified end to end is warned about.
+    let unverified = "postgres://oxidot:s3cret@192.0.2.1:5432/tokens?sslmode=require";
+    let checked = run(dir.path(), &["check", "--database", unverified], &[]);
+    let said = text(&checked);
+    assert!(
+        said.contains(
+            "# warning: database: the connection to PostgreSQL is encrypted, but the server is \
+             not verified"
+        ),
+        "{said}"
+    );
+    assert!(!said.contains("s3cret"), "{said}");
+}

@@ -18,15 +18,18 @@ mod listing;
 mod loading;
 mod overview;
 mod tasks;
+mod tls;
 pub(crate) mod tokens;
 mod transfer;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::Json;
-use tokio_postgres::{NoTls, Row};
+
+pub use tls::{TlsMode, advice as tls_advice};
 
 use super::StoreError;
 
@@ -63,11 +66,40 @@ pub fn url_in(database: &std::path::Path) -> Option<&str> {
     database.to_str().filter(|text| is_postgres_url(text))
 }
 
+/// A PostgreSQL URL with its password (in the user part, or a `password` parameter) replaced
+/// by `<redacted>`: what `oxidot check` prints of the `database` setting.
+pub fn redacted_url(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let authority = match authority.rsplit_once('@') {
+        Some((user_info, hosts)) => match user_info.split_once(':') {
+            Some((user, _)) => format!("{user}:<redacted>@{hosts}"),
+            None => authority.to_owned(),
+        },
+        None => authority.to_owned(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let pairs: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some(("password", _)) => "password=<redacted>".to_owned(),
+                    _ => pair.to_owned(),
+                })
+                .collect();
+            format!("{path}?{}", pairs.join("&"))
+        }
+        None => tail.to_owned(),
+    };
+    format!("{scheme}://{authority}{tail}")
+}
+
 /// A PostgreSQL URL as messages may show it: database, host and port, never the user's
 /// password (URLs often carry one).
 pub fn describe_url(url: &str) -> String {
-    match url.parse::<tokio_postgres::Config>() {
-        Ok(config) => describe_config(&config),
+    match tls::Target::parse(url) {
+        Ok(target) => describe_config(&target.config),
         Err(_) => "the PostgreSQL database (its URL is not valid)".to_owned(),
     }
 }
@@ -89,23 +121,38 @@ fn describe_config(config: &tokio_postgres::Config) -> String {
 impl PgStore {
     /// Connects to the database a `postgres://` URL names, with at most `pool_size`
     /// connections, and checks that it answers.
+    /// TLS as the URL's `sslmode` and `sslrootcert` ask (see `tls`).
     pub async fn connect(url: &str, pool_size: usize) -> Result<Self, StoreError> {
-        let config: tokio_postgres::Config = url.parse().map_err(|error| {
-            StoreError::Storage(format!(
-                "the database URL is not a valid PostgreSQL URL: {error}"
-            ))
-        })?;
-        Self::connect_with(config, pool_size).await
+        let target = tls::Target::parse(url)?;
+        let connector = target.connector()?;
+        Self::connect_through(target.config, connector, pool_size).await
     }
 
+    /// `connect` with a parsed configuration, TLS if the server offers it, unverified
+    /// (libpq's `prefer`): the tests' databases.
+    #[cfg(test)]
     pub(crate) async fn connect_with(
         config: tokio_postgres::Config,
+        pool_size: usize,
+    ) -> Result<Self, StoreError> {
+        let connector = tls::Target {
+            config: config.clone(),
+            mode: TlsMode::Prefer,
+            root_certificate: None,
+        }
+        .connector()?;
+        Self::connect_through(config, connector, pool_size).await
+    }
+
+    async fn connect_through(
+        config: tokio_postgres::Config,
+        connector: postgres_openssl::MakeTlsConnector,
         pool_size: usize,
     ) -> Result<Self, StoreError> {
         let location = describe_config(&config).into();
         let manager = Manager::from_config(
             config,
-            NoTls,
+            connector,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -392,6 +439,93 @@ pub(crate) mod testing {
 mod tests {
     use super::testing::fresh_database;
     use super::*;
+
+    #[test]
+    fn a_url_shown_in_full_hides_its_password() {
+        assert_eq!(
+            redacted_url("postgres://oxidot:s3cret@db:5432/tokens?sslmode=verify-full"),
+            "postgres://oxidot:<redacted>@db:5432/tokens?sslmode=verify-full"
+        );
+        assert_eq!(
+            redacted_url("postgresql://u:p%40ss@h1,h2/db?password=x&sslmode=require"),
+            "postgresql://u:<redacted>@h1,h2/db?password=<redacted>&sslmode=require"
+        );
+        assert_eq!(
+            redacted_url("postgres://oxidot@127.0.0.1/db"),
+            "postgres://oxidot@127.0.0.1/db"
+        );
+    }
+
+    /// The test server's URL and its TLS CA file (`.ci/postgres` turns TLS on); None
+    /// (skipped) without a server, or one without TLS unless the PostgreSQL tests are required.
+    async fn tls_test_server() -> Option<(String, String)> {
+        fresh_database().await?;
+        let url = std::env::var("OXIDOT_TEST_POSTGRES").ok()?;
+        let store = PgStore::connect(&url, 1).await.unwrap();
+        let client = store.client().await.unwrap();
+        let ssl = client.query_one("SHOW ssl", &[]).await.unwrap();
+        if ssl.get::<_, String>(0) != "on" {
+            assert!(
+                std::env::var_os("OXIDOT_REQUIRE_POSTGRES").is_none(),
+                "the test PostgreSQL has no TLS (.ci/postgres turns it on)"
+            );
+            eprintln!("skipped: the test PostgreSQL has no TLS");
+            return None;
+        }
+        let ca = client.query_one("SHOW ssl_ca_file", &[]).await.unwrap();
+        Some((url, ca.get(0)))
+    }
+
+    /// Whether the store's connection is encrypted, as the server sees it.
+    async fn encrypted(store: &PgStore) -> bool {
+        let client = store.client().await.unwrap();
+        client
+            .query_one(
+                "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn tls_is_used_and_the_server_verified_as_sslmode_asks() {
+        let Some((url, ca)) = tls_test_server().await else {
+            return;
+        };
+        // The server's certificate names "localhost", not 127.0.0.1.
+        let by_name = url.replace("127.0.0.1", "localhost");
+        let root = format!(
+            "sslrootcert={}",
+            percent_encoding::utf8_percent_encode(&ca, percent_encoding::NON_ALPHANUMERIC)
+        );
+        for (url, expected) in [
+            (format!("{url}?sslmode=disable"), Some(false)),
+            (url.clone(), Some(true)),
+            (format!("{url}?sslmode=require"), Some(true)),
+            (format!("{url}?sslmode=verify-ca&{root}"), Some(true)),
+            (format!("{by_name}?sslmode=verify-full&{root}"), Some(true)),
+            // The name is checked: 127.0.0.1 is not in the certificate.
+            (format!("{url}?sslmode=verify-full&{root}"), None),
+            // The chain is checked: the test CA is not one of the system's.
+            (format!("{by_name}?sslmode=verify-full"), None),
+            (format!("{url}?sslmode=verify-ca"), None),
+        ] {
+            match (PgStore::connect(&url, 1).await, expected) {
+                (Ok(store), Some(tls)) => assert_eq!(encrypted(&store).await, tls, "{url}"),
+                (Err(error), None) => {
+                    assert!(
+                        matches!(error, StoreError::Unavailable(_)),
+                        "{url}: {error:?}"
+                    );
+                    assert!(error.to_string().contains("certificate"), "{url}: {error}");
+                }
+                (Ok(_), None) => panic!("{url}: connected without a verified server"),
+                (Err(error), Some(_)) => panic!("{url}: {error}"),
+            }
+        }
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn instances_starting_at_once_apply_each_migration_once() {
