@@ -219,15 +219,7 @@ fn post_as_client(
 }
 
 fn hello(base: &str, token: &str) -> u16 {
-    tokio::task::block_in_place(|| {
-        http_client()
-            .get(format!("{base}/api/hello"))
-            .bearer_auth(token)
-            .send()
-            .unwrap()
-            .status()
-            .as_u16()
-    })
+    tokio::task::block_in_place(|| crate::support::bearer_hello(base, token))
 }
 
 /// Registers an application through one of the application forms; its client id and secret.

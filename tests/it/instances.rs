@@ -18,7 +18,7 @@ use serde_json::Value;
 use crate::cli::{csrf_field, http_login, run, text};
 use crate::e2e::{POSTMAN, browser_approves};
 use crate::flow::challenge;
-use crate::postgres::fresh_database_url;
+use crate::postgres::{fresh_database_url, sql_text};
 use crate::support::{Server, http_client};
 
 const SETTINGS: &str = r#"
@@ -77,28 +77,9 @@ fn serve(dir: &Path, url: &str) -> Server {
     Server::start_with(dir, &["serve"], &[("OXIDOT_DATABASE", url)])
 }
 
-/// One statement's single value, read straight from the database.
-fn sql_value(url: &str, sql: &str) -> Option<String> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(async {
-            let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-                .await
-                .unwrap();
-            tokio::spawn(connection);
-            client
-                .query_opt(sql, &[])
-                .await
-                .unwrap()
-                .map(|row| row.get::<_, String>(0))
-        })
-}
-
 /// How often the cleanup task has run, as the database records it.
 fn cleanup_runs(url: &str) -> u64 {
-    sql_value(
+    sql_text(
         url,
         "SELECT record->>'total_run_count' FROM oxidot_periodic_tasks WHERE name = 'clear_tokens'",
     )
@@ -108,7 +89,7 @@ fn cleanup_runs(url: &str) -> u64 {
 
 /// The process id in the scheduler lease's holder (`host:pid:random`).
 fn lease_holder_pid(url: &str) -> Option<u32> {
-    let holder = sql_value(
+    let holder = sql_text(
         url,
         "SELECT holder FROM oxidot_leases WHERE name = 'scheduler'",
     )?;
@@ -346,7 +327,7 @@ fn three_instances_on_one_postgres_act_as_one_server() {
     assert!(!backup.status.success());
     assert!(text(&backup).contains("pg_dump"), "{}", text(&backup));
     wait_for("a backup task run", Duration::from_secs(10), || {
-        sql_value(
+        sql_text(
             &url,
             "SELECT record->'last_result'->>'message' FROM oxidot_periodic_tasks \
              WHERE name = 'backup'",

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::cli::{http_login, run, text};
 use crate::fixtures::{sample_dir, token_dump};
-use crate::support::{Server, free_port, http_client, oxidot};
+use crate::support::{Server, bearer_hello as hello, free_port, http_client, oxidot};
 
 /// A new database on the test server, as a URL; None (skipped) without a server.
 pub fn fresh_database_url() -> Option<String> {
@@ -180,16 +180,6 @@ fn loaddata(dir: &Path, url: &str, files: &[&str]) -> std::process::Output {
     args.extend(files);
     args.extend(["--database", url]);
     run(dir, &args, &[])
-}
-
-fn hello(base: &str, token: &str) -> u16 {
-    http_client()
-        .get(format!("{base}/api/hello"))
-        .bearer_auth(token)
-        .send()
-        .unwrap()
-        .status()
-        .as_u16()
 }
 
 fn refresh(base: &str, client: (&str, &str), token: &str) -> (u16, serde_json::Value) {

@@ -316,6 +316,17 @@ pub fn wait_until_up(base: &str) {
 }
 
 /// A browser-like HTTP client for a real server: keeps cookies, follows no redirects.
+/// The status a running server's `/api/hello` answers for a bearer token.
+pub fn bearer_hello(base: &str, token: &str) -> u16 {
+    http_client()
+        .get(format!("{base}/api/hello"))
+        .bearer_auth(token)
+        .send()
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
 pub fn http_client() -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder()
         .cookie_store(true)
