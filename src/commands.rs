@@ -11,7 +11,7 @@ use crate::config::{OAuth2Provider, Settings};
 use crate::fixtures::{self, FixtureError, Format, Source};
 use crate::oidc::{KeyAdmin, KeyError, KeyRing};
 use crate::passwords::Hasher;
-use crate::store::{Algorithm, SharedStorage, Storage, StoreError, Timestamp};
+use crate::store::{Algorithm, SharedStorage, StoreError, Timestamp};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "command", rename_all = "snake_case")]
@@ -141,7 +141,14 @@ pub async fn execute(context: &CommandContext, command: Command) -> Result<Strin
                 "Password changed successfully for user {username:?}."
             ))
         }
-        Command::Status => status(store).await,
+        Command::Status => {
+            status(&crate::status::StoreStatus::new(
+                context.storage.clone(),
+                context.provider.clone(),
+                context.clock.clone(),
+            ))
+            .await
+        }
         Command::Keys { action } => keys(context, action).await,
         Command::Backup { destination } => {
             let now = Timestamp::from_datetime(context.clock.now());
@@ -198,7 +205,7 @@ async fn keys(context: &CommandContext, action: KeysAction) -> Result<String, Co
     Ok(output)
 }
 
-async fn status(store: &dyn Storage) -> Result<String, CommandError> {
+async fn status(store: &crate::status::StoreStatus) -> Result<String, CommandError> {
     let described = store.describe().await?;
     let totals = store.totals().await?;
     Ok(format!(

@@ -25,6 +25,7 @@ pub mod random;
 pub mod rules;
 pub mod scheduler;
 pub mod server;
+pub mod status;
 pub mod store;
 pub mod throttle;
 pub mod web;

@@ -317,18 +317,15 @@ async fn serve(
         .map_err(|error| ServerError::Startup(error.to_string()))?;
     let metrics_task = match (settings.metrics.enabled, settings.metrics.address) {
         (true, Some(address)) => {
-            let (store, hasher, clock) = (store.clone(), hasher.clone(), clock.clone());
-            let provider = settings.oauth2_provider.clone();
+            let status = crate::status::StoreStatus::new(
+                store.clone(),
+                settings.oauth2_provider.clone(),
+                clock.clone(),
+            );
+            let hasher = hasher.clone();
             let listener = crate::metrics::serve_alone(address, move || {
-                let (store, hasher, clock, provider) = (
-                    store.clone(),
-                    hasher.clone(),
-                    clock.clone(),
-                    provider.clone(),
-                );
-                Box::pin(async move {
-                    web::routes::health::render_from(&*store, &hasher, &clock, &provider).await
-                })
+                let (status, hasher) = (status.clone(), hasher.clone());
+                Box::pin(async move { web::routes::health::render_from(&status, &hasher).await })
             });
             tracing::info!("metrics on http://{address}/metrics");
             Some(tokio::spawn(async move {

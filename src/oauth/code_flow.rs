@@ -2,7 +2,7 @@
 //! (single use, bound to client, redirect URI and PKCE verifier; a replay revokes what the code
 //! produced).
 
-use crate::oauth::authorize::{AuthorizationRequest, AuthorizationResponse};
+use crate::oauth::authorize::{AuthorizationRequest, AuthorizationResponse, AuthorizeFailure};
 use crate::oauth::scope::is_subset;
 use crate::oauth::tokens::{OAuth, mint, new_family};
 use crate::oauth::{IdTokenContext, OAuthError, TokenResponse};
@@ -12,6 +12,16 @@ use crate::rules::{self, CodeRefusal};
 use crate::store::{Application, Approval, CodeExchange, Grant, IdToken, OidcSession, SecretKey};
 
 impl OAuth {
+    /// Validates an authorization request (from the query of a GET or the form of the consent
+    /// POST) against its client.
+    pub async fn validate_authorization(
+        &self,
+        params: &Params,
+    ) -> Result<AuthorizationRequest, AuthorizeFailure> {
+        crate::oauth::authorize::validate(&*self.store, &self.settings.oauth2_provider, params)
+            .await
+    }
+
     /// Whether the user must be asked: never for `skip_authorization` apps; not under
     /// `approval_prompt=auto` (request or setting) when they approved these scopes before;
     /// always under `prompt=consent`.

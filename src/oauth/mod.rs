@@ -16,7 +16,6 @@ mod tokens;
 
 pub use authorize::{
     AuthorizationRequest, AuthorizationResponse, AuthorizeFailure, ResponseMode, ResponseType,
-    validate as validate_authorization,
 };
 pub use client_auth::{AuthMethod, ClientAuthenticator, PresentedClient, presented_client};
 pub use device::{DeviceAuthorization, DeviceRequest, display_user_code, normalize_user_code};

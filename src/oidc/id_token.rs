@@ -38,7 +38,7 @@ fn hs256(secret: &[u8], message: &[u8]) -> Result<Vec<u8>, OAuthError> {
 /// Issues ID tokens with the key ring's keys (or the client's secret for HS256).
 pub struct IdTokens {
     keys: KeyRing,
-    store: SharedStorage,
+    pub(super) store: SharedStorage,
     lifetime: u64,
     clock: Clock,
 }

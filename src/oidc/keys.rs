@@ -424,6 +424,16 @@ impl KeyRing {
         self.jwks_max_age
     }
 
+    /// The key administration (generate, rotate, retire) on the ring's store and settings.
+    pub fn admin(&self) -> KeyAdmin<'_> {
+        KeyAdmin {
+            store: &*self.store,
+            id_token_lifetime: self.id_token_lifetime,
+            jwks_max_age: self.jwks_max_age,
+            sealer: self.sealer.as_ref(),
+        }
+    }
+
     pub fn sealer(&self) -> Option<&KeySealer> {
         self.sealer.as_ref()
     }

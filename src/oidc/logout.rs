@@ -56,6 +56,24 @@ pub struct LogoutRules<'a> {
     pub now: Timestamp,
 }
 
+impl IdTokens {
+    /// The rules a logout request is checked by, on this service's store.
+    pub fn logout_rules<'a>(
+        &'a self,
+        accept_expired_hints: bool,
+        allowed_schemes: &'a [String],
+        now: Timestamp,
+    ) -> LogoutRules<'a> {
+        LogoutRules {
+            store: &*self.store,
+            id_tokens: self,
+            accept_expired_hints,
+            allowed_schemes,
+            now,
+        }
+    }
+}
+
 impl LogoutRules<'_> {
     /// Checks a logout request; the error is for a page (never a redirect: the URI to redirect
     /// to is what could not be trusted).

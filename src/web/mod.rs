@@ -42,7 +42,8 @@ pub struct StartupError(String);
 /// Everything handlers need, built once at start and shared.
 pub struct AppState {
     pub settings: Arc<Settings>,
-    pub store: SharedStorage,
+    /// The store as a whole: the dashboard's counts, `/readyz`'s probe, `/metrics`.
+    pub status: crate::status::StoreStatus,
     pub accounts: Arc<Accounts>,
     pub applications: Applications,
     /// The periodic tasks' table (the admin edits it; `scheduler` runs it).
@@ -97,9 +98,11 @@ impl AppState {
             clock.clone(),
         );
         let tasks = crate::scheduler::Tasks::new(store.clone());
+        let status =
+            crate::status::StoreStatus::new(store, settings.oauth2_provider.clone(), clock.clone());
         Ok(Self {
             settings,
-            store,
+            status,
             accounts,
             applications,
             tasks,

@@ -7,7 +7,6 @@ use serde_json::json;
 
 use crate::oauth::{
     AuthorizationRequest, AuthorizationResponse, AuthorizeFailure, OAuthError, ResponseMode,
-    validate_authorization,
 };
 use crate::params::Params;
 use crate::store::{OidcSession, Timestamp};
@@ -91,12 +90,10 @@ async fn authorize(
         Ok(query) => query.0,
         Err(error) => return failure(state, &user, AuthorizeFailure::Page(error.to_string())),
     };
-    let mut request =
-        match validate_authorization(&*state.store, &state.settings.oauth2_provider, &params).await
-        {
-            Ok(request) => request,
-            Err(error) => return failure(state, &user, error),
-        };
+    let mut request = match state.oauth.validate_authorization(&params).await {
+        Ok(request) => request,
+        Err(error) => return failure(state, &user, error),
+    };
     if let Some(refused) = check_openid(state, &mut request) {
         return refused;
     }
@@ -243,12 +240,10 @@ async fn decide(
 ) -> Result<Answer, WebError> {
     let params: Params = form?.0;
     check.verify(params.single(csrf::FIELD)?)?;
-    let mut request =
-        match validate_authorization(&*state.store, &state.settings.oauth2_provider, &params).await
-        {
-            Ok(request) => request,
-            Err(error) => return failure(state, &user, error),
-        };
+    let mut request = match state.oauth.validate_authorization(&params).await {
+        Ok(request) => request,
+        Err(error) => return failure(state, &user, error),
+    };
     let Some(signed_in) = user.0.as_ref() else {
         return Ok(Answer::Redirect(Found(login_location(&request))));
     };

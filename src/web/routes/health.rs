@@ -6,7 +6,8 @@ use rocket::{Route, State, get, routes};
 use serde_json::json;
 
 use crate::metrics::{self, KindLabels};
-use crate::store::{Storage, StoreError, Timestamp, TokenTable};
+use crate::status::StoreStatus;
+use crate::store::{StoreError, TokenTable};
 use crate::web::AppState;
 
 /// Liveness: the process answers HTTP.
@@ -18,8 +19,7 @@ fn healthz() -> (ContentType, &'static str) {
 /// Readiness: a real write commits, and the scheduler has not stopped.
 #[get("/readyz")]
 async fn readyz(state: &State<AppState>) -> (Status, (ContentType, String)) {
-    let now = Timestamp::from_datetime(state.clock.now());
-    let store = match state.store.probe(now).await {
+    let store = match state.status.probe().await {
         Ok(()) => "ok".to_owned(),
         Err(StoreError::Unavailable(reason)) => {
             tracing::warn!("readiness: the database is unavailable: {reason}");
@@ -54,27 +54,14 @@ const EXPIRED_CAP: u64 = 100_000;
 
 /// The metrics text, with the gauges read now.
 pub async fn render(state: &AppState) -> String {
-    render_from(
-        &*state.store,
-        &state.hasher,
-        &state.clock,
-        &state.settings.oauth2_provider,
-    )
-    .await
+    render_from(&state.status, &state.hasher).await
 }
 
 /// The same, from the parts it reads (the separate metrics listener has no `AppState`). A
 /// database that cannot be read leaves the gauges it feeds as they were.
-pub async fn render_from(
-    store: &dyn Storage,
-    hasher: &crate::passwords::Hasher,
-    clock: &crate::clock::Clock,
-    provider: &crate::config::OAuth2Provider,
-) -> String {
+pub async fn render_from(status: &StoreStatus, hasher: &crate::passwords::Hasher) -> String {
     let metrics = metrics::global();
-    let now = Timestamp::from_datetime(clock.now());
-    let cutoffs = crate::cleanup::cutoffs(provider, now);
-    if let Ok(counts) = store.token_counts(cutoffs, now, EXPIRED_CAP).await {
+    if let Ok(counts) = status.token_counts(EXPIRED_CAP).await {
         for count in counts {
             let kind = match count.table {
                 TokenTable::AccessTokens => "access_token",
@@ -91,7 +78,7 @@ pub async fn render_from(
                 .set(i64::try_from(count.live()).unwrap_or(i64::MAX));
         }
     }
-    if let Ok(described) = store.describe().await {
+    if let Ok(described) = status.describe().await {
         metrics
             .database_bytes
             .set(i64::try_from(described.bytes).unwrap_or(i64::MAX));

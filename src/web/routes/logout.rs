@@ -7,7 +7,7 @@ use rocket::http::{CookieJar, Status};
 use rocket::{Route, State, get, post, routes};
 use serde_json::json;
 
-use crate::oidc::logout::{LogoutRequest, LogoutRules};
+use crate::oidc::logout::LogoutRequest;
 use crate::params::Params;
 use crate::store::Timestamp;
 use crate::web::error::{Found, Page, WebError};
@@ -53,13 +53,11 @@ async fn checked(
             return error_page(state, user, Status::BadRequest, &error.to_string()).map(Err);
         }
     };
-    let rules = LogoutRules {
-        store: &*state.store,
-        id_tokens,
-        accept_expired_hints: provider.oidc_rp_initiated_logout_accept_expired_tokens,
-        allowed_schemes: &provider.allowed_redirect_uri_schemes,
-        now: Timestamp::from_datetime(state.clock.now()),
-    };
+    let rules = id_tokens.logout_rules(
+        provider.oidc_rp_initiated_logout_accept_expired_tokens,
+        &provider.allowed_redirect_uri_schemes,
+        Timestamp::from_datetime(state.clock.now()),
+    );
     match rules.validate(&params).await {
         Ok(request) => Ok(Ok(request)),
         Err(message) => error_page(state, user, Status::BadRequest, &message).map(Err),

@@ -5,7 +5,7 @@ use serde_json::json;
 
 use super::when;
 use crate::permissions::{self, Action};
-use crate::store::{Timestamp, TokenTable};
+use crate::store::TokenTable;
 use crate::web::error::{Page, WebError};
 use crate::web::session::Staff;
 
@@ -67,9 +67,7 @@ fn capped(count: u64) -> String {
 #[get("/admin")]
 async fn dashboard(screen: Staff<'_>) -> Result<Page, WebError> {
     let state = screen.state;
-    let now = Timestamp::from_datetime(state.clock.now());
-    let cutoffs = crate::cleanup::cutoffs(&state.settings.oauth2_provider, now);
-    let tables = state.store.token_counts(cutoffs, now, COUNT_CAP).await?;
+    let tables = state.status.token_counts(COUNT_CAP).await?;
     let mut counts = Vec::with_capacity(ROWS.len());
     for row in &ROWS {
         let Some(count) = tables.iter().find(|count| count.table == row.table) else {
@@ -89,7 +87,7 @@ async fn dashboard(screen: Staff<'_>) -> Result<Page, WebError> {
             "live": count.live(),
         }));
     }
-    let totals = state.store.totals().await?;
+    let totals = state.status.totals().await?;
     let counts = json!({
         "users": totals.users,
         "applications": totals.applications,
@@ -102,7 +100,7 @@ async fn dashboard(screen: Staff<'_>) -> Result<Page, WebError> {
         .into_iter()
         .filter(|task| task.task == "clear_tokens")
         .max_by_key(|task| task.last_run_at);
-    let described = state.store.describe().await?;
+    let described = state.status.describe().await?;
     let cleanup = cleanup.map(|task| {
         json!({
             "name": task.name,

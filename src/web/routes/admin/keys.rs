@@ -16,12 +16,7 @@ use crate::web::screen::Screen;
 use crate::web::session::{Allowed, ChangeSigningKey, ViewSigningKey};
 
 fn admin(state: &AppState) -> KeyAdmin<'_> {
-    KeyAdmin {
-        store: &*state.store,
-        id_token_lifetime: state.settings.oauth2_provider.id_token_expire_seconds,
-        jwks_max_age: state.settings.oauth2_provider.oidc_jwks_max_age_seconds,
-        sealer: state.keys.sealer(),
-    }
+    state.keys.admin()
 }
 
 fn key_failure(error: KeyError) -> Result<String, WebError> {
