@@ -60,6 +60,7 @@ macro_rules! conformance_suite {
             a_client_is_read_with_its_failures,
             the_overview_counts_what_is_stored,
             a_load_is_all_or_nothing_and_one_at_a_time,
+            a_load_dropped_unfinished_is_undone,
         );
     };
     (@tests $run:ident; $($name:ident),* $(,)?) => {$(
@@ -2414,4 +2415,45 @@ pub async fn a_load_is_all_or_nothing_and_one_at_a_time(seeded: Seeded) {
     assert!(storage.id_marks().await.unwrap().users >= 50);
     let next = storage.create_user(new_user("after-load")).await.unwrap();
     assert!(next.id > 50, "above the loaded pk: {}", next.id);
+}
+
+/// A load dropped without being finished or abandoned (its thread panicked) is undone soon,
+/// and the next load may start then.
+pub async fn a_load_dropped_unfinished_is_undone(seeded: Seeded) {
+    let storage = seeded.storage.clone();
+    off_the_executor(move || {
+        let mut load = storage.begin_load().unwrap();
+        load.step(Box::new(|tx| {
+            tx.put(Record::User(User::sample(70, "dropped")))?;
+            let mut alice = tx.user(7)?.unwrap();
+            alice.first_name = "Dropped".to_owned();
+            tx.put(Record::User(alice))?;
+            Ok(())
+        }))
+        .unwrap();
+        drop(load);
+    })
+    .await;
+    let started = std::time::Instant::now();
+    loop {
+        let storage = seeded.storage.clone();
+        match off_the_executor(move || storage.begin_load()).await {
+            Ok(load) => {
+                off_the_executor(move || load.abandon().unwrap()).await;
+                break;
+            }
+            Err(LoadError::Busy) => {
+                assert!(
+                    started.elapsed() < std::time::Duration::from_secs(10),
+                    "the dropped load was never undone"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            Err(error) => panic!("{error}"),
+        }
+    }
+    let storage = &seeded.storage;
+    assert_eq!(storage.user_by_id(70).await.unwrap(), None);
+    let alice = storage.user_by_username("alice").await.unwrap().unwrap();
+    assert_ne!(alice.first_name, "Dropped");
 }

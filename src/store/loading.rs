@@ -80,8 +80,8 @@ pub enum LoadError {
 pub type LoadStep = Box<dyn FnMut(&mut dyn LoadTx) -> Result<(), LoadError> + Send + 'static>;
 
 /// A load under way. Ended by `finish` or `abandon`; one dropped without either is undone
-/// (PostgreSQL: its connection is closed; redb: its journal is rolled back when the file is
-/// next opened, and no other load starts before that).
+/// (PostgreSQL: its connection is closed, so the server rolls it back; redb: its journal is
+/// walked back on a thread of its own, or when the file is next opened after a crash).
 pub trait Load: Send {
     /// Runs one step; an error leaves the load to be abandoned.
     fn step(&mut self, step: LoadStep) -> Result<(), LoadError>;

@@ -1,6 +1,6 @@
 //! A load into the redb file: each step one (deferred) write transaction, every write
 //! journaled (`load_journal`), the journal emptied when the load finishes and walked back when
-//! it is abandoned — or when the file opens after a crash in the middle of one.
+//! it is abandoned or dropped — or when the file opens after a crash in the middle of one.
 
 use super::{Prior, Store, WriteTx};
 use crate::store::{
@@ -13,6 +13,8 @@ const UNDO_PER_CHUNK: usize = 10_000;
 
 struct FileLoad {
     store: Store,
+    /// Finished or abandoned: nothing left to undo when it is dropped.
+    ended: bool,
 }
 
 impl Loading for Store {
@@ -28,6 +30,7 @@ impl Loading for Store {
         })?;
         Ok(Box::new(FileLoad {
             store: self.clone(),
+            ended: false,
         }))
     }
 }
@@ -39,17 +42,44 @@ impl Load for FileLoad {
             .write_deferred_blocking::<LoadError, _, _>(move |tx| step(&mut Journaled(tx)))
     }
 
-    fn finish(self: Box<Self>) -> Result<(), StoreError> {
-        self.store.write_blocking(|tx| tx.finish_load())
-    }
-
-    fn abandon(self: Box<Self>) -> Result<(), StoreError> {
-        while self
-            .store
-            .write_blocking(|tx| tx.roll_back_load(UNDO_PER_CHUNK))?
-        {}
+    fn finish(mut self: Box<Self>) -> Result<(), StoreError> {
+        self.store.write_blocking(|tx| tx.finish_load())?;
+        self.ended = true;
         Ok(())
     }
+
+    fn abandon(mut self: Box<Self>) -> Result<(), StoreError> {
+        roll_back(&self.store)?;
+        self.ended = true;
+        Ok(())
+    }
+}
+
+impl Drop for FileLoad {
+    fn drop(&mut self) {
+        if self.ended {
+            return;
+        }
+        // Dropped in the middle (its thread panicked, or it failed to finish): undone now, on
+        // a thread of its own (a drop may happen on the async executor, where waiting for the
+        // writer is not allowed), rather than when the file is next opened — so later loads
+        // in this process are not refused meanwhile.
+        let store = self.store.clone();
+        std::thread::spawn(move || {
+            if let Err(error) = roll_back(&store) {
+                tracing::error!(
+                    "an unfinished loaddata could not be rolled back now ({error}); it will be \
+                     when the database is next opened"
+                );
+            }
+        });
+    }
+}
+
+/// Puts back everything the load wrote, a chunk of the journal per transaction.
+fn roll_back(store: &Store) -> Result<(), StoreError> {
+    while store.write_blocking(|tx| tx.roll_back_load(UNDO_PER_CHUNK))? {}
+    Ok(())
 }
 
 /// A step's transaction, every write journaled first.
