@@ -250,13 +250,31 @@ impl From<tokio_postgres::Error> for StoreError {
         // A closed connection (the server went away) is unavailability, not a broken store.
         if let Some(db) = error.as_db_error() {
             // The server's own words ("db error" alone says nothing).
-            StoreError::Storage(format!("PostgreSQL {}: {}", db.code().code(), db.message()))
+            let said = format!("PostgreSQL {}: {}", db.code().code(), db.message());
+            if is_transient(db.code().code()) {
+                StoreError::Unavailable(said)
+            } else {
+                StoreError::Storage(said)
+            }
         } else if error.is_closed() || error.code().is_none() {
             StoreError::Unavailable(with_causes(&error))
         } else {
             StoreError::Storage(with_causes(&error))
         }
     }
+}
+
+/// Whether an SQLSTATE says "not now" rather than "not this": the connection or the server
+/// going away or not taking more (class 08, class 53, 57P01–57P03), and concurrency the
+/// database settled by refusing one side (a deadlock, a serialization failure, a lock not
+/// available). A request meeting one answers 503 and may be sent again.
+fn is_transient(code: &str) -> bool {
+    code.starts_with("08")
+        || code.starts_with("53")
+        || matches!(
+            code,
+            "57P01" | "57P02" | "57P03" | "40001" | "40P01" | "55P03"
+        )
 }
 
 /// Prepares statements on a connection ahead of a pipeline: a statement prepared inside one
@@ -439,6 +457,45 @@ pub(crate) mod testing {
 mod tests {
     use super::testing::fresh_database;
     use super::*;
+
+    #[test]
+    fn transient_refusals_are_unavailability() {
+        for code in [
+            "08006", "53300", "57P01", "57P03", "40001", "40P01", "55P03",
+        ] {
+            assert!(is_transient(code), "{code}");
+        }
+        for code in ["23505", "22021", "42P01", "57014", "XX000"] {
+            assert!(!is_transient(code), "{code}");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_deadlock_is_unavailability_not_a_broken_store() {
+        let Some(config) = fresh_database().await else {
+            return;
+        };
+        let store = PgStore::connect_with(config, 2).await.unwrap();
+        store.migrate().await.unwrap();
+        let (first, second) = (store.client().await.unwrap(), store.client().await.unwrap());
+        for client in [&first, &second] {
+            client.batch_execute("BEGIN").await.unwrap();
+        }
+        let lock = "UPDATE oxidot_id_marks SET mark = mark WHERE kind = $1";
+        first.execute(lock, &[&"user"]).await.unwrap();
+        second.execute(lock, &[&"group"]).await.unwrap();
+        // Each now waits for the other's row: PostgreSQL refuses one of them.
+        let (a, b) = tokio::join!(
+            first.execute(lock, &[&"group"]),
+            second.execute(lock, &[&"user"])
+        );
+        let refused = a.err().or(b.err()).expect("one side is refused");
+        let error = StoreError::from(refused);
+        assert!(
+            matches!(error, StoreError::Unavailable(ref said) if said.contains("40P01")),
+            "{error:?}"
+        );
+    }
 
     #[test]
     fn a_url_shown_in_full_hides_its_password() {
