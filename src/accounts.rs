@@ -192,6 +192,14 @@ impl Accounts {
         self.store.users().await
     }
 
+    /// The usernames of those of `ids` that exist.
+    pub async fn usernames(
+        &self,
+        ids: &[u64],
+    ) -> Result<std::collections::HashMap<u64, String>, StoreError> {
+        self.store.usernames(ids).await
+    }
+
     /// Creates an active account with Django's rules (see `create_user`).
     pub async fn create_user(&self, new: NewUser) -> Result<User, AccountError> {
         let now = Timestamp::from_datetime(self.clock.now());

@@ -22,6 +22,7 @@ macro_rules! conformance_suite {
     ($run:ident) => {
         $crate::store::conformance::conformance_suite!(@tests $run;
             users_get_ids_above_every_id_used_and_unique_names,
+            usernames_are_read_for_the_ids_asked_only,
             concurrent_creations_of_one_username_create_one_user,
             a_login_opens_a_session_that_lives_until_it_expires,
             a_password_change_ends_other_sessions_and_an_upgrade_yields_to_it,
@@ -884,6 +885,20 @@ fn session_of(user: u64, now: Timestamp, lifetime: u64) -> Session {
         expires_at: now.plus_seconds(lifetime),
         sid: format!("sid-{user}-{}", now.0),
     }
+}
+
+/// The usernames of some users, by id: those that exist, and only those asked for.
+pub async fn usernames_are_read_for_the_ids_asked_only(seeded: Seeded) {
+    let storage = &seeded.storage;
+    let names = storage.usernames(&[seeded.user, 404]).await.unwrap();
+    assert_eq!(
+        names,
+        std::collections::HashMap::from([(seeded.user, "alice".to_owned())])
+    );
+    assert!(storage.usernames(&[]).await.unwrap().is_empty());
+    let both = storage.usernames(&[8, seeded.user]).await.unwrap();
+    assert_eq!(both.get(&8).map(String::as_str), Some("bob"));
+    assert_eq!(both.len(), 2);
 }
 
 /// A new user's id is the database's, above the seeded ones; a taken username is a

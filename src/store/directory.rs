@@ -18,6 +18,13 @@ pub trait DirectoryStorage: Send + Sync {
     /// Every user, by id.
     async fn users(&self) -> Result<Vec<User>, StoreError>;
 
+    /// The usernames of the users `ids` names that exist (one read, however many): what a
+    /// list of applications shows as owners, without reading every user.
+    async fn usernames(
+        &self,
+        ids: &[u64],
+    ) -> Result<std::collections::HashMap<u64, String>, StoreError>;
+
     /// Saves an edited user (same id). A user who stops being active (`rules::deactivated`)
     /// loses every session and token in the same transaction. None when the user was deleted
     /// meanwhile (nothing stored); `StoreError::Duplicate` when the username is taken.

@@ -1017,3 +1017,13 @@ fn users_groups_and_tasks_are_deleted_in_bulk_with_what_belongs_to_them() {
             .is_none()
     );
 }
+
+#[test]
+fn the_application_list_names_each_owner() {
+    let app = signed_in("root", true, true);
+    let (status, html) = page(&app, "/admin/applications/");
+    assert_eq!(status, 200);
+    // The demo's four applications belong to admin (user 1); only owners are looked up.
+    assert_eq!(html.matches("<td>admin</td>").count(), 4, "{html}");
+    assert!(!html.contains("<td>root</td>"));
+}

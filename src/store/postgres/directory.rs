@@ -57,6 +57,25 @@ impl DirectoryStorage for PgStore {
         records(&client, "SELECT record FROM oxidot_users ORDER BY id", &[]).await
     }
 
+    async fn usernames(
+        &self,
+        ids: &[u64],
+    ) -> Result<std::collections::HashMap<u64, String>, StoreError> {
+        let ids = ids
+            .iter()
+            .map(|id| pg_id(*id))
+            .collect::<Result<Vec<i64>, _>>()?;
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached("SELECT id, username FROM oxidot_users WHERE id = ANY($1)")
+            .await?;
+        let rows = client.query(&statement, &[&ids]).await?;
+        Ok(rows
+            .iter()
+            .map(|row| (row.get::<_, i64>(0).unsigned_abs(), row.get(1)))
+            .collect())
+    }
+
     async fn save_user(&self, user: User, now: Timestamp) -> Result<Option<UserSaved>, StoreError> {
         let mut client = self.client().await?;
         let transaction = client.transaction().await?;

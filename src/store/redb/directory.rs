@@ -14,6 +14,21 @@ impl DirectoryStorage for Store {
         self.read(|tx| tx.users())
     }
 
+    async fn usernames(
+        &self,
+        ids: &[u64],
+    ) -> Result<std::collections::HashMap<u64, String>, StoreError> {
+        self.read(|tx| {
+            let mut found = std::collections::HashMap::with_capacity(ids.len());
+            for id in ids {
+                if let Some(user) = tx.user(*id)? {
+                    found.insert(user.id, user.username);
+                }
+            }
+            Ok(found)
+        })
+    }
+
     async fn save_user(&self, user: User, now: Timestamp) -> Result<Option<UserSaved>, StoreError> {
         self.write(move |tx| {
             let Some(previous) = tx.user(user.id)? else {

@@ -100,13 +100,11 @@ async fn list(screen: Allowed<'_, ViewApplication>, query: Query) -> Result<Page
         &["q", "client_type", "grant_type", "skip_authorization"],
     )?;
     let applications = state.applications.all().await?;
-    let owners: std::collections::HashMap<u64, String> = state
-        .accounts
-        .users()
-        .await?
-        .into_iter()
-        .map(|user| (user.id, user.username))
-        .collect();
+    // The owners' names only (not every user): the owner column shows and sorts by them.
+    let mut owner_ids: Vec<u64> = applications.iter().filter_map(|app| app.user).collect();
+    owner_ids.sort_unstable();
+    owner_ids.dedup();
+    let owners = state.accounts.usernames(&owner_ids).await?;
     let total = applications.len();
     let mut kept: Vec<&Application> = applications
         .iter()
