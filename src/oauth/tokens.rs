@@ -23,11 +23,11 @@ use crate::random;
 use crate::rules;
 use crate::rules::RefreshRefusal;
 use crate::store::{
-    AccessToken, Application, ClientType, FailureQuery, FamilyId, FoundToken, GrantType, NewTokens,
-    NotTheClients, RefreshRequest, Refreshed, SecretKey, SharedStorage, StoredToken, Timestamp,
-    User,
+    AccessToken, Application, ClientRead, ClientType, FailureQuery, FamilyId, FoundToken,
+    GrantType, NewTokens, NotTheClients, RefreshRequest, Refreshed, SecretKey, SharedStorage,
+    StoredToken, Timestamp, User,
 };
-use crate::throttle::{Refused, Throttle};
+use crate::throttle::{Attempt, Refused, Throttle};
 
 /// The token response, fields in DOT's order.
 #[derive(Debug, Clone, Serialize)]
@@ -119,6 +119,14 @@ pub struct OAuth {
     pub(super) id_tokens: Option<Arc<dyn IdTokenSigner>>,
 }
 
+/// The client a request presents; one naming none is refused.
+fn required_client(presented: Option<PresentedClient>) -> Result<PresentedClient, OAuthError> {
+    presented.ok_or_else(|| OAuthError::InvalidClient {
+        description: "client authentication is required".to_owned(),
+        used_basic: false,
+    })
+}
+
 impl OAuth {
     pub fn new(
         settings: Arc<Settings>,
@@ -171,26 +179,38 @@ impl OAuth {
         presented: Option<PresentedClient>,
         client_ip: Option<&str>,
     ) -> Result<Application, OAuthError> {
-        let presented = presented.ok_or_else(|| OAuthError::InvalidClient {
-            description: "client authentication is required".to_owned(),
-            used_basic: false,
-        })?;
+        let presented = required_client(presented)?;
         // The client and its throttle's failures, read together (one round trip).
         let attempt = self
             .client_failures
             .attempt(&presented.client_id, client_ip);
-        let (application, recent) = self
+        let read = self
             .store
-            .client_for_authentication(
-                &presented.client_id,
-                FailureQuery {
-                    scope: self.client_failures.scope(),
-                    keys: &attempt.keys,
-                    since: attempt.since,
-                },
-            )
+            .client_for_authentication(&presented.client_id, self.failure_query(&attempt))
             .await?;
-        let admitted = match self.client_failures.judge(&attempt, &recent).await {
+        self.decide_client(&presented, client_ip, &attempt, read)
+            .await
+    }
+
+    /// The failures a client authentication's throttle reads.
+    fn failure_query<'a>(&self, attempt: &'a Attempt) -> FailureQuery<'a> {
+        FailureQuery {
+            scope: self.client_failures.scope(),
+            keys: &attempt.keys,
+            since: attempt.since,
+        }
+    }
+
+    /// A client authentication decided on what was read for it: the throttle first, then the
+    /// secret (or its absence, for a public client); the outcome is counted.
+    async fn decide_client(
+        &self,
+        presented: &PresentedClient,
+        client_ip: Option<&str>,
+        attempt: &Attempt,
+        (application, recent): ClientRead,
+    ) -> Result<Application, OAuthError> {
+        let admitted = match self.client_failures.judge(attempt, &recent).await {
             Ok(admitted) => admitted,
             Err(Refused::TooMany { retry_after }) => {
                 return Err(OAuthError::TooManyAttempts { retry_after });
@@ -199,7 +219,7 @@ impl OAuth {
         };
         let result = self
             .clients
-            .authenticate(&*self.store, application, &presented)
+            .authenticate(&*self.store, application, presented)
             .await;
         match &result {
             Err(OAuthError::InvalidClient { .. }) => {
@@ -508,10 +528,45 @@ impl OAuth {
 
     /// `/o/introspect/`: the caller has already been authorised.
     pub async fn introspect(&self, token: &str, issuer: &str) -> Result<Introspection, OAuthError> {
+        let found = self.store.find_token(&SecretKey::of_token(token)).await?;
+        Ok(self.describe(found, issuer))
+    }
+
+    /// `/o/introspect/` asked by a client that authenticates itself: the client and the
+    /// token are read together (one round trip on PostgreSQL), and the token is described
+    /// only to a confidential client that authenticated.
+    pub async fn introspect_as_client(
+        &self,
+        presented: Option<PresentedClient>,
+        client_ip: Option<&str>,
+        token: &str,
+        issuer: &str,
+    ) -> Result<Introspection, OAuthError> {
+        let presented = required_client(presented)?;
+        let attempt = self
+            .client_failures
+            .attempt(&presented.client_id, client_ip);
+        let (read, found) = self
+            .store
+            .client_and_token(
+                &presented.client_id,
+                self.failure_query(&attempt),
+                &SecretKey::of_token(token),
+            )
+            .await?;
+        let caller = self
+            .decide_client(&presented, client_ip, &attempt, read)
+            .await?;
+        self.may_introspect(&caller)?;
+        Ok(self.describe(found, issuer))
+    }
+
+    /// What introspection says of a token found (or not) by its key.
+    fn describe(&self, found: Option<FoundToken>, issuer: &str) -> Introspection {
         let now = self.now();
         let provider = &self.settings.oauth2_provider;
-        let Some(found) = self.store.find_token(&SecretKey::of_token(token)).await? else {
-            return Ok(Introspection::inactive());
+        let Some(found) = found else {
+            return Introspection::inactive();
         };
         let (live, holder, details) = match &found.token {
             StoredToken::Access(access) => (
@@ -540,11 +595,11 @@ impl OAuth {
             ),
         };
         if !live {
-            return Ok(Introspection::inactive());
+            return Introspection::inactive();
         }
         // A token whose application was deleted is still described, without a client id.
         let client_id = found.application.map(|app| app.client_id);
-        Ok(Introspection {
+        Introspection {
             active: true,
             aud: client_id.clone(),
             client_id,
@@ -552,7 +607,7 @@ impl OAuth {
             sub: holder.map(|id| id.to_string()),
             iss: Some(issuer.to_owned()),
             ..details
-        })
+        }
     }
 
     /// Revokes every token `user` holds for `application` (RP-initiated logout); how many

@@ -1196,6 +1196,29 @@ pub async fn a_client_is_read_with_its_failures(seeded: Seeded) {
         .unwrap();
     assert!(unknown.is_none());
     assert_eq!(recent.len(), 3);
+
+    // Introspection's reads together: the same client read, and the token as find_token.
+    let now = Timestamp(1_000 * SECOND);
+    storage
+        .issue_tokens(pair(&seeded, 10, 11, now))
+        .await
+        .unwrap();
+    let (read, found) = storage
+        .client_and_token("client-1", query, &key(10))
+        .await
+        .unwrap();
+    assert_eq!(read.0.map(|app| app.id), Some(seeded.application));
+    assert_eq!(
+        read.1,
+        vec![vec![at(1), at(2)], vec![at(1), at(2)], vec![at(2)]]
+    );
+    assert_eq!(found, storage.find_token(&key(10)).await.unwrap());
+    assert!(found.is_some());
+    let (read, found) = storage
+        .client_and_token("nobody", query, &key(99))
+        .await
+        .unwrap();
+    assert!(read.0.is_none() && found.is_none());
 }
 
 /// Failures recorded at once (through several instances) are all counted.

@@ -5,9 +5,13 @@
 use async_trait::async_trait;
 
 use super::{
-    AccessToken, Application, FamilyId, OidcSession, RefreshToken, SecretKey, StoreError,
-    Timestamp, User,
+    AccessToken, Application, FailureQuery, FamilyId, OidcSession, RefreshToken, SecretKey,
+    StoreError, Timestamp, User,
 };
+
+/// A client read for its authentication: its application (if the client id names one) and
+/// its throttle's recent failures, per key (`ApplicationStorage::client_for_authentication`).
+pub type ClientRead = (Option<Application>, Vec<Vec<Timestamp>>);
 use crate::config::OAuth2Provider;
 use crate::rules::RefreshRefusal;
 
@@ -20,7 +24,7 @@ pub enum StoredToken {
 
 /// A token found by its key, with its application and the user it speaks for, read together
 /// (one snapshot; one round trip where the backend is remote).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct FoundToken {
     pub token: StoredToken,
     /// None when the application was deleted.
@@ -82,6 +86,17 @@ pub trait TokenStorage: Send + Sync {
 
     /// The access or refresh token stored under `key`, with its application and user.
     async fn find_token(&self, key: &SecretKey) -> Result<Option<FoundToken>, StoreError>;
+
+    /// Introspection's reads together (one round trip where the backend is remote): the
+    /// client that asks, as `client_for_authentication` reads it, and the token it asks
+    /// about, as `find_token` finds it. The token is only described once the client is
+    /// authenticated; reading it either way keeps its existence out of the timing.
+    async fn client_and_token(
+        &self,
+        client_id: &str,
+        failures: FailureQuery<'_>,
+        key: &SecretKey,
+    ) -> Result<(ClientRead, Option<FoundToken>), StoreError>;
 
     /// Revokes every token `user` holds for `application`, or for every application when
     /// none is given: their grant families and their lone tokens (RP-initiated logout).

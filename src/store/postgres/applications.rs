@@ -7,7 +7,7 @@ use deadpool_postgres::GenericClient;
 use super::accounts::next_id;
 use super::{PgStore, duplicate_as, json, pg_id, record};
 use crate::store::{
-    Application, ApplicationStorage, FailureQuery, Replaced, StoreError, Timestamp,
+    Application, ApplicationStorage, ClientRead, FailureQuery, Replaced, StoreError, Timestamp,
 };
 
 const APPLICATION: &str = "SELECT record FROM oxidot_applications WHERE id = $1";
@@ -104,24 +104,8 @@ impl ApplicationStorage for PgStore {
         client_id: &str,
         failures: FailureQuery<'_>,
     ) -> Result<(Option<Application>, Vec<Vec<Timestamp>>), StoreError> {
-        let keys = failures.keys;
-        let sql = super::failures::recent_failures_sql(keys.len(), true);
-        let keeps: Vec<i64> = keys
-            .iter()
-            .map(|key| i64::try_from(key.keep).unwrap_or(i64::MAX))
-            .collect();
-        let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
-            vec![&failures.scope, &failures.since.0];
-        for (key, keep) in keys.iter().zip(&keeps) {
-            params.push(&key.name);
-            params.push(keep);
-        }
-        params.push(&client_id);
         let client = self.client().await?;
-        let statement = client.prepare_cached(&sql).await?;
-        let rows = client.query(&statement, &params).await?;
-        let (recent, application) = super::failures::failures_from_rows(&rows, keys.len())?;
-        Ok((application, recent))
+        read_client(&client, client_id, failures).await
     }
 
     async fn applications(&self) -> Result<Vec<Application>, StoreError> {
@@ -182,4 +166,30 @@ impl ApplicationStorage for PgStore {
         transaction.commit().await?;
         Ok(deleted)
     }
+}
+
+/// A client and its throttle's recent failures, in one statement
+/// (`ApplicationStorage::client_for_authentication`).
+pub(super) async fn read_client(
+    client: &impl GenericClient,
+    client_id: &str,
+    failures: FailureQuery<'_>,
+) -> Result<ClientRead, StoreError> {
+    let keys = failures.keys;
+    let sql = super::failures::recent_failures_sql(keys.len(), true);
+    let keeps: Vec<i64> = keys
+        .iter()
+        .map(|key| i64::try_from(key.keep).unwrap_or(i64::MAX))
+        .collect();
+    let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+        vec![&failures.scope, &failures.since.0];
+    for (key, keep) in keys.iter().zip(&keeps) {
+        params.push(&key.name);
+        params.push(keep);
+    }
+    params.push(&client_id);
+    let statement = client.prepare_cached(&sql).await?;
+    let rows = client.query(&statement, &params).await?;
+    let (recent, application) = super::failures::failures_from_rows(&rows, keys.len())?;
+    Ok((application, recent))
 }

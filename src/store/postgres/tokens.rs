@@ -6,13 +6,13 @@
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
 
-use super::{PgStore, begin_locking, json, pg_id, record, settle};
+use super::{PgStore, begin_locking, json, pg_id, prepare_all, record, settle};
 use crate::config::OAuth2Provider;
 use crate::rules::{self, RefreshRefusal};
 use crate::store::{
-    AccessToken, Application, FamilyId, FoundToken, IdToken, NewTokens, NotTheClients, OidcSession,
-    RefreshRequest, RefreshToken, Refreshed, SecretKey, StoreError, StoredToken, Timestamp,
-    TokenStorage, User,
+    AccessToken, Application, ClientRead, FailureQuery, FamilyId, FoundToken, IdToken, NewTokens,
+    NotTheClients, OidcSession, RefreshRequest, RefreshToken, Refreshed, SecretKey, StoreError,
+    StoredToken, Timestamp, TokenStorage, User,
 };
 
 pub(super) const PUT_ACCESS_TOKEN: &str = "INSERT INTO oxidot_access_tokens
@@ -334,6 +334,31 @@ pub(super) fn secret_key(bytes: &[u8]) -> Result<SecretKey, StoreError> {
         .map_err(|_| StoreError::Corrupt("a token key is not 32 bytes".to_owned()))
 }
 
+/// A token, its application and its user, in one statement (`TokenStorage::find_token`).
+async fn find_token(
+    client: &impl GenericClient,
+    key: &SecretKey,
+) -> Result<Option<FoundToken>, StoreError> {
+    let statement = client.prepare_cached(FIND_TOKEN).await?;
+    let Some(row) = client.query_opt(&statement, &[&key.0.as_slice()]).await? else {
+        return Ok(None);
+    };
+    let kind: i32 = row.get(0);
+    let token = if kind == 1 {
+        record::<AccessToken>(&row, 1)?.map(StoredToken::Access)
+    } else {
+        record::<RefreshToken>(&row, 1)?.map(StoredToken::Refresh)
+    };
+    let Some(token) = token else {
+        return Ok(None);
+    };
+    Ok(Some(FoundToken {
+        token,
+        application: record::<Application>(&row, 2)?,
+        user: record::<User>(&row, 3)?,
+    }))
+}
+
 #[async_trait]
 impl TokenStorage for PgStore {
     async fn issue_tokens(&self, tokens: NewTokens) -> Result<(), StoreError> {
@@ -410,24 +435,22 @@ impl TokenStorage for PgStore {
 
     async fn find_token(&self, key: &SecretKey) -> Result<Option<FoundToken>, StoreError> {
         let client = self.client().await?;
-        let statement = client.prepare_cached(FIND_TOKEN).await?;
-        let Some(row) = client.query_opt(&statement, &[&key.0.as_slice()]).await? else {
-            return Ok(None);
-        };
-        let kind: i32 = row.get(0);
-        let token = if kind == 1 {
-            record::<AccessToken>(&row, 1)?.map(StoredToken::Access)
-        } else {
-            record::<RefreshToken>(&row, 1)?.map(StoredToken::Refresh)
-        };
-        let Some(token) = token else {
-            return Ok(None);
-        };
-        Ok(Some(FoundToken {
-            token,
-            application: record::<Application>(&row, 2)?,
-            user: record::<User>(&row, 3)?,
-        }))
+        find_token(&client, key).await
+    }
+
+    async fn client_and_token(
+        &self,
+        client_id: &str,
+        failures: FailureQuery<'_>,
+        key: &SecretKey,
+    ) -> Result<(ClientRead, Option<FoundToken>), StoreError> {
+        let client = self.client().await?;
+        // Both statements prepared first, then sent together (pipelined): one round trip.
+        prepare_all(&client, &[FIND_TOKEN]).await?;
+        tokio::try_join!(
+            super::applications::read_client(&client, client_id, failures),
+            find_token(&client, key),
+        )
     }
 
     async fn revoke_token(

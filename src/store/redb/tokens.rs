@@ -7,8 +7,9 @@ use super::{ReadTx, Store};
 use crate::config::OAuth2Provider;
 use crate::rules::{self, RefreshRefusal};
 use crate::store::{
-    FamilyId, FoundToken, IdToken, NewTokens, NotTheClients, OidcSession, RefreshRequest,
-    Refreshed, SecretKey, StoreError, StoredToken, Timestamp, TokenStorage,
+    ApplicationStorage, ClientRead, FailureQuery, FamilyId, FoundToken, IdToken, NewTokens,
+    NotTheClients, OidcSession, RefreshRequest, Refreshed, SecretKey, StoreError, StoredToken,
+    Timestamp, TokenStorage,
 };
 
 #[async_trait]
@@ -110,6 +111,17 @@ impl TokenStorage for Store {
             Ok(Ok(Refreshed { scope, session }))
         })
         .await
+    }
+
+    async fn client_and_token(
+        &self,
+        client_id: &str,
+        failures: FailureQuery<'_>,
+        key: &SecretKey,
+    ) -> Result<(ClientRead, Option<FoundToken>), StoreError> {
+        // Two reads of a local file: nothing to save by joining them.
+        let client = self.client_for_authentication(client_id, failures).await?;
+        Ok((client, self.find_token(key).await?))
     }
 
     async fn find_token(&self, key: &SecretKey) -> Result<Option<FoundToken>, StoreError> {

@@ -154,6 +154,17 @@ async fn introspect_checked(
         application
     } else {
         let presented = presented_client(authorization.0.as_deref(), &params)?;
+        if let Ok(Some(token)) = params.non_empty("token") {
+            // The client and the token read together; described once the client is known.
+            let issuer = state.issuer(&origin);
+            let introspection = state
+                .oauth
+                .introspect_as_client(presented, ip.0.as_deref(), token, &issuer)
+                .await?;
+            return Ok(OAuthJson(introspection));
+        }
+        // No usable token: the client is still authenticated first, so the answer is what it
+        // always was (invalid_client before invalid_request).
         state
             .oauth
             .authenticate_client(presented, ip.0.as_deref())
