@@ -324,6 +324,16 @@ fn a_load_killed_on_postgres_leaves_nothing_and_a_second_load_waits_for_the_firs
     assert!(again.status.success(), "{}", text(&again));
     assert_eq!(rows(&url, "oxidot_access_tokens"), 10_002);
     assert_eq!(rows(&url, "oxidot_users WHERE id = 77"), 1);
+    // Access tokens came before their refresh tokens: every pair was joined (the sample's
+    // one pair too).
+    assert_eq!(
+        rows(
+            &url,
+            "oxidot_access_tokens WHERE jsonb_typeof(record->'refresh_token') = 'array' \
+             AND family IS NOT NULL"
+        ),
+        10_001
+    );
 }
 
 #[test]
