@@ -139,6 +139,7 @@ impl PgStore {
             config: config.clone(),
             mode: TlsMode::Prefer,
             root_certificate: None,
+            client_certificate: None,
         }
         .connector()?;
         Self::connect_through(config, connector, pool_size).await
@@ -582,6 +583,51 @@ mod tests {
                 (Err(error), Some(_)) => panic!("{url}: {error}"),
             }
         }
+
+        // A role that may only sign in with a client certificate (`.ci/postgres` makes one,
+        // beside the CA, and lets the role in by it only).
+        let dir = std::path::Path::new(&ca).parent().unwrap().to_owned();
+        let encode = |path: &std::path::Path| {
+            percent_encoding::utf8_percent_encode(
+                &path.display().to_string(),
+                percent_encoding::NON_ALPHANUMERIC,
+            )
+            .to_string()
+        };
+        let admin = PgStore::connect(&url, 1).await.unwrap();
+        admin
+            .client()
+            .await
+            .unwrap()
+            .batch_execute(
+                "DO $$ BEGIN CREATE ROLE oxidot_cert LOGIN SUPERUSER;
+                 EXCEPTION WHEN duplicate_object THEN NULL; END $$",
+            )
+            .await
+            .unwrap();
+        let as_cert_role = format!(
+            "{}?sslmode=verify-full&{root}",
+            by_name.replacen("oxidot@", "oxidot_cert@", 1)
+        );
+        let with_certificate = format!(
+            "{as_cert_role}&sslcert={}&sslkey={}",
+            encode(&dir.join("client.pem")),
+            encode(&dir.join("client.key"))
+        );
+        let store = PgStore::connect(&with_certificate, 1).await.unwrap();
+        let row = store
+            .client()
+            .await
+            .unwrap()
+            .query_one("SELECT current_user::text", &[])
+            .await
+            .unwrap();
+        assert_eq!(row.get::<_, String>(0), "oxidot_cert");
+        let refused = PgStore::connect(&as_cert_role, 1).await.err().unwrap();
+        assert!(
+            refused.to_string().contains("certificate"),
+            "without its certificate: {refused}"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

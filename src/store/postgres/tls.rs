@@ -1,6 +1,7 @@
 //! TLS to PostgreSQL, as libpq's URL parameters ask for it: `sslmode` (`disable`, `prefer` —
-//! the default —, `require`, `verify-ca`, `verify-full`) and `sslrootcert` (the CA file the
-//! server's certificate is checked against; the system's CAs otherwise). tokio-postgres knows
+//! the default —, `require`, `verify-ca`, `verify-full`), `sslrootcert` (the CA file the
+//! server's certificate is checked against; the system's CAs otherwise), and `sslcert` with
+//! `sslkey` (a client certificate, for servers that sign users in by certificate). tokio-postgres knows
 //! the first three modes and neither verification, so oxidot reads both parameters out of the
 //! URL and makes the OpenSSL connector (OpenSSL is linked already, for josekit) verify as
 //! libpq would:
@@ -50,6 +51,8 @@ pub struct Target {
     pub config: tokio_postgres::Config,
     pub mode: TlsMode,
     pub root_certificate: Option<PathBuf>,
+    /// The client's certificate (PEM, its chain after it) and private key.
+    pub client_certificate: Option<(PathBuf, PathBuf)>,
 }
 
 impl Target {
@@ -62,6 +65,7 @@ impl Target {
         let (base, query) = url.split_once('?').unwrap_or((url, ""));
         let mut mode = TlsMode::Prefer;
         let mut root_certificate = None;
+        let (mut certificate, mut key) = (None, None);
         let mut kept = Vec::new();
         for pair in query.split('&').filter(|pair| !pair.is_empty()) {
             let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
@@ -78,6 +82,8 @@ impl Target {
                     })?;
                 }
                 "sslrootcert" => root_certificate = Some(PathBuf::from(decoded.as_ref())),
+                "sslcert" => certificate = Some(PathBuf::from(decoded.as_ref())),
+                "sslkey" => key = Some(PathBuf::from(decoded.as_ref())),
                 _ => kept.push(pair),
             }
         }
@@ -93,10 +99,20 @@ impl Target {
             TlsMode::Prefer => SslMode::Prefer,
             TlsMode::Require | TlsMode::VerifyCa | TlsMode::VerifyFull => SslMode::Require,
         });
+        let client_certificate = match (certificate, key) {
+            (Some(certificate), Some(key)) => Some((certificate, key)),
+            (None, None) => None,
+            _ => {
+                return Err(invalid(
+                    "sslcert and sslkey go together (a client certificate and its key)".to_owned(),
+                ));
+            }
+        };
         Ok(Self {
             config,
             mode,
             root_certificate,
+            client_certificate,
         })
     }
 
@@ -121,6 +137,20 @@ impl Target {
                     root.display()
                 ))
             })?;
+        }
+        if let Some((certificate, key)) = &self.client_certificate {
+            let unusable = |what: &str, path: &std::path::Path, error| {
+                StoreError::Storage(format!("{what} {}: cannot use it: {error}", path.display()))
+            };
+            builder
+                .set_certificate_chain_file(certificate)
+                .map_err(|error| unusable("sslcert", certificate, error))?;
+            builder
+                .set_private_key_file(key, openssl::ssl::SslFiletype::PEM)
+                .map_err(|error| unusable("sslkey", key, error))?;
+            builder
+                .check_private_key()
+                .map_err(|error| unusable("sslkey", key, error))?;
         }
         if !self.checks_chain() {
             builder.set_verify(SslVerifyMode::NONE);
@@ -203,6 +233,15 @@ mod tests {
         // libpq: a root certificate makes even `require` check the chain.
         let require = Target::parse("postgres://h/db?sslmode=require&sslrootcert=ca.pem").unwrap();
         assert!(require.checks_chain());
+        let client = Target::parse("postgres://h/db?sslcert=c.pem&sslkey=k.pem").unwrap();
+        assert_eq!(
+            client.client_certificate,
+            Some((PathBuf::from("c.pem"), PathBuf::from("k.pem")))
+        );
+        let error = Target::parse("postgres://h/db?sslcert=c.pem")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("sslcert and sslkey go together"), "{error}");
     }
 
     #[test]
