@@ -108,6 +108,22 @@ impl Conn {
         self.read().await
     }
 
+    /// A field of what the token endpoint answers `body`, the client authenticated by
+    /// `authorization` (a Basic header).
+    async fn token(&mut self, authorization: &str, body: &str, field: &str) -> String {
+        self.send(
+            "POST",
+            "/o/token/",
+            &[("Authorization", authorization)],
+            body,
+        )
+        .await
+        .json()[field]
+            .as_str()
+            .unwrap_or_else(|| panic!("the token endpoint gave no {field} for {body}"))
+            .to_owned()
+    }
+
     async fn read(&mut self) -> Response {
         loop {
             if let Some(end) = find(&self.buffer, b"\r\n\r\n") {
@@ -1047,13 +1063,7 @@ fn main() {
 
         // A token for the read benchmarks (and the first, full-price argon2 check of cc).
         let mut conn = Conn::open(port).await;
-        let token = conn
-            .send("POST", "/o/token/", &[("Authorization", &cc)], "grant_type=client_credentials&scope=read+introspection")
-            .await
-            .json()["access_token"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let token = conn.token(&cc, "grant_type=client_credentials&scope=read+introspection", "access_token").await;
 
         let auth = cc.clone();
         run(
@@ -1144,18 +1154,7 @@ fn main() {
 
         // userinfo with a token carrying openid and profile.
         let mut conn = Conn::open(port).await;
-        let openid_token = conn
-            .send(
-                "POST",
-                "/o/token/",
-                &[("Authorization", &pw)],
-                "grant_type=password&username=bench&password=bench-password-1&scope=openid+profile",
-            )
-            .await
-            .json()["access_token"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let openid_token = conn.token(&pw, "grant_type=password&username=bench&password=bench-password-1&scope=openid+profile", "access_token").await;
         let bearer = format!("Bearer {openid_token}");
         run(
             "userinfo (bearer, openid profile)",
@@ -1368,27 +1367,9 @@ fn round_trips(url: &str, dir: &std::path::Path) {
         let cc = basic("cc", "cc-secret");
         let pw = basic("pw", "pw-secret");
         let mut conn = Conn::open(port).await;
-        let token = conn
-            .send("POST", "/o/token/", &[("Authorization", &cc)], "grant_type=client_credentials&scope=read+introspection")
-            .await
-            .json()["access_token"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        let openid = conn
-            .send("POST", "/o/token/", &[("Authorization", &pw)], "grant_type=password&username=bench&password=bench-password-1&scope=openid+profile")
-            .await
-            .json()["access_token"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        let mut refresh = conn
-            .send("POST", "/o/token/", &[("Authorization", &pw)], "grant_type=password&username=bench&password=bench-password-1&scope=read")
-            .await
-            .json()["refresh_token"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let token = conn.token(&cc, "grant_type=client_credentials&scope=read+introspection", "access_token").await;
+        let openid = conn.token(&pw, "grant_type=password&username=bench&password=bench-password-1&scope=openid+profile", "access_token").await;
+        let mut refresh = conn.token(&pw, "grant_type=password&username=bench&password=bench-password-1&scope=read", "refresh_token").await;
         let (cookie, csrf) = log_in(&mut conn).await;
         let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(VERIFIER));
         let web = basic("web", "web-secret");

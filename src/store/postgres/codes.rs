@@ -9,7 +9,7 @@ use super::tokens::{
     ENSURE_FAMILY, PUT_ACCESS_TOKEN, PUT_ID_TOKEN, PUT_REFRESH_TOKEN, ensure_family,
     put_access_token, put_id_token, put_refresh_token, revoke_family, revoke_tokens_of_user,
 };
-use super::{PgStore, begin_locking, json, pg_id, prepare_all, record, rolled_back, settle};
+use super::{PgStore, begin, begin_locking, json, pg_id, prepare_all, record, rolled_back, settle};
 use crate::config::OAuth2Provider;
 use crate::rules::{self, CodeRefusal};
 use crate::store::{
@@ -203,12 +203,7 @@ impl CodeStorage for PgStore {
         .await?;
         let written = async {
             tokio::try_join!(
-                async {
-                    client
-                        .batch_execute("BEGIN")
-                        .await
-                        .map_err(StoreError::from)
-                },
+                begin(&client),
                 async {
                     match &approval.code {
                         Some((key, grant)) => put_grant(&client, key, grant).await,

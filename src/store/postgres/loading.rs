@@ -23,7 +23,7 @@ use tokio_postgres::types::ToSql;
 
 use super::accounts::{next_id, raise_id_mark};
 use super::transfer::{id_of_record, put_record};
-use super::{PgStore, pg_id, record, rolled_back};
+use super::{PgStore, begin, pg_id, record, rolled_back};
 use crate::store::{
     AccessToken, Application, ContentType, Group, IdKind, Load, LoadError, LoadStep, LoadTx,
     Loading, Record, RefreshToken, SecretKey, StoreError, User,
@@ -60,7 +60,7 @@ impl Loading for PgStore {
             StoreError::Storage("a load runs on a thread of the async runtime".to_owned())
         })?;
         let client = runtime.block_on(self.client())?;
-        runtime.block_on(begin(&client))?;
+        runtime.block_on(begin_load(&client))?;
         Ok(Box::new(PgLoad {
             client: Some(client),
             runtime,
@@ -71,11 +71,8 @@ impl Loading for PgStore {
 }
 
 /// BEGIN and the load's lock, or `Busy` when another transaction holds it.
-async fn begin(client: &deadpool_postgres::Client) -> Result<(), LoadError> {
-    client
-        .batch_execute("BEGIN")
-        .await
-        .map_err(StoreError::from)?;
+async fn begin_load(client: &deadpool_postgres::Client) -> Result<(), LoadError> {
+    begin(client).await?;
     match client.query_opt(LOCK_LOAD, &[]).await {
         Ok(Some(_)) => Ok(()),
         Ok(None) => Err(rolled_back(

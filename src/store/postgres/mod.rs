@@ -303,24 +303,21 @@ pub(super) async fn begin_locking(
 ) -> Result<Option<Row>, StoreError> {
     let lock = client.prepare_cached(lock).await?;
     prepare_all(client, then).await?;
-    let begun = tokio::try_join!(
-        async {
-            client
-                .batch_execute("BEGIN")
-                .await
-                .map_err(StoreError::from)
-        },
-        async {
-            client
-                .query_opt(&lock, &[&key])
-                .await
-                .map_err(StoreError::from)
-        },
-    );
+    let begun = tokio::try_join!(begin(client), async {
+        client
+            .query_opt(&lock, &[&key])
+            .await
+            .map_err(StoreError::from)
+    },);
     match begun {
         Ok((_, row)) => Ok(row),
         Err(error) => Err(rolled_back(client, error).await),
     }
+}
+
+/// BEGIN, as a future of its own: pipelined with the statements that follow it.
+pub(super) async fn begin(client: &deadpool_postgres::Client) -> Result<(), StoreError> {
+    Ok(client.batch_execute("BEGIN").await?)
 }
 
 /// Ends a unit of work `begin_locking` began: `Ok(Ok(outcome))` was committed by the work
