@@ -14,7 +14,7 @@ use crate::permissions::{Granted, NaturalKey};
 use crate::random::{self, RandomError};
 use crate::store::{
     AccountStorage, ApplicationStorage, Group, Permission, PermissionRecord, SecretKey, Session,
-    SharedStorage, StoreError, Timestamp, User, UserSaved,
+    SharedStorage, StoreError, Timestamp, User, UserPage, UserQuery, UserSaved,
 };
 use crate::throttle::{Refused, Throttle};
 
@@ -187,9 +187,9 @@ impl Accounts {
         self.store.user_by_username(username).await
     }
 
-    /// Every user, by id.
-    pub async fn users(&self) -> Result<Vec<User>, StoreError> {
-        self.store.users().await
+    /// One page of the user list (the admin's), searched and sorted in the store.
+    pub async fn user_page(&self, query: &UserQuery) -> Result<UserPage, StoreError> {
+        self.store.user_page(query).await
     }
 
     /// The usernames of those of `ids` that exist.

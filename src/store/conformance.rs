@@ -12,7 +12,8 @@ use crate::store::{
     FamilyId, Grant, Group, IdKind, ListedRecord, LoadError, NewTokens, NotTheClients,
     PeriodicTask, Permission, PermissionRecord, Record, RefreshRequest, RefreshToken, Replaced,
     SECTIONS, SecretKey, Session, SigningKey, Storage, StoreError, StoredToken, TaskOutcome,
-    TaskSchedule, Timestamp, TokenQuery, TokenRows, TokenTable, User, UserSaved, copy_store,
+    TaskSchedule, Timestamp, TokenQuery, TokenRows, TokenTable, User, UserOrder, UserPage,
+    UserQuery, UserSaved, copy_store,
 };
 
 /// One test per conformance function, each given to `$run`: the backend's function that makes
@@ -23,6 +24,7 @@ macro_rules! conformance_suite {
         $crate::store::conformance::conformance_suite!(@tests $run;
             users_get_ids_above_every_id_used_and_unique_names,
             usernames_are_read_for_the_ids_asked_only,
+            the_user_list_is_searched_sorted_and_paged_by_the_rules,
             concurrent_creations_of_one_username_create_one_user,
             a_login_opens_a_session_that_lives_until_it_expires,
             a_password_change_ends_other_sessions_and_an_upgrade_yields_to_it,
@@ -899,6 +901,167 @@ pub async fn usernames_are_read_for_the_ids_asked_only(seeded: Seeded) {
     let both = storage.usernames(&[8, seeded.user]).await.unwrap();
     assert_eq!(both.get(&8).map(String::as_str), Some("bob"));
     assert_eq!(both.len(), 2);
+}
+
+/// The admin's user list, a page at a time: the store's answer is the rules' answer
+/// (`UserQuery::answer` over every user) for every order, direction, search and page —
+/// including letters beyond ASCII, `LIKE`'s own characters, ties, and users who never signed
+/// in — and follows edits.
+pub async fn the_user_list_is_searched_sorted_and_paged_by_the_rules(seeded: Seeded) {
+    let storage = &seeded.storage;
+    let people = [
+        ("émile", "Émile", "Zola", "emile@Example.org"),
+        ("Zoe", "zoë", "Ångström", "zoe@example.org"),
+        ("under_score", "Ann", "O'Neil", "under@example.com"),
+        ("per%cent", "Ann", "Smith", "per@example.com"),
+        ("back\\slash", "Bob", "Smith", "b@EXAMPLE.com"),
+        ("ANNA", "Anna", "", ""),
+        ("İstanbul", "Straße", "ΣΊΣΥΦΟΣ", "ist@example.tr"),
+    ];
+    let mut stored = Vec::new();
+    for (index, (username, first, last, email)) in people.iter().enumerate() {
+        let mut user = new_user(username);
+        user.first_name = (*first).to_owned();
+        user.last_name = (*last).to_owned();
+        user.email = (*email).to_owned();
+        // Joined times with a tie; every other user has signed in, two at the same moment.
+        user.date_joined = Timestamp(1_000 + (index as i64 / 2));
+        user = storage.create_user(user).await.unwrap();
+        if index % 2 == 0 {
+            user.last_login = Some(Timestamp(5_000 + (index as i64 % 4)));
+            storage.save_user(user.clone(), Timestamp(0)).await.unwrap();
+        }
+        stored.push(user);
+    }
+    for n in 0..12 {
+        let mut user = new_user(&format!("user{n:02}"));
+        user.first_name = if n % 3 == 0 {
+            "Ann".into()
+        } else {
+            "Bo".into()
+        };
+        user.date_joined = Timestamp(2_000 - n);
+        storage.create_user(user).await.unwrap();
+    }
+    let orders = [
+        UserOrder::Id,
+        UserOrder::Username,
+        UserOrder::Email,
+        UserOrder::Name,
+        UserOrder::Joined,
+        UserOrder::LastLogin,
+    ];
+    let searches = [
+        "",
+        "ann",
+        "ANN smith",
+        "%",
+        "_",
+        "\\",
+        "é",
+        "ÉMILE",
+        "straße",
+        "σίσυφος",
+        "example.com",
+        "user0 bo",
+        "nobody",
+        "n\no",
+    ];
+    let check = |expected: UserPage, found: UserPage, what: String| {
+        let names = |page: &UserPage| -> Vec<String> {
+            page.users
+                .iter()
+                .map(|user| user.username.clone())
+                .collect()
+        };
+        assert_eq!(
+            (
+                expected.page,
+                expected.matching,
+                expected.total,
+                names(&expected)
+            ),
+            (found.page, found.matching, found.total, names(&found)),
+            "{what}"
+        );
+        assert_eq!(expected.users, found.users, "{what}");
+    };
+    let everyone = storage.users().await.unwrap();
+    assert_eq!(everyone.len(), 2 + 7 + 12);
+    for order in orders {
+        for descending in [false, true] {
+            for search in searches {
+                for page in [1, 2, 4, 99] {
+                    let query = UserQuery::new(search, order, descending, page, 4);
+                    let found = storage.user_page(&query).await.unwrap();
+                    let what = format!("{order:?} descending {descending} {search:?} page {page}");
+                    check(query.answer(everyone.clone()), found, what);
+                }
+            }
+        }
+    }
+    // The rules, spelled out once: a word in any field, without case, literally.
+    let query = UserQuery::new("ann", UserOrder::Username, false, 1, 100);
+    let found = storage.user_page(&query).await.unwrap();
+    let names: Vec<&str> = found
+        .users
+        .iter()
+        .map(|user| user.username.as_str())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "ANNA",
+            "per%cent",
+            "under_score",
+            "user00",
+            "user03",
+            "user06",
+            "user09"
+        ]
+    );
+    let literal = storage
+        .user_page(&UserQuery::new("r%c", UserOrder::Id, false, 1, 100))
+        .await
+        .unwrap();
+    assert_eq!(literal.matching, 1);
+    // An edit moves the user in the list and in its searches.
+    let mut zoe = stored[1].clone();
+    zoe.username = "aaron".to_owned();
+    zoe.first_name = "Quentin".to_owned();
+    storage.save_user(zoe.clone(), Timestamp(0)).await.unwrap();
+    let first = storage
+        .user_page(&UserQuery::new(
+            "quentin",
+            UserOrder::Username,
+            false,
+            1,
+            100,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(first.users, vec![zoe.clone()]);
+    assert_eq!(
+        storage
+            .user_page(&UserQuery::new("zoë", UserOrder::Id, false, 1, 100))
+            .await
+            .unwrap()
+            .matching,
+        0
+    );
+    let by_name = storage
+        .user_page(&UserQuery::new("", UserOrder::Username, false, 1, 1))
+        .await
+        .unwrap();
+    assert_eq!(by_name.users[0].username, "aaron");
+    // A deleted user leaves the list and its counts.
+    assert!(storage.delete_user(zoe.id, Timestamp(0)).await.unwrap());
+    let after = storage
+        .user_page(&UserQuery::new("", UserOrder::Id, false, 1, 100))
+        .await
+        .unwrap();
+    assert_eq!((after.matching, after.total), (20, 20));
+    assert!(after.users.iter().all(|user| user.id != zoe.id));
 }
 
 /// A new user's id is the database's, above the seeded ones; a taken username is a

@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 
-use super::{Group, PermissionRecord, StoreError, Timestamp, User};
+use super::{Group, PermissionRecord, StoreError, Timestamp, User, UserPage, UserQuery};
 
 /// What saving an edited user did besides storing it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -17,6 +17,10 @@ pub struct UserSaved {
 pub trait DirectoryStorage: Send + Sync {
     /// Every user, by id.
     async fn users(&self) -> Result<Vec<User>, StoreError>;
+
+    /// One page of the admin's user list: searched, ordered and counted by the rules of
+    /// `UserQuery`, without reading every user where the backend can avoid it.
+    async fn user_page(&self, query: &UserQuery) -> Result<UserPage, StoreError>;
 
     /// The usernames of the users `ids` names that exist (one read, however many): what a
     /// list of applications shows as owners, without reading every user.

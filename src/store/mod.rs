@@ -27,6 +27,7 @@ pub mod redb;
 mod tasks;
 mod tokens;
 mod transfer;
+mod user_list;
 
 use std::path::PathBuf;
 
@@ -54,6 +55,7 @@ pub use records::{ORDERED_PREFIX_BYTES, ORDERED_TOKEN_BYTES, ORDERED_TOKEN_VERSI
 pub use tasks::*;
 pub use tokens::*;
 pub use transfer::*;
+pub use user_list::*;
 
 /// A backend as services hold it: either kind, shared by every request.
 pub type SharedStorage = std::sync::Arc<dyn Storage>;

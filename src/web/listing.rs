@@ -91,17 +91,33 @@ impl Listing {
         }
     }
 
+    /// The column chosen and whether descending, if one is.
+    pub fn sorted_by(&self) -> Option<(&'static str, bool)> {
+        self.sort
+    }
+
+    /// The page asked for (1-based; may be past the last).
+    pub fn asked_page(&self) -> usize {
+        self.page
+    }
+
     /// The rows of the current page, and what the template needs to show the headers and
     /// the pager (`listing`).
     pub fn page<T>(&self, rows: Vec<T>) -> (Vec<T>, Value) {
         let total = rows.len();
-        let pages = total.div_ceil(PAGE_ROWS).max(1);
-        let page = self.page.min(pages);
+        let page = self.page.min(total.div_ceil(PAGE_ROWS).max(1));
         let shown: Vec<T> = rows
             .into_iter()
             .skip((page - 1) * PAGE_ROWS)
             .take(PAGE_ROWS)
             .collect();
+        (shown, self.pager(total, page))
+    }
+
+    /// What the template needs for a list of `total` rows paged elsewhere (by the store),
+    /// showing `page`.
+    pub fn pager(&self, total: usize, page: usize) -> Value {
+        let pages = total.div_ceil(PAGE_ROWS).max(1);
         let sort_text = self
             .sort
             .map(|(key, descending)| format!("{}{key}", if descending { "-" } else { "" }));
@@ -130,15 +146,14 @@ impl Listing {
             })
             .collect();
         let link = |target: usize| self.href(sort_text.as_deref(), Some(target));
-        let listing = json!({
+        json!({
             "headers": headers,
             "page": page,
             "pages": pages,
             "total": total,
             "previous": (page > 1).then(|| link(page - 1)),
             "next": (page < pages).then(|| link(page + 1)),
-        });
-        (shown, listing)
+        })
     }
 
     fn href(&self, sort: Option<&str>, page: Option<usize>) -> String {

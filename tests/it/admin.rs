@@ -927,6 +927,99 @@ fn application_lists_sort_page_and_delete_the_selected_rows_after_asking() {
     assert_eq!(post(&app, "/admin/applications/delete/", "id=abc").0, 400);
 }
 
+/// The user list is searched (every word, in any field), sorted and paged by the store: 130
+/// users give two pages; a page past the end shows the last; the counts are of the search.
+#[test]
+fn the_user_list_searches_sorts_and_pages_many_users() {
+    let app = logged_in();
+    app.store
+        .write_blocking(|tx| {
+            for n in 0..130u32 {
+                let user = oxidot::store::User {
+                    id: tx.next_user_id()?,
+                    username: format!("member{n:03}"),
+                    password: "!".to_owned(),
+                    first_name: if n % 10 == 0 {
+                        "Ann".into()
+                    } else {
+                        "Bo".into()
+                    },
+                    last_name: if n % 20 == 0 {
+                        "Smith".into()
+                    } else {
+                        "Jones".into()
+                    },
+                    email: format!("m{n}@example.org"),
+                    is_active: true,
+                    is_staff: false,
+                    is_superuser: false,
+                    last_login: None,
+                    date_joined: oxidot::store::Timestamp(i64::from(n)),
+                    groups: Vec::new(),
+                    user_permissions: Vec::new(),
+                };
+                tx.put_user(&user)?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    let usernames = |html: &str| -> Vec<String> {
+        html.split("<td><a href=\"/admin/users/")
+            .skip(1)
+            .map(|cell| {
+                let start = cell.find('>').unwrap() + 1;
+                cell[start..start + cell[start..].find('<').unwrap()].to_owned()
+            })
+            .collect()
+    };
+    let total = app.store.read(|tx| tx.user_count()).unwrap();
+    let (status, first) = page(&app, "/admin/users/?q=member&sort=-username");
+    assert_eq!(status, 200);
+    assert!(first.contains(&format!("130 of {total} users.")), "{first}");
+    let shown = usernames(&first);
+    assert_eq!(shown.len(), 100);
+    assert_eq!(
+        (shown[0].as_str(), shown[99].as_str()),
+        ("member129", "member030")
+    );
+    assert!(
+        first.contains("?q=member&amp;sort=-username&amp;page=2"),
+        "{first}"
+    );
+    let (_, second) = page(&app, "/admin/users/?q=member&sort=-username&page=2");
+    let rest = usernames(&second);
+    assert_eq!(rest.len(), 30);
+    assert_eq!(rest.last().map(String::as_str), Some("member000"));
+    let (_, past_the_end) = page(
+        &app,
+        "/admin/users/?q=member&sort=-username&page=999999999999",
+    );
+    assert_eq!(usernames(&past_the_end), rest);
+    // Every word must be found, each in some field, without case.
+    let (_, both) = page(&app, "/admin/users/?q=ANN+smith&sort=joined");
+    assert_eq!(
+        usernames(&both),
+        [
+            "member000",
+            "member020",
+            "member040",
+            "member060",
+            "member080",
+            "member100",
+            "member120"
+        ]
+    );
+    assert!(both.contains(&format!("7 of {total} users.")));
+    assert!(
+        both.contains("value=\"ANN smith\""),
+        "the search is shown as typed"
+    );
+    let (_, none) = page(&app, "/admin/users/?q=ann+zzz");
+    assert!(none.contains("No users match."));
+    // A sort or page that means nothing is ignored, not an error.
+    assert_eq!(page(&app, "/admin/users/?sort=password&page=abc").0, 200);
+}
+
 #[test]
 fn users_groups_and_tasks_are_deleted_in_bulk_with_what_belongs_to_them() {
     let app = logged_in();

@@ -9,13 +9,17 @@ use super::{PgStore, duplicate_as, json, pg_id, record};
 use crate::rules;
 use crate::store::{
     AccountStorage, Group, PermissionRecord, PermissionSources, SecretKey, Session, StoreError,
-    Timestamp, User, permission_pks,
+    Timestamp, User, permission_pks, user_list,
 };
 
 const USER_BY_USERNAME: &str = "SELECT record FROM oxidot_users WHERE username = $1";
 
-const PUT_USER: &str = "INSERT INTO oxidot_users (id, username, record) VALUES ($1, $2, $3)
-    ON CONFLICT (id) DO UPDATE SET username = $2, record = $3";
+/// A user with the columns the admin's list searches and sorts by (`user_list_columns`).
+const PUT_USER: &str = "INSERT INTO oxidot_users
+        (id, username, record, search_text, sort_username, sort_email, sort_name, joined, last_login)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+    ON CONFLICT (id) DO UPDATE SET username = $2, record = $3, search_text = $4,
+        sort_username = $5, sort_email = $6, sort_name = $7, joined = $8, last_login = $9";
 
 /// The session and its user, in one round trip.
 const LIVE_SESSION: &str = "SELECT s.record, u.record FROM oxidot_sessions s
@@ -67,11 +71,48 @@ pub(super) async fn put_permission(
 pub(super) async fn put_user(client: &impl GenericClient, user: &User) -> Result<(), StoreError> {
     let id = pg_id(user.id)?;
     let statement = client.prepare_cached(PUT_USER).await?;
+    let listed = ListColumns::of(user);
     client
-        .execute(&statement, &[&id, &user.username, &json(user)])
+        .execute(
+            &statement,
+            &[
+                &id,
+                &user.username,
+                &json(user),
+                &listed.search_text,
+                &listed.username,
+                &listed.email,
+                &listed.name,
+                &listed.joined,
+                &listed.last_login,
+            ],
+        )
         .await
         .map_err(|error| duplicate_as(error, "a user named", &user.username))?;
     Ok(())
+}
+
+/// What the admin's user list searches and sorts a user by, as `store::user_list` computes it.
+pub(super) struct ListColumns {
+    pub search_text: String,
+    pub username: String,
+    pub email: String,
+    pub name: String,
+    pub joined: i64,
+    pub last_login: i64,
+}
+
+impl ListColumns {
+    pub fn of(user: &User) -> Self {
+        Self {
+            search_text: user_list::search_text(user),
+            username: user_list::username_key(user),
+            email: user_list::email_key(user),
+            name: user_list::full_name_key(user),
+            joined: user.date_joined.0,
+            last_login: user_list::last_login_key(user),
+        }
+    }
 }
 
 /// The next id of `kind` (`user`, `group`, `application`): above its mark and above every

@@ -4,13 +4,14 @@
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
 
-use super::accounts::{lock_user, next_id, put_user, raise_id_mark};
+use super::accounts::{ListColumns, lock_user, next_id, put_user, raise_id_mark};
 use super::applications::delete_application;
 use super::tokens::revoke_tokens_of_user;
 use super::{PgStore, duplicate_as, json, pg_id, record};
 use crate::rules;
 use crate::store::{
-    DirectoryStorage, Group, PermissionRecord, StoreError, Timestamp, User, UserSaved,
+    DirectoryStorage, Group, PermissionRecord, StoreError, Timestamp, User, UserOrder, UserPage,
+    UserQuery, UserSaved,
 };
 
 const PUT_GROUP: &str = "INSERT INTO oxidot_groups (id, name, record) VALUES ($1, $2, $3)
@@ -50,11 +51,135 @@ async fn end_sessions_of_user(client: &impl GenericClient, user: u64) -> Result<
         .await?)
 }
 
+/// Every user, and those whose search text holds every pattern (`LIKE ALL` of none is true).
+const USER_COUNTS: &str = "SELECT count(*), count(*) FILTER (WHERE search_text LIKE ALL($1))
+    FROM oxidot_users";
+
+/// The statement reading one page of the user list in `query`'s order (ties by id in the same
+/// direction, so the order's index is read forwards or backwards).
+fn user_page_sql(query: &UserQuery) -> String {
+    // Column names are this function's constants, never input.
+    let column = match query.order {
+        UserOrder::Id => None,
+        UserOrder::Username => Some("sort_username"),
+        UserOrder::Email => Some("sort_email"),
+        UserOrder::Name => Some("sort_name"),
+        UserOrder::Joined => Some("joined"),
+        UserOrder::LastLogin => Some("last_login"),
+    };
+    let direction = if query.descending { "DESC" } else { "ASC" };
+    let order = match column {
+        Some(column) => format!("{column} {direction}, id {direction}"),
+        None => format!("id {direction}"),
+    };
+    format!(
+        "SELECT record FROM oxidot_users WHERE search_text LIKE ALL($1) ORDER BY {order} \
+         LIMIT $2 OFFSET $3"
+    )
+}
+
+/// A `LIKE` pattern matching text that holds `word` anywhere (its `%`, `_` and `\\` taken
+/// literally).
+fn contains_pattern(word: &str) -> String {
+    let mut pattern = String::with_capacity(word.len() + 2);
+    pattern.push('%');
+    for character in word.chars() {
+        if matches!(character, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(character);
+    }
+    pattern.push('%');
+    pattern
+}
+
+/// Gives the users stored before migration 3 (or by an older oxidot during an upgrade) the
+/// columns the admin's list reads, a batch at a time; a user saved meanwhile keeps what its
+/// save wrote.
+pub(super) async fn list_unlisted_users(client: &impl GenericClient) -> Result<u64, StoreError> {
+    let mut listed = 0;
+    loop {
+        let rows = client
+            .query(
+                "SELECT id, record FROM oxidot_users WHERE search_text IS NULL ORDER BY id \
+                 LIMIT 500",
+                &[],
+            )
+            .await?;
+        if rows.is_empty() {
+            return Ok(listed);
+        }
+        for row in &rows {
+            let id: i64 = row.get(0);
+            let Some(user) = record::<User>(row, 1)? else {
+                continue;
+            };
+            let columns = ListColumns::of(&user);
+            client
+                .execute(
+                    "UPDATE oxidot_users SET search_text = $2, sort_username = $3, \
+                     sort_email = $4, sort_name = $5, joined = $6, last_login = $7 \
+                     WHERE id = $1 AND search_text IS NULL",
+                    &[
+                        &id,
+                        &columns.search_text,
+                        &columns.username,
+                        &columns.email,
+                        &columns.name,
+                        &columns.joined,
+                        &columns.last_login,
+                    ],
+                )
+                .await?;
+            listed += 1;
+        }
+    }
+}
+
 #[async_trait]
 impl DirectoryStorage for PgStore {
     async fn users(&self) -> Result<Vec<User>, StoreError> {
         let client = self.client().await?;
         records(&client, "SELECT record FROM oxidot_users ORDER BY id", &[]).await
+    }
+
+    async fn user_page(&self, query: &UserQuery) -> Result<UserPage, StoreError> {
+        let client = self.client().await?;
+        let patterns: Vec<String> = query
+            .words
+            .iter()
+            .map(|word| contains_pattern(word))
+            .collect();
+        let counts = client.prepare_cached(USER_COUNTS).await?;
+        let page = client.prepare_cached(&user_page_sql(query)).await?;
+        let limit = i64::try_from(query.per_page).unwrap_or(i64::MAX);
+        let offset_of = |matching| i64::try_from(query.offset(matching)).unwrap_or(i64::MAX);
+        // The page asked for is read with the counts (one round trip); only a page past the
+        // end, now known to be, is read again as the last one.
+        let asked = offset_of(u64::MAX);
+        let (counts, rows) = futures_util::future::try_join(
+            client.query_one(&counts, &[&patterns]),
+            client.query(&page, &[&patterns, &limit, &asked]),
+        )
+        .await?;
+        let total = counts.get::<_, i64>(0).unsigned_abs();
+        let matching = counts.get::<_, i64>(1).unsigned_abs();
+        let shown = offset_of(matching);
+        let rows = if shown == asked {
+            rows
+        } else {
+            client.query(&page, &[&patterns, &limit, &shown]).await?
+        };
+        let mut users = Vec::with_capacity(rows.len());
+        for row in &rows {
+            users.extend(record::<User>(row, 0)?);
+        }
+        Ok(UserPage {
+            users,
+            page: query.shown_page(matching),
+            matching,
+            total,
+        })
     }
 
     async fn usernames(

@@ -37,6 +37,7 @@ use super::StoreError;
 const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("migrations/0001_initial.sql")),
     (2, include_str!("migrations/0002_loads.sql")),
+    (3, include_str!("migrations/0003_user_list.sql")),
 ];
 
 /// Longest a unit of work waits for a pooled connection, or for a new one to open.
@@ -242,6 +243,7 @@ impl PgStore {
                  {latest})"
             )));
         }
+        directory::list_unlisted_users(&client).await?;
         Ok(before)
     }
 }
@@ -493,6 +495,48 @@ mod tests {
             matches!(error, StoreError::Unavailable(ref said) if said.contains("40P01")),
             "{error:?}"
         );
+    }
+
+    /// Users an older oxidot stored (before migration 3: no list columns) are listed once an
+    /// instance of this one starts (`migrate`), in the rules' order.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn users_stored_by_an_older_oxidot_are_listed_at_the_next_start() {
+        use crate::store::{DirectoryStorage, User, UserOrder, UserQuery};
+        let Some(config) = fresh_database().await else {
+            return;
+        };
+        let store = PgStore::connect_with(config, 2).await.unwrap();
+        store.migrate().await.unwrap();
+        let client = store.client().await.unwrap();
+        for (id, name) in [(1, "Zed"), (2, "émile"), (3, "ann")] {
+            let user = User::sample(id, name);
+            client
+                .execute(
+                    "INSERT INTO oxidot_users (id, username, record) VALUES ($1, $2, $3)",
+                    &[&(id as i64), &name, &json(&user)],
+                )
+                .await
+                .unwrap();
+        }
+        let query = UserQuery::new("e", UserOrder::Username, false, 1, 10);
+        assert_eq!(store.user_page(&query).await.unwrap().matching, 0);
+        store.migrate().await.unwrap();
+        let listed = store.user_page(&query).await.unwrap();
+        let names: Vec<&str> = listed
+            .users
+            .iter()
+            .map(|user| user.username.as_str())
+            .collect();
+        assert_eq!(names, ["Zed", "émile"]);
+        assert_eq!(listed, query.answer(store.users().await.unwrap()));
+        let unlisted = client
+            .query_one(
+                "SELECT count(*) FROM oxidot_users WHERE search_text IS NULL",
+                &[],
+            )
+            .await
+            .unwrap();
+        assert_eq!(unlisted.get::<_, i64>(0), 0);
     }
 
     #[test]

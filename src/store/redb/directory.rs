@@ -5,13 +5,20 @@ use async_trait::async_trait;
 use super::Store;
 use crate::rules;
 use crate::store::{
-    DirectoryStorage, Group, PermissionRecord, StoreError, Timestamp, User, UserSaved,
+    DirectoryStorage, Group, PermissionRecord, StoreError, Timestamp, User, UserPage, UserQuery,
+    UserSaved,
 };
 
 #[async_trait]
 impl DirectoryStorage for Store {
     async fn users(&self) -> Result<Vec<User>, StoreError> {
         self.read(|tx| tx.users())
+    }
+
+    async fn user_page(&self, query: &UserQuery) -> Result<UserPage, StoreError> {
+        // A file is one machine's: its users are read from memory-mapped pages, and the
+        // list is searched and sorted as it goes.
+        self.read(|tx| Ok(query.answer(tx.users()?)))
     }
 
     async fn usernames(

@@ -11,10 +11,10 @@ use crate::accounts::{AccountError, NewUser};
 use crate::applications::{Refusal, as_sentence};
 use crate::params::Params;
 use crate::permissions::{self, Action};
-use crate::store::{Group, Permission, SecretKey, StoreError, User};
+use crate::store::{Group, Permission, SecretKey, StoreError, User, UserOrder, UserQuery};
 use crate::web::error::{Page, WebError};
 use crate::web::form::{CheckedForm, Query};
-use crate::web::listing::{Column, Listing, SortValue, optional_number};
+use crate::web::listing::{Column, Listing, PAGE_ROWS};
 use crate::web::permission_fields;
 use crate::web::screen::Screen;
 use crate::web::session::{
@@ -84,38 +84,34 @@ const USER_COLUMNS: [Column; 5] = [
 #[get("/admin/users")]
 async fn list(screen: Allowed<'_, ViewUser>, query: Query) -> Result<Page, WebError> {
     let state = screen.state;
-    let search = text(&query.0, "q")?.to_lowercase();
+    let search = text(&query.0, "q")?;
     let listing = Listing::from_query(USERS, &query.0, &USER_COLUMNS, &["q"])?;
-    let users = state.accounts.users().await?;
-    let mut matching: Vec<&User> = users
-        .iter()
-        .filter(|user| {
-            search.is_empty()
-                || [
-                    &user.username,
-                    &user.email,
-                    &user.first_name,
-                    &user.last_name,
-                ]
-                .iter()
-                .any(|field| field.to_lowercase().contains(&search))
-        })
-        .collect();
-    listing.sort(&mut matching, |user, column| match column {
-        "username" => SortValue::text(&user.username),
-        "email" => SortValue::text(&user.email),
-        "name" => SortValue::text(&format!("{} {}", user.first_name, user.last_name)),
-        "joined" => SortValue::Number(user.date_joined.0),
-        _ => optional_number(user.last_login.map(|at| at.0)),
-    });
-    let count = matching.len();
-    let (shown, pager) = listing.page(matching);
-    let rows: Vec<Value> = shown.into_iter().map(user_row).collect();
+    let order = match listing.sorted_by() {
+        Some(("username", descending)) => (UserOrder::Username, descending),
+        Some(("email", descending)) => (UserOrder::Email, descending),
+        Some(("name", descending)) => (UserOrder::Name, descending),
+        Some(("joined", descending)) => (UserOrder::Joined, descending),
+        Some(("last_login", descending)) => (UserOrder::LastLogin, descending),
+        _ => (UserOrder::Id, false),
+    };
+    let asked = UserQuery::new(
+        &search,
+        order.0,
+        order.1,
+        listing.asked_page() as u64,
+        PAGE_ROWS as u64,
+    );
+    let found = state.accounts.user_page(&asked).await?;
+    let rows: Vec<Value> = found.users.iter().map(user_row).collect();
+    let pager = listing.pager(
+        usize::try_from(found.matching).unwrap_or(usize::MAX),
+        usize::try_from(found.page).unwrap_or(usize::MAX),
+    );
     screen.render(
         "admin_users.html.tera",
         json!({
             "section": "users", "users": rows, "q": search,
-            "matching": count, "total": users.len(), "listing": pager,
+            "matching": found.matching, "total": found.total, "listing": pager,
             "may_delete": screen.granted.allows(Action::Delete, permissions::USER),
         }),
         None,
