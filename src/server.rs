@@ -382,19 +382,24 @@ async fn serve(
     Ok(())
 }
 
-/// SIGTERM or SIGINT (Ctrl-C): stop accepting, let open requests finish.
-async fn stop_signal() {
+/// SIGTERM or SIGINT (Ctrl-C): stop accepting, let open requests finish. The signals are
+/// watched from this call on, not from the future's first poll: a SIGTERM that arrives while
+/// the first requests are served must still shut down cleanly, never kill the process.
+fn stop_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut interrupt)) = (
+    let watched = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
-    ) else {
-        tracing::warn!("cannot watch for SIGTERM/SIGINT: stop the server with SIGKILL");
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM received: shutting down"),
-        _ = interrupt.recv() => tracing::info!("SIGINT received: shutting down"),
+    );
+    async move {
+        let (Ok(mut term), Ok(mut interrupt)) = watched else {
+            tracing::warn!("cannot watch for SIGTERM/SIGINT: stop the server with SIGKILL");
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received: shutting down"),
+            _ = interrupt.recv() => tracing::info!("SIGINT received: shutting down"),
+        }
     }
 }
 
