@@ -1377,6 +1377,27 @@ pub async fn a_client_is_read_with_its_failures(seeded: Seeded) {
     );
     assert_eq!(found, storage.find_token(&key(10)).await.unwrap());
     assert!(found.is_some());
+    // A refresh token the same way, with its application and user.
+    let (read, refresh) = storage
+        .client_and_token("client-1", query, &key(11))
+        .await
+        .unwrap();
+    assert_eq!(read.1.len(), 3);
+    let refresh = refresh.expect("the refresh token is found");
+    assert!(matches!(refresh.token, StoredToken::Refresh(_)));
+    assert_eq!(
+        refresh.application.map(|app| app.id),
+        Some(seeded.application)
+    );
+    assert_eq!(refresh.user.map(|user| user.id), Some(seeded.user));
+    assert_eq!(
+        storage
+            .find_token(&key(11))
+            .await
+            .unwrap()
+            .map(|found| found.token),
+        Some(refresh.token)
+    );
     let (read, found) = storage
         .client_and_token("nobody", query, &key(99))
         .await

@@ -5,9 +5,11 @@ use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
 
 use super::accounts::next_id;
+use super::failures::AlsoRead;
 use super::{PgStore, duplicate_as, json, pg_id, record};
 use crate::store::{
-    Application, ApplicationStorage, ClientRead, FailureQuery, Replaced, StoreError, Timestamp,
+    Application, ApplicationStorage, ClientRead, FailureQuery, Replaced, SecretKey, StoreError,
+    Timestamp,
 };
 
 const APPLICATION: &str = "SELECT record FROM oxidot_applications WHERE id = $1";
@@ -175,8 +177,24 @@ pub(super) async fn read_client(
     client_id: &str,
     failures: FailureQuery<'_>,
 ) -> Result<ClientRead, StoreError> {
+    let (read, _) = read_client_and(client, client_id, failures, None).await?;
+    Ok(read)
+}
+
+/// A client, its throttle's recent failures and, when `token` names one, a token's rows (see
+/// `AlsoRead`), in one statement.
+pub(super) async fn read_client_and(
+    client: &impl GenericClient,
+    client_id: &str,
+    failures: FailureQuery<'_>,
+    token: Option<&SecretKey>,
+) -> Result<(ClientRead, Vec<tokio_postgres::Row>), StoreError> {
     let keys = failures.keys;
-    let sql = super::failures::recent_failures_sql(keys.len(), true);
+    let also = match token {
+        Some(_) => AlsoRead::ApplicationAndToken,
+        None => AlsoRead::Application,
+    };
+    let sql = super::failures::recent_failures_sql(keys.len(), also);
     let keeps: Vec<i64> = keys
         .iter()
         .map(|key| i64::try_from(key.keep).unwrap_or(i64::MAX))
@@ -188,8 +206,12 @@ pub(super) async fn read_client(
         params.push(keep);
     }
     params.push(&client_id);
+    let token_key = token.map(|key| key.0.as_slice());
+    if let Some(key) = &token_key {
+        params.push(key);
+    }
     let statement = client.prepare_cached(&sql).await?;
     let rows = client.query(&statement, &params).await?;
     let (recent, application) = super::failures::failures_from_rows(&rows, keys.len())?;
-    Ok((application, recent))
+    Ok(((application, recent), rows))
 }

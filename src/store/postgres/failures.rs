@@ -7,31 +7,52 @@ use async_trait::async_trait;
 use super::PgStore;
 use crate::store::{Application, FailureKey, FailureLog, StoreError, Timestamp};
 
+/// What a failure query reads besides the failures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum AlsoRead {
+    Nothing,
+    /// The application whose client id is the parameter after the keys' (`n` = -1, its
+    /// record in the third column): a client authentication's two reads in one statement.
+    Application,
+    /// That, and the token whose key is the next parameter (`n` = -2 an access token, -3 a
+    /// refresh token; the token's, its application's and its user's records in the third,
+    /// fourth and fifth columns): introspection's three reads in one statement.
+    ApplicationAndToken,
+}
+
 /// The newest failures of each of `keys` keys after a time, in one statement: for key `n`,
 /// `(SELECT n, at … WHERE key = $(3+2n) … LIMIT $(4+2n))`, joined by `UNION ALL` (`$1` the
-/// scope, `$2` the time). Its text is the same for every check with as many keys, so it is
-/// prepared once per connection.
-///
-/// With `and_application`, one more branch reads the application whose client id is the last
-/// parameter (`n` = -1, its record in the third column): a client authentication's two reads
-/// in one round trip.
-pub(super) fn recent_failures_sql(keys: usize, and_application: bool) -> String {
+/// scope, `$2` the time), with what `also` names. Its text is the same for every check with as
+/// many keys, so it is prepared once per connection. Every row has five columns: `n`, `at`
+/// and three records.
+pub(super) fn recent_failures_sql(keys: usize, also: AlsoRead) -> String {
     let mut branches: Vec<String> = (0..keys)
         .map(|n| {
             format!(
-                "(SELECT {n}::INT AS n, at, NULL::JSONB AS record FROM oxidot_failures \
+                "(SELECT {n}::INT AS n, at, NULL::JSONB AS record, NULL::JSONB AS second, \
+                 NULL::JSONB AS third FROM oxidot_failures \
                  WHERE scope = $1 AND key = ${} AND at > $2 ORDER BY at DESC LIMIT ${})",
                 3 + 2 * n,
                 4 + 2 * n
             )
         })
         .collect();
-    if and_application {
+    if also != AlsoRead::Nothing {
         branches.push(format!(
-            "(SELECT -1::INT AS n, NULL::BIGINT AS at, record FROM oxidot_applications \
-             WHERE client_id = ${})",
+            "(SELECT -1::INT, NULL::BIGINT, record, NULL::JSONB, NULL::JSONB \
+             FROM oxidot_applications WHERE client_id = ${})",
             3 + 2 * keys
         ));
+    }
+    if also == AlsoRead::ApplicationAndToken {
+        let key = 4 + 2 * keys;
+        for (n, table) in [(-2, "oxidot_access_tokens"), (-3, "oxidot_refresh_tokens")] {
+            branches.push(format!(
+                "(SELECT {n}::INT, NULL::BIGINT, t.record, a.record, u.record FROM {table} t \
+                 LEFT JOIN oxidot_applications a ON a.id = t.application \
+                 LEFT JOIN oxidot_users u ON u.id = t.user_id WHERE t.key = ${key})"
+            ));
+        }
     }
     branches.join(" UNION ALL ")
 }
@@ -47,7 +68,10 @@ pub(super) fn failures_from_rows(
     for row in rows {
         let n: i32 = row.get(0);
         if n < 0 {
-            application = super::record(row, 2)?;
+            // The application's row; a token's rows are read by the caller.
+            if n == -1 {
+                application = super::record(row, 2)?;
+            }
             continue;
         }
         let at: i64 = row.get(1);
@@ -76,7 +100,7 @@ impl FailureLog for PgStore {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        let sql = recent_failures_sql(keys.len(), false);
+        let sql = recent_failures_sql(keys.len(), AlsoRead::Nothing);
         let names: Vec<&str> = keys.iter().map(|key| key.name.as_str()).collect();
         let keeps: Vec<i64> = keys.iter().map(keep).collect();
         let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![&scope, &since.0];

@@ -6,7 +6,7 @@
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
 
-use super::{PgStore, begin_locking, json, pg_id, prepare_all, record, settle};
+use super::{PgStore, begin_locking, json, pg_id, record, settle};
 use crate::config::OAuth2Provider;
 use crate::rules::{self, RefreshRefusal};
 use crate::store::{
@@ -344,18 +344,28 @@ async fn find_token(
         return Ok(None);
     };
     let kind: i32 = row.get(0);
-    let token = if kind == 1 {
-        record::<AccessToken>(&row, 1)?.map(StoredToken::Access)
+    found_token_in(&row, kind == 1, 1)
+}
+
+/// The token in `row` (an access token when `access`, else a refresh token) with its
+/// application and user: three records from column `first` on.
+fn found_token_in(
+    row: &tokio_postgres::Row,
+    access: bool,
+    first: usize,
+) -> Result<Option<FoundToken>, StoreError> {
+    let token = if access {
+        record::<AccessToken>(row, first)?.map(StoredToken::Access)
     } else {
-        record::<RefreshToken>(&row, 1)?.map(StoredToken::Refresh)
+        record::<RefreshToken>(row, first)?.map(StoredToken::Refresh)
     };
     let Some(token) = token else {
         return Ok(None);
     };
     Ok(Some(FoundToken {
         token,
-        application: record::<Application>(&row, 2)?,
-        user: record::<User>(&row, 3)?,
+        application: record::<Application>(row, first + 1)?,
+        user: record::<User>(row, first + 2)?,
     }))
 }
 
@@ -445,12 +455,16 @@ impl TokenStorage for PgStore {
         key: &SecretKey,
     ) -> Result<(ClientRead, Option<FoundToken>), StoreError> {
         let client = self.client().await?;
-        // Both statements prepared first, then sent together (pipelined): one round trip.
-        prepare_all(&client, &[FIND_TOKEN]).await?;
-        tokio::try_join!(
-            super::applications::read_client(&client, client_id, failures),
-            find_token(&client, key),
-        )
+        // One statement: the client, its failures and the token (an access token wins).
+        let (read, rows) =
+            super::applications::read_client_and(&client, client_id, failures, Some(key)).await?;
+        let row_of = |n: i32| rows.iter().find(|row| row.get::<_, i32>(0) == n);
+        let found = match (row_of(-2), row_of(-3)) {
+            (Some(row), _) => found_token_in(row, true, 2)?,
+            (None, Some(row)) => found_token_in(row, false, 2)?,
+            (None, None) => None,
+        };
+        Ok((read, found))
     }
 
     async fn revoke_token(
