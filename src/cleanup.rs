@@ -9,6 +9,8 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
+
 use crate::clock::Clock;
 use crate::config::OAuth2Provider;
 use crate::store::{CleanupStorage, ExpiringKind, ExpiryCutoffs, StoreError, Timestamp};
@@ -25,7 +27,8 @@ pub struct CleanupReport {
     pub grants: u64,
     pub device_grants: u64,
     pub sessions: u64,
-    /// Set when a shutdown stopped the cleanup at a batch boundary.
+    /// Set when the cleanup was stopped at a batch boundary (a shutdown, or its run's lease
+    /// taken by another run: see `scheduler::TaskLease`).
     pub interrupted: bool,
     pub elapsed_millis: u64,
 }
@@ -53,7 +56,11 @@ impl CleanupReport {
             format!("{} Expired sessions deleted", self.sessions),
         ];
         if self.interrupted {
-            lines.push("Stopped early: the server is shutting down.".to_owned());
+            lines.push(
+                "Stopped early: the server is shutting down, or another run took this task's \
+                 lease."
+                    .to_owned(),
+            );
         }
         lines
     }
@@ -113,12 +120,26 @@ pub fn cutoffs(provider: &OAuth2Provider, now: Timestamp) -> ExpiryCutoffs {
     }
 }
 
-/// Runs the cleanup; `stop` ends it at the next batch boundary.
+/// Whether a long job may go on to its next batch: asked before each one.
+#[async_trait]
+pub trait Proceed: Send + Sync {
+    async fn proceed(&self) -> bool;
+}
+
+/// A stop flag (a shutdown): go on until it is set.
+#[async_trait]
+impl Proceed for AtomicBool {
+    async fn proceed(&self) -> bool {
+        !self.load(Ordering::Relaxed)
+    }
+}
+
+/// Runs the cleanup, asking `proceed` before each batch (a no ends it there).
 pub async fn clear_expired(
     store: &(impl CleanupStorage + ?Sized),
     provider: &OAuth2Provider,
     clock: &Clock,
-    stop: &AtomicBool,
+    proceed: &dyn Proceed,
 ) -> Result<CleanupReport, StoreError> {
     let started = Instant::now();
     let now = Timestamp::from_datetime(clock.now());
@@ -139,7 +160,7 @@ pub async fn clear_expired(
         let deleted = match cutoff {
             Some(cutoff) if !report.interrupted => {
                 let (deleted, interrupted) =
-                    delete_before(store, kind, cutoff, limit, pause, stop).await?;
+                    delete_before(store, kind, cutoff, limit, pause, proceed).await?;
                 report.interrupted = interrupted;
                 deleted
             }
@@ -183,18 +204,18 @@ fn seconds_micros(seconds: u64) -> i64 {
 }
 
 /// Deletes every record of `kind` filed before `cutoff`, batch by batch. Returns the count and
-/// whether `stop` cut it short.
+/// whether `proceed` cut it short.
 async fn delete_before(
     store: &(impl CleanupStorage + ?Sized),
     kind: ExpiringKind,
     cutoff: Timestamp,
     limit: usize,
     pause: Duration,
-    stop: &AtomicBool,
+    proceed: &dyn Proceed,
 ) -> Result<(u64, bool), StoreError> {
     let mut total = 0;
     loop {
-        if stop.load(Ordering::Relaxed) {
+        if !proceed.proceed().await {
             return Ok((total, true));
         }
         let (deleted, more) = store.clear_expired_batch(kind, cutoff, limit).await?;

@@ -74,6 +74,8 @@ pub struct CommandContext {
     /// Seals private signing keys at rest (from `key_encryption_key`).
     pub sealer: Option<crate::oidc::KeySealer>,
     pub clock: Clock,
+    /// How long a run's lease on its task lasts unrenewed (`scheduler.lease_seconds`).
+    pub task_lease_seconds: u64,
 }
 
 impl CommandContext {
@@ -94,6 +96,7 @@ impl CommandContext {
             keys: None,
             sealer: None,
             clock,
+            task_lease_seconds: settings.scheduler.lease_seconds,
         }
     }
 }
@@ -155,9 +158,28 @@ pub async fn execute(context: &CommandContext, command: Command) -> Result<Strin
             Ok(crate::backups::backup(store, &destination, now).await?)
         }
         Command::ClearTokens => {
-            let never = std::sync::atomic::AtomicBool::new(false);
+            // The scheduled cleanup's lease: never beside a run on a server (or another CLI).
+            let holder = format!("cli:{}", crate::scheduler::instance_name());
+            let Some(lease) = crate::scheduler::TaskLease::claim(
+                store,
+                &context.clock,
+                &holder,
+                "clear_tokens",
+                context.task_lease_seconds,
+                None,
+            )
+            .await?
+            else {
+                return Err(CommandError::Other(
+                    "a cleanup is running now (on a server, or another cleartokens): nothing \
+                     was done; run this again when it has ended"
+                        .to_owned(),
+                ));
+            };
             let report =
-                cleanup::clear_expired(store, &context.provider, &context.clock, &never).await?;
+                cleanup::clear_expired(store, &context.provider, &context.clock, &lease).await;
+            lease.release().await;
+            let report = report?;
             let mut output = report.lines().join("\n");
             output.push_str(&format!("\n({} ms)\n", report.elapsed_millis));
             Ok(output)

@@ -11,10 +11,14 @@
 //! Several instances on one database run each task once: only the holder of the `scheduler`
 //! lease (a row with an expiry, renewed every `scheduler.poll_seconds`) runs scheduled tasks;
 //! when it dies, another takes the lease over once it expires (`scheduler.lease_seconds`). On
-//! a redb file there is one process, and it holds the lease from the start.
+//! a redb file there is one process, and it holds the lease from the start. Each run of a task
+//! also holds a lease of its own (`TaskLease`), so no two runs of one task overlap anywhere —
+//! "Run now" on another instance, the CLI, or a paused leader's successor included.
 
+mod lease;
 mod tasks;
 
+pub use lease::{TaskLease, lease_name};
 pub use tasks::Tasks;
 
 use std::collections::{HashMap, HashSet};
@@ -172,9 +176,10 @@ impl Runner {
         held
     }
 
-    /// A scheduled run: only the lease holder's.
+    /// A scheduled run: only the lease holder's, as the lease stands now (claimed afresh: an
+    /// instance that was paused past its lease learns here that it no longer leads).
     async fn run_scheduled(&self, name: &str) {
-        if self.leader.load(Ordering::Relaxed) {
+        if self.claim_lease().await {
             self.run(name).await;
         } else {
             tracing::debug!(task = name, "another instance runs the periodic tasks");
@@ -217,8 +222,30 @@ impl Runner {
             self.resync.notify_one();
             return Ok(());
         }
+        // Each task's runs under a name of their own: two tasks of one registered task (two
+        // cleanups) exclude each other too.
+        let holder = format!("{}/{name}", self.holder);
+        let Some(lease) = TaskLease::claim(
+            &*self.store,
+            &self.clock,
+            &holder,
+            &task.task,
+            self.lease_seconds,
+            Some(&self.stop),
+        )
+        .await?
+        else {
+            tracing::info!(
+                task = name,
+                "a run of {:?} is under way elsewhere (another instance or the CLI): this run \
+                 is skipped",
+                task.task
+            );
+            return Ok(());
+        };
         let started = Instant::now();
-        let result = self.execute(&task).await;
+        let result = self.execute(&task, &lease).await;
+        lease.release().await;
         let outcome = TaskOutcome {
             ok: result.is_ok(),
             message: match result {
@@ -241,10 +268,10 @@ impl Runner {
     }
 
     /// The registry.
-    async fn execute(&self, task: &PeriodicTask) -> Result<String, String> {
+    async fn execute(&self, task: &PeriodicTask, lease: &TaskLease<'_>) -> Result<String, String> {
         match task.task.as_str() {
             "clear_tokens" => {
-                cleanup::clear_expired(&*self.store, &self.provider, &self.clock, &self.stop)
+                cleanup::clear_expired(&*self.store, &self.provider, &self.clock, lease)
                     .await
                     .map(|report| report.lines().join("; "))
                     .map_err(|error| error.to_string())
@@ -465,7 +492,7 @@ impl Scheduler {
 
 /// A name for this instance in the lease table: host and process, and a random part (a
 /// restarted process may get the same pid).
-fn instance_name() -> String {
+pub(crate) fn instance_name() -> String {
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".to_owned());
     let mut random = [0u8; 4];
     let _ = getrandom::fill(&mut random);

@@ -540,3 +540,123 @@ fn one_off_tasks_run_once_and_expired_tasks_not_at_all() {
     assert_eq!((over.total_run_count, over.enabled), (0, false));
     store.close().unwrap();
 }
+
+/// Puts `count` authorization codes that expired long ago: a cleanup of one per batch.
+fn put_expired_codes(store: &Store, count: u8) {
+    store
+        .write_blocking(move |tx| {
+            for byte in 1..=count {
+                let grant = Grant {
+                    user: 1,
+                    application: 1,
+                    redirect_uri: None,
+                    scope: "read".to_owned(),
+                    code_challenge: None,
+                    code_challenge_method: None,
+                    nonce: None,
+                    auth_time: Timestamp(1),
+                    created: Timestamp(1),
+                    expires: Timestamp(2),
+                    used: None,
+                    family: FamilyId([byte; 16]),
+                    sid: None,
+                    claims: None,
+                };
+                tx.put_grant(&SecretKey([byte; 32]), &grant)?;
+            }
+            Ok(())
+        })
+        .unwrap();
+}
+
+async fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !done() {
+        assert!(Instant::now() < deadline, "waited too long for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// No two runs of one task overlap, wherever they start. Two schedulers on one store stand for
+/// two instances (each its own lease holder, as on PostgreSQL): while one runs the cleanup,
+/// "Run now" on the other, another task of the same cleanup, and `oxidot cleartokens` are all
+/// refused; a leader paused past its lease (the clock jumps) is taken over, and its run stops
+/// at its next batch instead of going on beside its successor's.
+#[test]
+fn runs_of_a_task_never_overlap_across_instances_the_cli_or_a_paused_leader() {
+    use oxidot::commands::{Command, CommandContext, execute};
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = Store::open(&dir.path().join("l.redb"), 1 << 20).unwrap();
+    let mut settings = Settings::default();
+    settings.tasks.clear();
+    settings.oauth2_provider.clear_expired_tokens_batch_size = 1;
+    // Three batches 3 s apart: the first run's pause between batches is where the clock jumps
+    // and its successor starts (a paused process does nothing, and neither does this run
+    // while it sleeps).
+    settings.oauth2_provider.clear_expired_tokens_batch_interval = 3.0;
+    put_expired_codes(&store, 3);
+    store
+        .write_blocking(|tx| {
+            tx.put_periodic_task(&task("slow", "clear_tokens", 3600))?;
+            tx.put_periodic_task(&task("again", "clear_tokens", 3600))
+        })
+        .unwrap();
+    let clock = Clock::manual(time::macros::datetime!(2026-06-01 00:00 UTC));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let storage: oxidot::store::SharedStorage = std::sync::Arc::new(store.clone());
+        let start = || Scheduler::start(storage.clone(), &settings, clock.clone());
+        let (first, second) = (start().await.unwrap(), start().await.unwrap());
+        first.run_now("slow");
+        wait_until("the first run", || first.is_running("slow")).await;
+        second.run_now("slow");
+        first.run_now("again");
+        let context = CommandContext::new(
+            storage.clone(),
+            None,
+            oxidot::passwords::Hasher::new(1),
+            &settings,
+            clock.clone(),
+        );
+        let refused = execute(&context, Command::ClearTokens).await.unwrap_err();
+        assert!(
+            refused.to_string().contains("a cleanup is running now"),
+            "{refused}"
+        );
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert!(first.is_running("slow"));
+        assert!(!second.is_running("slow") && !first.is_running("again"));
+
+        // The first instance "paused" past its lease: the second takes the task over, and the
+        // first stops at its next batch boundary.
+        clock.advance(time::Duration::seconds(
+            i64::try_from(settings.scheduler.lease_seconds).unwrap() + 1,
+        ));
+        second.run_now("slow");
+        wait_until("the second run", || second.is_running("slow")).await;
+        wait_until("the first run to stop", || !first.is_running("slow")).await;
+        assert!(second.is_running("slow"), "the successor runs alone");
+        wait_until("the second run to end", || !second.is_running("slow")).await;
+        first.shutdown().await;
+        second.shutdown().await;
+    });
+    let read = |name: &str| store.read(|tx| tx.periodic_task(name)).unwrap().unwrap();
+    let slow = read("slow");
+    assert_eq!(
+        slow.total_run_count, 2,
+        "the interrupted run and its successor's"
+    );
+    let last = slow.last_result.unwrap();
+    assert!(
+        last.ok && !last.message.contains("Stopped early"),
+        "{last:?}"
+    );
+    assert_eq!(read("again").total_run_count, 0);
+    let left = store.read(|tx| tx.grant(&SecretKey([3; 32]))).unwrap();
+    assert!(left.is_none(), "the successor finished the cleanup");
+    store.close().unwrap();
+}
