@@ -725,6 +725,132 @@ fn admin_bench(dir: &std::path::Path) {
     let _ = server.wait();
 }
 
+/// The admin's user list over many users (`BENCH_USERS`, 100,000 by default): each page
+/// searched, sorted and paged by the store, on the file and, with `BENCH_POSTGRES`, on
+/// PostgreSQL (the same users moved there by `copy-store`).
+fn users_bench(dir: &std::path::Path) {
+    let count: u32 = std::env::var("BENCH_USERS")
+        .ok()
+        .and_then(|count| count.parse().ok())
+        .unwrap_or(100_000);
+    let database = dir.join("oxidot.redb");
+    {
+        let (store, _) = oxidot::store::Store::open(&database, 64 << 20).unwrap();
+        store
+            .write_blocking(|tx| {
+                let mut user = tx.user_by_username("bench")?.unwrap();
+                user.is_staff = true;
+                user.is_superuser = true;
+                tx.put_user(&user)
+            })
+            .unwrap();
+        for chunk in (0..count).collect::<Vec<_>>().chunks(10_000) {
+            let chunk = chunk.to_vec();
+            store
+                .write_blocking(move |tx| {
+                    for n in &chunk {
+                        let user = oxidot::store::User {
+                            id: tx.next_user_id()?,
+                            username: format!("member{n:07}"),
+                            password: "!".to_owned(),
+                            first_name: ["Ann", "Bo", "Chloé", "Dmitri"][*n as usize % 4]
+                                .to_owned(),
+                            last_name: format!("Family{}", n % 997),
+                            email: format!("m{n}@example.org"),
+                            is_active: true,
+                            is_staff: false,
+                            is_superuser: false,
+                            last_login: (n % 3 != 0).then_some(oxidot::store::Timestamp(
+                                1_700_000_000_000_000 + i64::from(*n),
+                            )),
+                            date_joined: oxidot::store::Timestamp(
+                                1_600_000_000_000_000 + i64::from(*n),
+                            ),
+                            groups: Vec::new(),
+                            user_permissions: Vec::new(),
+                        };
+                        tx.put_user(&user)?;
+                    }
+                    Ok(())
+                })
+                .unwrap();
+        }
+        store.close().unwrap();
+    }
+    let middle = count / 100 / 2;
+    let pages = [
+        ("first page (id order)", "/admin/users/".to_owned()),
+        (
+            "by username, a page in the middle",
+            format!("/admin/users/?sort=username&page={middle}"),
+        ),
+        (
+            "by last login, newest first",
+            "/admin/users/?sort=-last_login".to_owned(),
+        ),
+        ("by name", "/admin/users/?sort=name".to_owned()),
+        (
+            "search, one match",
+            format!("/admin/users/?q=member{:07}", count / 2),
+        ),
+        (
+            "search, two words (a quarter match)",
+            "/admin/users/?q=chlo%C3%A9+family1".to_owned(),
+        ),
+        ("search, no match", "/admin/users/?q=nobody-here".to_owned()),
+    ];
+    let mut backends = vec![("a redb file", None)];
+    if let Ok(server) = std::env::var("BENCH_POSTGRES") {
+        backends.push((
+            "PostgreSQL (same machine)",
+            Some(bench_database(&server, dir)),
+        ));
+    }
+    for (label, url) in backends {
+        let port = free_port();
+        let mut settings = vec![("OXIDOT_TASKS__CLEAR_TOKENS__ENABLED", "false")];
+        if let Some(url) = &url {
+            settings.push(("OXIDOT_DATABASE", url));
+        }
+        let mut server = start_server(dir, port, &settings);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let mut conn = Conn::open(port).await;
+            let (cookie, _) = log_in(&mut conn).await;
+            println!(
+                "admin user list over {count} users on {label} (10 requests each, one connection):"
+            );
+            for (what, path) in &pages {
+                let mut times = Vec::new();
+                let mut rows = 0;
+                for _ in 0..10 {
+                    let started = Instant::now();
+                    let page = conn.send("GET", path, &[("Cookie", &cookie)], "").await;
+                    times.push(started.elapsed());
+                    assert_eq!(page.status, 200, "{path}");
+                    rows = String::from_utf8_lossy(&page.body)
+                        .matches("<td><a href=\"/admin/users/")
+                        .count();
+                }
+                times.sort();
+                println!(
+                    "  {what:<40} p50 {:>8.2} ms  max {:>8.2} ms  rows {rows}  peak RSS {:.1} MiB",
+                    times[times.len() / 2].as_secs_f64() * 1000.0,
+                    times[times.len() - 1].as_secs_f64() * 1000.0,
+                    peak_rss_kib(server.id()) as f64 / 1024.0
+                );
+            }
+        });
+        let _ = Command::new("kill")
+            .args(["-TERM", &server.id().to_string()])
+            .status();
+        let _ = server.wait();
+    }
+}
+
 /// Writes a DOT `dumpdata` (JSON) of a user, an application and `tokens` access tokens, every
 /// other one with its refresh token, as DOT 3.4.1 writes them.
 fn write_dump(path: &std::path::Path, tokens: u64) {
@@ -1002,6 +1128,11 @@ fn main() {
     // Heavy: only when named (`cargo bench --bench oauth -- admin`).
     if std::env::args().skip(1).any(|arg| arg == "admin") {
         admin_bench(dir.path());
+        return;
+    }
+    // Heavy: only when named (`cargo bench --bench oauth -- users`).
+    if std::env::args().skip(1).any(|arg| arg == "users") {
+        users_bench(dir.path());
         return;
     }
     // Heavy: only when named (`cargo bench --bench oauth -- growth`).
