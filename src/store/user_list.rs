@@ -4,8 +4,6 @@
 //! redb applies them to the users it reads, PostgreSQL to columns computed by these same
 //! functions when a user is stored (so both agree on every character, not only on ASCII).
 
-use std::cmp::Ordering;
-
 use super::User;
 
 /// What the list may be ordered by.
@@ -114,21 +112,6 @@ impl UserQuery {
         self.words.iter().all(|word| text.contains(word.as_str()))
     }
 
-    /// The list's order: the chosen column, ties by id, both in the chosen direction (so one
-    /// index on `(column, id)` serves either direction).
-    pub fn compare(&self, a: &User, b: &User) -> Ordering {
-        let order = self
-            .order
-            .key(a)
-            .cmp(&self.order.key(b))
-            .then(a.id.cmp(&b.id));
-        if self.descending {
-            order.reverse()
-        } else {
-            order
-        }
-    }
-
     /// The page shown when `matching` users match: the one asked for, or the last one.
     pub fn shown_page(&self, matching: u64) -> u64 {
         self.page.min(matching.div_ceil(self.per_page).max(1))
@@ -139,29 +122,89 @@ impl UserQuery {
         (self.shown_page(matching) - 1).saturating_mul(self.per_page)
     }
 
-    /// The answer from every user, as a backend that reads them all gives it.
-    pub fn answer(&self, users: impl IntoIterator<Item = User>) -> UserPage {
-        let mut total = 0;
-        let mut matching: Vec<User> = users
-            .into_iter()
-            .inspect(|_| total += 1)
-            .filter(|user| self.matches(user))
-            .collect();
-        matching.sort_by(|a, b| self.compare(a, b));
-        let count = matching.len() as u64;
-        let page = self.shown_page(count);
-        let users = matching
-            .into_iter()
-            .skip(usize::try_from(self.offset(count)).unwrap_or(usize::MAX))
-            .take(usize::try_from(self.per_page).unwrap_or(usize::MAX))
-            .collect();
-        UserPage {
-            users,
-            page,
-            matching: count,
-            total,
+    /// A ranking of users one at a time, for a backend that reads them all: it keeps each
+    /// match's sort key and id, not the user.
+    pub fn ranking(&self) -> Ranking<'_> {
+        Ranking {
+            query: self,
+            total: 0,
+            matching: Vec::new(),
         }
     }
+
+    /// The answer from every user (the reference the backends are checked against).
+    pub fn answer(&self, users: impl IntoIterator<Item = User>) -> UserPage {
+        let mut ranking = self.ranking();
+        let mut by_id = std::collections::HashMap::new();
+        for user in users {
+            ranking.add(&user);
+            by_id.insert(user.id, user);
+        }
+        let ranked = ranking.finish();
+        UserPage {
+            users: ranked
+                .ids
+                .iter()
+                .filter_map(|id| by_id.remove(id))
+                .collect(),
+            page: ranked.page,
+            matching: ranked.matching,
+            total: ranked.total,
+        }
+    }
+}
+
+/// Users ranked for one `UserQuery`, one at a time (`UserQuery::ranking`).
+pub struct Ranking<'a> {
+    query: &'a UserQuery,
+    total: u64,
+    /// Each matching user's key (computed once, not at every comparison) and id.
+    matching: Vec<(UserSortKey, u64)>,
+}
+
+impl Ranking<'_> {
+    pub fn add(&mut self, user: &User) {
+        self.total += 1;
+        if self.query.matches(user) {
+            self.matching.push((self.query.order.key(user), user.id));
+        }
+    }
+
+    /// The shown page's ids in order, and the counts.
+    pub fn finish(mut self) -> Ranked {
+        let query = self.query;
+        self.matching.sort_by(|a, b| {
+            let order = a.cmp(b);
+            if query.descending {
+                order.reverse()
+            } else {
+                order
+            }
+        });
+        let matching = self.matching.len() as u64;
+        let ids = self
+            .matching
+            .into_iter()
+            .map(|(_, id)| id)
+            .skip(usize::try_from(query.offset(matching)).unwrap_or(usize::MAX))
+            .take(usize::try_from(query.per_page).unwrap_or(usize::MAX))
+            .collect();
+        Ranked {
+            ids,
+            page: query.shown_page(matching),
+            matching,
+            total: self.total,
+        }
+    }
+}
+
+/// What a `Ranking` found: the ids of the page's users, in order, and the counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ranked {
+    pub ids: Vec<u64>,
+    pub page: u64,
+    pub matching: u64,
+    pub total: u64,
 }
 
 /// One page of users and the counts shown with it.

@@ -16,9 +16,23 @@ impl DirectoryStorage for Store {
     }
 
     async fn user_page(&self, query: &UserQuery) -> Result<UserPage, StoreError> {
-        // A file is one machine's: its users are read from memory-mapped pages, and the
-        // list is searched and sorted as it goes.
-        self.read(|tx| Ok(query.answer(tx.users()?)))
+        // A file is one machine's: every user is read from its memory-mapped pages and
+        // ranked as it goes (only each match's key is kept), then the page's users are read.
+        self.read(|tx| {
+            let mut ranking = query.ranking();
+            tx.each_user(|user| ranking.add(&user))?;
+            let ranked = ranking.finish();
+            let mut users = Vec::with_capacity(ranked.ids.len());
+            for id in &ranked.ids {
+                users.extend(tx.user(*id)?);
+            }
+            Ok(UserPage {
+                users,
+                page: ranked.page,
+                matching: ranked.matching,
+                total: ranked.total,
+            })
+        })
     }
 
     async fn usernames(

@@ -565,6 +565,16 @@ impl ReadTx {
         self.all(USERS)
     }
 
+    /// Every user in id order, one at a time (none kept).
+    pub fn each_user(&self, mut visit: impl FnMut(User)) -> Result<(), StoreError> {
+        let table = self.txn.open_table(USERS)?;
+        for row in table.iter()? {
+            let (_, value) = row?;
+            visit(decode(value.value())?);
+        }
+        Ok(())
+    }
+
     pub fn user_count(&self) -> Result<u64, StoreError> {
         Ok(self.txn.open_table(USERS)?.len()?)
     }
