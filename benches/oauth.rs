@@ -626,6 +626,29 @@ async fn log_in(conn: &mut Conn) -> (String, String) {
 
 /// Admin pages over a million tokens (`cargo bench --bench oauth -- admin`): the cleanup
 /// bench's 1.4 million rows, then each list page fetched 20 times by a signed-in staff user.
+/// Gets an admin page `times` times on one connection: the median and slowest times in
+/// milliseconds, and how many rows (occurrences of `row`) the last answer had.
+async fn time_page(
+    conn: &mut Conn,
+    cookie: &str,
+    path: &str,
+    times: usize,
+    row: &str,
+) -> (f64, f64, usize) {
+    let mut took = Vec::new();
+    let mut rows = 0;
+    for _ in 0..times {
+        let started = Instant::now();
+        let page = conn.send("GET", path, &[("Cookie", cookie)], "").await;
+        took.push(started.elapsed());
+        assert_eq!(page.status, 200, "{path}");
+        rows = String::from_utf8_lossy(&page.body).matches(row).count();
+    }
+    took.sort();
+    let millis = |at: usize| took[at].as_secs_f64() * 1000.0;
+    (millis(took.len() / 2), millis(took.len() - 1), rows)
+}
+
 fn admin_bench(dir: &std::path::Path) {
     let database = dir.join("oxidot.redb");
     fill(&database);
@@ -700,23 +723,8 @@ fn admin_bench(dir: &std::path::Path) {
             EXPIRED_ACCESS + LIVE_ACCESS
         );
         for (label, path) in &pages {
-            let mut times = Vec::new();
-            let mut rows = 0;
-            for _ in 0..20 {
-                let started = Instant::now();
-                let page = conn.send("GET", path, &[("Cookie", &cookie)], "").await;
-                times.push(started.elapsed());
-                assert_eq!(page.status, 200, "{path}");
-                rows = String::from_utf8_lossy(&page.body)
-                    .matches("name=\"key\"")
-                    .count();
-            }
-            times.sort();
-            println!(
-                "  {label:<55} p50 {:>7.2} ms  max {:>7.2} ms  rows {rows}",
-                times[times.len() / 2].as_secs_f64() * 1000.0,
-                times[times.len() - 1].as_secs_f64() * 1000.0
-            );
+            let (p50, max, rows) = time_page(&mut conn, &cookie, path, 20, "name=\"key\"").await;
+            println!("  {label:<55} p50 {p50:>7.2} ms  max {max:>7.2} ms  rows {rows}");
         }
     });
     let _ = Command::new("kill")
@@ -824,22 +832,10 @@ fn users_bench(dir: &std::path::Path) {
                 "admin user list over {count} users on {label} (10 requests each, one connection):"
             );
             for (what, path) in &pages {
-                let mut times = Vec::new();
-                let mut rows = 0;
-                for _ in 0..10 {
-                    let started = Instant::now();
-                    let page = conn.send("GET", path, &[("Cookie", &cookie)], "").await;
-                    times.push(started.elapsed());
-                    assert_eq!(page.status, 200, "{path}");
-                    rows = String::from_utf8_lossy(&page.body)
-                        .matches("<td><a href=\"/admin/users/")
-                        .count();
-                }
-                times.sort();
+                let (p50, max, rows) =
+                    time_page(&mut conn, &cookie, path, 10, "<td><a href=\"/admin/users/").await;
                 println!(
-                    "  {what:<40} p50 {:>8.2} ms  max {:>8.2} ms  rows {rows}  peak RSS {:.1} MiB",
-                    times[times.len() / 2].as_secs_f64() * 1000.0,
-                    times[times.len() - 1].as_secs_f64() * 1000.0,
+                    "  {what:<40} p50 {p50:>8.2} ms  max {max:>8.2} ms  rows {rows}  peak RSS {:.1} MiB",
                     peak_rss_kib(server.id()) as f64 / 1024.0
                 );
             }

@@ -42,6 +42,17 @@ pub fn signed_in(username: &str, staff: bool, superuser: bool) -> App {
     app
 }
 
+/// The texts of a list's first-column links to pages under `prefix`, in order.
+fn link_texts(html: &str, prefix: &str) -> Vec<String> {
+    html.split(&format!("<td><a href=\"{prefix}"))
+        .skip(1)
+        .map(|cell| {
+            let start = cell.find('>').unwrap() + 1;
+            cell[start..start + cell[start..].find('<').unwrap()].to_owned()
+        })
+        .collect()
+}
+
 pub fn body(response: LocalResponse<'_>) -> (u16, String) {
     let status = response.status().code;
     (status, response.into_string().unwrap_or_default())
@@ -883,15 +894,7 @@ fn the_dashboard_counts_used_codes_and_revoked_refresh_tokens_apart_from_live_on
 #[test]
 fn application_lists_sort_page_and_delete_the_selected_rows_after_asking() {
     let app = logged_in();
-    let names = |html: &str| -> Vec<String> {
-        html.split("<td><a href=\"/admin/applications/")
-            .skip(1)
-            .map(|cell| {
-                let start = cell.find('>').unwrap() + 1;
-                cell[start..start + cell[start..].find('<').unwrap()].to_owned()
-            })
-            .collect()
-    };
+    let names = |html: &str| link_texts(html, "/admin/applications/");
     let (status, ascending) = page(&app, "/admin/applications/?sort=name");
     assert_eq!(status, 200);
     let mut expected = names(&ascending);
@@ -963,15 +966,7 @@ fn the_user_list_searches_sorts_and_pages_many_users() {
             Ok(())
         })
         .unwrap();
-    let usernames = |html: &str| -> Vec<String> {
-        html.split("<td><a href=\"/admin/users/")
-            .skip(1)
-            .map(|cell| {
-                let start = cell.find('>').unwrap() + 1;
-                cell[start..start + cell[start..].find('<').unwrap()].to_owned()
-            })
-            .collect()
-    };
+    let usernames = |html: &str| link_texts(html, "/admin/users/");
     let total = app.store.read(|tx| tx.user_count()).unwrap();
     let (status, first) = page(&app, "/admin/users/?q=member&sort=-username");
     assert_eq!(status, 200);
