@@ -176,8 +176,8 @@ pub async fn execute(context: &CommandContext, command: Command) -> Result<Strin
                         .to_owned(),
                 ));
             };
-            let report =
-                cleanup::clear_expired(store, &context.provider, &context.clock, &lease).await;
+            let cleanup = cleanup::clear_expired(store, &context.provider, &context.clock, &lease);
+            let report = lease.hold(cleanup).await;
             lease.release().await;
             let report = report?;
             let mut output = report.lines().join("\n");

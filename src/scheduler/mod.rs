@@ -244,7 +244,7 @@ impl Runner {
             return Ok(());
         };
         let started = Instant::now();
-        let result = self.execute(&task, &lease).await;
+        let result = lease.hold(self.execute(&task, &lease)).await;
         lease.release().await;
         let outcome = TaskOutcome {
             ok: result.is_ok(),

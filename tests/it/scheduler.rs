@@ -60,27 +60,9 @@ fn failing_tasks_are_recorded_and_slow_ones_never_overlap() {
     // A cleanup of four expired codes, one per batch, 0.7 s apart: about 2.1 s.
     settings.oauth2_provider.clear_expired_tokens_batch_size = 1;
     settings.oauth2_provider.clear_expired_tokens_batch_interval = 0.7;
+    put_expired_codes(&store, 4);
     store
         .write_blocking(|tx| {
-            for byte in 1..=4u8 {
-                let grant = Grant {
-                    user: 1,
-                    application: 1,
-                    redirect_uri: None,
-                    scope: "read".to_owned(),
-                    code_challenge: None,
-                    code_challenge_method: None,
-                    nonce: None,
-                    auth_time: Timestamp(1),
-                    created: Timestamp(1),
-                    expires: Timestamp(2),
-                    used: None,
-                    family: FamilyId([byte; 16]),
-                    sid: None,
-                    claims: None,
-                };
-                tx.put_grant(&SecretKey([byte; 32]), &grant)?;
-            }
             // A task whose registered task is gone (say, after an upgrade): it fails each run.
             tx.put_periodic_task(&task("broken", "no_such_task", 1))?;
             tx.put_periodic_task(&task("slow", "clear_tokens", 1))
@@ -658,5 +640,61 @@ fn runs_of_a_task_never_overlap_across_instances_the_cli_or_a_paused_leader() {
     assert_eq!(read("again").total_run_count, 0);
     let left = store.read(|tx| tx.grant(&SecretKey([3; 32]))).unwrap();
     assert!(left.is_none(), "the successor finished the cleanup");
+    store.close().unwrap();
+}
+
+/// A run keeps its lease for as long as it lasts, even when it sleeps longer than the lease
+/// between batches: another instance's "Run now" meanwhile is still refused, and the run ends
+/// whole (not stopped early).
+#[test]
+fn a_run_keeps_its_lease_through_pauses_longer_than_the_lease() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = Store::open(&dir.path().join("k.redb"), 1 << 20).unwrap();
+    let mut settings = Settings::default();
+    settings.tasks.clear();
+    settings.scheduler.lease_seconds = 2;
+    settings.oauth2_provider.clear_expired_tokens_batch_size = 1;
+    settings.oauth2_provider.clear_expired_tokens_batch_interval = 3.0;
+    put_expired_codes(&store, 2);
+    store
+        .write_blocking(|tx| tx.put_periodic_task(&task("slow", "clear_tokens", 3600)))
+        .unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let storage: oxidot::store::SharedStorage = std::sync::Arc::new(store.clone());
+        let start = || Scheduler::start(storage.clone(), &settings, Clock::system());
+        let (first, second) = (start().await.unwrap(), start().await.unwrap());
+        first.run_now("slow");
+        wait_until("the first run", || first.is_running("slow")).await;
+        // Past the lease's length, inside the first run's pause between its two batches.
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        second.run_now("slow");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(
+            !second.is_running("slow"),
+            "the first run still holds the task"
+        );
+        assert!(first.is_running("slow"));
+        wait_until("the first run to end", || !first.is_running("slow")).await;
+        first.shutdown().await;
+        second.shutdown().await;
+    });
+    let slow = store.read(|tx| tx.periodic_task("slow")).unwrap().unwrap();
+    assert_eq!(slow.total_run_count, 1);
+    let result = slow.last_result.unwrap();
+    assert!(
+        result.ok && !result.message.contains("Stopped early"),
+        "{result:?}"
+    );
+    assert!(
+        store
+            .read(|tx| tx.grant(&SecretKey([2; 32])))
+            .unwrap()
+            .is_none()
+    );
     store.close().unwrap();
 }

@@ -93,46 +93,79 @@ fn contains_pattern(word: &str) -> String {
     pattern
 }
 
-/// Gives the users stored before migration 3 (or by an older oxidot during an upgrade) the
-/// columns the admin's list reads, a batch at a time; a user saved meanwhile keeps what its
-/// save wrote.
+/// List columns of many users, column by column (`UNNEST`'s arrays).
+#[derive(Default)]
+struct ColumnBatch {
+    ids: Vec<i64>,
+    search_text: Vec<String>,
+    username: Vec<String>,
+    email: Vec<String>,
+    name: Vec<String>,
+    joined: Vec<i64>,
+    last_login: Vec<i64>,
+}
+
+impl ColumnBatch {
+    fn push(&mut self, id: i64, columns: ListColumns) {
+        self.ids.push(id);
+        self.search_text.push(columns.search_text);
+        self.username.push(columns.username);
+        self.email.push(columns.email);
+        self.name.push(columns.name);
+        self.joined.push(columns.joined);
+        self.last_login.push(columns.last_login);
+    }
+}
+
+/// Gives the users inserted without the columns the admin's list reads — stored before
+/// migration 3, or inserted by an older oxidot still running during an upgrade — those columns,
+/// 500 users a statement. (A user an older oxidot *edits* keeps the columns it had until it is
+/// saved again: its columns are not empty, so nothing here can tell.) A record that cannot be
+/// read is left unlisted and named in the log; start-up goes on.
 pub(super) async fn list_unlisted_users(client: &impl GenericClient) -> Result<u64, StoreError> {
     let mut listed = 0;
+    let mut after = i64::MIN;
     loop {
         let rows = client
             .query(
-                "SELECT id, record FROM oxidot_users WHERE search_text IS NULL ORDER BY id \
-                 LIMIT 500",
-                &[],
+                "SELECT id, record FROM oxidot_users WHERE search_text IS NULL AND id > $1 \
+                 ORDER BY id LIMIT 500",
+                &[&after],
             )
             .await?;
-        if rows.is_empty() {
+        let Some(last) = rows.last() else {
             return Ok(listed);
-        }
+        };
+        after = last.get(0);
+        let mut batch = ColumnBatch::default();
         for row in &rows {
             let id: i64 = row.get(0);
-            let Some(user) = record::<User>(row, 1)? else {
-                continue;
-            };
-            let columns = ListColumns::of(&user);
-            client
-                .execute(
-                    "UPDATE oxidot_users SET search_text = $2, sort_username = $3, \
-                     sort_email = $4, sort_name = $5, joined = $6, last_login = $7 \
-                     WHERE id = $1 AND search_text IS NULL",
-                    &[
-                        &id,
-                        &columns.search_text,
-                        &columns.username,
-                        &columns.email,
-                        &columns.name,
-                        &columns.joined,
-                        &columns.last_login,
-                    ],
-                )
-                .await?;
-            listed += 1;
+            match record::<User>(row, 1) {
+                Ok(Some(user)) => batch.push(id, ListColumns::of(&user)),
+                Ok(None) => {}
+                Err(error) => tracing::warn!(user = id, "a stored user cannot be read: {error}"),
+            }
         }
+        listed += client
+            .execute(
+                "UPDATE oxidot_users u SET search_text = c.search_text, \
+                 sort_username = c.sort_username, sort_email = c.sort_email, \
+                 sort_name = c.sort_name, joined = c.joined, last_login = c.last_login \
+                 FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], \
+                 $6::BIGINT[], $7::BIGINT[]) \
+                 AS c(id, search_text, sort_username, sort_email, sort_name, joined, last_login) \
+                 WHERE u.id = c.id AND u.search_text IS NULL",
+                &[
+                    &batch.ids,
+                    &batch.search_text,
+                    &batch.username,
+                    &batch.email,
+                    &batch.name,
+                    &batch.joined,
+                    &batch.last_login,
+                ],
+            )
+            .await?;
     }
 }
 
