@@ -6,8 +6,8 @@
 use crate::config::OAuth2Provider;
 use crate::oauth::scope::is_subset;
 use crate::store::{
-    AccessToken, DeviceDecision, DeviceGrant, FamilyId, Grant, RefreshToken, SecretKey, Session,
-    Timestamp, User,
+    AccessToken, Consent, DeviceDecision, DeviceGrant, FamilyId, Grant, RefreshToken, SecretKey,
+    Session, Timestamp, User,
 };
 
 /// Whether the user a token or code speaks for may still use it. A token without a user
@@ -337,6 +337,20 @@ pub fn merged_consent(previous: Option<&str>, scope: &str) -> String {
     approved
 }
 
+/// The consent to store after the user approves `scope` at `now`, given what they approved
+/// before; None when that already covers `scope` (nothing to write, so a repeated approval
+/// neither writes nor waits for the consent's row). `granted` is when it last widened.
+pub fn consent_after(previous: Option<&Consent>, scope: &str, now: Timestamp) -> Option<Consent> {
+    let merged = merged_consent(previous.map(|consent| consent.scope.as_str()), scope);
+    if previous.is_some_and(|consent| consent.scope == merged) {
+        return None;
+    }
+    Some(Consent {
+        scope: merged,
+        granted: now,
+    })
+}
+
 /// The records a granted refresh writes: the new access token, the presented refresh token as
 /// it is kept (rotated: revoked, not rotating: paired with the new access token), and the new
 /// refresh token when rotating. The presented token's previous access token is deleted.
@@ -652,6 +666,15 @@ mod tests {
         assert_eq!(merged_consent(None, "read"), "read");
         assert_eq!(merged_consent(Some("read"), "write read"), "read write");
         assert_eq!(merged_consent(Some("read write"), ""), "read write");
+        let at = Timestamp(5);
+        let first = consent_after(None, "read", at).unwrap();
+        assert_eq!((first.scope.as_str(), first.granted), ("read", at));
+        assert_eq!(consent_after(Some(&first), "read", Timestamp(9)), None);
+        let wider = consent_after(Some(&first), "write", Timestamp(9)).unwrap();
+        assert_eq!(
+            (wider.scope.as_str(), wider.granted),
+            ("read write", Timestamp(9))
+        );
     }
 
     #[test]

@@ -455,6 +455,19 @@ pub async fn approvals_store_the_code_and_accumulate_consent(seeded: Seeded) {
     }
     let consent = storage.consent(user, application).await.unwrap().unwrap();
     assert_eq!(consent.scope, "read write");
+    // An approval of what is already consented to stores nothing new.
+    storage
+        .approve(Approval {
+            code: Some((key(2), code(&seeded, 2, now))),
+            consent: Some((user, application, "write".to_owned(), now.plus_seconds(60))),
+            ..Approval::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        storage.consent(user, application).await.unwrap(),
+        Some(consent)
+    );
     assert!(
         storage
             .consent(user, seeded.other_application)

@@ -24,6 +24,9 @@ const PUT_GRANT: &str = "INSERT INTO oxidot_grants
 
 const SET_FAMILY_SESSION: &str = "UPDATE oxidot_families SET session = $2 WHERE id = $1";
 
+const READ_CONSENT: &str = "SELECT record FROM oxidot_consents
+    WHERE user_id = $1 AND application = $2";
+
 const LOCK_CONSENT: &str = "SELECT record FROM oxidot_consents
     WHERE user_id = $1 AND application = $2 FOR UPDATE";
 
@@ -63,10 +66,13 @@ pub(super) async fn put_grant(
     Ok(())
 }
 
-/// Adds `scope` to what `user` approved for `application` (`rules::merged_consent`). The row
-/// is locked so two approvals at once both count; when there is none yet, it is claimed with
-/// an insert that does nothing if another approval inserted it meanwhile — that one has
-/// committed by then, so its row is locked and merged with on the next turn.
+/// Adds `scope` to what `user` approved for `application` (`rules::consent_after`). A consent
+/// that already covers it is only read: a repeated approval neither writes nor waits for the
+/// row (consents only grow, so an approval that finds its scopes there may leave it as it is;
+/// one withdrawn meanwhile is as if withdrawn just after). Otherwise the row is locked so two
+/// approvals at once both count; when there is none yet, it is claimed with an insert that
+/// does nothing if another approval inserted it meanwhile — that one has committed by then, so
+/// its row is locked and merged with on the next turn.
 async fn remember_consent(
     client: &impl GenericClient,
     user: u64,
@@ -75,12 +81,17 @@ async fn remember_consent(
     now: Timestamp,
 ) -> Result<(), StoreError> {
     let (user, application) = (pg_id(user)?, pg_id(application)?);
+    let read = client.prepare_cached(READ_CONSENT).await?;
+    if let Some(row) = client.query_opt(&read, &[&user, &application]).await?
+        && rules::consent_after(record::<Consent>(&row, 0)?.as_ref(), scope, now).is_none()
+    {
+        return Ok(());
+    }
     let lock = client.prepare_cached(LOCK_CONSENT).await?;
     for _ in 0..3 {
         let Some(row) = client.query_opt(&lock, &[&user, &application]).await? else {
-            let first = Consent {
-                scope: rules::merged_consent(None, scope),
-                granted: now,
+            let Some(first) = rules::consent_after(None, scope, now) else {
+                return Ok(());
             };
             let claim = client.prepare_cached(CLAIM_CONSENT).await?;
             if client
@@ -92,15 +103,13 @@ async fn remember_consent(
             }
             continue;
         };
-        let previous = record::<Consent>(&row, 0)?.map(|consent| consent.scope);
-        let consent = Consent {
-            scope: rules::merged_consent(previous.as_deref(), scope),
-            granted: now,
-        };
-        let put = client.prepare_cached(PUT_CONSENT).await?;
-        client
-            .execute(&put, &[&user, &application, &json(&consent)])
-            .await?;
+        let previous = record::<Consent>(&row, 0)?;
+        if let Some(consent) = rules::consent_after(previous.as_ref(), scope, now) {
+            let put = client.prepare_cached(PUT_CONSENT).await?;
+            client
+                .execute(&put, &[&user, &application, &json(&consent)])
+                .await?;
+        }
         return Ok(());
     }
     // Only a row deleted as often as it was claimed gets here (a user or application deleted
@@ -195,6 +204,7 @@ impl CodeStorage for PgStore {
                 PUT_GRANT,
                 PUT_ACCESS_TOKEN,
                 PUT_ID_TOKEN,
+                READ_CONSENT,
                 LOCK_CONSENT,
                 CLAIM_CONSENT,
                 PUT_CONSENT,

@@ -137,7 +137,7 @@ impl CodeStorage for Store {
     }
 }
 
-/// Adds `scope` to what `user` approved for `application` (`rules::merged_consent`).
+/// Adds `scope` to what `user` approved for `application` (`rules::consent_after`).
 fn remember_consent(
     tx: &mut WriteTx<'_>,
     user: u64,
@@ -145,13 +145,9 @@ fn remember_consent(
     scope: &str,
     now: Timestamp,
 ) -> Result<(), StoreError> {
-    let previous = tx.consent(user, application)?.map(|consent| consent.scope);
-    tx.put_consent(
-        user,
-        application,
-        &Consent {
-            scope: rules::merged_consent(previous.as_deref(), scope),
-            granted: now,
-        },
-    )
+    let previous = tx.consent(user, application)?;
+    match rules::consent_after(previous.as_ref(), scope, now) {
+        Some(consent) => tx.put_consent(user, application, &consent),
+        None => Ok(()),
+    }
 }
