@@ -626,6 +626,18 @@ async fn log_in(conn: &mut Conn) -> (String, String) {
 
 /// Admin pages over a million tokens (`cargo bench --bench oauth -- admin`): the cleanup
 /// bench's 1.4 million rows, then each list page fetched 20 times by a signed-in staff user.
+/// Makes the bench's user a superuser (the admin pages are theirs).
+fn make_bench_a_superuser(store: &oxidot::store::Store) {
+    store
+        .write_blocking(|tx| {
+            let mut user = tx.user_by_username("bench")?.unwrap();
+            user.is_staff = true;
+            user.is_superuser = true;
+            tx.put_user(&user)
+        })
+        .unwrap();
+}
+
 /// Gets an admin page `times` times on one connection: the median and slowest times in
 /// milliseconds, and how many rows (occurrences of `row`) the last answer had.
 async fn time_page(
@@ -654,14 +666,7 @@ fn admin_bench(dir: &std::path::Path) {
     fill(&database);
     {
         let (store, _) = oxidot::store::Store::open(&database, 8 << 20).unwrap();
-        store
-            .write_blocking(|tx| {
-                let mut user = tx.user_by_username("bench")?.unwrap();
-                user.is_staff = true;
-                user.is_superuser = true;
-                tx.put_user(&user)
-            })
-            .unwrap();
+        make_bench_a_superuser(&store);
         store.close().unwrap();
     }
     let port = free_port();
@@ -744,14 +749,7 @@ fn users_bench(dir: &std::path::Path) {
     let database = dir.join("oxidot.redb");
     {
         let (store, _) = oxidot::store::Store::open(&database, 64 << 20).unwrap();
-        store
-            .write_blocking(|tx| {
-                let mut user = tx.user_by_username("bench")?.unwrap();
-                user.is_staff = true;
-                user.is_superuser = true;
-                tx.put_user(&user)
-            })
-            .unwrap();
+        make_bench_a_superuser(&store);
         for chunk in (0..count).collect::<Vec<_>>().chunks(10_000) {
             let chunk = chunk.to_vec();
             store

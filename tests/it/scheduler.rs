@@ -559,6 +559,44 @@ async fn wait_until(what: &str, done: impl Fn() -> bool) {
     }
 }
 
+/// A store holding `codes` expired codes and a cleanup task "slow" (not due for an hour: it
+/// runs when told to), with settings that clear one code per batch, `pause` seconds apart.
+fn slow_cleanup(dir: &std::path::Path, codes: u8, pause: f64) -> (Store, Settings) {
+    let (store, _) = Store::open(&dir.join("slow.redb"), 1 << 20).unwrap();
+    let mut settings = Settings::default();
+    settings.tasks.clear();
+    settings.oauth2_provider.clear_expired_tokens_batch_size = 1;
+    settings.oauth2_provider.clear_expired_tokens_batch_interval = pause;
+    put_expired_codes(&store, codes);
+    store
+        .write_blocking(|tx| tx.put_periodic_task(&task("slow", "clear_tokens", 3600)))
+        .unwrap();
+    (store, settings)
+}
+
+/// Two schedulers on one store, standing for two instances (each its own lease holder, as on
+/// PostgreSQL), for as long as `body` takes; then both are shut down.
+fn with_two_schedulers(
+    store: &Store,
+    settings: &Settings,
+    clock: &Clock,
+    body: impl AsyncFnOnce(&Scheduler, &Scheduler, oxidot::store::SharedStorage),
+) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let storage: oxidot::store::SharedStorage = std::sync::Arc::new(store.clone());
+        let start = || Scheduler::start(storage.clone(), settings, clock.clone());
+        let (first, second) = (start().await.unwrap(), start().await.unwrap());
+        body(&first, &second, storage.clone()).await;
+        first.shutdown().await;
+        second.shutdown().await;
+    });
+}
+
 /// No two runs of one task overlap, wherever they start. Two schedulers on one store stand for
 /// two instances (each its own lease holder, as on PostgreSQL): while one runs the cleanup,
 /// "Run now" on the other, another task of the same cleanup, and `oxidot cleartokens` are all
@@ -568,37 +606,21 @@ async fn wait_until(what: &str, done: impl Fn() -> bool) {
 fn runs_of_a_task_never_overlap_across_instances_the_cli_or_a_paused_leader() {
     use oxidot::commands::{Command, CommandContext, execute};
     let dir = tempfile::tempdir().unwrap();
-    let (store, _) = Store::open(&dir.path().join("l.redb"), 1 << 20).unwrap();
-    let mut settings = Settings::default();
-    settings.tasks.clear();
-    settings.oauth2_provider.clear_expired_tokens_batch_size = 1;
     // Three batches 3 s apart: the first run's pause between batches is where the clock jumps
     // and its successor starts (a paused process does nothing, and neither does this run
     // while it sleeps).
-    settings.oauth2_provider.clear_expired_tokens_batch_interval = 3.0;
-    put_expired_codes(&store, 3);
+    let (store, settings) = slow_cleanup(dir.path(), 3, 3.0);
     store
-        .write_blocking(|tx| {
-            tx.put_periodic_task(&task("slow", "clear_tokens", 3600))?;
-            tx.put_periodic_task(&task("again", "clear_tokens", 3600))
-        })
+        .write_blocking(|tx| tx.put_periodic_task(&task("again", "clear_tokens", 3600)))
         .unwrap();
     let clock = Clock::manual(time::macros::datetime!(2026-06-01 00:00 UTC));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let storage: oxidot::store::SharedStorage = std::sync::Arc::new(store.clone());
-        let start = || Scheduler::start(storage.clone(), &settings, clock.clone());
-        let (first, second) = (start().await.unwrap(), start().await.unwrap());
+    let instances = async |first: &Scheduler, second: &Scheduler, storage| {
         first.run_now("slow");
         wait_until("the first run", || first.is_running("slow")).await;
         second.run_now("slow");
         first.run_now("again");
         let context = CommandContext::new(
-            storage.clone(),
+            storage,
             None,
             oxidot::passwords::Hasher::new(1),
             &settings,
@@ -623,9 +645,8 @@ fn runs_of_a_task_never_overlap_across_instances_the_cli_or_a_paused_leader() {
         wait_until("the first run to stop", || !first.is_running("slow")).await;
         assert!(second.is_running("slow"), "the successor runs alone");
         wait_until("the second run to end", || !second.is_running("slow")).await;
-        first.shutdown().await;
-        second.shutdown().await;
-    });
+    };
+    with_two_schedulers(&store, &settings, &clock, instances);
     let read = |name: &str| store.read(|tx| tx.periodic_task(name)).unwrap().unwrap();
     let slow = read("slow");
     assert_eq!(
@@ -649,25 +670,9 @@ fn runs_of_a_task_never_overlap_across_instances_the_cli_or_a_paused_leader() {
 #[test]
 fn a_run_keeps_its_lease_through_pauses_longer_than_the_lease() {
     let dir = tempfile::tempdir().unwrap();
-    let (store, _) = Store::open(&dir.path().join("k.redb"), 1 << 20).unwrap();
-    let mut settings = Settings::default();
-    settings.tasks.clear();
+    let (store, mut settings) = slow_cleanup(dir.path(), 2, 3.0);
     settings.scheduler.lease_seconds = 2;
-    settings.oauth2_provider.clear_expired_tokens_batch_size = 1;
-    settings.oauth2_provider.clear_expired_tokens_batch_interval = 3.0;
-    put_expired_codes(&store, 2);
-    store
-        .write_blocking(|tx| tx.put_periodic_task(&task("slow", "clear_tokens", 3600)))
-        .unwrap();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let storage: oxidot::store::SharedStorage = std::sync::Arc::new(store.clone());
-        let start = || Scheduler::start(storage.clone(), &settings, Clock::system());
-        let (first, second) = (start().await.unwrap(), start().await.unwrap());
+    let instances = async |first: &Scheduler, second: &Scheduler, _| {
         first.run_now("slow");
         wait_until("the first run", || first.is_running("slow")).await;
         // Past the lease's length, inside the first run's pause between its two batches.
@@ -680,9 +685,8 @@ fn a_run_keeps_its_lease_through_pauses_longer_than_the_lease() {
         );
         assert!(first.is_running("slow"));
         wait_until("the first run to end", || !first.is_running("slow")).await;
-        first.shutdown().await;
-        second.shutdown().await;
-    });
+    };
+    with_two_schedulers(&store, &settings, &Clock::system(), instances);
     let slow = store.read(|tx| tx.periodic_task("slow")).unwrap().unwrap();
     assert_eq!(slow.total_run_count, 1);
     let result = slow.last_result.unwrap();
