@@ -563,11 +563,7 @@ fn admin_consent_and_self_service_pages_work_in_a_real_browser() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &["demo"]);
     let driver = Driver::start(&driver_path);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = crate::support::two_thread_runtime();
     runtime.block_on(async {
         let browser = open_browser(&driver, &browser_path, &dir.path().join("chromium")).await;
         let outcome = tokio::spawn({

@@ -12,11 +12,7 @@ use crate::support::{Server, hidden_fields, http_client};
 
 /// Runs a scheduler on `store` for as long as `body` takes, then shuts it down.
 fn with_scheduler(store: &Store, settings: &Settings, body: impl AsyncFnOnce(&Scheduler)) {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = crate::support::two_thread_runtime();
     runtime.block_on(async {
         let scheduler = Scheduler::start(
             std::sync::Arc::new(store.clone()),
@@ -582,11 +578,7 @@ fn with_two_schedulers(
     clock: &Clock,
     body: impl AsyncFnOnce(&Scheduler, &Scheduler, oxidot::store::SharedStorage),
 ) {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = crate::support::two_thread_runtime();
     runtime.block_on(async {
         let storage: oxidot::store::SharedStorage = std::sync::Arc::new(store.clone());
         let start = || Scheduler::start(storage.clone(), settings, clock.clone());

@@ -225,6 +225,15 @@ pub fn oxidot_under_umask(dir: &Path, umask: &str) -> Command {
     wrapped
 }
 
+/// A runtime with two worker threads (the machine's cores), for tests that drive async code.
+pub fn two_thread_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
